@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Makes a Docker Engine and an authenticated registry available for tests and local runs.
+#   scripts/engine.sh up    start what is missing, build and push the test images, print the env
+#   scripts/engine.sh env   print the env (export lines) for what is running
+#   scripts/engine.sh down  stop only what `up` started
+# Uses the engine behind $DOCKER_HOST (or the default socket) when `docker info` works there;
+# otherwise installs Debian's docker.io and starts a private dockerd under $BOSUN_ENGINE_DIR.
+set -euo pipefail
+
+DIR=${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}
+REG_PORT=${BOSUN_REGISTRY_PORT:-5123}
+REG_USER=bosun
+REG_PASS=bosun-test-password
+TCP_DEV=${BOSUN_ENGINE_TCP:-}   # e.g. 127.0.0.1:2375 exposes the private engine on TCP (development only)
+mkdir -p "$DIR"
+
+log() { echo "[engine] $*" >&2; }
+
+need_pkgs() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    [ -f "$DIR/.apt-updated" ] || { apt-get update -qq >&2 && touch "$DIR/.apt-updated"; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  fi
+}
+
+engine_host() {
+  if [ -f "$DIR/docker.pid" ] && kill -0 "$(cat "$DIR/docker.pid")" 2>/dev/null; then
+    echo "unix://$DIR/docker.sock"
+  elif [ -n "${DOCKER_HOST:-}" ]; then
+    echo "$DOCKER_HOST"
+  else
+    echo "unix:///var/run/docker.sock"
+  fi
+}
+
+engine_ok() { DOCKER_HOST="$1" timeout 10 docker info >/dev/null 2>&1; }
+
+start_engine() {
+  local host; host=$(engine_host)
+  if engine_ok "$host"; then echo "$host"; return; fi
+  need_pkgs
+  log "starting a private dockerd in $DIR"
+  mkdir -p "$DIR/data" "$DIR/exec"
+  local hosts=(-H "unix://$DIR/docker.sock")
+  [ -n "$TCP_DEV" ] && hosts+=(-H "tcp://$TCP_DEV")
+  local extra=()
+  [ -f "$DIR/dockerd.flags" ] && read -r -a extra < "$DIR/dockerd.flags"
+  nohup dockerd --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$DIR/docker.pid" \
+    "${hosts[@]}" "${extra[@]}" >"$DIR/dockerd.log" 2>&1 &
+  echo $! > "$DIR/dockerd.started"
+  host="unix://$DIR/docker.sock"
+  for _ in $(seq 1 60); do engine_ok "$host" && break; sleep 0.5; done
+  if ! engine_ok "$host" && [ ! -f "$DIR/dockerd.flags" ]; then
+    log "dockerd failed with defaults; retrying with --iptables=false --bridge=none --storage-driver=vfs"
+    stop_engine
+    echo "--iptables=false --bridge=none --storage-driver=vfs" > "$DIR/dockerd.flags"
+    start_engine; return
+  fi
+  engine_ok "$host" || { tail -20 "$DIR/dockerd.log" >&2; log "dockerd did not come up"; exit 1; }
+  echo "$host"
+}
+
+start_registry() {
+  if curl -s -o /dev/null "http://127.0.0.1:$REG_PORT/v2/"; then return; fi
+  need_pkgs
+  log "starting a registry on 127.0.0.1:$REG_PORT"
+  mkdir -p "$DIR/registry"
+  htpasswd -Bbc "$DIR/registry/htpasswd" "$REG_USER" "$REG_PASS" >/dev/null 2>&1
+  cat > "$DIR/registry/config.yml" <<YAML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $DIR/registry/data }
+  delete: { enabled: true }
+http: { addr: 127.0.0.1:$REG_PORT }
+auth:
+  htpasswd: { realm: bosun-test, path: $DIR/registry/htpasswd }
+YAML
+  nohup docker-registry serve "$DIR/registry/config.yml" >"$DIR/registry.log" 2>&1 &
+  echo $! > "$DIR/registry.started"
+  for _ in $(seq 1 40); do curl -s -o /dev/null "http://127.0.0.1:$REG_PORT/v2/" && return; sleep 0.25; done
+  tail -20 "$DIR/registry.log" >&2; log "registry did not come up"; exit 1
+}
+
+# Test images: busybox-static in an otherwise empty rootfs, no internet needed.
+# v1 and v2 differ in content (so in image id); base is a required-tag companion.
+build_images() {
+  local host=$1 reg="127.0.0.1:$REG_PORT" repo
+  repo="$reg/bosun-test/app"
+  export DOCKER_HOST=$host
+  if [ -f "$DIR/images.pushed" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"v2"'; then return; fi
+  need_pkgs
+  local root="$DIR/rootfs"
+  rm -rf "$root"; mkdir -p "$root/bin" "$root/tmp" "$root/data" "$root/etc" "$root/usr/local/bin"
+  cp /bin/busybox "$root/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+  echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> "$root/etc/passwd"
+  echo 'root:x:0:' > "$root/etc/group"
+  # idle: exits at once on SIGTERM (a plain `sleep` as PID 1 ignores it)
+  printf '#!/bin/sh\ntrap "exit 0" TERM INT\nwhile :; do sleep 3600 & wait $!; done\n' > "$root/usr/local/bin/idle"
+  chmod +x "$root/usr/local/bin/idle"
+  local v
+  for v in v1 v2 base; do
+    echo "$v" > "$root/VERSION"
+    tar -C "$root" -cf "$DIR/rootfs-$v.tar" .
+    docker import --change 'CMD ["/usr/local/bin/idle"]' --change 'ENV PATH=/usr/local/bin:/bin' \
+      --change "LABEL io.bosun.test.version=$v" "$DIR/rootfs-$v.tar" "$repo:$v" >/dev/null
+  done
+  echo "$REG_PASS" | docker login -u "$REG_USER" --password-stdin "$reg" >/dev/null 2>&1
+  for v in v1 v2 base; do docker push -q "$repo:$v" >/dev/null; done
+  docker logout "$reg" >/dev/null 2>&1 || true
+  # Only the registry keeps them: whoever needs them pulls them, with credentials.
+  for v in v1 v2 base; do docker rmi "$repo:$v" >/dev/null 2>&1 || true; done
+  touch "$DIR/images.pushed"
+}
+
+print_env() {
+  local host=$1
+  echo "export DOCKER_HOST=$host"
+  echo "export BOSUN_TEST_REGISTRY=127.0.0.1:$REG_PORT"
+  echo "export BOSUN_TEST_REGISTRY_USER=$REG_USER"
+  echo "export BOSUN_TEST_REGISTRY_PASSWORD=$REG_PASS"
+  echo "export BOSUN_TEST_IMAGE=127.0.0.1:$REG_PORT/bosun-test/app"
+}
+
+stop_pid() {
+  local f=$1
+  [ -f "$f" ] || return 0
+  local pid; pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+stop_engine() { stop_pid "$DIR/dockerd.started"; rm -f "$DIR/docker.pid"; }
+
+case "${1:-up}" in
+  up)
+    host=$(start_engine)
+    start_registry
+    build_images "$host"
+    print_env "$host"
+    ;;
+  env) print_env "$(engine_host)" ;;
+  down)
+    stop_pid "$DIR/registry.started"
+    stop_engine
+    rm -f "$DIR/images.pushed"
+    ;;
+  *) echo "usage: $0 up|env|down" >&2; exit 2 ;;
+esac

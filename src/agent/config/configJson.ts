@@ -1,0 +1,61 @@
+// config.json in the balena format (applicationId, apiKey, deviceType, apiEndpoint, listenPort,
+// uuid, …). Unknown fields are kept as they are: the format has grown over the years.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ValidationError } from '../../shared/errors.js';
+import { writeFileAtomic } from './atomicFile.js';
+
+const NumericId = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]);
+
+export const ConfigJsonSchema = Type.Object(
+  {
+    uuid: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{7,64}$' })),
+    applicationId: Type.Optional(NumericId),
+    apiKey: Type.Optional(Type.String()),
+    deviceApiKey: Type.Optional(Type.String()),
+    deviceType: Type.Optional(Type.String({ minLength: 1 })),
+    deviceArch: Type.Optional(Type.String({ minLength: 1 })),
+    apiEndpoint: Type.Optional(Type.String()),
+    deltaEndpoint: Type.Optional(Type.String()),
+    listenPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    deviceId: Type.Optional(NumericId),
+    registered_at: Type.Optional(Type.Number()),
+    appUpdatePollInterval: Type.Optional(Type.Integer({ minimum: 1000 })),
+    initialDeviceName: Type.Optional(Type.String()),
+    hostname: Type.Optional(Type.String()),
+    localMode: Type.Optional(Type.Boolean()),
+    developmentMode: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: true },
+);
+
+export type ConfigJson = Static<typeof ConfigJsonSchema>;
+const compiled = TypeCompiler.Compile(ConfigJsonSchema);
+
+export async function readConfigJson(file: string): Promise<ConfigJson> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ValidationError('', `not JSON (${(err as Error).message})`, `config file ${file}`);
+  }
+  const first = compiled.Errors(parsed).First();
+  if (first) throw new ValidationError(first.path, first.message, `config file ${file}`);
+  return parsed as ConfigJson;
+}
+
+export async function writeConfigJson(file: string, config: ConfigJson): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** A device uuid as balena makes them: 32 hex characters. */
+export const newUuid = () => randomBytes(16).toString('hex');

@@ -1,0 +1,52 @@
+// Reads the actual state from the engine: 4 list calls, no per-container inspect,
+// because everything the planner needs travels in labels.
+import type Docker from 'dockerode';
+import { LABEL, SUPERVISED_FILTER } from './labels.js';
+import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume } from '../reconciler/types.js';
+
+export async function readCurrentState(docker: Docker): Promise<CurrentState> {
+  const [containers, images, networks, volumes] = await Promise.all([
+    docker.listContainers({ all: true }),
+    docker.listImages(),
+    docker.listNetworks({ filters: SUPERVISED_FILTER }),
+    docker.listVolumes({ filters: SUPERVISED_FILTER }),
+  ]);
+  const owned: CurrentContainer[] = [];
+  const imageIdsInUse = new Set<string>();
+  for (const c of containers) {
+    imageIdsInUse.add(c.ImageID);
+    const labels = c.Labels ?? {};
+    if (labels[LABEL.supervised] !== 'true' || !labels[LABEL.appId] || !labels[LABEL.serviceName]) continue;
+    owned.push({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      appId: Number(labels[LABEL.appId]),
+      serviceName: labels[LABEL.serviceName]!,
+      releaseId: Number(labels[LABEL.releaseId] ?? -1),
+      commit: labels[LABEL.commit] ?? '',
+      configHash: labels[LABEL.configHash] ?? '',
+      configLabel: labels[LABEL.config] ?? '',
+      dependsOn: labels[LABEL.dependsOn] ? labels[LABEL.dependsOn].split(',') : [],
+      imageId: c.ImageID,
+      state: c.State as ContainerState,
+      createdAt: c.Created * 1000,
+      networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+    });
+  }
+  return {
+    containers: owned,
+    images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
+    networks: networks
+      .filter((n) => n.Labels?.[LABEL.appId])
+      .map((n): CurrentNetwork => ({
+        id: n.Id,
+        name: n.Name,
+        appId: Number(n.Labels![LABEL.appId]),
+        configHash: n.Labels![LABEL.configHash] ?? '',
+      })),
+    volumes: (volumes.Volumes ?? [])
+      .filter((v) => v.Labels?.[LABEL.appId])
+      .map((v): CurrentVolume => ({ name: v.Name, appId: Number(v.Labels[LABEL.appId]) })),
+    imageIdsInUse,
+  };
+}

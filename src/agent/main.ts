@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// bosun-agent: the on-device agent.
+import { Command, InvalidArgumentError } from 'commander';
+import { Agent } from './agent.js';
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+
+const program = new Command('bosun-agent')
+  .description('Bosun device agent: converges the local Docker Engine onto a target state')
+  .option('-d, --data-dir <dir>', 'state folder (database, locks, config.json)', process.env.BOSUN_DATA_DIR ?? '/var/lib/bosun')
+  .option('-c, --config <file>', 'balena-format config.json (default: <data-dir>/config.json)')
+  .option('-t, --target <file>', 'local mode: apply this target-state JSON file and follow its changes')
+  .option('--apps-json <file>', 'preload file used on first boot (default: <data-dir>/apps.json)')
+  .option('--docker-host <url>', 'engine address (default: $DOCKER_HOST or the local socket)')
+  .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
+  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number }) => {
+    const agent = new Agent({
+      dataDir: o.dataDir,
+      ...(o.config ? { configPath: o.config } : {}),
+      ...(o.target ? { targetFile: o.target } : {}),
+      ...(o.appsJson ? { appsJsonPath: o.appsJson } : {}),
+      ...(o.dockerHost ? { dockerHost: o.dockerHost } : {}),
+      intervalMs: o.interval,
+    });
+    const shutdown = (signal: string) => {
+      agent.log.info(`Received ${signal}; stopping (apps keep running)`);
+      agent.stop().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    try {
+      await agent.start();
+    } catch (err) {
+      agent.log.logger.fatal((err as Error).message);
+      process.exit(1);
+    }
+  });
+
+await program.parseAsync();

@@ -1,0 +1,71 @@
+// The validated target state, expanded into what the engine must hold: per app its service
+// specs (hashed), networks and volumes with engine names. Pure.
+import { createHash } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import type { NetworkTarget, TargetState, VolumeTarget } from '../../shared/targetState.js';
+import { buildServiceSpec, networkName, volumeName, type ServiceSpec, type SpecContext } from './serviceSpec.js';
+
+export interface NetworkSpec {
+  appId: number;
+  name: string;
+  engineName: string;
+  config: NetworkTarget;
+  hash: string;
+}
+
+export interface VolumeSpec {
+  appId: number;
+  name: string;
+  engineName: string;
+  config: VolumeTarget;
+}
+
+export interface DesiredApp {
+  appId: number;
+  appUuid: string;
+  name: string;
+  releaseId: number;
+  commit: string;
+  services: Map<string, ServiceSpec>;
+  networks: NetworkSpec[];
+  volumes: VolumeSpec[];
+}
+
+export interface DesiredState {
+  apps: Map<number, DesiredApp>;
+}
+
+export function buildDesiredState(target: TargetState, ctx: SpecContext): DesiredState {
+  const apps = new Map<number, DesiredApp>();
+  for (const [key, app] of Object.entries(target.apps)) {
+    const appId = Number(key);
+    const services = new Map<string, ServiceSpec>();
+    for (const [name, svc] of Object.entries(app.release.services)) {
+      services.set(name, buildServiceSpec(appId, app, name, svc, target, ctx));
+    }
+    // Every app gets a `default` network so its services reach each other by name.
+    const networks = { default: {}, ...(app.release.networks ?? {}) };
+    apps.set(appId, {
+      appId,
+      appUuid: app.uuid ?? key,
+      name: app.name,
+      releaseId: app.release.id,
+      commit: app.release.commit,
+      services,
+      networks: Object.entries(networks).map(([name, config]) => ({
+        appId,
+        name,
+        engineName: networkName(appId, name),
+        config,
+        hash: createHash('sha256').update(stringify(config)!).digest('hex'),
+      })),
+      volumes: Object.entries(app.release.volumes ?? {}).map(([name, config]) => ({
+        appId,
+        name,
+        engineName: volumeName(appId, name),
+        config,
+      })),
+    });
+  }
+  return { apps };
+}

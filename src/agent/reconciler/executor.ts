@@ -1,0 +1,278 @@
+// Runs planned steps against the engine. Each step is small and idempotent enough that a crash
+// between two of them leaves a state the next plan repairs. Pulls run in the background.
+import type Docker from 'dockerode';
+import { UpdatesLockedError } from '../../shared/errors.js';
+import { containerName, createOptions } from '../engine/containerOptions.js';
+import { findImage } from '../engine/imageRef.js';
+import { LABEL } from '../engine/labels.js';
+import type { EventLog } from '../eventLog.js';
+import type { ImagePuller } from '../images/imagePuller.js';
+import type { UpdateLocks } from '../locks/updateLock.js';
+import type { AgentStore } from '../store/agentStore.js';
+import type { CurrentState, Step } from './types.js';
+
+type Phase = 'Installing' | 'Starting' | 'Stopping' | 'Killing';
+
+export interface ExecutorDeps {
+  docker: Docker;
+  puller: ImagePuller;
+  locks: UpdateLocks;
+  store: AgentStore;
+  log: EventLog;
+  /** SUPERVISOR_OVERRIDE_LOCK or an API force: take app-held locks anyway */
+  lockOverride: () => boolean;
+  /** wake the reconciler (a pull finished) */
+  trigger: (reason: string) => void;
+}
+
+const STATUS_NOT_MODIFIED = 304;
+const STATUS_NOT_FOUND = 404;
+
+export class Executor {
+  /** `appId/service` → time before which create/start is not retried; cleared on success */
+  readonly serviceBackoff = new Map<string, { retryAt: number; attempts: number }>();
+  /** `appId/service` → last error, shown in the current state */
+  readonly serviceErrors = new Map<string, string>();
+  readonly lockBackoff = new Map<number, { retryAt: number; attempts: number }>();
+  /** steps not tied to a service (networks, volumes, images) that failed → retry time */
+  private readonly stepBackoff = new Map<string, { retryAt: number; attempts: number }>();
+  /** `appId/service` → step in progress, for the current-state status */
+  readonly phases = new Map<string, Phase>();
+
+  constructor(private readonly d: ExecutorDeps) {}
+
+  /** Runs one plan's steps concurrently; `current` is the state the plan was made from. */
+  async run(steps: Step[], current: CurrentState): Promise<void> {
+    await Promise.all(steps.map((s) => this.runOne(s, current)));
+  }
+
+  /** A failed step without a service is not retried before its backoff ends. */
+  backedOff(step: Step): boolean {
+    return (this.stepBackoff.get(stepKey(step))?.retryAt ?? 0) > Date.now();
+  }
+
+  forgetService(appId: number, serviceName: string): void {
+    const key = `${appId}/${serviceName}`;
+    this.serviceBackoff.delete(key);
+    this.serviceErrors.delete(key);
+  }
+
+  private async runOne(step: Step, current: CurrentState): Promise<void> {
+    try {
+      await this.execute(step, current);
+      this.stepBackoff.delete(stepKey(step));
+    } catch (err) {
+      this.onFailure(step, err as Error);
+    }
+  }
+
+  private async execute(step: Step, current: CurrentState): Promise<void> {
+    const { docker, log, store, locks } = this.d;
+    switch (step.action) {
+      case 'fetch':
+        return this.fetch(step);
+      case 'createNetwork': {
+        const { network: n } = step;
+        log.info(`Creating network ${n.engineName}`);
+        await docker.createNetwork({
+          Name: n.engineName,
+          Driver: n.config.driver ?? 'bridge',
+          Internal: n.config.internal ?? false,
+          CheckDuplicate: true,
+          Labels: { ...n.config.labels, [LABEL.supervised]: 'true', [LABEL.appId]: String(n.appId), [LABEL.configHash]: n.hash },
+          ...(n.config.ipam?.config
+            ? { IPAM: { Driver: 'default', Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })) } }
+            : {}),
+        });
+        return;
+      }
+      case 'removeNetwork':
+        log.info(`Removing network ${step.name}`);
+        await ignoreStatus(docker.getNetwork(step.name).remove(), STATUS_NOT_FOUND);
+        return;
+      case 'createVolume': {
+        const { volume: v } = step;
+        log.info(`Creating volume ${v.engineName}`);
+        await docker.createVolume({
+          Name: v.engineName,
+          Driver: v.config.driver ?? 'local',
+          DriverOpts: v.config.driver_opts ?? {},
+          Labels: { ...v.config.labels, [LABEL.supervised]: 'true', [LABEL.appId]: String(v.appId) },
+        });
+        return;
+      }
+      case 'takeLock':
+        await locks.take(step.appId, step.services, this.d.lockOverride());
+        this.lockBackoff.delete(step.appId);
+        return;
+      case 'releaseLock':
+        await locks.release(step.appId, step.services);
+        return;
+      case 'create':
+        return this.create(step, current);
+      case 'start':
+        await this.withPhase(step.appId, step.serviceName, 'Starting', async () => {
+          log.info(`Starting service ${step.serviceName}`);
+          await ignoreStatus(docker.getContainer(step.containerId).start(), STATUS_NOT_MODIFIED);
+          await store.setStoppedByAgent(step.containerId, false);
+        });
+        this.succeeded(step.appId, step.serviceName);
+        return;
+      case 'stop':
+        await this.withPhase(step.appId, step.serviceName, 'Stopping', async () => {
+          log.info(`Stopping service ${step.serviceName}`);
+          await store.setStoppedByAgent(step.containerId, true);
+          await ignoreStatus(docker.getContainer(step.containerId).stop({ t: step.timeout }), STATUS_NOT_MODIFIED);
+        });
+        return;
+      case 'kill':
+        await this.withPhase(step.appId, step.serviceName, 'Killing', async () => {
+          log.info(`Killing service ${step.serviceName}: ${step.reason}`, { appId: step.appId, containerId: step.containerId });
+          const container = docker.getContainer(step.containerId);
+          await ignoreStatus(container.stop({ t: step.timeout }), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+          await ignoreStatus(container.remove({ force: true, v: true }), STATUS_NOT_FOUND);
+          await store.setStoppedByAgent(step.containerId, false);
+        });
+        if (step.removeImage) {
+          await docker.getImage(step.removeImage).remove().then(
+            () => log.info(`Deleted image ${step.removeImage} of ${step.serviceName}`),
+            (err: Error) => log.logger.debug({ err }, 'old image kept'),
+          );
+        }
+        return;
+      case 'removeImage':
+        log.info(`Deleting image ${step.ref}`);
+        await ignoreStatus(docker.getImage(step.ref).remove(), STATUS_NOT_FOUND);
+        await store.untrackImage(step.ref);
+        return;
+      case 'markApplied':
+        await store.markApplied(step.appId, step.releaseId === null ? null : { releaseId: step.releaseId, commit: step.commit! });
+        if (step.releaseId !== null) log.info(`App ${step.appId} runs release ${step.releaseId} (${step.commit})`);
+        return;
+      case 'noop':
+        return;
+    }
+  }
+
+  private async fetch(step: Extract<Step, { action: 'fetch' }>): Promise<void> {
+    const { puller, store, log } = this.d;
+    await store.trackImage(step.image, step.appId, step.serviceName);
+    log.info(`Downloading image ${step.image} for ${step.serviceName}`);
+    puller.pull(step.image, { appId: step.appId, serviceName: step.serviceName }, step.registry).then(
+      () => {
+        this.serviceErrors.delete(`${step.appId}/${step.serviceName}`);
+        log.info(`Downloaded image ${step.image}`);
+      },
+      (err: Error) => {
+        const failure = puller.failure(step.image);
+        const retry = failure ? Math.ceil((failure.retryAt - Date.now()) / 1000) : 0;
+        this.serviceErrors.set(`${step.appId}/${step.serviceName}`, `failed to download ${step.image}: ${err.message}`);
+        log.error(`Failed to download image ${step.image} for ${step.serviceName}: ${err.message}; retrying in ${retry} s`);
+      },
+    );
+  }
+
+  private async create(step: Extract<Step, { action: 'create' }>, current: CurrentState): Promise<void> {
+    const { docker, locks, log } = this.d;
+    const spec = step.service;
+    await this.withPhase(spec.appId, spec.serviceName, 'Installing', async () => {
+      await locks.ensureDir(spec.appId, spec.serviceName);
+      if (step.handover) await locks.clearHandover(spec.appId, spec.serviceName);
+      const imageId = findImage(current.images, spec.config.image)?.id;
+      if (!imageId) throw new Error(`image ${spec.config.image} is not on the engine`);
+      const options = createOptions(spec, imageId, (service) =>
+        current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id,
+      );
+      log.info(`Installing service ${spec.serviceName} (release ${spec.releaseId})`, { container: containerName(spec, imageId) });
+      const container = await docker.createContainer(options);
+      for (const net of spec.config.networks.slice(1)) {
+        await docker.getNetwork(net).connect({ Container: container.id, EndpointConfig: { Aliases: [spec.serviceName] } });
+      }
+      if (step.start) {
+        this.phases.set(`${spec.appId}/${spec.serviceName}`, 'Starting');
+        log.info(`Starting service ${spec.serviceName}`);
+        await container.start();
+      }
+    });
+    this.succeeded(spec.appId, spec.serviceName);
+  }
+
+  private async withPhase(appId: number, serviceName: string, phase: Phase, fn: () => Promise<void>): Promise<void> {
+    const key = `${appId}/${serviceName}`;
+    this.phases.set(key, phase);
+    try {
+      await fn();
+    } finally {
+      this.phases.delete(key);
+    }
+  }
+
+  private succeeded(appId: number, serviceName: string): void {
+    this.forgetService(appId, serviceName);
+  }
+
+  private onFailure(step: Step, err: Error): void {
+    const { log } = this.d;
+    if (err instanceof UpdatesLockedError && step.action === 'takeLock') {
+      const delay = nextBackoff(this.lockBackoff, step.appId, 1000, 60_000);
+      log.warn(`Updates are locked by app ${step.appId} (${err.lockPath}); retrying in ${Math.ceil(delay / 1000)} s`);
+      return;
+    }
+    const delay = nextBackoff(this.stepBackoff, stepKey(step), 2000, 5 * 60_000);
+    const service = serviceOf(step);
+    if (!service) {
+      log.error(`Step ${step.action} failed: ${err.message}; retrying in ${Math.ceil(delay / 1000)} s`);
+      return;
+    }
+    const key = `${service.appId}/${service.serviceName}`;
+    if (step.action === 'create' || step.action === 'start') {
+      this.serviceBackoff.set(key, this.stepBackoff.get(stepKey(step))!);
+    }
+    this.serviceErrors.set(key, `${step.action} failed: ${err.message}`);
+    log.error(`Failed to ${step.action} service ${service.serviceName}: ${err.message}; retrying in ${Math.ceil(delay / 1000)} s`);
+  }
+}
+
+function serviceOf(step: Step): { appId: number; serviceName: string } | undefined {
+  if (step.action === 'create') return step.service;
+  if ('serviceName' in step && step.serviceName !== undefined && step.appId !== undefined) {
+    return { appId: step.appId, serviceName: step.serviceName };
+  }
+  return undefined;
+}
+
+function stepKey(step: Step): string {
+  switch (step.action) {
+    case 'createNetwork':
+      return `createNetwork ${step.network.engineName}`;
+    case 'createVolume':
+      return `createVolume ${step.volume.engineName}`;
+    case 'create':
+      return `create ${step.service.appId}/${step.service.serviceName}`;
+    case 'removeNetwork':
+      return `removeNetwork ${step.name}`;
+    case 'removeImage':
+      return `removeImage ${step.ref}`;
+    case 'start':
+    case 'stop':
+    case 'kill':
+      return `${step.action} ${step.containerId}`;
+    default:
+      return `${step.action} ${'appId' in step ? step.appId : ''}`;
+  }
+}
+
+function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key: K, base: number, max: number): number {
+  const attempts = (map.get(key)?.attempts ?? 0) + 1;
+  const delay = Math.min(base * 2 ** (attempts - 1), max);
+  map.set(key, { retryAt: Date.now() + delay, attempts });
+  return delay;
+}
+
+async function ignoreStatus(p: Promise<unknown>, ...codes: number[]): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!codes.includes((err as { statusCode?: number }).statusCode ?? 0)) throw err;
+  }
+}

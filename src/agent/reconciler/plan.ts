@@ -1,0 +1,319 @@
+// The planner: (current engine state, desired state, facts) → the next steps. Pure: no I/O, no clock.
+// The reconciler runs the steps and plans again until only waits (noops) or nothing remain.
+import { findImage } from '../engine/imageRef.js';
+import type { DesiredApp, DesiredState } from './desiredState.js';
+import { describeConfigChange, redactConfig, type ContainerConfig, type ServiceSpec } from './serviceSpec.js';
+import type { CurrentContainer, CurrentState, PlanContext, Step } from './types.js';
+
+const LIVE = new Set(['running', 'restarting', 'paused']);
+
+export function plan(current: CurrentState, desired: DesiredState, ctx: PlanContext): Step[] {
+  const appIds = new Set<number>([
+    ...desired.apps.keys(),
+    ...current.containers.map((c) => c.appId),
+    ...current.networks.map((n) => n.appId),
+  ]);
+  const steps: Step[] = [];
+  let converged = true;
+  for (const appId of [...appIds].sort((a, b) => a - b)) {
+    const appSteps = new AppPlanner(appId, current, desired.apps.get(appId), ctx).plan();
+    if (appSteps.length) converged = false;
+    steps.push(...appSteps);
+  }
+  if (converged && ctx.downloading.size === 0) steps.push(...cleanupImages(current, desired, ctx));
+  return steps;
+}
+
+/** Images the agent pulled that nothing needs any more; only once everything else is done. */
+function cleanupImages(current: CurrentState, desired: DesiredState, ctx: PlanContext): Step[] {
+  const wanted = new Set<string>();
+  for (const app of desired.apps.values()) {
+    for (const svc of app.services.values()) for (const ref of svc.images) wanted.add(ref);
+  }
+  const wantedIds = new Set([...wanted].map((ref) => findImage(current.images, ref)?.id).filter(Boolean));
+  const steps: Step[] = [];
+  for (const ref of ctx.trackedImages) {
+    if (wanted.has(ref)) continue;
+    const image = findImage(current.images, ref);
+    if (!image || current.imageIdsInUse.has(image.id)) continue;
+    // Untagging is enough when the same image is still wanted under another name.
+    steps.push({ action: 'removeImage', ref, imageId: wantedIds.has(image.id) ? '' : image.id });
+  }
+  return steps;
+}
+
+class AppPlanner {
+  private readonly steps: Step[] = [];
+  private readonly destructive: Step[] = [];
+  private readonly containers: CurrentContainer[];
+
+  constructor(
+    private readonly appId: number,
+    private readonly current: CurrentState,
+    private readonly app: DesiredApp | undefined,
+    private readonly ctx: PlanContext,
+  ) {
+    this.containers = current.containers
+      .filter((c) => c.appId === appId)
+      .sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  plan(): Step[] {
+    this.planVolumesAndNetworks();
+    const names = new Set([...(this.app?.services.keys() ?? []), ...this.containers.map((c) => c.serviceName)]);
+    for (const name of [...names].sort()) this.planService(name, this.app?.services.get(name));
+    this.gateDestructiveSteps();
+    const active = this.steps.filter((s) => s.action !== 'noop' && s.action !== 'fetch');
+    if (this.ctx.locksHeld.has(this.appId) && active.length === 0) {
+      this.steps.push({ action: 'releaseLock', appId: this.appId, services: [...names] });
+    }
+    this.planAppliedRecord();
+    return this.steps;
+  }
+
+  private planVolumesAndNetworks(): void {
+    const app = this.app;
+    for (const vol of app?.volumes ?? []) {
+      if (!this.current.volumes.some((v) => v.name === vol.engineName)) {
+        this.steps.push({ action: 'createVolume', volume: vol });
+      }
+    }
+    const appNetworks = this.current.networks.filter((n) => n.appId === this.appId);
+    for (const net of app?.networks ?? []) {
+      const existing = appNetworks.find((n) => n.name === net.engineName);
+      if (!existing) {
+        this.steps.push({ action: 'createNetwork', network: net });
+      } else if (existing.configHash !== net.hash) {
+        this.removeNetwork(existing.name, `network ${net.name} changed`);
+      }
+    }
+    for (const net of appNetworks) {
+      if (!app?.networks.some((n) => n.engineName === net.name)) this.removeNetwork(net.name, 'network removed from target');
+    }
+  }
+
+  /** A network goes once no container of the app uses it; those that do are killed first. */
+  private removeNetwork(name: string, reason: string): void {
+    const users = this.containers.filter((c) => c.networks.includes(name));
+    if (users.length === 0) {
+      this.steps.push({ action: 'removeNetwork', appId: this.appId, name });
+      return;
+    }
+    for (const c of users) this.kill(c, reason);
+  }
+
+  private planService(name: string, spec: ServiceSpec | undefined): void {
+    const mine = this.containers.filter((c) => c.serviceName === name);
+    for (const c of mine.filter((c) => c.state === 'dead')) {
+      this.steps.push({ action: 'kill', appId: this.appId, serviceName: name, containerId: c.id, timeout: 0, reason: 'container is dead' });
+    }
+    const live = mine.filter((c) => c.state !== 'dead' && c.state !== 'removing');
+    if (!spec) {
+      for (const c of live) this.kill(c, 'service removed from target');
+      return;
+    }
+    const imageId = findImage(this.current.images, spec.config.image)?.id;
+    const isCurrent = (c: CurrentContainer) => c.configHash === spec.hash && (!imageId || c.imageId === imageId);
+    const [match, ...duplicates] = live.filter(isCurrent);
+    const stale = [...live.filter((c) => !isCurrent(c)), ...duplicates];
+    if (match) this.planExisting(spec, match, stale);
+    else this.planReplacement(spec, stale, imageId);
+  }
+
+  /** The service's container is current: keep its run state, retire leftovers (e.g. after a handover). */
+  private planExisting(spec: ServiceSpec, c: CurrentContainer, stale: CurrentContainer[]): void {
+    if (spec.running) {
+      const needsStart = c.state === 'created' || (c.state === 'exited' && this.ctx.stoppedByAgent.has(c.id));
+      if (needsStart) this.startWhenReady(spec, () => ({ action: 'start', appId: this.appId, serviceName: spec.serviceName, containerId: c.id }));
+    } else if (LIVE.has(c.state)) {
+      this.destructive.push({ action: 'stop', appId: this.appId, serviceName: spec.serviceName, containerId: c.id, timeout: spec.config.stopTimeout });
+    }
+    for (const old of stale) {
+      const handingOver =
+        spec.strategy === 'hand-over' &&
+        LIVE.has(old.state) &&
+        c.state === 'running' &&
+        !this.ctx.handoverComplete.has(this.key(spec.serviceName)) &&
+        this.ctx.now < c.createdAt + spec.handoverTimeoutMs;
+      if (handingOver) {
+        this.noop(spec.serviceName, `waiting for ${spec.serviceName} to complete its handover (at most ${Math.ceil((c.createdAt + spec.handoverTimeoutMs - this.ctx.now) / 1000)} s)`);
+      } else {
+        this.kill(old, spec.strategy === 'hand-over' ? 'handed over to the new container' : 'superseded by a newer container');
+      }
+    }
+  }
+
+  /** No current container: fetch, then create — replacing old containers per the update strategy. */
+  private planReplacement(spec: ServiceSpec, stale: CurrentContainer[], imageId: string | undefined): void {
+    const reason = stale.length ? `config changed: ${this.describeChange(stale[0]!, spec, imageId)}` : '';
+    const killFirst = spec.strategy === 'kill-then-download' || spec.strategy === 'delete-then-download';
+    if (stale.length && killFirst) {
+      for (const c of stale) {
+        const removeImage = spec.strategy === 'delete-then-download' && c.imageId !== imageId ? c.imageId : undefined;
+        this.kill(c, reason, removeImage);
+      }
+      return;
+    }
+    if (!this.fetchImages(spec)) return;
+    if (!this.resourcesReady(spec)) return;
+    if (stale.length === 0) {
+      this.create(spec, false);
+      return;
+    }
+    if (spec.strategy === 'hand-over' && spec.running && spec.config.ports.length === 0 && this.dependenciesMet(spec)) {
+      this.create(spec, true);
+      return;
+    }
+    const waiting = this.missingAppImages();
+    if (waiting.length) {
+      this.noop(spec.serviceName, `waiting for the release's images before replacing ${spec.serviceName}: ${waiting.join(', ')}`);
+      return;
+    }
+    for (const c of stale) this.kill(c, reason);
+  }
+
+  private create(spec: ServiceSpec, handover: boolean): void {
+    if (this.backedOff(spec)) return;
+    const start = spec.running && this.dependenciesMet(spec);
+    if (spec.config.networkMode.startsWith('service:') && !this.dependenciesMet(spec)) {
+      this.noop(spec.serviceName, `${spec.serviceName} shares the network of ${spec.config.networkMode.slice(8)}, which does not run yet`);
+      return;
+    }
+    this.steps.push({ action: 'create', service: spec, start, handover });
+  }
+
+  private startWhenReady(spec: ServiceSpec, step: () => Step): void {
+    if (this.backedOff(spec)) return;
+    const waitingFor = this.unmetDependencies(spec);
+    if (waitingFor.length) this.noop(spec.serviceName, `${spec.serviceName} waits for ${waitingFor.join(', ')} to run`);
+    else this.steps.push(step());
+  }
+
+  /** True when all the service's images are present; otherwise plans their pulls. */
+  private fetchImages(spec: ServiceSpec): boolean {
+    const missing = spec.images.filter((ref) => !findImage(this.current.images, ref));
+    for (const ref of missing) {
+      const retryAt = this.ctx.pullBackoff.get(ref) ?? 0;
+      if (this.ctx.downloading.has(ref)) this.noop(spec.serviceName, `downloading ${ref}`);
+      else if (retryAt > this.ctx.now) this.noop(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
+      else this.steps.push({ action: 'fetch', appId: this.appId, serviceName: spec.serviceName, image: ref, ...(spec.registry ? { registry: spec.registry } : {}) });
+    }
+    return missing.length === 0;
+  }
+
+  private missingAppImages(): string[] {
+    const refs = [...(this.app?.services.values() ?? [])].flatMap((s) => s.images);
+    return refs.filter((ref) => !findImage(this.current.images, ref));
+  }
+
+  private resourcesReady(spec: ServiceSpec): boolean {
+    const nets = spec.config.networks.filter((n) => !this.current.networks.some((cur) => cur.name === n));
+    const vols = spec.config.volumes.map((v) => v.split(':')[0]!).filter((v) => !this.current.volumes.some((cur) => cur.name === v));
+    if (nets.length || vols.length) {
+      this.noop(spec.serviceName, `${spec.serviceName} waits for ${[...nets, ...vols].join(', ')}`);
+      return false;
+    }
+    return true;
+  }
+
+  private unmetDependencies(spec: ServiceSpec): string[] {
+    return spec.dependsOn.filter((dep) => {
+      const depSpec = this.app?.services.get(dep);
+      if (!depSpec) return false;
+      const running = this.containers.some(
+        (c) => c.serviceName === dep && c.configHash === depSpec.hash && (c.state === 'running' || (!depSpec.running && c.state !== 'dead')),
+      );
+      return !running;
+    });
+  }
+
+  private dependenciesMet(spec: ServiceSpec): boolean {
+    return this.unmetDependencies(spec).length === 0;
+  }
+
+  private backedOff(spec: ServiceSpec): boolean {
+    const retryAt = this.ctx.serviceBackoff.get(this.key(spec.serviceName)) ?? 0;
+    if (retryAt <= this.ctx.now) return false;
+    this.noop(spec.serviceName, `${spec.serviceName} failed to start; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
+    return true;
+  }
+
+  private kill(c: CurrentContainer, reason: string, removeImage?: string): void {
+    if (this.destructive.some((s) => 'containerId' in s && s.containerId === c.id)) return;
+    const spec = this.app?.services.get(c.serviceName);
+    this.destructive.push({
+      action: 'kill',
+      appId: this.appId,
+      serviceName: c.serviceName,
+      containerId: c.id,
+      timeout: spec?.config.stopTimeout ?? 10,
+      reason,
+      ...(removeImage ? { removeImage } : {}),
+    });
+  }
+
+  /**
+   * Stops and kills are the only steps an app's update lock holds back, and they run only while
+   * the agent holds that lock itself. Dependents go before what they depend on.
+   */
+  private gateDestructiveSteps(): void {
+    if (this.destructive.length === 0) return;
+    const ordered = this.inStopOrder(this.destructive);
+    if (this.ctx.locksHeld.has(this.appId)) {
+      this.steps.push(...ordered);
+      return;
+    }
+    const retryAt = this.ctx.lockBackoff.get(this.appId) ?? 0;
+    if (retryAt > this.ctx.now) {
+      this.noop(undefined, `updates are locked by app ${this.appId}; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
+      return;
+    }
+    const services = new Set([...(this.app?.services.keys() ?? []), ...this.containers.map((c) => c.serviceName)]);
+    this.steps.push({ action: 'takeLock', appId: this.appId, services: [...services].sort() });
+  }
+
+  /** Holds back a stop/kill while a live container that depends on its service is stopped in the same pass. */
+  private inStopOrder(steps: Step[]): Step[] {
+    const stopping = new Set(steps.map((s) => ('serviceName' in s ? s.serviceName : '')));
+    return steps.filter((s) => {
+      if (!('serviceName' in s) || !s.serviceName) return true;
+      const dependents = this.containers.filter(
+        (c) => c.serviceName !== s.serviceName && LIVE.has(c.state) && stopping.has(c.serviceName) && c.dependsOn.includes(s.serviceName!),
+      );
+      if (dependents.length === 0) return true;
+      this.noop(s.serviceName, `${s.serviceName} stops after ${[...new Set(dependents.map((d) => d.serviceName))].join(', ')}`);
+      return false;
+    });
+  }
+
+  private planAppliedRecord(): void {
+    if (this.steps.length > 0) return;
+    const recorded = this.ctx.appliedReleases.get(this.appId);
+    if (this.app && recorded !== this.app.releaseId) {
+      this.steps.push({ action: 'markApplied', appId: this.appId, releaseId: this.app.releaseId, commit: this.app.commit });
+    } else if (!this.app && recorded !== undefined) {
+      this.steps.push({ action: 'markApplied', appId: this.appId, releaseId: null, commit: null });
+    }
+  }
+
+  private describeChange(old: CurrentContainer, spec: ServiceSpec, imageId: string | undefined): string {
+    if (old.configHash === spec.hash && imageId && old.imageId !== imageId) {
+      return `image content of ${spec.config.image} changed`;
+    }
+    let previous: ContainerConfig | undefined;
+    try {
+      previous = JSON.parse(old.configLabel) as ContainerConfig;
+    } catch {
+      previous = undefined;
+    }
+    return describeConfigChange(previous, redactConfig(spec.config)).join('; ') || 'configuration';
+  }
+
+  private noop(serviceName: string | undefined, reason: string): void {
+    this.steps.push({ action: 'noop', appId: this.appId, ...(serviceName ? { serviceName } : {}), reason });
+  }
+
+  private key(serviceName: string): string {
+    return `${this.appId}/${serviceName}`;
+  }
+}

@@ -1,0 +1,207 @@
+// The control loop: read actual state → plan → execute, repeated until the plan is empty;
+// then wait for a trigger (new target, engine event, pull done) or the periodic interval.
+import type Docker from 'dockerode';
+import { readCurrentState } from '../engine/readState.js';
+import type { EventLog } from '../eventLog.js';
+import type { ImagePuller } from '../images/imagePuller.js';
+import type { UpdateLocks } from '../locks/updateLock.js';
+import type { AgentStore } from '../store/agentStore.js';
+import type { DesiredState } from './desiredState.js';
+import type { Executor } from './executor.js';
+import { plan } from './plan.js';
+import type { CurrentState, PlanContext, Step } from './types.js';
+
+export interface ReconcilerDeps {
+  docker: Docker;
+  store: AgentStore;
+  locks: UpdateLocks;
+  puller: ImagePuller;
+  executor: Executor;
+  log: EventLog;
+  /** undefined until a target exists: the agent never applies an empty target by default */
+  desired: () => DesiredState | undefined;
+  /** periodic re-check when converged */
+  intervalMs: number;
+}
+
+export type ApplyOutcome = 'converged' | 'waiting';
+
+/** Upper bound of plan/execute rounds in one apply; each round makes progress or waits. */
+const MAX_ROUNDS = 50;
+const WAIT_POLL_MS = 1000;
+
+export class Reconciler {
+  private running = false;
+  private wake: (() => void) | undefined;
+  private pending = false;
+  private loopDone: Promise<void> | undefined;
+  private applying: Promise<unknown> = Promise.resolve();
+  private previousWaits = new Set<string>();
+  private loggedWaits = new Set<string>();
+  /** for health checks and the device API */
+  readonly status = {
+    applying: false,
+    lastApplyStart: 0,
+    lastApplyEnd: 0,
+    lastOutcome: undefined as ApplyOutcome | undefined,
+    lastError: undefined as string | undefined,
+    engineReachable: true,
+    waitReasons: [] as string[],
+  };
+
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  trigger(reason: string): void {
+    this.d.log.logger.debug({ reason }, 'apply triggered');
+    this.pending = true;
+    this.wake?.();
+  }
+
+  /** One apply: plan and execute until converged or only waits remain. Applies never overlap. */
+  applyOnce(): Promise<ApplyOutcome> {
+    const run = this.applying.then(() => this.apply());
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(): Promise<ApplyOutcome> {
+    const desired = this.d.desired();
+    if (!desired) return 'converged';
+    this.status.applying = true;
+    this.status.lastApplyStart = Date.now();
+    try {
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const current = await readCurrentState(this.d.docker);
+        this.status.engineReachable = true;
+        const steps = plan(current, desired, await this.context(current));
+        const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
+        this.reportWaits(steps);
+        if (actionable.length === 0) return steps.length === 0 ? 'converged' : 'waiting';
+        this.d.log.logger.debug({ steps: actionable.map(describeStep) }, 'executing');
+        await this.d.executor.run(actionable, current);
+      }
+      return 'waiting';
+    } finally {
+      this.status.applying = false;
+      this.status.lastApplyEnd = Date.now();
+    }
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.pending = false;
+      let delay = this.d.intervalMs;
+      try {
+        const outcome = await this.applyOnce();
+        this.status.lastOutcome = outcome;
+        this.status.lastError = undefined;
+        failures = 0;
+        if (outcome === 'waiting') delay = WAIT_POLL_MS;
+      } catch (err) {
+        failures++;
+        const message = (err as Error).message;
+        this.status.lastError = message;
+        if (isEngineDown(err)) this.status.engineReachable = false;
+        delay = Math.min(500 * 2 ** failures, 60_000);
+        this.d.log.error(`Apply failed: ${message}; retrying in ${Math.ceil(delay / 1000)} s`);
+      }
+      if (!this.pending && this.running) await this.sleep(delay);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async context(current: CurrentState): Promise<PlanContext> {
+    const { store, locks, puller, executor } = this.d;
+    const [stoppedByAgent, trackedImages, appliedReleases] = await Promise.all([
+      store.stoppedContainers(),
+      store.trackedImages(),
+      store.appliedReleases(),
+    ]);
+    return {
+      now: Date.now(),
+      downloading: puller.downloading(),
+      pullBackoff: puller.backoff(),
+      serviceBackoff: new Map([...executor.serviceBackoff].map(([k, v]) => [k, v.retryAt])),
+      locksHeld: locks.heldByAgent(),
+      lockBackoff: new Map([...executor.lockBackoff].map(([k, v]) => [k, v.retryAt])),
+      handoverComplete: await this.handoversComplete(current),
+      stoppedByAgent,
+      trackedImages,
+      appliedReleases: new Map([...appliedReleases].map(([app, r]) => [app, r.releaseId])),
+    };
+  }
+
+  /** Only services with two containers are mid-handover; only they need a look at the disk. */
+  private async handoversComplete(current: CurrentState): Promise<Set<string>> {
+    const counts = new Map<string, number>();
+    for (const c of current.containers) {
+      const key = `${c.appId}/${c.serviceName}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const done = new Set<string>();
+    for (const [key, n] of counts) {
+      if (n < 2) continue;
+      const [appId, service] = key.split('/');
+      if (await this.d.locks.handoverComplete(Number(appId), service!)) done.add(key);
+    }
+    return done;
+  }
+
+  /** A wait is logged once, when it outlasts a round (most resolve within the same apply). */
+  private reportWaits(steps: Step[]): void {
+    const reasons = steps.flatMap((s) => (s.action === 'noop' ? [s.reason] : []));
+    this.status.waitReasons = reasons;
+    const logged = new Set<string>();
+    for (const r of reasons) {
+      if (this.loggedWaits.has(r) || (this.previousWaits.has(r) && !r.startsWith('downloading '))) {
+        if (!this.loggedWaits.has(r)) this.d.log.info(r);
+        logged.add(r);
+      }
+    }
+    this.previousWaits = new Set(reasons);
+    this.loggedWaits = logged;
+  }
+}
+
+function describeStep(s: Step): string {
+  switch (s.action) {
+    case 'create':
+      return `create ${s.service.serviceName}${s.start ? ' and start' : ''}`;
+    case 'createNetwork':
+      return `createNetwork ${s.network.engineName}`;
+    case 'createVolume':
+      return `createVolume ${s.volume.engineName}`;
+    default:
+      return 'serviceName' in s && s.serviceName ? `${s.action} ${s.serviceName}` : s.action;
+  }
+}
+
+function isEngineDown(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EPIPE' || code === 'ECONNRESET';
+}

@@ -1,0 +1,97 @@
+// What the reconciler reads from the engine, the facts it is given, and the steps it plans.
+import type { RegistryCredentials } from '../../shared/targetState.js';
+import type { EngineImage } from '../engine/imageRef.js';
+import type { NetworkSpec, VolumeSpec } from './desiredState.js';
+import type { ServiceSpec } from './serviceSpec.js';
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+/** A container the agent owns, as the engine lists it; identity comes from its labels only. */
+export interface CurrentContainer {
+  id: string;
+  name: string;
+  appId: number;
+  serviceName: string;
+  releaseId: number;
+  commit: string;
+  configHash: string;
+  /** redacted ContainerConfig JSON, for explaining a replacement */
+  configLabel: string;
+  dependsOn: string[];
+  imageId: string;
+  state: ContainerState;
+  /** ms since epoch */
+  createdAt: number;
+  /** engine network names the container is attached to */
+  networks: string[];
+}
+
+export interface CurrentNetwork {
+  id: string;
+  name: string;
+  appId: number;
+  configHash: string;
+}
+
+export interface CurrentVolume {
+  name: string;
+  appId: number;
+}
+
+export interface CurrentState {
+  containers: CurrentContainer[];
+  images: EngineImage[];
+  networks: CurrentNetwork[];
+  volumes: CurrentVolume[];
+  /** image ids used by any container on the engine, owned or not */
+  imageIdsInUse: ReadonlySet<string>;
+}
+
+/** Facts from outside the engine that the plan depends on; gathered before planning. */
+export interface PlanContext {
+  now: number;
+  /** normalised image refs being pulled right now */
+  downloading: ReadonlySet<string>;
+  /** image ref → time (ms) before which a failed pull is not retried */
+  pullBackoff: ReadonlyMap<string, number>;
+  /** `appId/service` → time before which a failed create/start is not retried */
+  serviceBackoff: ReadonlyMap<string, number>;
+  /** apps whose update locks the agent holds */
+  locksHeld: ReadonlySet<number>;
+  /** app → time before which taking its (app-held) lock is not retried */
+  lockBackoff: ReadonlyMap<number, number>;
+  /** `appId/service` whose new container wrote handover-complete */
+  handoverComplete: ReadonlySet<string>;
+  /** containers the agent itself stopped (target `running: false`), so it may start them again */
+  stoppedByAgent: ReadonlySet<string>;
+  /** image refs the agent pulled: the only images cleanup may remove */
+  trackedImages: ReadonlySet<string>;
+  /** app → release recorded as applied */
+  appliedReleases: ReadonlyMap<number, number>;
+}
+
+export type Step =
+  | { action: 'fetch'; appId: number; serviceName: string; image: string; registry?: RegistryCredentials }
+  | { action: 'createNetwork'; network: NetworkSpec }
+  | { action: 'removeNetwork'; appId: number; name: string }
+  | { action: 'createVolume'; volume: VolumeSpec }
+  | { action: 'takeLock'; appId: number; services: string[] }
+  | { action: 'releaseLock'; appId: number; services: string[] }
+  | { action: 'create'; service: ServiceSpec; start: boolean; handover: boolean }
+  | { action: 'start'; appId: number; serviceName: string; containerId: string }
+  | { action: 'stop'; appId: number; serviceName: string; containerId: string; timeout: number }
+  | {
+      action: 'kill';
+      appId: number;
+      serviceName: string;
+      containerId: string;
+      timeout: number;
+      reason: string;
+      /** delete-then-download: remove the old image once its container is gone */
+      removeImage?: string;
+    }
+  | { action: 'removeImage'; ref: string; imageId: string }
+  | { action: 'markApplied'; appId: number; releaseId: number | null; commit: string | null }
+  | { action: 'noop'; appId?: number; serviceName?: string; reason: string };
+
+export type StepAction = Step['action'];

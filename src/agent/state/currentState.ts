@@ -1,0 +1,134 @@
+// The device's current state as users see it: per app and service, status, release, image,
+// download progress and errors. Computed from the engine state plus what the agent is doing. Pure.
+import { findImage } from '../engine/imageRef.js';
+import type { DesiredState } from '../reconciler/desiredState.js';
+import type { CurrentContainer, CurrentState } from '../reconciler/types.js';
+
+export type ServiceStatus =
+  | 'Downloading' | 'Downloaded' | 'Installing' | 'Installed' | 'Starting' | 'Running'
+  | 'Stopping' | 'Stopped' | 'exited' | 'Dead' | 'Restarting' | 'Paused' | 'Handing over'
+  | 'Awaiting handover' | 'Aborted';
+
+export interface ServiceReport {
+  status: ServiceStatus;
+  releaseId: number | null;
+  image: string;
+  imageId: string | null;
+  containerId: string | null;
+  createdAt: string | null;
+  downloadProgress: number | null;
+  error: string | null;
+}
+
+export type UpdateStatus = 'done' | 'downloading' | 'downloaded' | 'applying changes' | 'aborted';
+
+export interface AppReport {
+  appId: number;
+  appUuid: string;
+  appName: string;
+  /** the release recorded as fully applied (null until one is) */
+  releaseId: number | null;
+  commit: string | null;
+  targetReleaseId: number | null;
+  targetCommit: string | null;
+  updateStatus: UpdateStatus;
+  services: Record<string, ServiceReport>;
+}
+
+export interface ActivityFacts {
+  phase(appId: number, service: string): string | undefined;
+  progress(appId: number, service: string): number | null;
+  error(appId: number, service: string): string | undefined;
+  applied: ReadonlyMap<number, { releaseId: number; commit: string }>;
+}
+
+export function reportCurrentState(current: CurrentState, desired: DesiredState | undefined, facts: ActivityFacts): Record<string, AppReport> {
+  const apps: Record<string, AppReport> = {};
+  const appIds = new Set([...(desired?.apps.keys() ?? []), ...current.containers.map((c) => c.appId)]);
+  for (const appId of [...appIds].sort((a, b) => a - b)) {
+    const app = desired?.apps.get(appId);
+    const containers = current.containers.filter((c) => c.appId === appId).sort((a, b) => b.createdAt - a.createdAt);
+    const names = new Set([...(app?.services.keys() ?? []), ...containers.map((c) => c.serviceName)]);
+    const services: Record<string, ServiceReport> = {};
+    for (const name of [...names].sort()) {
+      const spec = app?.services.get(name);
+      const mine = containers.filter((c) => c.serviceName === name);
+      const container = (spec && mine.find((c) => c.configHash === spec.hash)) ?? mine[0];
+      const image = spec?.config.image ?? '';
+      const progress = facts.progress(appId, name);
+      const error = facts.error(appId, name) ?? null;
+      services[name] = {
+        status: serviceStatus({ spec: spec !== undefined, running: spec?.running ?? true, container, isTarget: !!spec && container?.configHash === spec.hash, handover: mine.length > 1, phase: facts.phase(appId, name), downloading: progress !== null, imagePresent: !!findImage(current.images, image), error }),
+        releaseId: container?.releaseId ?? null,
+        image: image || container?.name || '',
+        imageId: container?.imageId ?? findImage(current.images, image)?.id ?? null,
+        containerId: container?.id ?? null,
+        createdAt: container ? new Date(container.createdAt).toISOString() : null,
+        downloadProgress: progress,
+        error,
+      };
+    }
+    const applied = facts.applied.get(appId);
+    const reports = Object.values(services);
+    apps[String(appId)] = {
+      appId,
+      appUuid: app?.appUuid ?? String(appId),
+      appName: app?.name ?? '',
+      releaseId: applied?.releaseId ?? null,
+      commit: applied?.commit ?? null,
+      targetReleaseId: app?.releaseId ?? null,
+      targetCommit: app?.commit ?? null,
+      updateStatus: updateStatus(reports, app !== undefined && applied?.releaseId === app.releaseId),
+      services,
+    };
+  }
+  return apps;
+}
+
+interface StatusInput {
+  spec: boolean;
+  running: boolean;
+  container: CurrentContainer | undefined;
+  isTarget: boolean;
+  handover: boolean;
+  phase: string | undefined;
+  downloading: boolean;
+  imagePresent: boolean;
+  error: string | null;
+}
+
+function serviceStatus(s: StatusInput): ServiceStatus {
+  if (s.phase === 'Killing') return 'Stopping';
+  if (s.phase) return s.phase as ServiceStatus;
+  if (s.spec && !s.isTarget) {
+    if (s.downloading) return 'Downloading';
+    if (s.error && !s.imagePresent) return 'Aborted';
+    if (!s.container) return s.imagePresent ? 'Downloaded' : 'Downloading';
+  }
+  if (s.handover && s.isTarget) return 'Awaiting handover';
+  switch (s.container?.state) {
+    case 'created':
+      return 'Installed';
+    case 'running':
+      return 'Running';
+    case 'restarting':
+      return 'Restarting';
+    case 'paused':
+      return 'Paused';
+    case 'exited':
+      return s.running ? 'exited' : 'Stopped';
+    case 'dead':
+    case 'removing':
+      return 'Dead';
+    default:
+      return 'Downloaded';
+  }
+}
+
+function updateStatus(services: ServiceReport[], applied: boolean): UpdateStatus {
+  if (services.some((s) => s.status === 'Aborted')) return 'aborted';
+  if (services.some((s) => s.status === 'Downloading')) return 'downloading';
+  if (applied) return 'done';
+  if (services.every((s) => s.status === 'Downloaded')) return 'downloaded';
+  return 'applying changes';
+}

@@ -1,0 +1,106 @@
+// Typed access to what the agent persists. Every write is one transaction.
+import type { TargetState } from '../../shared/targetState.js';
+import type { AgentDb } from './database.js';
+
+/** The event log is a ring: it never holds more than this many rows. */
+export const MAX_EVENTS = 2000;
+
+export class AgentStore {
+  constructor(readonly db: AgentDb) {}
+
+  async getConfig(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('config').select('value').where('key', '=', key).executeTakeFirst();
+    return row?.value;
+  }
+
+  async setConfig(key: string, value: string): Promise<void> {
+    await this.db
+      .insertInto('config')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
+  async getTarget(): Promise<{ target: TargetState; source: string } | undefined> {
+    const row = await this.db.selectFrom('target_state').selectAll().where('id', '=', 1).executeTakeFirst();
+    return row ? { target: JSON.parse(row.json) as TargetState, source: row.source } : undefined;
+  }
+
+  async setTarget(target: TargetState, source: string): Promise<void> {
+    const values = { id: 1, source, json: JSON.stringify(target), updated_at: new Date().toISOString() };
+    await this.db
+      .insertInto('target_state')
+      .values(values)
+      .onConflict((oc) => oc.column('id').doUpdateSet({ source, json: values.json, updated_at: values.updated_at }))
+      .execute();
+  }
+
+  async appliedReleases(): Promise<Map<number, { releaseId: number; commit: string }>> {
+    const rows = await this.db.selectFrom('applied_release').selectAll().execute();
+    return new Map(rows.map((r) => [r.app_id, { releaseId: r.release_id, commit: r.commit }]));
+  }
+
+  async markApplied(appId: number, release: { releaseId: number; commit: string } | null): Promise<void> {
+    if (!release) {
+      await this.db.deleteFrom('applied_release').where('app_id', '=', appId).execute();
+      return;
+    }
+    const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: new Date().toISOString() };
+    await this.db
+      .insertInto('applied_release')
+      .values(row)
+      .onConflict((oc) => oc.column('app_id').doUpdateSet({ release_id: row.release_id, commit: row.commit, applied_at: row.applied_at }))
+      .execute();
+  }
+
+  async trackedImages(): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('tracked_image').select('ref').execute();
+    return new Set(rows.map((r) => r.ref));
+  }
+
+  /** Recorded before the pull starts, so an image pulled just before a crash is still cleaned up later. */
+  async trackImage(ref: string, appId: number, serviceName: string): Promise<void> {
+    await this.db
+      .insertInto('tracked_image')
+      .values({ ref, app_id: appId, service_name: serviceName, pulled_at: new Date().toISOString() })
+      .onConflict((oc) => oc.column('ref').doNothing())
+      .execute();
+  }
+
+  async untrackImage(ref: string): Promise<void> {
+    await this.db.deleteFrom('tracked_image').where('ref', '=', ref).execute();
+  }
+
+  async stoppedContainers(): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('stopped_container').select('container_id').execute();
+    return new Set(rows.map((r) => r.container_id));
+  }
+
+  async setStoppedByAgent(containerId: string, stopped: boolean): Promise<void> {
+    if (stopped) {
+      await this.db
+        .insertInto('stopped_container')
+        .values({ container_id: containerId, stopped_at: new Date().toISOString() })
+        .onConflict((oc) => oc.column('container_id').doNothing())
+        .execute();
+    } else {
+      await this.db.deleteFrom('stopped_container').where('container_id', '=', containerId).execute();
+    }
+  }
+
+  async addEvent(level: string, message: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const { id } = await tx
+        .insertInto('event')
+        .values({ ts: new Date().toISOString(), level, message })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await tx.deleteFrom('event').where('id', '<=', id - MAX_EVENTS).execute();
+    });
+  }
+
+  async events(limit = 100): Promise<{ ts: string; level: string; message: string }[]> {
+    const rows = await this.db.selectFrom('event').select(['ts', 'level', 'message']).orderBy('id', 'desc').limit(limit).execute();
+    return rows.reverse();
+  }
+}

@@ -1,0 +1,49 @@
+// Schema migrations of the agent database, applied in key order. Never edit one that shipped.
+import { sql, type Kysely, type Migration } from 'kysely';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('config')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+      // One row: the target the agent converges on (id 1).
+      await db.schema
+        .createTable('target_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('json', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('applied_release')
+        .addColumn('app_id', 'integer', (c) => c.primaryKey())
+        .addColumn('release_id', 'integer', (c) => c.notNull())
+        .addColumn('commit', 'text', (c) => c.notNull())
+        .addColumn('applied_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tracked_image')
+        .addColumn('ref', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'integer', (c) => c.notNull())
+        .addColumn('service_name', 'text', (c) => c.notNull())
+        .addColumn('pulled_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('stopped_container')
+        .addColumn('container_id', 'text', (c) => c.primaryKey())
+        .addColumn('stopped_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('event')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addColumn('level', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .execute();
+      await sql`create index event_ts on event (ts)`.execute(db);
+    },
+  },
+};

@@ -1,0 +1,172 @@
+// Shared set-up for integration tests: a real engine and registry (scripts/engine.sh), an agent
+// per test with its own data dir, unique app ids per test, and cleanup of what each test made.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { createDocker } from '../../src/agent/engine/docker.js';
+import { EventLog } from '../../src/agent/eventLog.js';
+import type { ServiceTarget, TargetState } from '../../src/shared/targetState.js';
+
+function need(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run integration tests through \`npm test\` (scripts/engine.sh)`);
+  return v;
+}
+
+export const registry = {
+  url: need('BOSUN_TEST_REGISTRY'),
+  username: need('BOSUN_TEST_REGISTRY_USER'),
+  password: need('BOSUN_TEST_REGISTRY_PASSWORD'),
+};
+export const image = (tag: 'v1' | 'v2' | 'base') => `${need('BOSUN_TEST_IMAGE')}:${tag}`;
+export const docker = createDocker();
+
+/** A service on the test image; its default command idles and exits at once on SIGTERM. */
+export const service = (overrides: Partial<ServiceTarget> = {}): ServiceTarget => ({ image: image('v1'), ...overrides });
+
+export interface AppSpec {
+  name?: string;
+  releaseId?: number;
+  commit?: string;
+  services: Record<string, ServiceTarget>;
+  volumes?: TargetState['apps'][string]['release']['volumes'];
+  networks?: TargetState['apps'][string]['release']['networks'];
+}
+
+export function target(apps: Record<number, AppSpec>, extra: Partial<TargetState> = {}): TargetState {
+  return {
+    registries: { local: registry },
+    ...extra,
+    apps: Object.fromEntries(
+      Object.entries(apps).map(([id, a]) => [
+        id,
+        {
+          name: a.name ?? `app${id}`,
+          release: {
+            id: a.releaseId ?? 1,
+            commit: a.commit ?? `commit${a.releaseId ?? 1}`,
+            services: a.services,
+            ...(a.volumes ? { volumes: a.volumes } : {}),
+            ...(a.networks ? { networks: a.networks } : {}),
+          },
+        },
+      ]),
+    ),
+  };
+}
+
+/** App ids unique per test file run, so tests never see each other's containers. */
+let nextAppId = 1000 + (process.pid % 5000) * 10;
+export const freshAppId = () => nextAppId++;
+
+export interface TestAgent {
+  agent: Agent;
+  dataDir: string;
+  logs: string[];
+}
+
+export function captureLog(): { log: EventLog; logs: string[] } {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
+      cb();
+    },
+  });
+  return { log: new EventLog('debug', sink), logs };
+}
+
+export async function startAgent(t: TestContext, appIds: number[], opts: Partial<AgentOptions> = {}): Promise<TestAgent> {
+  const dataDir = opts.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-')));
+  const { log, logs } = captureLog();
+  const agent = new Agent({ dataDir, intervalMs: 500, log, ...opts });
+  await agent.start();
+  t.after(async () => {
+    await agent.stop();
+    await removeApps(appIds);
+  });
+  return { agent, dataDir, logs };
+}
+
+/** Applies until the engine matches the target; fails with the agent's view if it does not. */
+export async function converge(agent: Agent, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await agent.applyNow()) === 'converged') return;
+    await sleep(200);
+  }
+  throw new Error(`did not converge: ${agent.reconciler.status.waitReasons.join('; ')} ${JSON.stringify(await agent.currentState())}`);
+}
+
+export interface TestContainer {
+  id: string;
+  service: string;
+  state: string;
+  imageId: string;
+  releaseId: number;
+  created: number;
+}
+
+export async function containersOf(appId: number): Promise<TestContainer[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`io.balena.app-id=${appId}`] } });
+  return list
+    .map((c) => ({
+      id: c.Id,
+      service: c.Labels['io.balena.service-name']!,
+      state: c.State,
+      imageId: c.ImageID,
+      releaseId: Number(c.Labels['io.bosun.release-id']),
+      created: c.Created,
+    }))
+    .sort((a, b) => a.service.localeCompare(b.service));
+}
+
+export async function execIn(containerId: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
+  const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  return { exitCode: info.ExitCode ?? -1, output: demux(Buffer.concat(chunks)) };
+}
+
+/** The engine multiplexes stdout/stderr with 8-byte frame headers. */
+function demux(buf: Buffer): string {
+  let out = '';
+  for (let i = 0; i + 8 <= buf.length; ) {
+    const size = buf.readUInt32BE(i + 4);
+    out += buf.subarray(i + 8, i + 8 + size).toString();
+    i += 8 + size;
+  }
+  return out;
+}
+
+export async function removeApps(appIds: number[]): Promise<void> {
+  for (const appId of appIds) {
+    const filters = { label: [`io.balena.app-id=${appId}`] };
+    for (const c of await docker.listContainers({ all: true, filters })) {
+      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
