@@ -3,6 +3,7 @@
 #   scripts/engine.sh up    start what is missing, build and push the test images, print the env
 #   scripts/engine.sh env   print the env (export lines) for what is running
 #   scripts/engine.sh down  stop only what `up` started
+#   scripts/engine.sh restart-engine   restart the private dockerd (tests of engine restarts)
 # Uses the engine behind $DOCKER_HOST (or the default socket) when `docker info` works there;
 # otherwise installs Debian's docker.io and starts a private dockerd under $BOSUN_ENGINE_DIR.
 set -euo pipefail
@@ -55,8 +56,8 @@ start_engine() {
     "${hosts[@]}" "${extra[@]}" >"$DIR/dockerd.log" 2>&1 &
   echo $! > "$DIR/dockerd.started"
   host="unix://$DIR/docker.sock"
-  for _ in $(seq 1 60); do engine_ok "$host" && break; sleep 0.5; done
-  if ! engine_ok "$host" && [ ! -f "$DIR/dockerd.flags" ]; then
+  for _ in $(seq 1 120); do engine_ok "$host" && break; sleep 0.5; done
+  if ! engine_ok "$host" && [ ! -f "$DIR/dockerd.flags" ] && [ -z "${RESTARTING:-}" ]; then
     log "dockerd failed with defaults; retrying with --iptables=false --bridge=none --storage-driver=vfs"
     stop_engine
     echo "--iptables=false --bridge=none --storage-driver=vfs" > "$DIR/dockerd.flags"
@@ -94,7 +95,7 @@ build_images() {
   local host=$1 reg="127.0.0.1:$REG_PORT" repo
   repo="$reg/bosun-test/app"
   export DOCKER_HOST=$host
-  if [ -f "$DIR/images.pushed" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"v2"'; then return; fi
+  if [ -f "$DIR/images.pushed" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"big"'; then return; fi
   need_pkgs
   local root="$DIR/rootfs"
   rm -rf "$root"; mkdir -p "$root/bin" "$root/tmp" "$root/data" "$root/etc" "$root/usr/local/bin"
@@ -107,17 +108,20 @@ build_images() {
   printf '#!/bin/sh\ntrap "exit 0" TERM INT\nwhile :; do sleep 3600 & wait $!; done\n' > "$root/usr/local/bin/idle"
   chmod +x "$root/usr/local/bin/idle"
   local v
-  for v in v1 v2 base; do
+  for v in v1 v2 base big; do
     echo "$v" > "$root/VERSION"
+    # big: 96 MB of incompressible data, so that a pull takes long enough to be interrupted
+    if [ "$v" = big ]; then head -c 100663296 /dev/urandom > "$root/blob"; else rm -f "$root/blob"; fi
     tar -C "$root" -cf "$DIR/rootfs-$v.tar" .
     docker import --change 'CMD ["/usr/local/bin/idle"]' --change 'ENV PATH=/usr/local/bin:/bin' \
       --change "LABEL io.bosun.test.version=$v" "$DIR/rootfs-$v.tar" "$repo:$v" >/dev/null
   done
   echo "$REG_PASS" | docker login -u "$REG_USER" --password-stdin "$reg" >/dev/null 2>&1
-  for v in v1 v2 base; do docker push -q "$repo:$v" >/dev/null; done
+  for v in v1 v2 base big; do docker push -q "$repo:$v" >/dev/null; done
   docker logout "$reg" >/dev/null 2>&1 || true
   # Only the registry keeps them: whoever needs them pulls them, with credentials.
-  for v in v1 v2 base; do docker rmi "$repo:$v" >/dev/null 2>&1 || true; done
+  for v in v1 v2 base big; do docker rmi "$repo:$v" >/dev/null 2>&1 || true; done
+  rm -f "$DIR"/rootfs-*.tar
   touch "$DIR/images.pushed"
 }
 
@@ -141,7 +145,17 @@ stop_pid() {
   fi
   rm -f "$f"
 }
-stop_engine() { stop_pid "$DIR/dockerd.started"; rm -f "$DIR/docker.pid"; }
+stop_engine() {
+  stop_pid "$DIR/dockerd.started"
+  # dockerd's own containerd must be gone too before another dockerd may start on this exec-root
+  local cpid; cpid=$(cat "$DIR/exec/containerd/containerd.pid" 2>/dev/null || true)
+  if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+    kill "$cpid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$cpid" 2>/dev/null || true
+  fi
+  rm -f "$DIR/docker.pid"
+}
 
 case "${1:-up}" in
   up)
@@ -151,6 +165,11 @@ case "${1:-up}" in
     print_env "$host"
     ;;
   env) print_env "$(engine_host)" ;;
+  restart-engine)
+    [ -f "$DIR/dockerd.started" ] || { log "the engine is not this script's: not restarting it"; exit 3; }
+    stop_engine
+    RESTARTING=1 start_engine >/dev/null
+    ;;
   down)
     stop_pid "$DIR/registry.started"
     stop_engine

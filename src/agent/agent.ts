@@ -9,6 +9,7 @@ import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
 import { newUuid, readConfigJson, writeConfigJson, type ConfigJson } from './config/configJson.js';
+import { deadline, engineErrorMessage } from './engine/deadline.js';
 import { createDocker } from './engine/docker.js';
 import { SUPERVISED_FILTER } from './engine/labels.js';
 import { readCurrentState } from './engine/readState.js';
@@ -86,6 +87,7 @@ export class Agent {
     });
     this.executor = new Executor({
       docker: this.docker,
+      deviceUuid: this.config.uuid,
       puller: this.puller,
       locks: this.locks,
       store: this.store,
@@ -95,6 +97,7 @@ export class Agent {
     });
     this.reconciler = new Reconciler({
       docker: this.docker,
+      deviceUuid: this.config.uuid,
       store: this.store,
       locks: this.locks,
       puller: this.puller,
@@ -143,7 +146,7 @@ export class Agent {
   }
 
   async currentState(): Promise<Record<string, AppReport>> {
-    const [current, applied] = await Promise.all([readCurrentState(this.docker), this.store.appliedReleases()]);
+    const [current, applied] = await Promise.all([readCurrentState(this.docker, this.device.uuid), this.store.appliedReleases()]);
     return reportCurrentState(current, this.desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
@@ -216,10 +219,11 @@ export class Agent {
 
   private async engineDataRoot(): Promise<string | undefined> {
     try {
-      const info = (await this.docker.info()) as { DockerRootDir?: string };
+      // @types/dockerode lacks info()'s options; dockerode takes an abortSignal there as everywhere.
+      const info = (await (this.docker.info as (o: object) => Promise<unknown>).call(this.docker, { ...deadline(10_000) })) as { DockerRootDir?: string };
       return info.DockerRootDir;
     } catch (err) {
-      this.log.warn(`Engine not reachable yet: ${(err as Error).message}`);
+      this.log.warn(`Engine not reachable yet: ${engineErrorMessage(err)}`);
       return undefined;
     }
   }

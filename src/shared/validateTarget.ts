@@ -1,5 +1,6 @@
 // Validation of a target state: schema first, then the cross-references the schema cannot express.
 // A target is accepted or rejected as a whole; the error names the offending field.
+import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ValidationError } from './errors.js';
 import { TargetStateSchema, type ReleaseTarget, type TargetState } from './targetState.js';
@@ -9,6 +10,7 @@ const compiled = TypeCompiler.Compile(TargetStateSchema);
 export function validateTargetState(input: unknown): TargetState {
   const first = compiled.Errors(input).First();
   if (first) throw new ValidationError(first.path, first.message, 'target state');
+  checkRecordKeys(TargetStateSchema, input, '');
   const target = input as TargetState;
   for (const [appId, app] of Object.entries(target.apps)) {
     checkRelease(`/apps/${appId}/release`, app.release, target);
@@ -22,15 +24,15 @@ function checkRelease(at: string, release: ReleaseTarget, target: TargetState): 
   const volumes = new Set(Object.keys(release.volumes ?? {}));
   for (const [name, svc] of Object.entries(services)) {
     const here = `${at}/services/${name}`;
-    if (svc.registry !== undefined && !target.registries?.[svc.registry]) {
+    if (svc.registry !== undefined && !Object.hasOwn(target.registries ?? {}, svc.registry)) {
       throw new ValidationError(`${here}/registry`, `unknown registry "${svc.registry}"`, 'target state');
     }
     svc.depends_on?.forEach((dep, i) => {
-      if (!services[dep]) throw new ValidationError(`${here}/depends_on/${i}`, `unknown service "${dep}"`, 'target state');
+      if (!Object.hasOwn(services, dep)) throw new ValidationError(`${here}/depends_on/${i}`, `unknown service "${dep}"`, 'target state');
       if (dep === name) throw new ValidationError(`${here}/depends_on/${i}`, 'a service cannot depend on itself', 'target state');
     });
     const modeTarget = svc.network_mode?.startsWith('service:') ? svc.network_mode.slice(8) : undefined;
-    if (modeTarget !== undefined && (!services[modeTarget] || modeTarget === name)) {
+    if (modeTarget !== undefined && (!Object.hasOwn(services, modeTarget) || modeTarget === name)) {
       throw new ValidationError(`${here}/network_mode`, `unknown service "${modeTarget}"`, 'target state');
     }
     svc.networks?.forEach((net, i) => {
@@ -45,6 +47,27 @@ function checkRelease(at: string, release: ReleaseTarget, target: TargetState): 
   }
   const cycle = findDependencyCycle(services);
   if (cycle) throw new ValidationError(`${at}/services/${cycle[0]}/depends_on`, `dependency cycle ${cycle.join(' -> ')}`, 'target state');
+}
+
+/**
+ * TypeBox records (`patternProperties` without `additionalProperties: false`) accept keys that do
+ * not match their key pattern; app ids, service, volume and network names are checked here.
+ */
+function checkRecordKeys(schema: TSchema, value: unknown, at: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+  const entries = value as Record<string, unknown>;
+  if (schema.patternProperties) {
+    const patterns = Object.entries(schema.patternProperties as Record<string, TSchema>);
+    for (const [key, item] of Object.entries(entries)) {
+      const here = `${at}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const match = patterns.find(([pattern]) => new RegExp(pattern).test(key));
+      if (!match) throw new ValidationError(here, `key must match ${patterns.map(([p]) => p).join(' or ')}`, 'target state');
+      checkRecordKeys(match[1], item, here);
+    }
+  }
+  for (const [key, sub] of Object.entries((schema.properties ?? {}) as Record<string, TSchema>)) {
+    if (Object.hasOwn(entries, key)) checkRecordKeys(sub, entries[key], `${at}/${key}`);
+  }
 }
 
 /** Service dependencies: depends_on plus the implicit one of `network_mode: service:x`. */

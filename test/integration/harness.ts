@@ -21,7 +21,7 @@ export const registry = {
   username: need('BOSUN_TEST_REGISTRY_USER'),
   password: need('BOSUN_TEST_REGISTRY_PASSWORD'),
 };
-export const image = (tag: 'v1' | 'v2' | 'base') => `${need('BOSUN_TEST_IMAGE')}:${tag}`;
+export const image = (tag: 'v1' | 'v2' | 'base' | 'big') => `${need('BOSUN_TEST_IMAGE')}:${tag}`;
 export const docker = createDocker();
 
 /** A service on the test image; its default command idles and exits at once on SIGTERM. */

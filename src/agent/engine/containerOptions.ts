@@ -38,6 +38,7 @@ export function createOptions(spec: ServiceSpec, imageId: string, serviceContain
     Labels: {
       ...c.labels,
       [LABEL.supervised]: 'true',
+      [LABEL.device]: spec.deviceUuid,
       [LABEL.appId]: String(spec.appId),
       [LABEL.appUuid]: spec.appUuid,
       [LABEL.serviceName]: spec.serviceName,

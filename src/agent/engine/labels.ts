@@ -10,6 +10,12 @@ export const LABEL = {
   configHash: 'io.bosun.config-hash',
   config: 'io.bosun.config',
   dependsOn: 'io.bosun.depends-on',
+  /** the device (agent) that owns the object: several agents may share one engine */
+  device: 'io.bosun.device',
 } as const;
+
+/** Ours when labelled with our device uuid, or unlabelled (containers of a balena Supervisor moving over). */
+export const ownedBy = (labels: Record<string, string> | undefined, device: string) =>
+  labels?.[LABEL.device] === undefined || labels[LABEL.device] === device;
 
 export const SUPERVISED_FILTER = { label: [`${LABEL.supervised}=true`] };

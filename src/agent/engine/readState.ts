@@ -1,15 +1,16 @@
 // Reads the actual state from the engine: 4 list calls, no per-container inspect,
 // because everything the planner needs travels in labels.
 import type Docker from 'dockerode';
-import { LABEL, SUPERVISED_FILTER } from './labels.js';
+import { deadline } from './deadline.js';
+import { LABEL, SUPERVISED_FILTER, ownedBy } from './labels.js';
 import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume } from '../reconciler/types.js';
 
-export async function readCurrentState(docker: Docker): Promise<CurrentState> {
+export async function readCurrentState(docker: Docker, device: string): Promise<CurrentState> {
   const [containers, images, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true }),
-    docker.listImages(),
-    docker.listNetworks({ filters: SUPERVISED_FILTER }),
-    docker.listVolumes({ filters: SUPERVISED_FILTER }),
+    docker.listContainers({ all: true, ...deadline() }),
+    docker.listImages({ ...deadline() }),
+    docker.listNetworks({ filters: SUPERVISED_FILTER, ...deadline() }),
+    docker.listVolumes({ filters: SUPERVISED_FILTER, ...deadline() }),
   ]);
   const owned: CurrentContainer[] = [];
   const imageIdsInUse = new Set<string>();
@@ -17,6 +18,7 @@ export async function readCurrentState(docker: Docker): Promise<CurrentState> {
     imageIdsInUse.add(c.ImageID);
     const labels = c.Labels ?? {};
     if (labels[LABEL.supervised] !== 'true' || !labels[LABEL.appId] || !labels[LABEL.serviceName]) continue;
+    if (!ownedBy(labels, device)) continue;
     owned.push({
       id: c.Id,
       name: (c.Names[0] ?? '').replace(/^\//, ''),
@@ -37,7 +39,7 @@ export async function readCurrentState(docker: Docker): Promise<CurrentState> {
     containers: owned,
     images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
     networks: networks
-      .filter((n) => n.Labels?.[LABEL.appId])
+      .filter((n) => n.Labels?.[LABEL.appId] && ownedBy(n.Labels, device))
       .map((n): CurrentNetwork => ({
         id: n.Id,
         name: n.Name,
@@ -45,7 +47,7 @@ export async function readCurrentState(docker: Docker): Promise<CurrentState> {
         configHash: n.Labels![LABEL.configHash] ?? '',
       })),
     volumes: (volumes.Volumes ?? [])
-      .filter((v) => v.Labels?.[LABEL.appId])
+      .filter((v) => v.Labels?.[LABEL.appId] && ownedBy(v.Labels, device))
       .map((v): CurrentVolume => ({ name: v.Name, appId: Number(v.Labels[LABEL.appId]) })),
     imageIdsInUse,
   };

@@ -38,6 +38,8 @@ export interface ImagePullerOptions {
   /** The engine's data root (docker info DockerRootDir), if this process can see it. */
   dataRoot?: string;
   baseBackoffMs?: number;
+  /** abort a pull that reports no progress for this long; default 5 min */
+  stallTimeoutMs?: number;
   maxBackoffMs?: number;
   onSettled?: (ref: string, error?: Error) => void;
 }
@@ -121,21 +123,37 @@ export class ImagePuller {
     const authconfig = registry
       ? { username: registry.username, password: registry.password, serveraddress: registry.url }
       : undefined;
-    const stream = (await this.docker.pull(ref, authconfig ? { authconfig } : {}).catch((err: Error) => {
-      throw new Error(cleanPullError(err.message));
+    // An engine that stops answering must not hold the pull (and the service) forever.
+    const stall = this.opts.stallTimeoutMs ?? 5 * 60_000;
+    const controller = new AbortController();
+    let watchdog = setTimeout(() => controller.abort(), stall);
+    const stream = (await this.docker.pull(ref, { ...(authconfig ? { authconfig } : {}), abortSignal: controller.signal }).catch((err: Error) => {
+      clearTimeout(watchdog);
+      throw new Error(controller.signal.aborted ? `pull of ${ref} stalled for ${stall / 1000} s` : cleanPullError(err.message));
     })) as NodeJS.ReadableStream & { destroy(e?: Error): void };
     await new Promise<void>((resolve, reject) => {
       let aborted: Error | undefined;
+      const abort = (err: Error) => {
+        aborted = err;
+        stream.destroy(err);
+        reject(err);
+      };
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => abort(new Error(`pull of ${ref} stalled: no progress for ${stall / 1000} s`)), stall);
       this.docker.modem.followProgress(
         stream,
-        (err: Error | null) => (aborted ? reject(aborted) : err ? reject(new Error(cleanPullError(err.message))) : resolve()),
+        (err: Error | null) => {
+          clearTimeout(watchdog);
+          if (aborted) reject(aborted);
+          else if (err) reject(new Error(cleanPullError(err.message)));
+          else resolve();
+        },
         (event: PullEvent) => {
+          watchdog.refresh();
           trackLayer(pull.layers, event);
           const needed = sumTotals(pull.layers);
           if (free !== undefined && !aborted && needed > free - this.minFree) {
-            aborted = new DiskSpaceError(`not enough disk space to pull ${ref}: needs ${mb(needed)}, ${mb(free)} free`);
-            stream.destroy(aborted);
-            reject(aborted);
+            abort(new DiskSpaceError(`not enough disk space to pull ${ref}: needs ${mb(needed)}, ${mb(free)} free`));
           }
         },
       );

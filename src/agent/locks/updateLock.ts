@@ -56,9 +56,12 @@ export class UpdateLocks {
     this.held.add(appId);
   }
 
-  async release(appId: number, services: string[]): Promise<void> {
+  /** Releases the agent's locks in every service folder of the app (services of a removed app included). */
+  async release(appId: number): Promise<void> {
+    const appDir = path.join(this.lockRoot, String(appId));
+    const services = await fs.readdir(appDir).catch(() => [] as string[]);
     for (const service of services) {
-      for (const file of LOCK_FILES) await this.removeIfOurs(path.join(this.dirOf(appId, service), file));
+      for (const file of LOCK_FILES) await this.removeIfOurs(path.join(appDir, service, file));
     }
     this.held.delete(appId);
   }

@@ -3,6 +3,7 @@
 import type Docker from 'dockerode';
 import { UpdatesLockedError } from '../../shared/errors.js';
 import { containerName, createOptions } from '../engine/containerOptions.js';
+import { deadline, engineErrorMessage } from '../engine/deadline.js';
 import { findImage } from '../engine/imageRef.js';
 import { LABEL } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
@@ -15,6 +16,8 @@ type Phase = 'Installing' | 'Starting' | 'Stopping' | 'Killing';
 
 export interface ExecutorDeps {
   docker: Docker;
+  /** labels everything the agent creates, so agents sharing an engine keep apart */
+  deviceUuid: string;
   puller: ImagePuller;
   locks: UpdateLocks;
   store: AgentStore;
@@ -79,16 +82,17 @@ export class Executor {
           Driver: n.config.driver ?? 'bridge',
           Internal: n.config.internal ?? false,
           CheckDuplicate: true,
-          Labels: { ...n.config.labels, [LABEL.supervised]: 'true', [LABEL.appId]: String(n.appId), [LABEL.configHash]: n.hash },
+          Labels: { ...n.config.labels, ...this.ownLabels(n.appId), [LABEL.configHash]: n.hash },
           ...(n.config.ipam?.config
             ? { IPAM: { Driver: 'default', Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })) } }
             : {}),
+          ...deadline(),
         });
         return;
       }
       case 'removeNetwork':
         log.info(`Removing network ${step.name}`);
-        await ignoreStatus(docker.getNetwork(step.name).remove(), STATUS_NOT_FOUND);
+        await ignoreStatus(docker.getNetwork(step.name).remove({ ...deadline() }), STATUS_NOT_FOUND);
         return;
       case 'createVolume': {
         const { volume: v } = step;
@@ -97,7 +101,8 @@ export class Executor {
           Name: v.engineName,
           Driver: v.config.driver ?? 'local',
           DriverOpts: v.config.driver_opts ?? {},
-          Labels: { ...v.config.labels, [LABEL.supervised]: 'true', [LABEL.appId]: String(v.appId) },
+          Labels: { ...v.config.labels, ...this.ownLabels(v.appId) },
+          ...deadline(),
         });
         return;
       }
@@ -106,14 +111,14 @@ export class Executor {
         this.lockBackoff.delete(step.appId);
         return;
       case 'releaseLock':
-        await locks.release(step.appId, step.services);
+        await locks.release(step.appId);
         return;
       case 'create':
         return this.create(step, current);
       case 'start':
         await this.withPhase(step.appId, step.serviceName, 'Starting', async () => {
           log.info(`Starting service ${step.serviceName}`);
-          await ignoreStatus(docker.getContainer(step.containerId).start(), STATUS_NOT_MODIFIED);
+          await ignoreStatus(docker.getContainer(step.containerId).start({ ...deadline() }), STATUS_NOT_MODIFIED);
           await store.setStoppedByAgent(step.containerId, false);
         });
         this.succeeded(step.appId, step.serviceName);
@@ -122,19 +127,19 @@ export class Executor {
         await this.withPhase(step.appId, step.serviceName, 'Stopping', async () => {
           log.info(`Stopping service ${step.serviceName}`);
           await store.setStoppedByAgent(step.containerId, true);
-          await ignoreStatus(docker.getContainer(step.containerId).stop({ t: step.timeout }), STATUS_NOT_MODIFIED);
+          await ignoreStatus(docker.getContainer(step.containerId).stop({ t: step.timeout, ...deadline(stopDeadline(step.timeout)) }), STATUS_NOT_MODIFIED);
         });
         return;
       case 'kill':
         await this.withPhase(step.appId, step.serviceName, 'Killing', async () => {
           log.info(`Killing service ${step.serviceName}: ${step.reason}`, { appId: step.appId, containerId: step.containerId });
           const container = docker.getContainer(step.containerId);
-          await ignoreStatus(container.stop({ t: step.timeout }), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
-          await ignoreStatus(container.remove({ force: true, v: true }), STATUS_NOT_FOUND);
+          await ignoreStatus(container.stop({ t: step.timeout, ...deadline(stopDeadline(step.timeout)) }), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+          await ignoreStatus(container.remove({ force: true, v: true, ...deadline() }), STATUS_NOT_FOUND);
           await store.setStoppedByAgent(step.containerId, false);
         });
         if (step.removeImage) {
-          await docker.getImage(step.removeImage).remove().then(
+          await docker.getImage(step.removeImage).remove({ ...deadline() }).then(
             () => log.info(`Deleted image ${step.removeImage} of ${step.serviceName}`),
             (err: Error) => log.logger.debug({ err }, 'old image kept'),
           );
@@ -142,7 +147,7 @@ export class Executor {
         return;
       case 'removeImage':
         log.info(`Deleting image ${step.ref}`);
-        await ignoreStatus(docker.getImage(step.ref).remove(), STATUS_NOT_FOUND);
+        await ignoreStatus(docker.getImage(step.ref).remove({ ...deadline() }), STATUS_NOT_FOUND);
         await store.untrackImage(step.ref);
         return;
       case 'markApplied':
@@ -184,17 +189,21 @@ export class Executor {
         current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id,
       );
       log.info(`Installing service ${spec.serviceName} (release ${spec.releaseId})`, { container: containerName(spec, imageId) });
-      const container = await docker.createContainer(options);
+      const container = await docker.createContainer({ ...options, ...deadline() });
       for (const net of spec.config.networks.slice(1)) {
-        await docker.getNetwork(net).connect({ Container: container.id, EndpointConfig: { Aliases: [spec.serviceName] } });
+        await docker.getNetwork(net).connect({ Container: container.id, EndpointConfig: { Aliases: [spec.serviceName] }, ...deadline() });
       }
       if (step.start) {
         this.phases.set(`${spec.appId}/${spec.serviceName}`, 'Starting');
         log.info(`Starting service ${spec.serviceName}`);
-        await container.start();
+        await container.start({ ...deadline() });
       }
     });
     this.succeeded(spec.appId, spec.serviceName);
+  }
+
+  private ownLabels(appId: number): Record<string, string> {
+    return { [LABEL.supervised]: 'true', [LABEL.device]: this.d.deviceUuid, [LABEL.appId]: String(appId) };
   }
 
   private async withPhase(appId: number, serviceName: string, phase: Phase, fn: () => Promise<void>): Promise<void> {
@@ -211,10 +220,11 @@ export class Executor {
     this.forgetService(appId, serviceName);
   }
 
-  private onFailure(step: Step, err: Error): void {
+  private onFailure(step: Step, failure: Error): void {
     const { log } = this.d;
+    const err = failure.name === 'AbortError' || failure.name === 'TimeoutError' ? new Error(engineErrorMessage(failure)) : failure;
     if (err instanceof UpdatesLockedError && step.action === 'takeLock') {
-      const delay = nextBackoff(this.lockBackoff, step.appId, 1000, 60_000);
+      const delay = nextBackoff(this.lockBackoff, step.appId, 1000, 10_000);
       log.warn(`Updates are locked by app ${step.appId} (${err.lockPath}); retrying in ${Math.ceil(delay / 1000)} s`);
       return;
     }
@@ -240,6 +250,9 @@ function serviceOf(step: Step): { appId: number; serviceName: string } | undefin
   }
   return undefined;
 }
+
+/** The engine answers a stop after the grace period plus the kill; allow it that and a margin. */
+const stopDeadline = (graceSeconds: number) => (graceSeconds + 30) * 1000;
 
 function stepKey(step: Step): string {
   switch (step.action) {

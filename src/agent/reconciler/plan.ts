@@ -12,6 +12,9 @@ export function plan(current: CurrentState, desired: DesiredState, ctx: PlanCont
     ...desired.apps.keys(),
     ...current.containers.map((c) => c.appId),
     ...current.networks.map((n) => n.appId),
+    // A removed app with nothing left on the engine still has its lock to release and record to clear.
+    ...ctx.locksHeld,
+    ...ctx.appliedReleases.keys(),
   ]);
   const steps: Step[] = [];
   let converged = true;
@@ -46,6 +49,8 @@ class AppPlanner {
   private readonly steps: Step[] = [];
   private readonly destructive: Step[] = [];
   private readonly containers: CurrentContainer[];
+  /** engine names of the app's networks planned for removal (or recreation) */
+  private readonly removingNetworks = new Set<string>();
 
   constructor(
     private readonly appId: number,
@@ -65,7 +70,7 @@ class AppPlanner {
     this.gateDestructiveSteps();
     const active = this.steps.filter((s) => s.action !== 'noop' && s.action !== 'fetch');
     if (this.ctx.locksHeld.has(this.appId) && active.length === 0) {
-      this.steps.push({ action: 'releaseLock', appId: this.appId, services: [...names] });
+      this.steps.push({ action: 'releaseLock', appId: this.appId });
     }
     this.planAppliedRecord();
     return this.steps;
@@ -94,12 +99,18 @@ class AppPlanner {
 
   /** A network goes once no container of the app uses it; those that do are killed first. */
   private removeNetwork(name: string, reason: string): void {
+    this.removingNetworks.add(name);
     const users = this.containers.filter((c) => c.networks.includes(name));
     if (users.length === 0) {
       this.steps.push({ action: 'removeNetwork', appId: this.appId, name });
       return;
     }
-    for (const c of users) this.kill(c, reason);
+    // Dead containers are removed without the lock by planService; removing ones are going anyway.
+    for (const c of users) {
+      if (c.state === 'dead' || c.state === 'removing') continue;
+      const why = !this.app ? 'app removed from target' : this.app.services.has(c.serviceName) ? reason : 'service removed from target';
+      this.kill(c, why);
+    }
   }
 
   private planService(name: string, spec: ServiceSpec | undefined): void {
@@ -129,10 +140,11 @@ class AppPlanner {
       this.destructive.push({ action: 'stop', appId: this.appId, serviceName: spec.serviceName, containerId: c.id, timeout: spec.config.stopTimeout });
     }
     for (const old of stale) {
+      // The old container serves until the new one says it took over or the timeout passes,
+      // even while the new one is still starting (or crashing): killing it early leaves nothing running.
       const handingOver =
         spec.strategy === 'hand-over' &&
         LIVE.has(old.state) &&
-        c.state === 'running' &&
         !this.ctx.handoverComplete.has(this.key(spec.serviceName)) &&
         this.ctx.now < c.createdAt + spec.handoverTimeoutMs;
       if (handingOver) {
@@ -207,7 +219,9 @@ class AppPlanner {
   }
 
   private resourcesReady(spec: ServiceSpec): boolean {
-    const nets = spec.config.networks.filter((n) => !this.current.networks.some((cur) => cur.name === n));
+    const nets = spec.config.networks.filter(
+      (n) => this.removingNetworks.has(n) || !this.current.networks.some((cur) => cur.name === n),
+    );
     const vols = spec.config.volumes.map((v) => v.split(':')[0]!).filter((v) => !this.current.volumes.some((cur) => cur.name === v));
     if (nets.length || vols.length) {
       this.noop(spec.serviceName, `${spec.serviceName} waits for ${[...nets, ...vols].join(', ')}`);

@@ -1,6 +1,7 @@
 // The control loop: read actual state → plan → execute, repeated until the plan is empty;
 // then wait for a trigger (new target, engine event, pull done) or the periodic interval.
 import type Docker from 'dockerode';
+import { engineErrorMessage } from '../engine/deadline.js';
 import { readCurrentState } from '../engine/readState.js';
 import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
@@ -13,6 +14,7 @@ import type { CurrentState, PlanContext, Step } from './types.js';
 
 export interface ReconcilerDeps {
   docker: Docker;
+  deviceUuid: string;
   store: AgentStore;
   locks: UpdateLocks;
   puller: ImagePuller;
@@ -83,7 +85,7 @@ export class Reconciler {
     this.status.lastApplyStart = Date.now();
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
-        const current = await readCurrentState(this.d.docker);
+        const current = await readCurrentState(this.d.docker, this.d.deviceUuid);
         this.status.engineReachable = true;
         const steps = plan(current, desired, await this.context(current));
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
@@ -112,7 +114,7 @@ export class Reconciler {
         if (outcome === 'waiting') delay = WAIT_POLL_MS;
       } catch (err) {
         failures++;
-        const message = (err as Error).message;
+        const message = engineErrorMessage(err);
         this.status.lastError = message;
         if (isEngineDown(err)) this.status.engineReachable = false;
         delay = Math.min(500 * 2 ** failures, 60_000);

@@ -60,6 +60,8 @@ export interface ContainerConfig {
 }
 
 export interface ServiceSpec {
+  /** uuid of the device (agent) that owns the container */
+  deviceUuid: string;
   appId: number;
   appUuid: string;
   appName: string;
@@ -156,6 +158,7 @@ export function buildServiceSpec(
     ? target.registries?.[svc.registry]
     : registryFor(image, target.registries);
   return {
+    deviceUuid: ctx.device.uuid,
     appId,
     appUuid: app.uuid ?? String(appId),
     appName: app.name,
@@ -215,19 +218,24 @@ function diffKeys(a: Record<string, string>, b: Record<string, string>): string[
 function toArgv(v: string[] | string | null | undefined): string[] | null {
   if (v === undefined || v === null) return null;
   if (Array.isArray(v)) return v;
-  return shellParse(v).map((t) => (typeof t === 'string' ? t : 'op' in t ? t.op : String(t)));
+  // Globs stay literal (as in a compose file), comments go, operators stay as words.
+  // `$VAR` stays literal: the container's shell (if any) expands it, not the agent.
+  return shellParse(v, (name) => `$${name}`).flatMap((t) => (typeof t === 'string' ? [t] : 'comment' in t ? [] : 'pattern' in t ? [t.pattern] : [t.op]));
 }
 
 function normalisePort(p: string): string {
   const [spec, proto = 'tcp'] = p.split('/');
-  const parts = spec!.match(/^(?:(\[[^\]]+\]|[0-9.]+):)?(?:(\d+):)?(\d+)$/)!;
+  // The IP part is lazy: `8080:80` is host:container, not ip:container.
+  const parts = spec!.match(/^(?:(\[[^\]]+\]|[0-9.]+):)??(?:(\d+):)?(\d+)$/)!;
   const [, ip, host, container] = parts;
   return `${ip ? `${ip}:` : ''}${host ?? ''}:${container}/${proto}`;
 }
 
 function normaliseDevice(d: string): string {
-  const [host, container, perms] = d.split(':');
-  return `${host}:${container ?? host}:${perms ?? 'rwm'}`;
+  const [host, ...rest] = d.split(':');
+  // `/dev/x:rw` gives permissions, not a container path.
+  const container = rest[0]?.startsWith('/') ? rest.shift() : host;
+  return `${host}:${container}:${rest[0] ?? 'rwm'}`;
 }
 
 const MEMORY_UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
@@ -259,6 +267,7 @@ function normaliseHealthcheck(h: NonNullable<ServiceTarget['healthcheck']>): Hea
 }
 
 function registryFor(image: string, registries: TargetState['registries']): RegistryCredentials | undefined {
-  const host = parseImageRef(image).registry || 'docker.io';
-  return Object.values(registries ?? {}).find((r) => r.url.replace(/^https?:\/\//, '').replace(/\/.*$/, '') === host);
+  const host = parseImageRef(image).registry;
+  // Docker Hub goes by several names; parseImageRef maps them all to ''.
+  return Object.values(registries ?? {}).find((r) => parseImageRef(`${r.url.replace(/^https?:\/\//, '').replace(/\/.*$/, '')}/x`).registry === host);
 }

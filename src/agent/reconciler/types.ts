@@ -76,7 +76,7 @@ export type Step =
   | { action: 'removeNetwork'; appId: number; name: string }
   | { action: 'createVolume'; volume: VolumeSpec }
   | { action: 'takeLock'; appId: number; services: string[] }
-  | { action: 'releaseLock'; appId: number; services: string[] }
+  | { action: 'releaseLock'; appId: number }
   | { action: 'create'; service: ServiceSpec; start: boolean; handover: boolean }
   | { action: 'start'; appId: number; serviceName: string; containerId: string }
   | { action: 'stop'; appId: number; serviceName: string; containerId: string; timeout: number }
