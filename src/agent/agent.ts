@@ -120,6 +120,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     this.stopWatching?.();
     (this.events as { destroy?: () => void } | undefined)?.destroy?.();
@@ -237,6 +238,10 @@ export class Agent {
     };
     this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], ...SUPERVISED_FILTER } }).then(
       (stream) => {
+        if (this.stopped) {
+          (stream as unknown as { destroy(): void }).destroy();
+          return;
+        }
         this.events = stream;
         stream.on('data', () => this.reconciler.trigger('engine event'));
         stream.on('error', retry);

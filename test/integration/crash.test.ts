@@ -73,11 +73,18 @@ for (const point of killPoints) {
     const appId = freshAppId();
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-crash-'));
     const targetFile = path.join(dataDir, 'target.json');
-    t.after(() => removeApps([appId]));
     await docker.getImage(image('v2')).remove({ force: true }).catch(() => undefined);
 
     await fs.writeFile(targetFile, JSON.stringify(release(appId, 1)));
+    const agents: AgentProcess[] = [];
+    // Agents go before their app: a live agent would recreate what the cleanup removes.
+    t.after(async () => {
+      for (const a of agents) a.child.kill('SIGTERM');
+      await Promise.all(agents.map((a) => a.exited));
+      await removeApps([appId]);
+    });
     const first = spawnAgent(dataDir, targetFile);
+    agents.push(first);
     await waitFor('release 1', () => convergedOn(appId, 1), 60_000);
     first.child.kill('SIGTERM');
     await first.exited;
@@ -93,14 +100,12 @@ for (const point of killPoints) {
         p.child.kill('SIGKILL');
       }
     });
+    agents.push(second);
     await second.exited;
     assert.ok(killed, `the agent never reached "${point}": ${second.lines.join(' | ')}`);
 
     const third = spawnAgent(dataDir, targetFile);
-    t.after(async () => {
-      third.child.kill('SIGTERM');
-      await third.exited;
-    });
+    agents.push(third);
     await waitFor('release 2 after the crash', () => convergedOn(appId, 2), 60_000);
     await waitFor('the release recorded', async () => third.lines.some((l) => /runs release 2/.test(l)) || (await convergedOn(appId, 2) && point.startsWith('App')), 30_000);
     const c2 = (await containersOf(appId)).find((x) => x.service === 'c')!;

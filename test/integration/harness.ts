@@ -79,15 +79,33 @@ export function captureLog(): { log: EventLog; logs: string[] } {
   return { log: new EventLog('debug', sink), logs };
 }
 
+interface Cleanup {
+  agents: Agent[];
+  appIds: Set<number>;
+}
+const cleanups = new WeakMap<TestContext, Cleanup>();
+
+/**
+ * An in-process agent with its own data dir. When the test ends, all its agents stop first and
+ * only then are the apps removed: a live agent would recreate them.
+ */
 export async function startAgent(t: TestContext, appIds: number[], opts: Partial<AgentOptions> = {}): Promise<TestAgent> {
+  let cleanup = cleanups.get(t);
+  if (!cleanup) {
+    const c: Cleanup = { agents: [], appIds: new Set() };
+    cleanups.set(t, c);
+    t.after(async () => {
+      await Promise.all(c.agents.map((a) => a.stop()));
+      await removeApps([...c.appIds]);
+    });
+    cleanup = c;
+  }
+  for (const id of appIds) cleanup.appIds.add(id);
   const dataDir = opts.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-')));
   const { log, logs } = captureLog();
   const agent = new Agent({ dataDir, intervalMs: 500, log, ...opts });
+  cleanup.agents.push(agent);
   await agent.start();
-  t.after(async () => {
-    await agent.stop();
-    await removeApps(appIds);
-  });
   return { agent, dataDir, logs };
 }
 
