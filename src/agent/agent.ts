@@ -35,6 +35,8 @@ export interface AgentOptions {
   appsJsonPath?: string;
   /** periodic re-check while converged */
   intervalMs?: number;
+  /** pulls fail (for that service) when the engine's disk would drop below this; default 100 MiB */
+  minFreeDiskBytes?: number;
   log?: EventLog;
 }
 
@@ -83,6 +85,7 @@ export class Agent {
     if (stale) this.log.info(`Removed ${stale} update lock file(s) left by a previous run of the agent`);
     this.puller = new ImagePuller(this.docker, {
       dataRoot: await this.engineDataRoot(),
+      ...(this.opts.minFreeDiskBytes !== undefined ? { minFreeBytes: this.opts.minFreeDiskBytes } : {}),
       onSettled: (ref) => this.reconciler.trigger(`pull of ${ref} settled`),
     });
     this.executor = new Executor({

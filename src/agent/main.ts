@@ -17,7 +17,8 @@ const program = new Command('bosun-agent')
   .option('--apps-json <file>', 'preload file used on first boot (default: <data-dir>/apps.json)')
   .option('--docker-host <url>', 'engine address (default: $DOCKER_HOST or the local socket)')
   .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
-  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number }) => {
+  .option('--min-free-disk <MiB>', 'keep at least this much free on the engine disk when pulling', positiveInt, 100)
+  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number; minFreeDisk: number }) => {
     const agent = new Agent({
       dataDir: o.dataDir,
       ...(o.config ? { configPath: o.config } : {}),
@@ -25,6 +26,7 @@ const program = new Command('bosun-agent')
       ...(o.appsJson ? { appsJsonPath: o.appsJson } : {}),
       ...(o.dockerHost ? { dockerHost: o.dockerHost } : {}),
       intervalMs: o.interval,
+      minFreeDiskBytes: o.minFreeDisk * 1024 * 1024,
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);

@@ -41,7 +41,12 @@ export const ServiceSchema = Type.Object(
       Type.Array(Str({ pattern: '^[^:]+:/[^:]*(:(ro|rw))?$', description: 'name:/path[:ro] or /host:/path[:ro]' })),
     ),
     ports: Type.Optional(
-      Type.Array(Str({ pattern: '^(([0-9.]+|\\[[0-9a-fA-F:]+\\]):)?(\\d+:)?\\d+(/(tcp|udp|sctp))?$' })),
+      Type.Array(
+        Str({
+          pattern: '^((([0-9.]+|\\[[0-9a-fA-F:]+\\]):\\d*:)|(\\d+:))?\\d+(/(tcp|udp|sctp))?$',
+          description: '[ip:[hostPort]:|hostPort:]containerPort[/proto]',
+        }),
+      ),
     ),
     network_mode: Type.Optional(Str({ pattern: '^(bridge|host|none|service:[a-zA-Z0-9][a-zA-Z0-9_.-]*)$' })),
     networks: Type.Optional(Type.Array(Str(), { uniqueItems: true })),

@@ -166,6 +166,10 @@ function demux(buf: Buffer): string {
   return out;
 }
 
+/** Drops the engine's copy of a test image so the agent has to pull it. */
+export const forgetImage = (ref: string) => docker.getImage(ref).remove({ force: true }).then(() => undefined, () => undefined);
+export const imagePresent = (ref: string) => docker.getImage(ref).inspect().then(() => true, () => false);
+
 export async function removeApps(appIds: number[]): Promise<void> {
   for (const appId of appIds) {
     const filters = { label: [`io.balena.app-id=${appId}`] };

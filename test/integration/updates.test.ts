@@ -4,14 +4,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ValidationError } from '../../src/shared/errors.js';
-import { containersOf, converge, docker, execIn, freshAppId, image, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
+import { containersOf, converge, docker, execIn, forgetImage, freshAppId, image, imagePresent, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
 
-/** Drops the engine's copy of a test image so the agent has to pull it. */
-async function forgetImage(ref: string): Promise<void> {
-  await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
-}
-
-const imagePresent = (ref: string) => docker.getImage(ref).inspect().then(() => true, () => false);
 
 test('a lock held by the app defers the kill until released', async (t) => {
   const appId = freshAppId();

@@ -116,7 +116,7 @@ describe('container config', () => {
   });
 
   test('ports are normalised to [ip:]host:container/proto and sorted', () => {
-    const c = web({ ports: ['8080:80', '80', '0.0.0.0:8443:443', '127.0.0.1:9000:9000/udp', '[::1]:53:53/udp', '127.0.0.1:7000', '443/tcp'] }).config;
+    const c = web({ ports: ['8080:80', '80', '0.0.0.0:8443:443', '127.0.0.1:9000:9000/udp', '[::1]:53:53/udp', '127.0.0.1::7000', '443/tcp'] }).config;
     assert.deepEqual(c.ports, [
       '0.0.0.0:8443:443/tcp',
       '127.0.0.1:9000:9000/udp',

@@ -226,7 +226,7 @@ function toArgv(v: string[] | string | null | undefined): string[] | null {
 function normalisePort(p: string): string {
   const [spec, proto = 'tcp'] = p.split('/');
   // The IP part is lazy: `8080:80` is host:container, not ip:container.
-  const parts = spec!.match(/^(?:(\[[^\]]+\]|[0-9.]+):)??(?:(\d+):)?(\d+)$/)!;
+  const parts = spec!.match(/^(?:(\[[^\]]+\]|[0-9.]+):)??(?:(\d*):)?(\d+)$/)!;
   const [, ip, host, container] = parts;
   return `${ip ? `${ip}:` : ''}${host ?? ''}:${container}/${proto}`;
 }
