@@ -97,6 +97,7 @@ export async function startAgent(t: TestContext, appIds: number[], opts: Partial
     t.after(async () => {
       await Promise.all(c.agents.map((a) => a.stop()));
       await removeApps([...c.appIds]);
+      await Promise.all(c.agents.map((a) => fs.rm(a.opts.dataDir, { recursive: true, force: true })));
     });
     cleanup = c;
   }

@@ -186,9 +186,9 @@ test('restart policy "no": an exited container stays down; one removed by hand c
   assert.notEqual(back.id, main.id);
 });
 
-test('depends_on: dependencies start first; running:false stops and true starts again', async (t) => {
+test('depends_on: dependencies start first and stop last; running:false stops and true starts again', async (t) => {
   const appId = freshAppId();
-  const { agent } = await startAgent(t, [appId]);
+  const { agent, logs } = await startAgent(t, [appId]);
   const app = (running: boolean) => ({ services: {
     c: service({ depends_on: ['b'] }),
     b: service({ depends_on: ['a'] }),
@@ -212,4 +212,11 @@ test('depends_on: dependencies start first; running:false stops and true starts 
   const again = (await containersOf(appId)).find((c) => c.service === 'a')!;
   assert.equal(again.id, stopped.id, 'same container, started again');
   assert.equal(again.state, 'running');
+
+  // Removing the app stops dependents before what they depend on.
+  await agent.setTarget(target({}), 'test');
+  await converge(agent);
+  assert.deepEqual(await containersOf(appId), []);
+  const kills = logs.filter((l) => /^Killing service [abc]: app removed/.test(l)).map((l) => l.split(' ')[2]);
+  assert.deepEqual(kills, ['c:', 'b:', 'a:']);
 });

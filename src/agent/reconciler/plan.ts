@@ -17,17 +17,15 @@ export function plan(current: CurrentState, desired: DesiredState, ctx: PlanCont
     ...ctx.appliedReleases.keys(),
   ]);
   const steps: Step[] = [];
-  let converged = true;
   for (const appId of [...appIds].sort((a, b) => a - b)) {
-    const appSteps = new AppPlanner(appId, current, desired.apps.get(appId), ctx).plan();
-    if (appSteps.length) converged = false;
-    steps.push(...appSteps);
+    steps.push(...new AppPlanner(appId, current, desired.apps.get(appId), ctx).plan());
   }
-  if (converged && ctx.downloading.size === 0) steps.push(...cleanupImages(current, desired, ctx));
+  // An app waiting (on its lock, a handover, a failing pull) never holds back unrelated cleanup.
+  if (ctx.downloading.size === 0) steps.push(...cleanupImages(current, desired, ctx));
   return steps;
 }
 
-/** Images the agent pulled that nothing needs any more; only once everything else is done. */
+/** Images the agent pulled that neither the target nor any container uses (old ones stay while their container runs). */
 function cleanupImages(current: CurrentState, desired: DesiredState, ctx: PlanContext): Step[] {
   const wanted = new Set<string>();
   for (const app of desired.apps.values()) {
