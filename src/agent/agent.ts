@@ -9,7 +9,7 @@ import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
 import { newUuid, readConfigJson, writeConfigJson, type ConfigJson } from './config/configJson.js';
-import { deadline, engineErrorMessage } from './engine/deadline.js';
+import { engineErrorMessage, withDeadline } from './engine/deadline.js';
 import { createDocker } from './engine/docker.js';
 import { SUPERVISED_FILTER } from './engine/labels.js';
 import { readCurrentState } from './engine/readState.js';
@@ -78,7 +78,7 @@ export class Agent {
       this.config.uuid = newUuid();
       await writeConfigJson(this.configPath, this.config);
     }
-    this.store = new AgentStore(await openAgentDb(path.join(dataDir, 'agent.sqlite')));
+    this.store = await AgentStore.open(await openAgentDb(path.join(dataDir, 'agent.sqlite')));
     this.log.attach(this.store);
     this.locks = new UpdateLocks(this.lockRoot);
     const stale = await this.locks.removeStaleAgentLocks();
@@ -150,12 +150,12 @@ export class Agent {
   }
 
   async currentState(): Promise<Record<string, AppReport>> {
-    const [current, applied] = await Promise.all([readCurrentState(this.docker, this.device.uuid), this.store.appliedReleases()]);
+    const current = await readCurrentState(this.docker, this.device.uuid);
     return reportCurrentState(current, this.desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
       error: (a, s) => this.executor.serviceErrors.get(`${a}/${s}`) ?? this.pullError(a, s),
-      applied,
+      applied: this.store.appliedReleases(),
     });
   }
 
@@ -224,7 +224,7 @@ export class Agent {
   private async engineDataRoot(): Promise<string | undefined> {
     try {
       // @types/dockerode lacks info()'s options; dockerode takes an abortSignal there as everywhere.
-      const info = (await (this.docker.info as (o: object) => Promise<unknown>).call(this.docker, { ...deadline(10_000) })) as { DockerRootDir?: string };
+      const info = (await withDeadline((d) => (this.docker.info as (o: object) => Promise<unknown>).call(this.docker, d), 10_000)) as { DockerRootDir?: string };
       return info.DockerRootDir;
     } catch (err) {
       this.log.warn(`Engine not reachable yet: ${engineErrorMessage(err)}`);

@@ -106,7 +106,10 @@ for (const point of killPoints) {
 
     const third = spawnAgent(dataDir, targetFile);
     agents.push(third);
-    await waitFor('release 2 after the crash', () => convergedOn(appId, 2), 60_000);
+    await waitFor('release 2 after the crash', () => convergedOn(appId, 2), 60_000).catch(async (err: Error) => {
+      const cs = await containersOf(appId);
+      throw new Error(`${err.message}\ncontainers: ${JSON.stringify(cs)}\nagent log:\n${third.lines.join('\n')}`);
+    });
     await waitFor('the release recorded', async () => third.lines.some((l) => /runs release 2/.test(l)) || (await convergedOn(appId, 2) && point.startsWith('App')), 30_000);
     const c2 = (await containersOf(appId)).find((x) => x.service === 'c')!;
     assert.equal((await execIn(c2.id, ['cat', '/data/file'])).output.trim(), 'precious');

@@ -1,17 +1,19 @@
 // Reads the actual state from the engine: 4 list calls, no per-container inspect,
 // because everything the planner needs travels in labels.
 import type Docker from 'dockerode';
-import { deadline } from './deadline.js';
+import { withDeadline } from './deadline.js';
 import { LABEL, SUPERVISED_FILTER, ownedBy } from './labels.js';
 import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume } from '../reconciler/types.js';
 
 export async function readCurrentState(docker: Docker, device: string): Promise<CurrentState> {
-  const [containers, images, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true, ...deadline() }),
-    docker.listImages({ ...deadline() }),
-    docker.listNetworks({ filters: SUPERVISED_FILTER, ...deadline() }),
-    docker.listVolumes({ filters: SUPERVISED_FILTER, ...deadline() }),
-  ]);
+  const [containers, images, networks, volumes] = await withDeadline((d) =>
+    Promise.all([
+      docker.listContainers({ all: true, ...d }),
+      docker.listImages({ ...d }),
+      docker.listNetworks({ filters: SUPERVISED_FILTER, ...d }),
+      docker.listVolumes({ filters: SUPERVISED_FILTER, ...d }),
+    ]),
+  );
   const owned: CurrentContainer[] = [];
   const imageIdsInUse = new Set<string>();
   for (const c of containers) {

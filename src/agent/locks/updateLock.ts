@@ -1,9 +1,8 @@
 // balena-compatible update locks. Each service has a host folder mounted at /tmp/balena and
 // /tmp/resin; an app holds its lock while `updates.lock` (or legacy `resin-updates.lock`) exists
 // in any of its services' folders. Before stopping or killing anything the agent creates the lock
-// files itself with O_EXCL: if that fails on a file it did not write, the app holds the lock.
+// files itself, exclusively: if one exists that it did not write, the app holds the lock.
 // The agent's own files carry a marker, so it can tell them apart and clean them up.
-import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UpdatesLockedError } from '../../shared/errors.js';
@@ -12,6 +11,7 @@ import { lockDirOf } from '../reconciler/serviceSpec.js';
 export const LOCK_FILES = ['updates.lock', 'resin-updates.lock'] as const;
 export const HANDOVER_FILES = ['handover-complete', 'resin-kill-me'] as const;
 const AGENT_MARKER = 'bosun-agent-lock\n';
+const TEMP_PREFIX = '.bosun-lock-';
 
 export class UpdateLocks {
   /** apps whose locks the agent currently holds */
@@ -88,9 +88,12 @@ export class UpdateLocks {
     for (const app of apps) {
       const services = await fs.readdir(path.join(this.lockRoot, app)).catch(() => [] as string[]);
       for (const service of services) {
+        const dir = path.join(this.lockRoot, app, service);
         for (const file of LOCK_FILES) {
-          if (await this.removeIfOurs(path.join(this.lockRoot, app, service, file))) removed++;
+          if (await this.removeIfOurs(path.join(dir, file))) removed++;
         }
+        const temps = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(TEMP_PREFIX));
+        await Promise.all(temps.map((f) => fs.rm(path.join(dir, f), { force: true })));
       }
     }
     return removed;
@@ -108,15 +111,21 @@ export class UpdateLocks {
     for (const file of HANDOVER_FILES) await fs.rm(path.join(this.dirOf(appId, service), file), { force: true });
   }
 
-  /** true when this call created the file; false when it was already the agent's. */
+  /**
+   * true when this call created the file; false when it was already the agent's. The marker is
+   * written to a temp file first and hard-linked into place (link fails if the lock exists), so a
+   * crash can never leave an empty lock file that would look like the app's.
+   */
   private async createExclusive(p: string, force: boolean): Promise<boolean> {
+    const tmp = path.join(path.dirname(p), `${TEMP_PREFIX}${process.pid}-${path.basename(p)}`);
+    await fs.writeFile(tmp, AGENT_MARKER, { mode: 0o644 });
     try {
-      const fh = await fs.open(p, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o644);
-      await fh.writeFile(AGENT_MARKER);
-      await fh.close();
+      await fs.link(tmp, p);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      await fs.rm(tmp, { force: true });
     }
     const content = await fs.readFile(p, 'utf8').catch(() => '');
     if (content === AGENT_MARKER) return false;

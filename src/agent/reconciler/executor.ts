@@ -3,7 +3,7 @@
 import type Docker from 'dockerode';
 import { UpdatesLockedError } from '../../shared/errors.js';
 import { containerName, createOptions } from '../engine/containerOptions.js';
-import { deadline, engineErrorMessage } from '../engine/deadline.js';
+import { engineErrorMessage, withDeadline } from '../engine/deadline.js';
 import { findImage } from '../engine/imageRef.js';
 import { LABEL } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
@@ -77,7 +77,7 @@ export class Executor {
       case 'createNetwork': {
         const { network: n } = step;
         log.info(`Creating network ${n.engineName}`);
-        await docker.createNetwork({
+        await withDeadline((d) => docker.createNetwork({
           Name: n.engineName,
           Driver: n.config.driver ?? 'bridge',
           Internal: n.config.internal ?? false,
@@ -86,24 +86,24 @@ export class Executor {
           ...(n.config.ipam?.config
             ? { IPAM: { Driver: 'default', Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })) } }
             : {}),
-          ...deadline(),
-        });
+          ...d,
+        }));
         return;
       }
       case 'removeNetwork':
         log.info(`Removing network ${step.name}`);
-        await ignoreStatus(docker.getNetwork(step.name).remove({ ...deadline() }), STATUS_NOT_FOUND);
+        await ignoreStatus(withDeadline((d) => docker.getNetwork(step.name).remove({ ...d })), STATUS_NOT_FOUND);
         return;
       case 'createVolume': {
         const { volume: v } = step;
         log.info(`Creating volume ${v.engineName}`);
-        await docker.createVolume({
+        await withDeadline((d) => docker.createVolume({
           Name: v.engineName,
           Driver: v.config.driver ?? 'local',
           DriverOpts: v.config.driver_opts ?? {},
           Labels: { ...v.config.labels, ...this.ownLabels(v.appId) },
-          ...deadline(),
-        });
+          ...d,
+        }));
         return;
       }
       case 'takeLock':
@@ -118,7 +118,7 @@ export class Executor {
       case 'start':
         await this.withPhase(step.appId, step.serviceName, 'Starting', async () => {
           log.info(`Starting service ${step.serviceName}`);
-          await ignoreStatus(docker.getContainer(step.containerId).start({ ...deadline() }), STATUS_NOT_MODIFIED);
+          await ignoreStatus(withDeadline((d) => docker.getContainer(step.containerId).start({ ...d })), STATUS_NOT_MODIFIED);
           await store.setStoppedByAgent(step.containerId, false);
         });
         this.succeeded(step.appId, step.serviceName);
@@ -127,19 +127,19 @@ export class Executor {
         await this.withPhase(step.appId, step.serviceName, 'Stopping', async () => {
           log.info(`Stopping service ${step.serviceName}`);
           await store.setStoppedByAgent(step.containerId, true);
-          await ignoreStatus(docker.getContainer(step.containerId).stop({ t: step.timeout, ...deadline(stopDeadline(step.timeout)) }), STATUS_NOT_MODIFIED);
+          await ignoreStatus(withDeadline((d) => docker.getContainer(step.containerId).stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)), STATUS_NOT_MODIFIED);
         });
         return;
       case 'kill':
         await this.withPhase(step.appId, step.serviceName, 'Killing', async () => {
           log.info(`Killing service ${step.serviceName}: ${step.reason}`, { appId: step.appId, containerId: step.containerId });
           const container = docker.getContainer(step.containerId);
-          await ignoreStatus(container.stop({ t: step.timeout, ...deadline(stopDeadline(step.timeout)) }), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
-          await ignoreStatus(container.remove({ force: true, v: true, ...deadline() }), STATUS_NOT_FOUND);
+          await ignoreStatus(withDeadline((d) => container.stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+          await ignoreStatus(withDeadline((d) => container.remove({ force: true, v: true, ...d })), STATUS_NOT_FOUND);
           await store.setStoppedByAgent(step.containerId, false);
         });
         if (step.removeImage) {
-          await docker.getImage(step.removeImage).remove({ ...deadline() }).then(
+          await withDeadline((d) => docker.getImage(step.removeImage!).remove({ ...d })).then(
             () => log.info(`Deleted image ${step.removeImage} of ${step.serviceName}`),
             (err: Error) => log.logger.debug({ err }, 'old image kept'),
           );
@@ -147,7 +147,7 @@ export class Executor {
         return;
       case 'removeImage':
         log.info(`Deleting image ${step.ref}`);
-        await ignoreStatus(docker.getImage(step.ref).remove({ ...deadline() }), STATUS_NOT_FOUND);
+        await ignoreStatus(withDeadline((d) => docker.getImage(step.ref).remove({ ...d })), STATUS_NOT_FOUND);
         await store.untrackImage(step.ref);
         return;
       case 'markApplied':
@@ -189,14 +189,14 @@ export class Executor {
         current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id,
       );
       log.info(`Installing service ${spec.serviceName} (release ${spec.releaseId})`, { container: containerName(spec, imageId) });
-      const container = await docker.createContainer({ ...options, ...deadline() });
+      const container = await withDeadline((d) => docker.createContainer({ ...options, ...d }));
       for (const net of spec.config.networks.slice(1)) {
-        await docker.getNetwork(net).connect({ Container: container.id, EndpointConfig: { Aliases: [spec.serviceName] }, ...deadline() });
+        await withDeadline((d) => docker.getNetwork(net).connect({ Container: container.id, EndpointConfig: { Aliases: [spec.serviceName] }, ...d }));
       }
       if (step.start) {
         this.phases.set(`${spec.appId}/${spec.serviceName}`, 'Starting');
         log.info(`Starting service ${spec.serviceName}`);
-        await container.start({ ...deadline() });
+        await withDeadline((d) => container.start({ ...d }));
       }
     });
     this.succeeded(spec.appId, spec.serviceName);

@@ -139,11 +139,6 @@ export class Reconciler {
 
   private async context(current: CurrentState): Promise<PlanContext> {
     const { store, locks, puller, executor } = this.d;
-    const [stoppedByAgent, trackedImages, appliedReleases] = await Promise.all([
-      store.stoppedContainers(),
-      store.trackedImages(),
-      store.appliedReleases(),
-    ]);
     return {
       now: Date.now(),
       downloading: puller.downloading(),
@@ -152,9 +147,9 @@ export class Reconciler {
       locksHeld: locks.heldByAgent(),
       lockBackoff: new Map([...executor.lockBackoff].map(([k, v]) => [k, v.retryAt])),
       handoverComplete: await this.handoversComplete(current),
-      stoppedByAgent,
-      trackedImages,
-      appliedReleases: new Map([...appliedReleases].map(([app, r]) => [app, r.releaseId])),
+      stoppedByAgent: store.stoppedContainers(),
+      trackedImages: store.trackedImages(),
+      appliedReleases: new Map([...store.appliedReleases()].map(([app, r]) => [app, r.releaseId])),
     };
   }
 

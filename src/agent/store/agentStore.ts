@@ -5,8 +5,33 @@ import type { AgentDb } from './database.js';
 /** The event log is a ring: it never holds more than this many rows. */
 export const MAX_EVENTS = 2000;
 
+type AppliedRelease = { releaseId: number; commit: string };
+
+/**
+ * What the reconciler reads every round (applied releases, tracked images, containers the agent
+ * stopped) is mirrored in memory and written through, so a no-op round never touches the database.
+ */
 export class AgentStore {
-  constructor(readonly db: AgentDb) {}
+  private constructor(
+    readonly db: AgentDb,
+    private readonly applied: Map<number, AppliedRelease>,
+    private readonly tracked: Set<string>,
+    private readonly stopped: Set<string>,
+  ) {}
+
+  static async open(db: AgentDb): Promise<AgentStore> {
+    const [applied, tracked, stopped] = await Promise.all([
+      db.selectFrom('applied_release').selectAll().execute(),
+      db.selectFrom('tracked_image').select('ref').execute(),
+      db.selectFrom('stopped_container').select('container_id').execute(),
+    ]);
+    return new AgentStore(
+      db,
+      new Map(applied.map((r) => [r.app_id, { releaseId: r.release_id, commit: r.commit }])),
+      new Set(tracked.map((r) => r.ref)),
+      new Set(stopped.map((r) => r.container_id)),
+    );
+  }
 
   async getConfig(key: string): Promise<string | undefined> {
     const row = await this.db.selectFrom('config').select('value').where('key', '=', key).executeTakeFirst();
@@ -35,14 +60,14 @@ export class AgentStore {
       .execute();
   }
 
-  async appliedReleases(): Promise<Map<number, { releaseId: number; commit: string }>> {
-    const rows = await this.db.selectFrom('applied_release').selectAll().execute();
-    return new Map(rows.map((r) => [r.app_id, { releaseId: r.release_id, commit: r.commit }]));
+  appliedReleases(): ReadonlyMap<number, AppliedRelease> {
+    return this.applied;
   }
 
-  async markApplied(appId: number, release: { releaseId: number; commit: string } | null): Promise<void> {
+  async markApplied(appId: number, release: AppliedRelease | null): Promise<void> {
     if (!release) {
       await this.db.deleteFrom('applied_release').where('app_id', '=', appId).execute();
+      this.applied.delete(appId);
       return;
     }
     const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: new Date().toISOString() };
@@ -51,40 +76,45 @@ export class AgentStore {
       .values(row)
       .onConflict((oc) => oc.column('app_id').doUpdateSet({ release_id: row.release_id, commit: row.commit, applied_at: row.applied_at }))
       .execute();
+    this.applied.set(appId, release);
   }
 
-  async trackedImages(): Promise<Set<string>> {
-    const rows = await this.db.selectFrom('tracked_image').select('ref').execute();
-    return new Set(rows.map((r) => r.ref));
+  trackedImages(): ReadonlySet<string> {
+    return this.tracked;
   }
 
   /** Recorded before the pull starts, so an image pulled just before a crash is still cleaned up later. */
   async trackImage(ref: string, appId: number, serviceName: string): Promise<void> {
+    if (this.tracked.has(ref)) return;
     await this.db
       .insertInto('tracked_image')
       .values({ ref, app_id: appId, service_name: serviceName, pulled_at: new Date().toISOString() })
       .onConflict((oc) => oc.column('ref').doNothing())
       .execute();
+    this.tracked.add(ref);
   }
 
   async untrackImage(ref: string): Promise<void> {
     await this.db.deleteFrom('tracked_image').where('ref', '=', ref).execute();
+    this.tracked.delete(ref);
   }
 
-  async stoppedContainers(): Promise<Set<string>> {
-    const rows = await this.db.selectFrom('stopped_container').select('container_id').execute();
-    return new Set(rows.map((r) => r.container_id));
+  stoppedContainers(): ReadonlySet<string> {
+    return this.stopped;
   }
 
   async setStoppedByAgent(containerId: string, stopped: boolean): Promise<void> {
+    if (stopped === this.stopped.has(containerId)) return;
     if (stopped) {
       await this.db
         .insertInto('stopped_container')
         .values({ container_id: containerId, stopped_at: new Date().toISOString() })
         .onConflict((oc) => oc.column('container_id').doNothing())
         .execute();
+      this.stopped.add(containerId);
     } else {
       await this.db.deleteFrom('stopped_container').where('container_id', '=', containerId).execute();
+      this.stopped.delete(containerId);
     }
   }
 
