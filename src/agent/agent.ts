@@ -96,7 +96,6 @@ export class Agent {
       store: this.store,
       log: this.log,
       lockOverride: () => ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
-      trigger: (reason) => this.reconciler.trigger(reason),
     });
     this.reconciler = new Reconciler({
       docker: this.docker,

@@ -27,7 +27,3 @@ export class UpdatesLockedError extends BosunError {
     super(`updates are locked for app ${appId} (${lockPath})`);
   }
 }
-
-export class NotFoundError extends BosunError {
-  override name = 'NotFoundError';
-}

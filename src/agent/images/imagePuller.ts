@@ -65,6 +65,9 @@ export class ImagePuller {
   }
 
   backoff(): Map<string, number> {
+    // A failure long past its retry time belongs to an image no longer wanted: forget it.
+    const stale = Date.now() - this.maxBackoff - 60_000;
+    for (const [ref, f] of this.failures) if (f.retryAt < stale) this.failures.delete(ref);
     return new Map([...this.failures].map(([ref, f]) => [ref, f.retryAt]));
   }
 

@@ -24,8 +24,6 @@ export interface ExecutorDeps {
   log: EventLog;
   /** SUPERVISOR_OVERRIDE_LOCK or an API force: take app-held locks anyway */
   lockOverride: () => boolean;
-  /** wake the reconciler (a pull finished) */
-  trigger: (reason: string) => void;
 }
 
 const STATUS_NOT_MODIFIED = 304;
@@ -37,7 +35,7 @@ export class Executor {
   /** `appId/service` → last error, shown in the current state */
   readonly serviceErrors = new Map<string, string>();
   readonly lockBackoff = new Map<number, { retryAt: number; attempts: number }>();
-  /** steps not tied to a service (networks, volumes, images) that failed → retry time */
+  /** failed steps → time before which they are not retried (kept bounded by prune()) */
   private readonly stepBackoff = new Map<string, { retryAt: number; attempts: number }>();
   /** `appId/service` → step in progress, for the current-state status */
   readonly phases = new Map<string, Phase>();
@@ -46,15 +44,27 @@ export class Executor {
 
   /** Runs one plan's steps concurrently; `current` is the state the plan was made from. */
   async run(steps: Step[], current: CurrentState): Promise<void> {
+    this.prune();
     await Promise.all(steps.map((s) => this.runOne(s, current)));
   }
 
-  /** A failed step without a service is not retried before its backoff ends. */
+  /** A failed step is not retried before its backoff ends. */
   backedOff(step: Step): boolean {
     return (this.stepBackoff.get(stepKey(step))?.retryAt ?? 0) > Date.now();
   }
 
-  forgetService(appId: number, serviceName: string): void {
+  /**
+   * Backoff entries of steps that are no longer planned (a container gone, a service removed)
+   * must not pile up over months: once long expired they go.
+   */
+  private prune(): void {
+    const stale = Date.now() - 15 * 60_000;
+    for (const map of [this.stepBackoff, this.serviceBackoff, this.lockBackoff] as Map<unknown, { retryAt: number }>[]) {
+      for (const [k, v] of map) if (v.retryAt < stale) map.delete(k);
+    }
+  }
+
+  private forgetService(appId: number, serviceName: string): void {
     const key = `${appId}/${serviceName}`;
     this.serviceBackoff.delete(key);
     this.serviceErrors.delete(key);
@@ -121,7 +131,7 @@ export class Executor {
           await ignoreStatus(withDeadline((d) => docker.getContainer(step.containerId).start({ ...d })), STATUS_NOT_MODIFIED);
           await store.setStoppedByAgent(step.containerId, false);
         });
-        this.succeeded(step.appId, step.serviceName);
+        this.forgetService(step.appId, step.serviceName);
         return;
       case 'stop':
         await this.withPhase(step.appId, step.serviceName, 'Stopping', async () => {
@@ -199,7 +209,7 @@ export class Executor {
         await withDeadline((d) => container.start({ ...d }));
       }
     });
-    this.succeeded(spec.appId, spec.serviceName);
+    this.forgetService(spec.appId, spec.serviceName);
   }
 
   private ownLabels(appId: number): Record<string, string> {
@@ -214,10 +224,6 @@ export class Executor {
     } finally {
       this.phases.delete(key);
     }
-  }
-
-  private succeeded(appId: number, serviceName: string): void {
-    this.forgetService(appId, serviceName);
   }
 
   private onFailure(step: Step, failure: Error): void {

@@ -1,0 +1,201 @@
+// Agent memory: the bundled agent (dist/agent.mjs, `npm run build`) as a child process supervising
+// 10 services of the test image, under several V8 flag sets; baselines: a bare node process and
+// the unbundled agent (tsx). Each variant gets its own data dir, target file and app id; we wait
+// until its 10 containers run, let it idle, and sample VmRSS from /proc/<pid>/status every second
+// from spawn to the end of the idle period. Reported: max RSS (whole run, deploy included),
+// max during the idle period, final RSS and VmHWM (the kernel's peak, between samples too).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import {
+  bosunTarget,
+  countRunning,
+  ensureImage,
+  freshAppId,
+  intEnv,
+  log,
+  onCleanup,
+  readRss,
+  type Rss,
+  removeApp,
+  round,
+  runBench,
+  sleep,
+  tempDir,
+} from './lib.js';
+
+const SERVICES = 10;
+const IDLE_S = intEnv('BENCH_RSS_IDLE_S', 20);
+const GOAL_MB = 50;
+const BUNDLE = 'dist/agent.mjs';
+
+interface Variant {
+  name: string;
+  /** node flags, then the script and its arguments (after data dir / target are known) */
+  args: (dataDir: string, target: string) => string[];
+  agent: boolean;
+}
+
+const agentArgs = (dataDir: string, target: string) => ['--data-dir', dataDir, '--target', target];
+const bundled = (flags: string[]): Variant['args'] => (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
+
+const VARIANTS: Variant[] = [
+  { name: 'bundled', args: bundled([]), agent: true },
+  { name: 'bundled --max-semi-space-size=1', args: bundled(['--max-semi-space-size=1']), agent: true },
+  {
+    name: 'bundled --max-semi-space-size=1 --max-old-space-size=32',
+    args: bundled(['--max-semi-space-size=1', '--max-old-space-size=32']),
+    agent: true,
+  },
+  {
+    // the recommended device setting: no optimising compiler (the agent mostly waits), small young generation
+    name: 'bundled --lite-mode --max-semi-space-size=1',
+    args: bundled(['--lite-mode', '--max-semi-space-size=1']),
+    agent: true,
+  },
+  { name: 'unbundled (node --import tsx src/agent/main.ts)', args: (d, t) => ['--import', 'tsx', 'src/agent/main.ts', ...agentArgs(d, t)], agent: true },
+];
+// BENCH_RSS_EXTRA="--jitless;--lite-mode --max-semi-space-size=1": more flag sets for the bundle
+for (const flags of (process.env.BENCH_RSS_EXTRA ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
+  VARIANTS.push({ name: `bundled ${flags}`, args: bundled(flags.split(/\s+/)), agent: true });
+}
+const BARE: Variant = { name: 'bare node (setInterval)', args: () => ['-e', 'setInterval(() => {}, 1000)'], agent: false };
+
+interface Measured {
+  variant: string;
+  ok: boolean;
+  error?: string;
+  /** seconds from spawn until the 10 containers ran */
+  convergedS?: number;
+  maxMb: number;
+  idleMaxMb: number;
+  finalMb: number;
+  hwmMb: number;
+  /** at the end: the process's own memory (RssAnon) and file-backed pages (RssFile, mostly the node binary) */
+  finalAnonMb: number;
+  finalFileMb: number;
+  samples: number;
+}
+
+async function stopChild(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, sleep(10_000).then(() => 'timeout' as const)]);
+  if (code !== 'timeout') return code;
+  child.kill('SIGKILL');
+  return exited;
+}
+
+async function measure(v: Variant, root: string): Promise<Measured> {
+  const appId = v.agent ? freshAppId() : 0;
+  const dir = path.join(root, v.name.replace(/[^a-z0-9]+/gi, '-'));
+  const dataDir = path.join(dir, 'data');
+  const targetFile = path.join(dir, 'target.json');
+  await fsp.mkdir(dataDir, { recursive: true });
+  if (v.agent) await fsp.writeFile(targetFile, JSON.stringify(bosunTarget(appId, SERVICES), null, 2));
+  const out = fs.openSync(path.join(dir, 'agent.log'), 'w');
+  const child = spawn(process.execPath, v.args(dataDir, targetFile), {
+    stdio: ['ignore', out, out],
+    env: { ...process.env, BOSUN_LOG_LEVEL: 'info' },
+  });
+  fs.closeSync(out);
+  const undo = onCleanup(async () => {
+    await stopChild(child);
+    if (v.agent) await removeApp(appId);
+  });
+  const samples: { t: number; mb: number; idle: boolean }[] = [];
+  let last: Rss | undefined;
+  let idle = !v.agent;
+  let convergedS: number | undefined;
+  const t0 = performance.now();
+  const sample = () => {
+    const r = child.pid ? readRss(child.pid) : undefined;
+    if (!r) return;
+    samples.push({ t: (performance.now() - t0) / 1000, mb: r.rssMb, idle });
+    last = r;
+  };
+  const sampler = setInterval(sample, 1000);
+  try {
+    sample();
+    if (v.agent) {
+      const label = `io.balena.app-id=${appId}`;
+      const deadline = Date.now() + 90_000;
+      while ((await countRunning(label)) < SERVICES) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`agent exited (${child.exitCode ?? child.signalCode}) before converging`);
+        if (Date.now() > deadline) throw new Error('the 10 containers did not run within 90 s');
+        await sleep(200);
+      }
+      convergedS = round((performance.now() - t0) / 1000, 2);
+      idle = true;
+    }
+    for (let s = 0; s < IDLE_S; s++) {
+      await sleep(1000);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`process exited (${child.exitCode ?? child.signalCode}) while idle`);
+    }
+    sample();
+    const idleSamples = samples.filter((s) => s.idle);
+    return {
+      variant: v.name,
+      ok: true,
+      ...(convergedS !== undefined ? { convergedS } : {}),
+      maxMb: Math.max(...samples.map((s) => s.mb)),
+      idleMaxMb: Math.max(...idleSamples.map((s) => s.mb)),
+      finalMb: last!.rssMb,
+      hwmMb: last!.hwmMb,
+      finalAnonMb: last!.anonMb,
+      finalFileMb: last!.fileMb,
+      samples: samples.length,
+    };
+  } catch (err) {
+    const tail = (await fsp.readFile(path.join(dir, 'agent.log'), 'utf8').catch(() => '')).split('\n').slice(-5).join('\n');
+    return {
+      variant: v.name,
+      ok: false,
+      error: `${(err as Error).message}\n${tail}`,
+      maxMb: Math.max(0, ...samples.map((s) => s.mb)),
+      idleMaxMb: NaN,
+      finalMb: last?.rssMb ?? NaN,
+      hwmMb: last?.hwmMb ?? NaN,
+      finalAnonMb: last?.anonMb ?? NaN,
+      finalFileMb: last?.fileMb ?? NaN,
+      samples: samples.length,
+    };
+  } finally {
+    clearInterval(sampler);
+    await stopChild(child);
+    if (v.agent) await removeApp(appId);
+    undo();
+  }
+}
+
+await runBench('agentRss', async () => {
+  if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
+  await ensureImage();
+  const root = await tempDir('bosun-bench-rss-');
+  log(`agent RSS: ${SERVICES} services, ${IDLE_S} s idle after converging, VmRSS sampled every second`);
+  const results: Measured[] = [];
+  for (const [i, v] of VARIANTS.entries()) {
+    // the bare-node baseline needs no engine: it is measured beside the first variant
+    const [m, bare] = await Promise.all([measure(v, root), i === 0 ? measure(BARE, root) : undefined]);
+    for (const r of [bare, m]) {
+      if (!r) continue;
+      results.push(r);
+      log(
+        r.ok
+          ? `  ${r.variant}: max ${r.maxMb} MB, idle max ${r.idleMaxMb} MB, final ${r.finalMb} MB ` +
+              `(anon ${r.finalAnonMb} + file ${r.finalFileMb}), VmHWM ${r.hwmMb} MB` +
+              (r.convergedS !== undefined ? ` (10 containers running after ${r.convergedS} s)` : '')
+          : `  ${r.variant}: FAILED: ${r.error}`,
+      );
+    }
+  }
+  const bareFinal = results.find((r) => r.variant === BARE.name)?.finalMb ?? NaN;
+  const table = results.map((r) => ({
+    ...r,
+    ratioToBareNode: round(r.finalMb / bareFinal, 2),
+    meetsGoal: r.ok && r.maxMb <= GOAL_MB,
+  }));
+  return { services: SERVICES, idleS: IDLE_S, goalMb: GOAL_MB, baselineBareNodeMb: bareFinal, results: table };
+});

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The benchmark suite (BENCHMARKS.md): fresh deploy vs docker-compose, no-op reconcile time, and the
+# bundled agent's memory. Like scripts/test.sh, brings up the engine script's dockerd and registry
+# when none is reachable and stops only those. Usage: scripts/bench.sh [deploy|noopReconcile|agentRss ...]
+# Env: BENCH_REPS (5), BENCH_NOOP_ITERATIONS (200), BENCH_RSS_IDLE_S (20), BENCH_DEPLOY_SIZES (5,20),
+#      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { echo "[bench] $*" >&2; }
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+if ! command -v docker-compose >/dev/null; then
+  log "installing docker-compose (Debian's, v1)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
+fi
+
+ENGINE_DIR=${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}
+already_ours=$(ls "$ENGINE_DIR"/*.started 2>/dev/null || true)
+out=$(mktemp -d "${TMPDIR:-/tmp}/bosun-bench-out-XXXXXX")
+cleanup() {
+  rm -rf "$out"
+  [ -n "$already_ours" ] || bash scripts/engine.sh down
+}
+trap cleanup EXIT
+eval "$(bash scripts/engine.sh up)"
+
+log "building the agent bundle"
+npm run build --silent >&2
+
+benches=(deploy noopReconcile agentRss)
+[ $# -gt 0 ] && benches=("$@")
+log "load average before the benches: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine skews the figures)"
+started=$SECONDS
+status=0
+for b in "${benches[@]}"; do
+  [ -f "bench/$b.bench.ts" ] || { log "no bench named $b"; exit 2; }
+  echo "== $b"
+  # every bench bounds its own waits; this is the last resort (SIGTERM lets it clean up)
+  BENCH_OUT=$out timeout -k 30 420 node --import tsx "bench/$b.bench.ts" || { status=1; log "$b failed"; }
+done
+log "benches took $((SECONDS - started)) s"
+BENCH_LIST="${benches[*]}" node --import tsx bench/summary.ts "$out" || status=1
+exit $status
