@@ -1,7 +1,7 @@
 // Deploying and updating multi-container apps from the authenticated registry.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { containersOf, converge, execIn, freshAppId, image, service, startAgent, target } from './harness.js';
+import { containersOf, converge, docker, execIn, freshAppId, image, service, startAgent, target } from './harness.js';
 
 const threeServices = (env: Record<string, string> = {}) => ({
   services: {
@@ -114,4 +114,32 @@ test('removing a service removes its container only; volumes stay', async (t) =>
   await converge(agent);
   const web2 = (await containersOf(appId)).find((c) => c.service === 'web')!;
   assert.equal((await execIn(web2.id, ['cat', '/data/file'])).output.trim(), 'kept');
+});
+
+test('network_mode service:x shares that service\'s network namespace and starts after it', async (t) => {
+  const appId = freshAppId();
+  const { agent } = await startAgent(t, [appId]);
+  await agent.setTarget(target({ [appId]: { services: {
+    sidecar: service({ network_mode: 'service:vpn' }),
+    vpn: service({ command: ['sh', '-c', 'echo from-vpn > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
+  } } }), 'test');
+  await converge(agent);
+  const cs = await containersOf(appId);
+  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['sidecar', 'running'], ['vpn', 'running']]);
+  const sidecar = cs.find((c) => c.service === 'sidecar')!;
+  const got = await execIn(sidecar.id, ['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/']);
+  assert.equal(got.output.trim(), 'from-vpn');
+  const mode = (await docker.getContainer(sidecar.id).inspect()).HostConfig.NetworkMode;
+  assert.equal(mode, `container:${cs.find((c) => c.service === 'vpn')!.id}`);
+
+  // Replacing vpn replaces what shares its network, or sidecar would sit in a dead namespace.
+  await agent.setTarget(target({ [appId]: { releaseId: 2, services: {
+    sidecar: service({ network_mode: 'service:vpn' }),
+    vpn: service({ environment: { V: '2' }, command: ['sh', '-c', 'echo from-vpn-2 > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
+  } } }), 'test');
+  await converge(agent);
+  const after = await containersOf(appId);
+  const sidecar2 = after.find((c) => c.service === 'sidecar')!;
+  assert.notEqual(sidecar2.id, sidecar.id);
+  assert.equal((await execIn(sidecar2.id, ['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/'])).output.trim(), 'from-vpn-2');
 });

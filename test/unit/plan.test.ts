@@ -491,6 +491,16 @@ describe('networks', () => {
     assert.deepEqual(only(passes[2]!, 'createNetwork')[0]!.network.config, { internal: true });
   });
 
+  test('network_mode service:x: a container joined to a replaced x is replaced too', () => {
+    const d = desired(single({ vpn: { image: 'busybox' }, sidecar: { image: 'busybox', network_mode: 'service:vpn' } }));
+    const cur = convergedState(d);
+    assert.deepEqual(plan(cur, d, context(applied())), [], 'joined to the live vpn: nothing to do');
+    const vpnReplaced = state({ ...cur, containers: cur.containers.map((c) => (c.serviceName === 'vpn' ? { ...c, id: 'vpn-2' } : c)) });
+    const steps = plan(vpnReplaced, d, context({ ...held(), ...applied() }));
+    assert.deepEqual(show(steps), ['kill sidecar sidecar-1']);
+    assert.deepEqual(reasons(steps), ['config changed: vpn, whose network it shares, was replaced']);
+  });
+
   test('a network dropped from the target is removed once unused', () => {
     const d = desired(single({ web: { image: 'nginx:1.25' } }));
     const leftover = { id: 'n2', name: '1_old', appId: 1, configHash: 'x' };

@@ -35,6 +35,7 @@ export async function readCurrentState(docker: Docker, device: string): Promise<
       state: c.State as ContainerState,
       createdAt: c.Created * 1000,
       networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+      networkMode: c.HostConfig?.NetworkMode ?? '',
     });
   }
   return {

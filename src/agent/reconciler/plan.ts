@@ -122,11 +122,24 @@ class AppPlanner {
       return;
     }
     const imageId = findImage(this.current.images, spec.config.image)?.id;
-    const isCurrent = (c: CurrentContainer) => c.configHash === spec.hash && (!imageId || c.imageId === imageId);
+    const netns = this.networkProvider(spec);
+    const isCurrent = (c: CurrentContainer) =>
+      c.configHash === spec.hash && (!imageId || c.imageId === imageId) && (netns === undefined || c.networkMode === netns);
     const [match, ...duplicates] = live.filter(isCurrent);
     const stale = [...live.filter((c) => !isCurrent(c)), ...duplicates];
     if (match) this.planExisting(spec, match, stale);
     else this.planReplacement(spec, stale, imageId);
+  }
+
+  /**
+   * For `network_mode: service:x`, the NetworkMode a current container must have: x's newest live
+   * container. When x is replaced, containers joined to the old one are stale (balena does the same).
+   */
+  private networkProvider(spec: ServiceSpec): string | undefined {
+    if (!spec.config.networkMode.startsWith('service:')) return undefined;
+    const provider = spec.config.networkMode.slice('service:'.length);
+    const live = this.containers.find((c) => c.serviceName === provider && LIVE.has(c.state));
+    return live ? `container:${live.id}` : undefined;
   }
 
   /** The service's container is current: keep its run state, retire leftovers (e.g. after a handover). */
@@ -312,6 +325,7 @@ class AppPlanner {
     if (old.configHash === spec.hash && imageId && old.imageId !== imageId) {
       return `image content of ${spec.config.image} changed`;
     }
+    if (old.configHash === spec.hash) return `${spec.config.networkMode.slice('service:'.length)}, whose network it shares, was replaced`;
     let previous: ContainerConfig | undefined;
     try {
       previous = JSON.parse(old.configLabel) as ContainerConfig;

@@ -24,6 +24,8 @@ export interface CurrentContainer {
   createdAt: number;
   /** engine network names the container is attached to */
   networks: string[];
+  /** the engine's HostConfig.NetworkMode, e.g. `container:<id>` for `network_mode: service:x` */
+  networkMode: string;
 }
 
 export interface CurrentNetwork {

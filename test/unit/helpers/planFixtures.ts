@@ -95,6 +95,7 @@ export function container(s: ServiceSpec, over: Partial<CurrentContainer> = {}):
     state: 'running',
     createdAt: NOW - 3_600_000,
     networks: s.config.networks,
+    networkMode: s.config.networkMode === 'app' ? s.config.networks[0]! : s.config.networkMode.startsWith('service:') ? `container:${s.config.networkMode.slice(8)}-1` : s.config.networkMode,
     ...over,
   };
 }
