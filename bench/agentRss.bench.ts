@@ -37,7 +37,7 @@ interface Variant {
   agent: boolean;
 }
 
-const agentArgs = (dataDir: string, target: string) => ['--data-dir', dataDir, '--target', target];
+const agentArgs = (dataDir: string, target: string) => ['--data-dir', dataDir, '--target', target, '--engine-scope', `bench-rss-${process.pid}`];
 const bundled = (flags: string[]): Variant['args'] => (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
 
 const VARIANTS: Variant[] = [

@@ -211,7 +211,7 @@ export async function startAgent(opts: Partial<AgentOptions> = {}): Promise<Benc
       cb();
     },
   });
-  const agent = new Agent({ dataDir, log: new EventLog('info', sink), ...opts });
+  const agent = new Agent({ dataDir, log: new EventLog('info', sink), engineScope: `bench-${process.pid}`, ...opts });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

@@ -35,6 +35,11 @@ export interface AgentOptions {
   appsJsonPath?: string;
   /** periodic re-check while converged */
   intervalMs?: number;
+  /**
+   * Only for agents sharing one engine (tests, benchmarks, simulated fleets): the agent then owns
+   * only what it created under this scope. A device's agent runs without one.
+   */
+  engineScope?: string;
   /** pulls fail (for that service) when the engine's disk would drop below this; default 100 MiB */
   minFreeDiskBytes?: number;
   log?: EventLog;
@@ -90,7 +95,7 @@ export class Agent {
     });
     this.executor = new Executor({
       docker: this.docker,
-      deviceUuid: this.config.uuid,
+      scope: this.opts.engineScope,
       puller: this.puller,
       locks: this.locks,
       store: this.store,
@@ -99,7 +104,7 @@ export class Agent {
     });
     this.reconciler = new Reconciler({
       docker: this.docker,
-      deviceUuid: this.config.uuid,
+      scope: this.opts.engineScope,
       store: this.store,
       locks: this.locks,
       puller: this.puller,
@@ -149,7 +154,7 @@ export class Agent {
   }
 
   async currentState(): Promise<Record<string, AppReport>> {
-    const current = await readCurrentState(this.docker, this.device.uuid);
+    const current = await readCurrentState(this.docker, this.opts.engineScope);
     return reportCurrentState(current, this.desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
@@ -170,7 +175,7 @@ export class Agent {
   private useTarget(target: TargetState): void {
     this.target = target;
     const device = { ...this.device, name: target.name ?? this.device.name };
-    this.desired = buildDesiredState(target, { device, lockRoot: this.lockRoot });
+    this.desired = buildDesiredState(target, { device, lockRoot: this.lockRoot, ...(this.opts.engineScope ? { scope: this.opts.engineScope } : {}) });
   }
 
   private async loadInitialTarget(): Promise<void> {

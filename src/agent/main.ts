@@ -18,7 +18,8 @@ const program = new Command('bosun-agent')
   .option('--docker-host <url>', 'engine address (default: $DOCKER_HOST or the local socket)')
   .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
   .option('--min-free-disk <MiB>', 'keep at least this much free on the engine disk when pulling', positiveInt, 100)
-  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number; minFreeDisk: number }) => {
+  .option('--engine-scope <name>', 'share the engine with other agents: own only what this scope created (tests, simulators)', process.env.BOSUN_ENGINE_SCOPE)
+  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number; minFreeDisk: number; engineScope?: string }) => {
     const agent = new Agent({
       dataDir: o.dataDir,
       ...(o.config ? { configPath: o.config } : {}),
@@ -27,6 +28,7 @@ const program = new Command('bosun-agent')
       ...(o.dockerHost ? { dockerHost: o.dockerHost } : {}),
       intervalMs: o.interval,
       minFreeDiskBytes: o.minFreeDisk * 1024 * 1024,
+      ...(o.engineScope ? { engineScope: o.engineScope } : {}),
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { containersOf, converge, docker, execIn, freshAppId, image, removeApps, service, startAgent, target, waitFor } from './harness.js';
+import { ENGINE_SCOPE, containersOf, converge, docker, execIn, freshAppId, image, removeApps, service, startAgent, target, waitFor } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -18,7 +18,8 @@ interface AgentProcess {
 }
 
 function spawnAgent(dataDir: string, targetFile: string, onLine: (msg: string, p: AgentProcess) => void = () => {}): AgentProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/agent/main.ts', '-d', dataDir, '-t', targetFile, '--interval', '500'], {
+  const args = ['-d', dataDir, '-t', targetFile, '--interval', '500', '--engine-scope', ENGINE_SCOPE];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/agent/main.ts', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const p: AgentProcess = { child, lines: [], exited: new Promise((r) => child.once('exit', (code) => r(code))) };

@@ -58,6 +58,9 @@ export function target(apps: Record<number, AppSpec>, extra: Partial<TargetState
   };
 }
 
+/** Agents of this test process own only what they created: other test runs and benches share the engine. */
+export const ENGINE_SCOPE = `test-${process.pid}`;
+
 /** App ids unique per test file run, so tests never see each other's containers. */
 let nextAppId = 1000 + (process.pid % 5000) * 10;
 export const freshAppId = () => nextAppId++;
@@ -104,7 +107,7 @@ export async function startAgent(t: TestContext, appIds: number[], opts: Partial
   for (const id of appIds) cleanup.appIds.add(id);
   const dataDir = opts.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-')));
   const { log, logs } = captureLog();
-  const agent = new Agent({ dataDir, intervalMs: 500, log, ...opts });
+  const agent = new Agent({ dataDir, intervalMs: 500, log, engineScope: ENGINE_SCOPE, ...opts });
   cleanup.agents.push(agent);
   await agent.start();
   return { agent, dataDir, logs };

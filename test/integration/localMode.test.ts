@@ -21,6 +21,23 @@ test('config.json: a uuid is generated and written back atomically, other fields
   assert.deepEqual((await fs.readdir(dataDir)).filter((f) => f.includes('.tmp')), []);
 });
 
+test('a device that lost its data dir (so its uuid) adopts its networks and volumes and converges', async (t) => {
+  const appId = freshAppId();
+  const app = target({ [appId]: { services: { main: service({ volumes: ['data:/data'] }) }, volumes: { data: {} } } });
+  const first = await startAgent(t, [appId], { dataDir: await tmp() });
+  await first.agent.setTarget(app, 'test');
+  await converge(first.agent);
+  await first.agent.stop();
+
+  const second = await startAgent(t, [], { dataDir: await tmp() });
+  assert.notEqual(second.agent.config.uuid, first.agent.config.uuid);
+  await second.agent.setTarget(app, 'test');
+  await converge(second.agent);
+  const cs = await containersOf(appId);
+  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['main', 'running']]);
+  assert.ok(!second.logs.some((l) => /already exists/.test(l)), second.logs.join('\n'));
+});
+
 test('config.json: an invalid field stops the agent with an error naming it', async () => {
   const dataDir = await tmp();
   await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ listenPort: 'eighty' }));

@@ -1,7 +1,7 @@
 // ServiceSpec → the Engine API's container create request. Pure.
 import type { ContainerCreateOptions } from 'dockerode';
 import { redactConfig, type ServiceSpec } from '../reconciler/serviceSpec.js';
-import { LABEL } from './labels.js';
+import { LABEL, scopeLabel } from './labels.js';
 
 /** Unique per (service, config, image content): a hand-over runs two side by side. */
 export function containerName(spec: ServiceSpec, imageId: string): string {
@@ -38,7 +38,7 @@ export function createOptions(spec: ServiceSpec, imageId: string, serviceContain
     Labels: {
       ...c.labels,
       [LABEL.supervised]: 'true',
-      [LABEL.device]: spec.deviceUuid,
+      ...scopeLabel(spec.scope),
       [LABEL.appId]: String(spec.appId),
       [LABEL.appUuid]: spec.appUuid,
       [LABEL.serviceName]: spec.serviceName,

@@ -10,12 +10,18 @@ export const LABEL = {
   configHash: 'io.bosun.config-hash',
   config: 'io.bosun.config',
   dependsOn: 'io.bosun.depends-on',
-  /** the device (agent) that owns the object: several agents may share one engine */
-  device: 'io.bosun.device',
+  /** set only by agents given an engine scope: several agents sharing one engine (tests, simulators) */
+  scope: 'io.bosun.scope',
 } as const;
 
-/** Ours when labelled with our device uuid, or unlabelled (containers of a balena Supervisor moving over). */
-export const ownedBy = (labels: Record<string, string> | undefined, device: string) =>
-  labels?.[LABEL.device] === undefined || labels[LABEL.device] === device;
+/**
+ * Whose an object is. A device's one agent runs unscoped and owns every supervised object without a
+ * scope (so it adopts what a balena Supervisor, or itself under a lost identity, left); an agent
+ * with a scope owns only objects of that scope.
+ */
+export const ownedBy = (labels: Record<string, string> | undefined, scope: string | undefined) =>
+  labels?.[LABEL.scope] === scope;
+
+export const scopeLabel = (scope: string | undefined): Record<string, string> => (scope ? { [LABEL.scope]: scope } : {});
 
 export const SUPERVISED_FILTER = { label: [`${LABEL.supervised}=true`] };

@@ -5,7 +5,7 @@ import { withDeadline } from './deadline.js';
 import { LABEL, SUPERVISED_FILTER, ownedBy } from './labels.js';
 import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume } from '../reconciler/types.js';
 
-export async function readCurrentState(docker: Docker, device: string): Promise<CurrentState> {
+export async function readCurrentState(docker: Docker, scope: string | undefined): Promise<CurrentState> {
   const [containers, images, networks, volumes] = await withDeadline((d) =>
     Promise.all([
       docker.listContainers({ all: true, ...d }),
@@ -20,7 +20,7 @@ export async function readCurrentState(docker: Docker, device: string): Promise<
     imageIdsInUse.add(c.ImageID);
     const labels = c.Labels ?? {};
     if (labels[LABEL.supervised] !== 'true' || !labels[LABEL.appId] || !labels[LABEL.serviceName]) continue;
-    if (!ownedBy(labels, device)) continue;
+    if (!ownedBy(labels, scope)) continue;
     owned.push({
       id: c.Id,
       name: (c.Names[0] ?? '').replace(/^\//, ''),
@@ -42,7 +42,7 @@ export async function readCurrentState(docker: Docker, device: string): Promise<
     containers: owned,
     images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
     networks: networks
-      .filter((n) => n.Labels?.[LABEL.appId] && ownedBy(n.Labels, device))
+      .filter((n) => n.Labels?.[LABEL.appId] && ownedBy(n.Labels, scope))
       .map((n): CurrentNetwork => ({
         id: n.Id,
         name: n.Name,
@@ -50,7 +50,7 @@ export async function readCurrentState(docker: Docker, device: string): Promise<
         configHash: n.Labels![LABEL.configHash] ?? '',
       })),
     volumes: (volumes.Volumes ?? [])
-      .filter((v) => v.Labels?.[LABEL.appId] && ownedBy(v.Labels, device))
+      .filter((v) => v.Labels?.[LABEL.appId] && ownedBy(v.Labels, scope))
       .map((v): CurrentVolume => ({ name: v.Name, appId: Number(v.Labels[LABEL.appId]) })),
     imageIdsInUse,
   };

@@ -5,7 +5,7 @@ import { UpdatesLockedError } from '../../shared/errors.js';
 import { containerName, createOptions } from '../engine/containerOptions.js';
 import { engineErrorMessage, withDeadline } from '../engine/deadline.js';
 import { findImage } from '../engine/imageRef.js';
-import { LABEL } from '../engine/labels.js';
+import { LABEL, scopeLabel } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
@@ -16,8 +16,8 @@ type Phase = 'Installing' | 'Starting' | 'Stopping' | 'Killing';
 
 export interface ExecutorDeps {
   docker: Docker;
-  /** labels everything the agent creates, so agents sharing an engine keep apart */
-  deviceUuid: string;
+  /** labels everything the agent creates when agents share an engine (see LABEL.scope) */
+  scope: string | undefined;
   puller: ImagePuller;
   locks: UpdateLocks;
   store: AgentStore;
@@ -213,7 +213,7 @@ export class Executor {
   }
 
   private ownLabels(appId: number): Record<string, string> {
-    return { [LABEL.supervised]: 'true', [LABEL.device]: this.d.deviceUuid, [LABEL.appId]: String(appId) };
+    return { [LABEL.supervised]: 'true', ...scopeLabel(this.d.scope), [LABEL.appId]: String(appId) };
   }
 
   private async withPhase(appId: number, serviceName: string, phase: Phase, fn: () => Promise<void>): Promise<void> {

@@ -14,7 +14,7 @@ import type { CurrentState, PlanContext, Step } from './types.js';
 
 export interface ReconcilerDeps {
   docker: Docker;
-  deviceUuid: string;
+  scope: string | undefined;
   store: AgentStore;
   locks: UpdateLocks;
   puller: ImagePuller;
@@ -85,7 +85,7 @@ export class Reconciler {
     this.status.lastApplyStart = Date.now();
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
-        const current = await readCurrentState(this.d.docker, this.d.deviceUuid);
+        const current = await readCurrentState(this.d.docker, this.d.scope);
         this.status.engineReachable = true;
         const steps = plan(current, desired, await this.context(current));
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));

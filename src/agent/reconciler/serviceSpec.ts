@@ -60,8 +60,8 @@ export interface ContainerConfig {
 }
 
 export interface ServiceSpec {
-  /** uuid of the device (agent) that owns the container */
-  deviceUuid: string;
+  /** the engine scope of the agent that owns the container (see LABEL.scope) */
+  scope?: string;
   appId: number;
   appUuid: string;
   appName: string;
@@ -86,6 +86,7 @@ export interface SpecContext {
   /** Host folder holding `<appId>/<service>/` lock folders mounted at /tmp/balena. */
   lockRoot: string;
   api?: SupervisorApiInfo;
+  scope?: string;
 }
 
 export const networkName = (appId: number, name: string) => `${appId}_${name}`;
@@ -158,7 +159,7 @@ export function buildServiceSpec(
     ? target.registries?.[svc.registry]
     : registryFor(image, target.registries);
   return {
-    deviceUuid: ctx.device.uuid,
+    ...(ctx.scope ? { scope: ctx.scope } : {}),
     appId,
     appUuid: app.uuid ?? String(appId),
     appName: app.name,
