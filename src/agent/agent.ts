@@ -158,18 +158,9 @@ export class Agent {
     return reportCurrentState(current, this.desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
-      error: (a, s) => this.executor.serviceErrors.get(`${a}/${s}`) ?? this.pullError(a, s),
+      error: (a, s) => this.executor.serviceErrors.get(`${a}/${s}`),
       applied: this.store.appliedReleases(),
     });
-  }
-
-  private pullError(appId: number, service: string): string | undefined {
-    const spec = this.desired?.apps.get(appId)?.services.get(service);
-    for (const ref of spec?.images ?? []) {
-      const f = this.puller.failure(ref);
-      if (f) return `failed to download ${ref}: ${f.error}`;
-    }
-    return undefined;
   }
 
   private useTarget(target: TargetState): void {

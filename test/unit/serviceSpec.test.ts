@@ -11,7 +11,6 @@ import {
 } from '../../src/agent/engine/imageRef.js';
 import {
   DEFAULT_HANDOVER_TIMEOUT_MS,
-  buildServiceSpecs,
   describeConfigChange,
   durationNs,
   redactConfig,
@@ -231,9 +230,10 @@ describe('update settings, images, registries', () => {
     assert.deepEqual(web({ image: 'acme/private:1' }, { registries: { hub } }).registry, hub);
   });
 
-  test('buildServiceSpecs lists every service of every app', () => {
+  test('the desired state lists every service of every app', () => {
     const t = target({ 1: app({ a: { image: 'x' }, b: { image: 'y' } }), 2: app({ c: { image: 'z' } }) });
-    assert.deepEqual(buildServiceSpecs(t, specContext).map((s) => `${s.appId}/${s.serviceName}`), ['1/a', '1/b', '2/c']);
+    const specs = [...desired(t).apps.values()].flatMap((a) => [...a.services.values()]);
+    assert.deepEqual(specs.map((s) => `${s.appId}/${s.serviceName}`), ['1/a', '1/b', '2/c']);
   });
 });
 

@@ -94,16 +94,6 @@ export const volumeName = (appId: number, name: string) => `${appId}_${name}`;
 export const lockDirOf = (lockRoot: string, appId: number, service: string) =>
   path.join(lockRoot, String(appId), service);
 
-export function buildServiceSpecs(target: TargetState, ctx: SpecContext): ServiceSpec[] {
-  const specs: ServiceSpec[] = [];
-  for (const [id, app] of Object.entries(target.apps)) {
-    for (const [name, svc] of Object.entries(app.release.services)) {
-      specs.push(buildServiceSpec(Number(id), app, name, svc, target, ctx));
-    }
-  }
-  return specs;
-}
-
 export function buildServiceSpec(
   appId: number,
   app: AppTarget,
@@ -178,7 +168,7 @@ export function buildServiceSpec(
   };
 }
 
-export function hashConfig(config: ContainerConfig): string {
+function hashConfig(config: ContainerConfig): string {
   return createHash('sha256').update(stringify(config)!).digest('hex');
 }
 

@@ -95,5 +95,3 @@ export type Step =
   | { action: 'removeImage'; ref: string; imageId: string }
   | { action: 'markApplied'; appId: number; releaseId: number | null; commit: string | null }
   | { action: 'noop'; appId?: number; serviceName?: string; reason: string };
-
-export type StepAction = Step['action'];

@@ -33,19 +33,6 @@ export class AgentStore {
     );
   }
 
-  async getConfig(key: string): Promise<string | undefined> {
-    const row = await this.db.selectFrom('config').select('value').where('key', '=', key).executeTakeFirst();
-    return row?.value;
-  }
-
-  async setConfig(key: string, value: string): Promise<void> {
-    await this.db
-      .insertInto('config')
-      .values({ key, value })
-      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
-      .execute();
-  }
-
   async getTarget(): Promise<{ target: TargetState; source: string } | undefined> {
     const row = await this.db.selectFrom('target_state').selectAll().where('id', '=', 1).executeTakeFirst();
     return row ? { target: JSON.parse(row.json) as TargetState, source: row.source } : undefined;
@@ -127,10 +114,5 @@ export class AgentStore {
         .executeTakeFirstOrThrow();
       await tx.deleteFrom('event').where('id', '<=', id - MAX_EVENTS).execute();
     });
-  }
-
-  async events(limit = 100): Promise<{ ts: string; level: string; message: string }[]> {
-    const rows = await this.db.selectFrom('event').select(['ts', 'level', 'message']).orderBy('id', 'desc').limit(limit).execute();
-    return rows.reverse();
   }
 }
