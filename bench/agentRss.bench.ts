@@ -4,7 +4,7 @@
 // until its 10 containers run, let it idle, and sample VmRSS from /proc/<pid>/status every second
 // from spawn to the end of the idle period. Reported: max RSS (whole run, deploy included),
 // max during the idle period, final RSS and VmHWM (the kernel's peak, between samples too).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -29,6 +29,8 @@ const SERVICES = 10;
 const IDLE_S = intEnv('BENCH_RSS_IDLE_S', 20);
 const GOAL_MB = 50;
 const BUNDLE = 'dist/agent.mjs';
+/** whether this build of the agent has the device API (and so `--api-port`) */
+const API_PORT_OPTION = fs.existsSync(BUNDLE) && execFileSync(process.execPath, [BUNDLE, '--help'], { encoding: 'utf8' }).includes('--api-port');
 
 interface Variant {
   name: string;
@@ -37,8 +39,13 @@ interface Variant {
   agent: boolean;
 }
 
-const agentArgs = (dataDir: string, target: string) => ['--data-dir', dataDir, '--target', target, '--engine-scope', `bench-rss-${process.pid}`];
-const bundled = (flags: string[]): Variant['args'] => (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
+// `--api-port 0`: the device API binds a free port (its listener is part of what is measured; the
+// default 48484 may be taken by another agent on this machine).
+const agentArgs = (dataDir: string, target: string) => [
+  '--data-dir', dataDir, '--target', target, '--engine-scope', `bench-rss-${process.pid}`, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
+];
+const bundled = (flags: string[], bundle = BUNDLE): Variant['args'] => (d, t) => [...flags, bundle, ...agentArgs(d, t)];
+const RECOMMENDED = ['--lite-mode', '--max-semi-space-size=1'];
 
 const VARIANTS: Variant[] = [
   { name: 'bundled', args: bundled([]), agent: true },
@@ -51,7 +58,7 @@ const VARIANTS: Variant[] = [
   {
     // the recommended device setting: no optimising compiler (the agent mostly waits), small young generation
     name: 'bundled --lite-mode --max-semi-space-size=1',
-    args: bundled(['--lite-mode', '--max-semi-space-size=1']),
+    args: bundled(RECOMMENDED),
     agent: true,
   },
   { name: 'unbundled (node --import tsx src/agent/main.ts)', args: (d, t) => ['--import', 'tsx', 'src/agent/main.ts', ...agentArgs(d, t)], agent: true },
@@ -60,6 +67,13 @@ const VARIANTS: Variant[] = [
 for (const flags of (process.env.BENCH_RSS_EXTRA ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
   VARIANTS.push({ name: `bundled ${flags}`, args: bundled(flags.split(/\s+/)), agent: true });
 }
+// BENCH_RSS_COMPARE=dir/agent.mjs: another build of the agent (say, the previous commit's), with the recommended flags
+for (const bundle of (process.env.BENCH_RSS_COMPARE ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
+  VARIANTS.push({ name: `${bundle} ${RECOMMENDED.join(' ')}`, args: bundled(RECOMMENDED, bundle), agent: true });
+}
+// BENCH_RSS_ONLY="lite-mode;compare": only the variants whose name contains one of these (the bare-node baseline always runs)
+const only = (process.env.BENCH_RSS_ONLY ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+if (only.length) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => only.some((o) => v.name.includes(o))));
 const BARE: Variant = { name: 'bare node (setInterval)', args: () => ['-e', 'setInterval(() => {}, 1000)'], agent: false };
 
 interface Measured {

@@ -1,14 +1,66 @@
-// Bundles the agent into one ESM file (dist/agent.mjs) for devices. Transports and features the
-// agent never uses are replaced by stubs that throw if reached: docker-modem's ssh transport
-// (ssh2, ~18 MB RSS) and dockerode's buildkit session (grpc, protobufjs).
-// better-sqlite3 stays external: it is a native addon loaded from node_modules.
+// Bundles the agent for devices: the entry dist/agent.mjs plus lazily loaded chunks in dist/chunks/.
+// Code splitting: every dynamic `import()` in the sources (the device API and fastify, kysely's
+// Migrator, …) becomes a chunk that is read and evaluated only when that import runs, so rarely
+// used code costs no memory until it is used. Transports and features the agent never uses are
+// replaced by stubs that throw if reached: docker-modem's ssh transport (ssh2, ~18 MB RSS) and
+// dockerode's buildkit session (grpc, protobufjs). Modules that dependencies require at load but use
+// only on paths the agent rarely or never takes are loaded on first use instead, and a few are
+// replaced by smaller equivalents (`lazyRequires`, `replacedRequires`). better-sqlite3 stays
+// external: it is a native addon loaded from node_modules.
+// BENCHMARKS.md §3 has what each of these saves.
+import fs from 'node:fs';
 import { build } from 'esbuild';
 
 const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
 
+/**
+ * Modules that a dependency requires at load but uses only on paths the agent rarely or never
+ * takes: that `require()` gets a stand-in which loads the module on first use (property access or
+ * call), so an idle agent never evaluates it. Only for modules used as namespaces (`mod.fn(…)`),
+ * not destructured at load; each entry names the one importer it applies to.
+ */
+const lazyRequires = [
+  // https://… engine hosts only (the agent talks to the engine over its unix socket); https loads tls
+  { module: 'https', importer: /node_modules\/docker-modem\/lib\/http\.js$/ },
+  // image build contexts (docker.buildImage, which the agent never calls): tar-fs, tar-stream, bl, gzip
+  { module: 'tar-fs', importer: /node_modules\/dockerode\/lib\/util\.js$/ },
+  { module: 'zlib', importer: /node_modules\/dockerode\/lib\/util\.js$/ },
+  // executable subcommands (`bosun-agent foo` running bosun-agent-foo), which the agent has none of
+  { module: 'node:child_process', importer: /node_modules\/commander\/lib\/command\.js$/ },
+];
+
+/** Other `require()`s replaced by smaller equivalents, again per importer. */
+const replacedRequires = [
+  {
+    // readable-stream 3 is a copy of Node 10's streams; docker-modem's HttpDuplex (the only user the
+    // agent loads; it only inherits from `.Duplex`) gets Node's own, which the agent loads anyway.
+    // (readable-stream's own switch for this, READABLE_STREAM=disable, throws on Node 20.)
+    module: 'readable-stream',
+    importer: /node_modules\/docker-modem\/lib\/http_duplex\.js$/,
+    contents: `module.exports = require('stream');`,
+  },
+  {
+    // docker-modem's debug('modem') logging: the debug package (and tty) only when DEBUG is set
+    module: 'debug',
+    importer: /node_modules\/docker-modem\/lib\/modem\.js$/,
+    contents: `const off = Object.assign(() => {}, { enabled: false, namespace: 'modem' });
+off.extend = () => off;
+module.exports = process.env.DEBUG ? require('debug') : () => off;`,
+  },
+];
+
+const escape = (m) => m.replace(/[/.]/g, '\\$&');
+
+// chunk names carry a content hash: drop the previous build's
+fs.rmSync('dist/chunks', { recursive: true, force: true });
+
 await build({
-  entryPoints: ['src/agent/main.ts'],
-  outfile: 'dist/agent.mjs',
+  entryPoints: { agent: 'src/agent/main.ts' },
+  outdir: 'dist',
+  entryNames: '[name]',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -16,16 +68,53 @@ await build({
   minify: true,
   sourcemap: 'linked',
   external: ['better-sqlite3'],
+  // every chunk gets its own `require` (esbuild's require shim of a chunk looks for one in scope)
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   plugins: [
     {
       name: 'stub-unused',
       setup(b) {
-        const filter = new RegExp(`^(${unused.map((m) => m.replace(/[/.]/g, '\\$&')).join('|')})$`);
+        const filter = new RegExp(`^(${unused.map(escape).join('|')})$`);
         b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stub' }));
         b.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({
           contents: `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is not part of the agent bundle`)}); };
 module.exports = new Proxy({}, { get: (_t, k) => (k === '__esModule' ? false : fail) });`,
+          loader: 'js',
+        }));
+      },
+    },
+    {
+      name: 'lazy-and-replaced-requires',
+      setup(b) {
+        const rules = [...lazyRequires.map((r) => ({ ...r, kind: 'lazy' })), ...replacedRequires.map((r) => ({ ...r, kind: 'replaced' }))];
+        const filter = new RegExp(`^(${[...new Set(rules.map((r) => r.module))].map(escape).join('|')})$`);
+        b.onResolve({ filter }, (args) => {
+          // the stand-ins' own require() of the module resolves as usual
+          if (args.kind !== 'require-call' || args.namespace === 'lazy' || args.namespace === 'replaced') return undefined;
+          const rule = rules.find((r) => r.module === args.path && r.importer.test(args.importer));
+          return rule ? { path: args.path, namespace: rule.kind, pluginData: { rule, resolveDir: args.resolveDir } } : undefined;
+        });
+        // The lazy stand-in is a function so that callable modules keep working. An object that has
+        // it as its prototype (docker-modem's http.js does that with https) gets what is assigned to
+        // it as its own property, as with the real module.
+        b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({
+          contents: `let real;
+const load = () => (real ??= require(${JSON.stringify(args.path)}));
+const lazy = new Proxy(function () {}, {
+  get: (_t, k) => load()[k],
+  set: (_t, k, v, receiver) =>
+    receiver === lazy ? Reflect.set(load(), k, v) : Reflect.defineProperty(receiver, k, { value: v, writable: true, enumerable: true, configurable: true }),
+  has: (_t, k) => k in load(),
+  apply: (_t, self, a) => Reflect.apply(load(), self, a),
+  construct: (_t, a) => Reflect.construct(load(), a),
+});
+module.exports = lazy;`,
+          resolveDir: args.pluginData.resolveDir,
+          loader: 'js',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'replaced' }, (args) => ({
+          contents: args.pluginData.rule.contents,
+          resolveDir: args.pluginData.resolveDir,
           loader: 'js',
         }));
       },

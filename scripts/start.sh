@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 eval "$(bash scripts/engine.sh up)"
-exec node --import tsx src/agent/main.ts --data-dir "${BOSUN_DATA_DIR:-./data}" --target "${BOSUN_TARGET:-examples/hello.json}" "$@"
+# --host-sandbox: a reboot or shutdown asked through the device API is recorded, not performed.
+data=${BOSUN_DATA_DIR:-./data}
+exec node --import tsx src/agent/main.ts --data-dir "$data" --target "${BOSUN_TARGET:-examples/hello.json}" --host-sandbox "$data/host" "$@"

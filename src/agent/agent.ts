@@ -5,6 +5,9 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { fromBalenaApps } from '../shared/balenaTarget.js';
 import { ValidationError } from '../shared/errors.js';
+import { DeviceActions } from './actions/deviceActions.js';
+import { ApiKeys, type KeyScope } from './api/apiKeys.js';
+import { startApiServer, type ApiServer } from './api/apiServer.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
@@ -14,15 +17,20 @@ import { createDocker } from './engine/docker.js';
 import { SUPERVISED_FILTER } from './engine/labels.js';
 import { readCurrentState } from './engine/readState.js';
 import { EventLog } from './eventLog.js';
+import { healthProblems } from './health.js';
+import { createHost, type Host, type HostOptions } from './host/host.js';
 import { ImagePuller } from './images/imagePuller.js';
 import { UpdateLocks } from './locks/updateLock.js';
 import { buildDesiredState, type DesiredState } from './reconciler/desiredState.js';
 import { Executor } from './reconciler/executor.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
+import type { ServiceSpec } from './reconciler/serviceSpec.js';
 import { reportCurrentState, type AppReport } from './state/currentState.js';
+import type { DeviceFacts } from './state/deviceReports.js';
 import { openAgentDb } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
+import { BALENA_API_VERSION, BOSUN_VERSION } from './version.js';
 
 export interface AgentOptions {
   dataDir: string;
@@ -42,8 +50,20 @@ export interface AgentOptions {
   engineScope?: string;
   /** pulls fail (for that service) when the engine's disk would drop below this; default 100 MiB */
   minFreeDiskBytes?: number;
+  /** device API port: default config.json `listenPort`, else 48484; 0 = any free port; false = no API */
+  apiPort?: number | false;
+  /** where the device API listens; default all interfaces (containers reach it at their network's gateway) */
+  apiAddress?: string;
+  /** the host backend; default a sandbox under `<dataDir>/host` (main.ts uses the real one on devices) */
+  host?: HostOptions;
+  /** local mode (balena CLI development), also on through config.json or SUPERVISOR_LOCAL_MODE */
+  localMode?: boolean;
+  /** in local mode only: expose the engine's socket on this TCP address (`127.0.0.1:2375`) for the balena CLI */
+  engineTcp?: string;
   log?: EventLog;
 }
+
+const LOCAL_TARGET_KEY = 'local_target';
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'aarch64', arm: 'armv7hf', ia32: 'i386' };
 
@@ -56,9 +76,24 @@ export class Agent {
   puller!: ImagePuller;
   executor!: Executor;
   reconciler!: Reconciler;
+  apiKeys!: ApiKeys;
+  actions!: DeviceActions;
+  host!: Host;
+  device!: DeviceIdentity;
+  /** the target the device applies: the local one in local mode (once pushed), else the managed one */
   private target: TargetState | undefined;
+  /** the target from the control plane, a target file or the preload */
+  private managed: TargetState | undefined;
+  private local: TargetState | undefined;
+  private wasLocal = false;
   private desired: DesiredState | undefined;
-  private device!: DeviceIdentity;
+  /** `appId/service` stopped through the API; held until started, or until the agent restarts */
+  private readonly heldStopped = new Set<string>();
+  /** `POST /v1/update {force: true}`: app locks are overridden until an apply started after it converges */
+  private forceUpdate = false;
+  private forceRequestedAt = 0;
+  private api: ApiServer | undefined;
+  private engineTcp: { port: number; close(): Promise<void> } | undefined;
   private stopWatching: (() => void) | undefined;
   private events: NodeJS.ReadableStream | undefined;
   private stopped = false;
@@ -100,7 +135,7 @@ export class Agent {
       locks: this.locks,
       store: this.store,
       log: this.log,
-      lockOverride: () => ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
+      lockOverride: () => this.forceUpdate || ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
     });
     this.reconciler = new Reconciler({
       docker: this.docker,
@@ -112,6 +147,9 @@ export class Agent {
       log: this.log,
       desired: () => this.desired,
       intervalMs: this.opts.intervalMs ?? 60_000,
+      onApplied: (outcome) => {
+        if (outcome === 'converged' && this.reconciler.status.lastApplyStart >= this.forceRequestedAt) this.forceUpdate = false;
+      },
     });
     this.device = {
       uuid: this.config.uuid,
@@ -120,6 +158,24 @@ export class Agent {
       name: this.config.initialDeviceName ?? this.config.uuid.slice(0, 7),
       osVersion: await osVersion(),
     };
+    this.host = createHost(this.opts.host ?? { kind: 'sandbox', root: path.join(dataDir, 'host') }, this.device.uuid.slice(0, 7), this.log);
+    this.apiKeys = await ApiKeys.load(this.store);
+    this.actions = new DeviceActions({
+      docker: this.docker,
+      scope: this.opts.engineScope,
+      reconciler: this.reconciler,
+      locks: this.locks,
+      store: this.store,
+      log: this.log,
+      host: this.host,
+      desired: () => this.desired,
+      holdStopped: (appId, service, hold) => this.holdStopped(appId, service, hold),
+    });
+    const port = this.opts.apiPort ?? this.config.listenPort ?? 48484;
+    if (port !== false) {
+      this.api = await startApiServer(this, port, this.opts.apiAddress ?? '0.0.0.0');
+      this.log.info(`Device API listening on ${this.opts.apiAddress ?? '0.0.0.0'}:${this.api.port}`);
+    }
     await this.loadInitialTarget();
     this.reconciler.start();
     this.watchEngineEvents();
@@ -131,6 +187,8 @@ export class Agent {
     this.stopped = true;
     this.stopWatching?.();
     (this.events as { destroy?: () => void } | undefined)?.destroy?.();
+    await this.api?.close();
+    await this.engineTcp?.close();
     await this.reconciler?.stop();
     await this.store?.db.destroy();
   }
@@ -139,13 +197,88 @@ export class Agent {
     return this.target;
   }
 
-  /** Validates, persists and applies a target; an invalid one is rejected whole and changes nothing. */
+  /**
+   * Validates, persists and applies a target; an invalid one is rejected whole and changes nothing.
+   * A `local` target (balena CLI) is accepted only in local mode; a managed target that arrives in
+   * local mode is kept and applied when local mode ends.
+   */
   async setTarget(input: unknown, source: string): Promise<TargetState> {
     const target = validateTargetState(input);
-    await this.store.setTarget(target, source);
-    this.useTarget(target);
+    if (source === 'local') {
+      if (!this.localMode()) throw new ValidationError('', 'Target state can only set when device is in local mode', 'request');
+      await this.store.updateConfig({ [LOCAL_TARGET_KEY]: JSON.stringify(target) });
+      this.local = target;
+    } else {
+      await this.store.setTarget(target, source);
+      this.managed = target;
+      if (this.localMode() && this.wasLocal) this.log.info(`Target from ${source} kept: the device is in local mode`);
+    }
+    await this.activate();
     this.reconciler.trigger(`new target from ${source}`);
     return target;
+  }
+
+  /** Local mode: the device follows targets pushed with the balena CLI instead of its managed target. */
+  localMode(): boolean {
+    return this.opts.localMode === true || this.config.localMode === true || ['1', 'true'].includes(this.managed?.config?.SUPERVISOR_LOCAL_MODE ?? '');
+  }
+
+  /** The API port the agent listens on (the bound one when asked for any free port). */
+  apiPort(): number | undefined {
+    return this.api?.port;
+  }
+
+  deviceName(): string {
+    return this.target?.name ?? this.device.name;
+  }
+
+  deviceFacts(): DeviceFacts {
+    return {
+      apiPort: this.api?.port ?? 0,
+      osVersion: this.device.osVersion,
+      supervisorVersion: BALENA_API_VERSION,
+      bosunVersion: BOSUN_VERSION,
+      applying: this.reconciler.status.applying,
+    };
+  }
+
+  desiredService(appId: number, service: string): ServiceSpec | undefined {
+    return this.desired?.apps.get(appId)?.services.get(service);
+  }
+
+  desiredServiceNames(appId: number): string[] {
+    return [...(this.desired?.apps.get(appId)?.services.keys() ?? [])];
+  }
+
+  /** `POST /v1/update`: apply now; `force` overrides app locks until the device converges. */
+  requestUpdate(force: boolean): void {
+    if (force) {
+      this.forceUpdate = true;
+      this.forceRequestedAt = Date.now();
+    }
+    this.reconciler.trigger(force ? 'forced update requested' : 'update requested');
+  }
+
+  /** The caller's key is replaced at once; the app's containers get the new one at the next apply. */
+  async regenerateApiKey(scope: KeyScope): Promise<string> {
+    const key = await this.apiKeys.regenerate(scope);
+    this.log.info(scope.kind === 'app' ? `API key of app ${scope.appId} regenerated` : 'Device API key regenerated');
+    await this.activate();
+    this.reconciler.trigger('API key regenerated');
+    return key;
+  }
+
+  /** Why the agent is not healthy (empty when it is); see health.ts. */
+  healthProblems(): Promise<string[]> {
+    return healthProblems(this.docker, this.reconciler.status, this.opts.intervalMs ?? 60_000, this.target !== undefined);
+  }
+
+  private holdStopped(appId: number, service: string, hold: boolean): void {
+    const key = `${appId}/${service}`;
+    if (hold === this.heldStopped.has(key)) return;
+    if (hold) this.heldStopped.add(key);
+    else this.heldStopped.delete(key);
+    this.rebuildDesired();
   }
 
   /** Waits until the engine matches the target (or only waits remain); for tests and tools. */
@@ -163,15 +296,69 @@ export class Agent {
     });
   }
 
-  private useTarget(target: TargetState): void {
-    this.target = target;
+  /** Chooses the target to apply (local or managed), makes sure its apps have API keys, builds the desired state. */
+  private async activate(): Promise<void> {
+    const local = this.localMode();
+    if (local && !this.wasLocal) {
+      this.log.warn('LOCAL MODE: the device follows targets pushed with the balena CLI; the device API needs no key');
+      await this.exposeEngine();
+    } else if (!local && this.wasLocal) {
+      await this.leaveLocalMode();
+    }
+    this.wasLocal = local;
+    this.target = local ? (this.local ?? this.managed) : this.managed;
+    if (this.target) await this.apiKeys.ensureApps(Object.keys(this.target.apps).map(Number));
+    this.rebuildDesired();
+  }
+
+  /** Development aid of local mode: the balena CLI builds on the device's engine over TCP 2375. */
+  private async exposeEngine(): Promise<void> {
+    if (!this.opts.engineTcp || this.engineTcp) return;
+    const socketPath = (this.docker.modem as { socketPath?: string }).socketPath;
+    if (!socketPath) return this.log.warn('--engine-tcp needs an engine on a unix socket');
+    const [host, port] = this.opts.engineTcp.includes(':') ? this.opts.engineTcp.split(/:(?=\d+$)/) : ['127.0.0.1', this.opts.engineTcp];
+    const { startEngineTcpProxy } = await import('./dev/engineTcpProxy.js');
+    this.engineTcp = await startEngineTcpProxy({ socketPath, host: host!, port: Number(port) });
+    this.log.warn(`LOCAL MODE: the Docker Engine is exposed on ${host}:${this.engineTcp.port}, without authentication`);
+  }
+
+  /** Back to the managed target: what only local mode created goes (the next apply removes its apps, here its volumes). */
+  private async leaveLocalMode(): Promise<void> {
+    this.log.warn('Local mode ended: back to the managed target');
+    await this.engineTcp?.close();
+    this.engineTcp = undefined;
+    const localOnly = Object.keys(this.local?.apps ?? {}).filter((id) => !this.managed?.apps[id]).map(Number);
+    this.local = undefined;
+    await this.store.updateConfig({}, [LOCAL_TARGET_KEY]);
+    if (localOnly.length) {
+      this.target = this.managed;
+      this.rebuildDesired();
+      void this.reconciler.applyOnce().then(() => this.actions.removeVolumes((id) => localOnly.includes(id))).catch((err: Error) => this.log.warn(`Cleanup after local mode: ${err.message}`));
+    }
+  }
+
+  private rebuildDesired(): void {
+    const target = this.target;
+    if (!target) return;
     const device = { ...this.device, name: target.name ?? this.device.name };
-    this.desired = buildDesiredState(target, { device, lockRoot: this.lockRoot, ...(this.opts.engineScope ? { scope: this.opts.engineScope } : {}) });
+    const api = this.api ? { port: this.api.port, keyForApp: (id: number) => this.apiKeys.keyForApp(id) } : undefined;
+    this.desired = buildDesiredState(target, {
+      device,
+      lockRoot: this.lockRoot,
+      heldStopped: this.heldStopped,
+      ...(api ? { api } : {}),
+      ...(this.opts.engineScope ? { scope: this.opts.engineScope } : {}),
+    });
   }
 
   private async loadInitialTarget(): Promise<void> {
     const stored = await this.store.getTarget();
-    if (stored) this.useTarget(validateTargetState(stored.target));
+    if (stored) this.managed = validateTargetState(stored.target);
+    const localJson = (await this.store.configValues()).get(LOCAL_TARGET_KEY);
+    if (localJson) this.local = validateTargetState(JSON.parse(localJson));
+    // A device that starts in local mode says so; one whose local mode ended while it was down cleans up.
+    this.wasLocal = this.local !== undefined && !this.localMode();
+    await this.activate();
     if (this.opts.targetFile) {
       await this.applyTargetFile(this.opts.targetFile);
       this.stopWatching = watchFile(this.opts.targetFile, () => void this.applyTargetFile(this.opts.targetFile!));
@@ -184,7 +371,7 @@ export class Agent {
   private async applyTargetFile(file: string): Promise<void> {
     try {
       const json = JSON.parse(await fsp.readFile(file, 'utf8')) as unknown;
-      if (JSON.stringify(json) === JSON.stringify(this.target)) return;
+      if (JSON.stringify(json) === JSON.stringify(this.managed)) return;
       await this.setTarget(json, 'file');
       this.log.info(`Target state loaded from ${file}`);
     } catch (err) {

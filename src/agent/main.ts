@@ -9,6 +9,29 @@ const positiveInt = (v: string) => {
   return n;
 };
 
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number');
+  return n;
+};
+
+interface Options {
+  dataDir: string;
+  config?: string;
+  target?: string;
+  appsJson?: string;
+  dockerHost?: string;
+  interval: number;
+  minFreeDisk: number;
+  engineScope?: string;
+  apiPort?: number;
+  apiAddress: string;
+  hostSandbox?: string;
+  led?: string;
+  localMode?: boolean;
+  engineTcp?: string | true;
+}
+
 const program = new Command('bosun-agent')
   .description('Bosun device agent: converges the local Docker Engine onto a target state')
   .option('-d, --data-dir <dir>', 'state folder (database, locks, config.json)', process.env.BOSUN_DATA_DIR ?? '/var/lib/bosun')
@@ -19,7 +42,13 @@ const program = new Command('bosun-agent')
   .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
   .option('--min-free-disk <MiB>', 'keep at least this much free on the engine disk when pulling', positiveInt, 100)
   .option('--engine-scope <name>', 'share the engine with other agents: own only what this scope created (tests, simulators)', process.env.BOSUN_ENGINE_SCOPE)
-  .action(async (o: { dataDir: string; config?: string; target?: string; appsJson?: string; dockerHost?: string; interval: number; minFreeDisk: number; engineScope?: string }) => {
+  .option('--api-port <port>', 'device API port (default: listenPort of config.json, else 48484)', port)
+  .option('--api-address <ip>', 'device API listen address (containers reach it at their network gateway)', '0.0.0.0')
+  .option('--host-sandbox <dir>', 'development: record reboot/shutdown/blink and write host files under <dir> instead of acting on this machine')
+  .option('--led <sysfs-dir>', 'LED used by blink, e.g. /sys/class/leds/led0')
+  .option('--local-mode', 'local mode: follow targets pushed with the balena CLI (no API key needed)')
+  .option('--engine-tcp [address]', 'local mode only: expose the engine on TCP for the balena CLI (default 127.0.0.1:2375)')
+  .action(async (o: Options) => {
     const agent = new Agent({
       dataDir: o.dataDir,
       ...(o.config ? { configPath: o.config } : {}),
@@ -29,6 +58,11 @@ const program = new Command('bosun-agent')
       intervalMs: o.interval,
       minFreeDiskBytes: o.minFreeDisk * 1024 * 1024,
       ...(o.engineScope ? { engineScope: o.engineScope } : {}),
+      ...(o.apiPort !== undefined ? { apiPort: o.apiPort } : {}),
+      apiAddress: o.apiAddress,
+      host: o.hostSandbox ? { kind: 'sandbox', root: o.hostSandbox } : { kind: 'system', ...(o.led ? { ledPath: o.led } : {}) },
+      ...(o.localMode ? { localMode: true } : {}),
+      ...(o.engineTcp ? { engineTcp: o.engineTcp === true ? '127.0.0.1:2375' : o.engineTcp } : {}),
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);

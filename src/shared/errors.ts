@@ -27,3 +27,18 @@ export class UpdatesLockedError extends BosunError {
     super(`updates are locked for app ${appId} (${lockPath})`);
   }
 }
+
+/** Something a request names (an app, a service, a container) does not exist. */
+export class NotFoundError extends BosunError {
+  override name = 'NotFoundError';
+}
+
+/** A request that is well-formed but not allowed in the device's current situation. */
+export class ConflictError extends BosunError {
+  override name = 'ConflictError';
+}
+
+/** Missing, wrong or out-of-scope credentials. */
+export class UnauthorizedError extends BosunError {
+  override name = 'UnauthorizedError';
+}

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ENGINE_SCOPE, containersOf, converge, docker, execIn, freshAppId, image, removeApps, service, startAgent, target, waitFor } from './harness.js';
+import { ENGINE_SCOPE, containersOf, freePort, converge, docker, execIn, freshAppId, image, removeApps, service, startAgent, target, waitFor } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -17,8 +17,13 @@ interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-function spawnAgent(dataDir: string, targetFile: string, onLine: (msg: string, p: AgentProcess) => void = () => {}): AgentProcess {
-  const args = ['-d', dataDir, '-t', targetFile, '--interval', '500', '--engine-scope', ENGINE_SCOPE];
+/** One API port per data dir: the port is in the apps' environment, so a restart keeps it. */
+const apiPorts = new Map<string, Promise<number>>();
+
+async function spawnAgent(dataDir: string, targetFile: string, onLine: (msg: string, p: AgentProcess) => void = () => {}): Promise<AgentProcess> {
+  if (!apiPorts.has(dataDir)) apiPorts.set(dataDir, freePort());
+  const port = String(await apiPorts.get(dataDir));
+  const args = ['-d', dataDir, '-t', targetFile, '--interval', '500', '--engine-scope', ENGINE_SCOPE, '--api-port', port, '--host-sandbox', path.join(dataDir, 'host')];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/agent/main.ts', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -84,7 +89,7 @@ for (const point of killPoints) {
       await Promise.all(agents.map((a) => a.exited));
       await removeApps([appId]);
     });
-    const first = spawnAgent(dataDir, targetFile);
+    const first = await spawnAgent(dataDir, targetFile);
     agents.push(first);
     await waitFor('release 1', () => convergedOn(appId, 1), 60_000);
     first.child.kill('SIGTERM');
@@ -95,7 +100,7 @@ for (const point of killPoints) {
     await fs.writeFile(targetFile, JSON.stringify(release(appId, 2)));
     const trigger = new RegExp(`^${point}`);
     let killed = false;
-    const second = spawnAgent(dataDir, targetFile, (msg, p) => {
+    const second = await spawnAgent(dataDir, targetFile, (msg, p) => {
       if (!killed && trigger.test(msg)) {
         killed = true;
         p.child.kill('SIGKILL');
@@ -105,7 +110,7 @@ for (const point of killPoints) {
     await second.exited;
     assert.ok(killed, `the agent never reached "${point}": ${second.lines.join(' | ')}`);
 
-    const third = spawnAgent(dataDir, targetFile);
+    const third = await spawnAgent(dataDir, targetFile);
     agents.push(third);
     await waitFor('release 2 after the crash', () => convergedOn(appId, 2), 60_000).catch(async (err: Error) => {
       const cs = await containersOf(appId);

@@ -1,6 +1,7 @@
 // Shared set-up for integration tests: a real engine and registry (scripts/engine.sh), an agent
 // per test with its own data dir, unique app ids per test, and cleanup of what each test made.
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -82,6 +83,17 @@ export function captureLog(): { log: EventLog; logs: string[] } {
   return { log: new EventLog('debug', sink), logs };
 }
 
+const apiPorts = new Map<string, number>();
+
+/** A TCP port that was free a moment ago, for agents run as child processes. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 interface Cleanup {
   agents: Agent[];
   appIds: Set<number>;
@@ -107,9 +119,13 @@ export async function startAgent(t: TestContext, appIds: number[], opts: Partial
   for (const id of appIds) cleanup.appIds.add(id);
   const dataDir = opts.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-')));
   const { log, logs } = captureLog();
-  const agent = new Agent({ dataDir, intervalMs: 500, log, engineScope: ENGINE_SCOPE, ...opts });
+  // The device API on a free port, all interfaces (containers reach it at their network's gateway);
+  // an agent restarted on the same data dir keeps its port, as a device does (the port is in the apps' env).
+  const agent = new Agent({ dataDir, intervalMs: 500, log, engineScope: ENGINE_SCOPE, apiPort: apiPorts.get(dataDir) ?? 0, ...opts });
   cleanup.agents.push(agent);
   await agent.start();
+  const port = agent.apiPort();
+  if (port) apiPorts.set(dataDir, port);
   return { agent, dataDir, logs };
 }
 

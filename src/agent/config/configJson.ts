@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Errors } from '@sinclair/typebox/errors';
 import { ValidationError } from '../../shared/errors.js';
 import { writeFileAtomic } from './atomicFile.js';
 
@@ -32,7 +32,6 @@ export const ConfigJsonSchema = Type.Object(
 );
 
 export type ConfigJson = Static<typeof ConfigJsonSchema>;
-const compiled = TypeCompiler.Compile(ConfigJsonSchema);
 
 export async function readConfigJson(file: string): Promise<ConfigJson> {
   let text: string;
@@ -48,7 +47,8 @@ export async function readConfigJson(file: string): Promise<ConfigJson> {
   } catch (err) {
     throw new ValidationError('', `not JSON (${(err as Error).message})`, `config file ${file}`);
   }
-  const first = compiled.Errors(parsed).First();
+  // the schema is walked directly (see validateTarget.ts: no compiled checker, it only cost memory)
+  const first = Errors(ConfigJsonSchema, parsed).First();
   if (first) throw new ValidationError(first.path, first.message, `config file ${file}`);
   return parsed as ConfigJson;
 }

@@ -8,10 +8,18 @@ export function containerName(spec: ServiceSpec, imageId: string): string {
   return `${spec.serviceName}_${spec.releaseId}_${spec.hash.slice(0, 10)}_${imageId.replace(/^sha256:/, '').slice(0, 10)}`;
 }
 
-/** `service:x` network modes need x's container id, resolved by the caller at create time. */
-export function createOptions(spec: ServiceSpec, imageId: string, serviceContainerId?: (service: string) => string | undefined): ContainerCreateOptions {
+/**
+ * `service:x` network modes need x's container id, resolved by the caller at create time; so is
+ * `createTimeEnv` (what only the engine knows then, e.g. the device API's address on the network).
+ */
+export function createOptions(
+  spec: ServiceSpec,
+  imageId: string,
+  serviceContainerId?: (service: string) => string | undefined,
+  createTimeEnv: Record<string, string> = {},
+): ContainerCreateOptions {
   const c = spec.config;
-  const env = { ...spec.createEnv, ...c.environment };
+  const env = { ...spec.createEnv, ...createTimeEnv, ...c.environment };
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of c.ports) {

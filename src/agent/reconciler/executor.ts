@@ -10,6 +10,8 @@ import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
 import type { AgentStore } from '../store/agentStore.js';
+import type { ServiceSpec } from './serviceSpec.js';
+import { supervisorAddressEnv } from './serviceEnvironment.js';
 import type { CurrentState, Step } from './types.js';
 
 type Phase = 'Installing' | 'Starting' | 'Stopping' | 'Killing';
@@ -93,7 +95,8 @@ export class Executor {
           Internal: n.config.internal ?? false,
           CheckDuplicate: true,
           Labels: { ...n.config.labels, ...this.ownLabels(n.appId), [LABEL.configHash]: n.hash },
-          ...(n.config.ipam?.config
+          // An empty IPAM config list is left to the engine: dockerd 20.10 cannot restore such a network.
+          ...(n.config.ipam?.config?.length
             ? { IPAM: { Driver: 'default', Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })) } }
             : {}),
           ...d,
@@ -195,9 +198,9 @@ export class Executor {
       if (step.handover) await locks.clearHandover(spec.appId, spec.serviceName);
       const imageId = findImage(current.images, spec.config.image)?.id;
       if (!imageId) throw new Error(`image ${spec.config.image} is not on the engine`);
-      const options = createOptions(spec, imageId, (service) =>
-        current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id,
-      );
+      const providerId = (service: string) =>
+        current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id;
+      const options = createOptions(spec, imageId, providerId, await this.apiAddressEnv(spec, providerId));
       log.info(`Installing service ${spec.serviceName} (release ${spec.releaseId})`, { container: containerName(spec, imageId) });
       const container = await withDeadline((d) => docker.createContainer({ ...options, ...d }));
       for (const net of spec.config.networks.slice(1)) {
@@ -210,6 +213,34 @@ export class Executor {
       }
     });
     this.forgetService(spec.appId, spec.serviceName);
+  }
+
+  /**
+   * A container that is not on the host network reaches the device API at the gateway of the
+   * network it joins (the agent listens on all interfaces), as balena's supervisor0 does.
+   */
+  private async apiAddressEnv(spec: ServiceSpec, providerId: (service: string) => string | undefined): Promise<Record<string, string>> {
+    const port = spec.config.environment.BALENA_SUPERVISOR_PORT;
+    const mode = spec.config.networkMode;
+    if (!port || mode === 'host' || mode === 'none') return {};
+    const { docker } = this.d;
+    let gateway: string | undefined;
+    try {
+      if (mode.startsWith('service:')) {
+        const id = providerId(mode.slice('service:'.length));
+        const info = id ? await withDeadline((d) => docker.getContainer(id).inspect({ ...d })) : undefined;
+        gateway = Object.values(info?.NetworkSettings.Networks ?? {}).find((n) => n.Gateway)?.Gateway;
+      } else {
+        const net = mode === 'app' ? spec.config.networks[0]! : mode;
+        // @types/dockerode lacks the options argument; dockerode takes an abortSignal there as everywhere.
+        const network = docker.getNetwork(net) as unknown as { inspect(o: object): Promise<{ IPAM?: { Config?: { Gateway?: string }[] } }> };
+        const info = await withDeadline((d) => network.inspect(d));
+        gateway = info.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+      }
+    } catch (err) {
+      this.d.log.logger.warn({ err }, 'could not read the network gateway for the device API address');
+    }
+    return supervisorAddressEnv(gateway ?? '127.0.0.1', port);
   }
 
   private ownLabels(appId: number): Record<string, string> {

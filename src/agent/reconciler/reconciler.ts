@@ -24,6 +24,8 @@ export interface ReconcilerDeps {
   desired: () => DesiredState | undefined;
   /** periodic re-check when converged */
   intervalMs: number;
+  /** told after every apply of the loop */
+  onApplied?: (outcome: ApplyOutcome) => void;
 }
 
 export type ApplyOutcome = 'converged' | 'waiting';
@@ -34,6 +36,8 @@ const WAIT_POLL_MS = 1000;
 
 export class Reconciler {
   private running = false;
+  /** set when the device goes down (reboot, shutdown): nothing is applied any more */
+  private halted = false;
   private wake: (() => void) | undefined;
   private pending = false;
   private loopDone: Promise<void> | undefined;
@@ -73,14 +77,26 @@ export class Reconciler {
 
   /** One apply: plan and execute until converged or only waits remain. Applies never overlap. */
   applyOnce(): Promise<ApplyOutcome> {
-    const run = this.applying.then(() => this.apply());
+    return this.exclusive(() => this.apply());
+  }
+
+  /** Runs `fn` between applies (device API actions): no apply starts until it is done. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(fn);
     this.applying = run.catch(() => undefined);
     return run;
   }
 
+  /** The device is going down: the loop ends and nothing more is applied. */
+  halt(): void {
+    this.halted = true;
+    this.running = false;
+    this.wake?.();
+  }
+
   private async apply(): Promise<ApplyOutcome> {
     const desired = this.d.desired();
-    if (!desired) return 'converged';
+    if (!desired || this.halted) return 'converged';
     this.status.applying = true;
     this.status.lastApplyStart = Date.now();
     try {
@@ -109,6 +125,7 @@ export class Reconciler {
       try {
         const outcome = await this.applyOnce();
         this.status.lastOutcome = outcome;
+        this.d.onApplied?.(outcome);
         this.status.lastError = undefined;
         failures = 0;
         if (outcome === 'waiting') delay = WAIT_POLL_MS;

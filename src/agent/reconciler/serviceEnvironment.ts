@@ -11,11 +11,9 @@ export interface DeviceIdentity {
   osVersion?: string;
 }
 
-/** How containers reach the agent's device API (filled in once the API serves). */
+/** How containers reach the agent's device API. */
 export interface SupervisorApiInfo {
   port: number;
-  /** address of the agent as seen from a container on an app network */
-  bridgeHost: string;
   keyForApp(appId: number): string;
 }
 
@@ -56,13 +54,11 @@ export function serviceEnvironment(input: EnvInput): Record<string, string> {
   };
   if (device.osVersion) vars.HOST_OS_VERSION = device.osVersion;
   if (api) {
-    const host = input.hostNetwork ? '127.0.0.1' : api.bridgeHost;
-    Object.assign(vars, {
-      SUPERVISOR_HOST: host,
-      SUPERVISOR_PORT: String(api.port),
-      SUPERVISOR_ADDRESS: `http://${host}:${api.port}`,
-      SUPERVISOR_API_KEY: api.keyForApp(appId),
-    });
+    vars.SUPERVISOR_PORT = String(api.port);
+    vars.SUPERVISOR_API_KEY = api.keyForApp(appId);
+    // Other network modes learn the host at create time (supervisorAddressEnv): it is the
+    // gateway of the network the container joins, known only once that network exists.
+    if (input.hostNetwork) Object.assign(vars, supervisorAddress('127.0.0.1', api.port));
   }
   return {
     ...withTwins(vars),
@@ -71,6 +67,15 @@ export function serviceEnvironment(input: EnvInput): Record<string, string> {
     BOSUN: '1',
     RESIN_SERVICE_KILL_ME_PATH: HANDOVER_PATH_IN_CONTAINER,
   };
+}
+
+function supervisorAddress(host: string, port: number | string): Record<string, string> {
+  return { SUPERVISOR_HOST: host, SUPERVISOR_ADDRESS: `http://${host}:${port}` };
+}
+
+/** The API's address for a container reaching the agent through its network's gateway. */
+export function supervisorAddressEnv(host: string, port: number | string): Record<string, string> {
+  return withTwins(supervisorAddress(host, port));
 }
 
 /** Set at create time only: renaming the device must not recreate its containers. */

@@ -87,6 +87,8 @@ export interface SpecContext {
   lockRoot: string;
   api?: SupervisorApiInfo;
   scope?: string;
+  /** `appId/service` stopped through the device API: held stopped whatever the target says */
+  heldStopped?: ReadonlySet<string>;
 }
 
 export const networkName = (appId: number, name: string) => `${appId}_${name}`;
@@ -159,7 +161,7 @@ export function buildServiceSpec(
     config,
     hash: hashConfig(config),
     createEnv: createOnlyEnvironment(ctx.device),
-    running: svc.running ?? true,
+    running: (svc.running ?? true) && !ctx.heldStopped?.has(`${appId}/${serviceName}`),
     strategy: svc.update_strategy ?? (UPDATE_STRATEGIES.includes(strategyLabel!) ? strategyLabel! : 'download-then-kill'),
     handoverTimeoutMs: svc.handover_timeout ?? (timeoutLabel >= 0 ? timeoutLabel : DEFAULT_HANDOVER_TIMEOUT_MS),
     dependsOn: dependenciesOf(svc),

@@ -105,6 +105,22 @@ export class AgentStore {
     }
   }
 
+  /** Key/value settings of the agent (API keys, …), all of them: there are few. */
+  async configValues(): Promise<Map<string, string>> {
+    const rows = await this.db.selectFrom('config').selectAll().execute();
+    return new Map(rows.map((r) => [r.key, r.value]));
+  }
+
+  /** Sets and deletes settings in one transaction. */
+  async updateConfig(set: Record<string, string>, remove: string[] = []): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      for (const [key, value] of Object.entries(set)) {
+        await tx.insertInto('config').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
+      }
+      if (remove.length) await tx.deleteFrom('config').where('key', 'in', remove).execute();
+    });
+  }
+
   async addEvent(level: string, message: string): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       const { id } = await tx

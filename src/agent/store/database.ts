@@ -1,8 +1,8 @@
 // The agent's SQLite database (better-sqlite3 through kysely), migrated on open.
 // WAL + synchronous=NORMAL: a crash loses at most the last transaction, never a torn one.
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Generated, type Migration } from 'kysely';
-import { migrations } from './migrations.js';
+import { Kysely, SqliteDialect, type Generated } from 'kysely';
+import { migrationNames } from './migrations.js';
 
 export interface AgentTables {
   config: { key: string; value: string };
@@ -21,14 +21,32 @@ export async function openAgentDb(file: string): Promise<AgentDb> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<AgentTables>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: async () => migrations as Record<string, Migration> },
-  });
-  const { error } = await migrator.migrateToLatest();
-  if (error) {
-    await db.destroy();
-    throw error instanceof Error ? error : new Error(String(error));
+  // Nearly every start finds the schema current: kysely's Migrator (and the migrations' schema
+  // building) is loaded only when something is left to apply, or anything looks unusual.
+  if (!isMigrated(sqlite)) {
+    const { migrateToLatest } = await import('./migrate.js');
+    const error = await migrateToLatest(db);
+    if (error) {
+      await db.destroy();
+      throw error;
+    }
   }
   return db;
+}
+
+/**
+ * True when kysely's Migrator would find nothing to do: its tables and lock row exist and the
+ * executed migrations are exactly ours. Anything else (fresh file, pending or unknown migrations)
+ * goes through the Migrator, which applies or reports it as before.
+ */
+function isMigrated(sqlite: SQLite.Database): boolean {
+  const tables = sqlite
+    .prepare("select name from sqlite_master where type = 'table' and name in ('kysely_migration', 'kysely_migration_lock')")
+    .pluck()
+    .all();
+  if (tables.length !== 2) return false;
+  if (!sqlite.prepare("select 1 from kysely_migration_lock where id = 'migration_lock'").get()) return false;
+  const executed = sqlite.prepare('select name from kysely_migration order by name').pluck().all() as string[];
+  const ours = [...migrationNames].sort();
+  return executed.length === ours.length && executed.every((name, i) => name === ours[i]);
 }

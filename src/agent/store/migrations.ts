@@ -47,3 +47,5 @@ export const migrations: Record<string, Migration> = {
     },
   },
 };
+
+export const migrationNames: readonly string[] = Object.keys(migrations);

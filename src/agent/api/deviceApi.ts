@@ -1,0 +1,118 @@
+// The device API: the balena Supervisor HTTP API (port 48484) so balena apps run unmodified.
+// Loaded on the first request (see apiServer.ts): fastify is the biggest thing the agent loads.
+// Typed errors become status codes here, in one place.
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ConflictError, NotFoundError, UnauthorizedError, UpdatesLockedError, ValidationError } from '../../shared/errors.js';
+import type { Agent } from '../agent.js';
+import type { KeyScope } from './apiKeys.js';
+import { localRoutes } from './localRoutes.js';
+import { v1Routes } from './v1Routes.js';
+import { v2Routes } from './v2Routes.js';
+
+export type Api = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    keyScope: KeyScope;
+  }
+}
+
+/** Routes any caller may use, key or not (as balena). */
+const OPEN_ROUTES = new Set(['/ping', '/v1/healthy']);
+
+export async function buildDeviceApi(agent: Agent): Promise<Api> {
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.decorateRequest('keyScope', null as never);
+  acceptBodies(app);
+  app.addHook('onRequest', async (req) => authenticate(agent, req));
+  // The documented calls send no body at all (every field is optional): that is an empty object.
+  app.addHook('preValidation', async (req) => {
+    req.body ??= {};
+  });
+  app.setErrorHandler((err, _req, reply) => sendError(agent, err as Error, reply));
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ status: 'failed', message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` });
+  });
+  await app.register(v1Routes(agent));
+  await app.register(v2Routes(agent));
+  await app.register(localRoutes(agent));
+  await app.ready();
+  return app;
+}
+
+/**
+ * balena apps send `Content-Type: application/json` with an empty body (see the API's curl
+ * examples), and some send urlencoded forms: both are accepted.
+ */
+function acceptBodies(app: Api): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (!text) return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new ValidationError('', `malformed JSON body (${(err as Error).message})`, 'request body'), undefined);
+    }
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    const form: Record<string, unknown> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) form[k] = v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v;
+    done(null, form);
+  });
+}
+
+function presentedKey(req: FastifyRequest): string | undefined {
+  const q = (req.query as Record<string, unknown> | undefined)?.apikey;
+  if (typeof q === 'string' && q) return q;
+  const m = req.headers.authorization?.match(/^(?:Bearer|ApiKey)\s+(\S+)$/i);
+  return m?.[1];
+}
+
+async function authenticate(agent: Agent, req: FastifyRequest): Promise<void> {
+  const path = req.url.split('?')[0]!;
+  if (OPEN_ROUTES.has(path) || agent.localMode()) {
+    req.keyScope = { kind: 'device' };
+    return;
+  }
+  const key = presentedKey(req);
+  if (!key) throw new UnauthorizedError('an API key is required: pass ?apikey=<key> or the header "Authorization: Bearer <key>"');
+  const scope = agent.apiKeys.authenticate(key);
+  if (!scope) throw new UnauthorizedError('invalid API key');
+  req.keyScope = scope;
+}
+
+/** An app's key acts on its own app only (balena answers 401 for others). */
+export function assertAppAccess(req: FastifyRequest, appId: number): void {
+  if (req.keyScope.kind === 'app' && req.keyScope.appId !== appId) {
+    throw new UnauthorizedError(`this API key is not allowed to act on app ${appId}`);
+  }
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof ValidationError) return 400;
+  if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof UpdatesLockedError) return 423;
+  const fe = err as FastifyError;
+  if (fe.validation) return 400;
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return fe.statusCode;
+  // The engine did not answer or refused: the device cannot do it now (balena answers 503 too).
+  return 503;
+}
+
+function sendError(agent: Agent, err: Error, reply: FastifyReply): void {
+  const status = statusOf(err);
+  const message = (err as FastifyError).validation ? `invalid request: ${err.message}` : err.message;
+  if (status >= 500) agent.log.logger.warn({ err }, 'device API request failed');
+  reply.code(status).send({ status: 'failed', message });
+}
+
+export const parseAppId = (raw: string | number | undefined, field = 'appId'): number => {
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  if (raw === undefined || raw === '' || !Number.isInteger(n) || n <= 0) throw new ValidationError(field, `Invalid or missing ${field}`, 'request');
+  return n;
+};

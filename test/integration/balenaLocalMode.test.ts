@@ -1,0 +1,174 @@
+// Local mode as the balena CLI drives it (`balena push <device>`, `balena device logs <device>`),
+// at the HTTP level: the same requests in the same order, against a real agent and engine.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test } from 'node:test';
+import { containersOf, converge, docker, execIn, freshAppId, image, registry, service, startAgent, target, waitFor } from './harness.js';
+
+/** The CLI builds `local_image_<service>:latest` on the device's engine; here they are tags of the test image. */
+async function localImage(name: string): Promise<string> {
+  const ref = `local_image_${name}:latest`;
+  const source = image('v1');
+  if (!(await docker.getImage(source).inspect().catch(() => undefined))) {
+    const stream = await docker.pull(source, { authconfig: { username: registry.username, password: registry.password, serveraddress: registry.url } });
+    await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined))));
+  }
+  await docker.getImage(source).tag({ repo: `local_image_${name}`, tag: 'latest' });
+  return ref;
+}
+
+const printer = (what: string) => ['sh', '-c', `trap 'exit 0' TERM; while true; do echo ${what} $GREETING; sleep 1; done`];
+
+/** The v2 local target as the CLI posts it (services keyed by id, `command: null` = image CMD). */
+function cliTarget(appId: number, greeting: string) {
+  return {
+    local: {
+      name: 'dev-device',
+      config: { SUPERVISOR_LOCAL_MODE: '1' },
+      apps: {
+        [appId]: {
+          name: 'localapp',
+          commit: 'local-1',
+          releaseId: 1,
+          services: {
+            '1': { serviceName: 'first', imageId: 1, image: 'local_image_first:latest', environment: { GREETING: greeting }, labels: {}, volumes: ['data:/data'], command: printer('first-says'), networks: { default: null } },
+            '2': { serviceName: 'second', imageId: 2, image: 'local_image_second:latest', environment: { GREETING: 'hi' }, labels: {}, depends_on: ['first'], command: printer('second-says'), networks: { default: null } },
+          },
+          volumes: { data: {} },
+          networks: { default: { ipam: {} } },
+        },
+      },
+    },
+  };
+}
+
+async function call(base: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, text, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+/** Reads NDJSON from the log stream until `done` says so (or the time runs out). */
+function readLogs(base: string, done: (lines: Record<string, unknown>[]) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const lines: Record<string, unknown>[] = [];
+    const req = http.get(`${base}/v2/local/logs`, (res) => {
+      let buf = '';
+      res.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+          buf = buf.slice(nl + 1);
+        }
+        if (done(lines)) {
+          req.destroy();
+          resolve(lines);
+        }
+      });
+    });
+    req.on('error', (err) => (lines.length ? resolve(lines) : reject(err)));
+    setTimeout(() => {
+      req.destroy();
+      resolve(lines);
+    }, timeoutMs).unref();
+  });
+}
+
+test('balena push sequence: no key, version, device info, local target in and out, nothing pulled', async (t) => {
+  const appId = freshAppId();
+  await localImage('first');
+  await localImage('second');
+  const { agent, logs } = await startAgent(t, [appId], { localMode: true });
+  const base = `http://127.0.0.1:${agent.apiPort()}`;
+  assert.ok(logs.some((l) => l.startsWith('LOCAL MODE')), 'local mode is announced in the log');
+
+  assert.equal((await call(base, 'GET', '/ping')).text, 'OK');
+  const version = (await call(base, 'GET', '/v2/version')).json!;
+  assert.equal(version.status, 'success');
+  const [major, minor] = String(version.version).split('.').map(Number);
+  assert.ok(major! > 9 || (major === 9 && minor! >= 7), `livepush needs ≥ 9.7.0, got ${String(version.version)}`);
+  const info = (await call(base, 'GET', '/v2/local/device-info')).json!;
+  assert.deepEqual(Object.keys(info.info as object).sort(), ['arch', 'deviceType']);
+  const before = (await call(base, 'GET', '/v2/local/target-state')).json!;
+  assert.equal(before.status, 'success');
+  assert.ok((before.state as { local?: unknown }).local, 'state.local is there');
+
+  const posted = await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'hello'));
+  assert.equal(posted.status, 200, posted.text);
+  assert.deepEqual(posted.json, { status: 'success', message: 'OK' });
+  await converge(agent);
+  const cs = await containersOf(appId);
+  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['first', 'running'], ['second', 'running']]);
+  assert.ok(!logs.some((l) => l.startsWith('Downloading image')), 'images built on the device are not pulled');
+  const ping = await execIn(cs.find((c) => c.service === 'second')!.id, ['ping', '-c', '1', '-W', '2', 'first']);
+  assert.equal(ping.exitCode, 0, ping.output);
+  const after = (await call(base, 'GET', '/v2/local/target-state')).json!;
+  assert.deepEqual(Object.keys((after.state as { local: { apps: object } }).local.apps), [String(appId)]);
+
+  // balena push of a changed project: only the changed service is recreated
+  await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'changed'));
+  await converge(agent);
+  const cs2 = await containersOf(appId);
+  const id = (list: typeof cs, s: string) => list.find((c) => c.service === s)!.id;
+  assert.notEqual(id(cs2, 'first'), id(cs, 'first'));
+  assert.equal(id(cs2, 'second'), id(cs, 'second'));
+});
+
+test('balena device logs: NDJSON, a first system line, then what every service prints', async (t) => {
+  const appId = freshAppId();
+  await localImage('first');
+  await localImage('second');
+  const { agent } = await startAgent(t, [appId], { localMode: true });
+  const base = `http://127.0.0.1:${agent.apiPort()}`;
+  await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'hello'));
+  await converge(agent);
+  const lines = await readLogs(base, (ls) => ['first', 'second'].every((s) => ls.some((l) => l.serviceName === s)));
+  assert.deepEqual(lines[0], { message: 'Streaming logs', isSystem: true });
+  const first = lines.find((l) => l.serviceName === 'first')!;
+  assert.equal(first.message, 'first-says hello');
+  assert.equal(first.isSystem, false);
+  assert.equal(typeof first.timestamp, 'number');
+  assert.ok(lines.some((l) => l.serviceName === 'second' && l.message === 'second-says hi'));
+
+  // system messages of the agent appear too, e.g. a restart through the API
+  const system = readLogs(base, (ls) => ls.some((l) => l.isSystem === true && String(l.message).startsWith('Restarting service first')));
+  await waitFor('the stream to attach', async () => true);
+  await call(base, 'POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'first' });
+  assert.ok((await system).some((l) => String(l.message).startsWith('Restarting service first')));
+});
+
+test('outside local mode a local target is refused with 400 and the status/message body', async (t) => {
+  const { agent } = await startAgent(t, []);
+  const base = `http://127.0.0.1:${agent.apiPort()}`;
+  const res = await call(base, 'POST', `/v2/local/target-state?apikey=${agent.apiKeys.deviceKey()}`, cliTarget(freshAppId(), 'x'));
+  assert.equal(res.status, 400);
+  assert.equal(res.json!.status, 'failed');
+  assert.match(String(res.json!.message), /local mode/);
+  // and the routes need a key outside local mode
+  assert.equal((await call(base, 'GET', '/v2/local/target-state')).status, 401);
+});
+
+test('leaving local mode returns to the managed target and removes what only local mode created', async (t) => {
+  const managedApp = freshAppId();
+  const localApp = freshAppId();
+  await localImage('first');
+  await localImage('second');
+  const { agent } = await startAgent(t, [managedApp, localApp]);
+  const managed = (local: boolean) => target({ [managedApp]: { services: { main: service() } } }, local ? { config: { SUPERVISOR_LOCAL_MODE: '1' } } : {});
+  await agent.setTarget(managed(true), 'cloud');
+  assert.equal(agent.localMode(), true);
+  const base = `http://127.0.0.1:${agent.apiPort()}`;
+  assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(localApp, 'x'))).status, 200);
+  await converge(agent);
+  assert.equal((await containersOf(localApp)).length, 2);
+  assert.equal((await containersOf(managedApp)).length, 0, 'in local mode the local target replaces the managed one');
+
+  await agent.setTarget(managed(false), 'cloud');
+  assert.equal(agent.localMode(), false);
+  await converge(agent);
+  assert.deepEqual((await containersOf(managedApp)).map((c) => c.state), ['running']);
+  assert.equal((await containersOf(localApp)).length, 0);
+  await waitFor('the local app volume to go', async () => !(await docker.listVolumes({ filters: { label: [`io.balena.app-id=${localApp}`] } })).Volumes?.length);
+  assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(localApp, 'x'))).status, 401, 'keys are required again');
+});
