@@ -37,6 +37,8 @@ interface Variant {
   /** node flags, then the script and its arguments (after data dir / target are known) */
   args: (dataDir: string, target: string) => string[];
   agent: boolean;
+  /** an app polls the device API (`GET /v1/healthy` every second) while the agent idles */
+  apiInUse?: boolean;
 }
 
 // `--api-port 0`: the device API binds a free port (its listener is part of what is measured; the
@@ -60,6 +62,13 @@ const VARIANTS: Variant[] = [
     name: 'bundled --lite-mode --max-semi-space-size=1',
     args: bundled(RECOMMENDED),
     agent: true,
+  },
+  {
+    // what an app that health-checks the agent costs: the device API (fastify) is loaded on its first request
+    name: 'bundled --lite-mode --max-semi-space-size=1, device API polled',
+    args: bundled(RECOMMENDED),
+    agent: true,
+    apiInUse: true,
   },
   { name: 'unbundled (node --import tsx src/agent/main.ts)', args: (d, t) => ['--import', 'tsx', 'src/agent/main.ts', ...agentArgs(d, t)], agent: true },
 ];
@@ -144,8 +153,15 @@ async function measure(v: Variant, root: string): Promise<Measured> {
       convergedS = round((performance.now() - t0) / 1000, 2);
       idle = true;
     }
+    // the agent says where its API listens (it was given any free port)
+    const apiPort = v.apiInUse ? (await fsp.readFile(path.join(dir, 'agent.log'), 'utf8')).match(/Device API listening on [^"]*:(\d+)/)?.[1] : undefined;
+    if (v.apiInUse && !apiPort) throw new Error('the agent did not say where its device API listens');
     for (let s = 0; s < IDLE_S; s++) {
       await sleep(1000);
+      if (apiPort) {
+        const res = await fetch(`http://127.0.0.1:${apiPort}/v1/healthy`);
+        if (res.status !== 200) throw new Error(`GET /v1/healthy answered ${res.status}`);
+      }
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`process exited (${child.exitCode ?? child.signalCode}) while idle`);
     }
     sample();

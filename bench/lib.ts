@@ -211,7 +211,8 @@ export async function startAgent(opts: Partial<AgentOptions> = {}): Promise<Benc
       cb();
     },
   });
-  const agent = new Agent({ dataDir, log: new EventLog('info', sink), engineScope: `bench-${process.pid}`, ...opts });
+  // the device API on any free port: 48484 may be another agent's on this machine
+  const agent = new Agent({ dataDir, log: new EventLog('info', sink), engineScope: `bench-${process.pid}`, apiPort: 0, ...opts });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

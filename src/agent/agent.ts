@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { fromBalenaApps } from '../shared/balenaTarget.js';
 import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
@@ -391,6 +390,7 @@ export class Agent {
     try {
       const json = JSON.parse(text) as { apps?: unknown };
       const dropped: string[] = [];
+      const { fromBalenaApps } = await import('../shared/balenaTarget.js');
       const target = isBosunTarget(json) ? json : fromBalenaApps(json as Parameters<typeof fromBalenaApps>[0], dropped);
       if (dropped.length) this.log.warn(`Preload: unsupported compose keys ignored: ${dropped.join(', ')}`);
       await this.setTarget(target, 'preload');

@@ -1,16 +1,12 @@
 // Validation of a target state: schema first, then the cross-references the schema cannot express.
 // A target is accepted or rejected as a whole; the error names the offending field.
 import type { TSchema } from '@sinclair/typebox';
-import { Errors } from '@sinclair/typebox/errors';
 import { ValidationError } from './errors.js';
+import { assertValid } from './validate.js';
 import { TargetStateSchema, type ReleaseTarget, type TargetState } from './targetState.js';
 
-// TypeBox's error iterator walks the schema directly. (A TypeCompiler-compiled checker is not used:
-// only its Errors(), which is this same walk, was ever called, and generating and keeping the
-// compiled code cost the agent about 1 MB of RSS.)
 export function validateTargetState(input: unknown): TargetState {
-  const first = Errors(TargetStateSchema, input).First();
-  if (first) throw new ValidationError(first.path, first.message, 'target state');
+  assertValid(TargetStateSchema, input, 'target state');
   checkRecordKeys(TargetStateSchema, input, '');
   const target = input as TargetState;
   for (const [appId, app] of Object.entries(target.apps)) {

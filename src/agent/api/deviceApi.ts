@@ -2,8 +2,10 @@
 // Loaded on the first request (see apiServer.ts): fastify is the biggest thing the agent loads.
 // Typed errors become status codes here, in one place.
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TSchema } from '@sinclair/typebox';
 import { ConflictError, NotFoundError, UnauthorizedError, UpdatesLockedError, ValidationError } from '../../shared/errors.js';
+import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
 import type { KeyScope } from './apiKeys.js';
 import { localRoutes } from './localRoutes.js';
@@ -22,8 +24,15 @@ declare module 'fastify' {
 const OPEN_ROUTES = new Set(['/ping', '/v1/healthy']);
 
 export async function buildDeviceApi(agent: Agent): Promise<Api> {
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 10 * 1024 * 1024,
+    // Validation by the same TypeBox walk the agent checks targets with (already loaded), and plain
+    // JSON.stringify for replies (no response schemas): fastify then never loads Ajv and
+    // fast-json-stringify, which would add megabytes to the agent's memory for a handful of schemas.
+    // (fastify types these factories for Ajv only)
+    schemaController: { compilersFactory: { buildValidator: (() => validatorCompiler) as never, buildSerializer: (() => () => JSON.stringify) as never } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorateRequest('keyScope', null as never);
   acceptBodies(app);
   app.addHook('onRequest', async (req) => authenticate(agent, req));
@@ -83,6 +92,15 @@ async function authenticate(agent: Agent, req: FastifyRequest): Promise<void> {
   if (!scope) throw new UnauthorizedError('invalid API key');
   req.keyScope = scope;
 }
+
+const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart?: string }) => (data: unknown) => {
+  try {
+    assertValid(schema as TSchema, data, `request ${httpPart ?? 'input'}`);
+    return { value: data };
+  } catch (error) {
+    return { error: error as Error };
+  }
+};
 
 /** An app's key acts on its own app only (balena answers 401 for others). */
 export function assertAppAccess(req: FastifyRequest, appId: number): void {

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
-import { Errors } from '@sinclair/typebox/errors';
+import { assertValid } from '../../shared/validate.js';
 import { ValidationError } from '../../shared/errors.js';
 import { writeFileAtomic } from './atomicFile.js';
 
@@ -48,9 +48,8 @@ export async function readConfigJson(file: string): Promise<ConfigJson> {
     throw new ValidationError('', `not JSON (${(err as Error).message})`, `config file ${file}`);
   }
   // the schema is walked directly (see validateTarget.ts: no compiled checker, it only cost memory)
-  const first = Errors(ConfigJsonSchema, parsed).First();
-  if (first) throw new ValidationError(first.path, first.message, `config file ${file}`);
-  return parsed as ConfigJson;
+  assertValid(ConfigJsonSchema, parsed, `config file ${file}`);
+  return parsed;
 }
 
 export async function writeConfigJson(file: string, config: ConfigJson): Promise<void> {

@@ -2,15 +2,18 @@
 // hostname and proxy. Two backends: `system` for a real device, `sandbox` for development and
 // tests, which keeps the same files under a folder and records power actions and blinks instead
 // of performing them.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { EventLog } from '../eventLog.js';
 import { HostConfigFiles, type HostConfig, type HostConfigPatch } from './hostConfig.js';
 
-const run = promisify(execFile);
 export const BLINK_MS = 15_000;
+
+/** child_process is loaded only when the host is really asked to act (it costs memory at start). */
+async function run(cmd: string, args: string[]): Promise<void> {
+  const [{ execFile }, { promisify }] = await Promise.all([import('node:child_process'), import('node:util')]);
+  await promisify(execFile)(cmd, args);
+}
 
 export type PowerAction = 'reboot' | 'shutdown';
 

@@ -4,8 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { ValidationError } from '../../shared/errors.js';
+import { assertValid } from '../../shared/validate.js';
 import { writeFileAtomic } from '../config/atomicFile.js';
 
 export const PROXY_TYPES = ['socks4', 'socks5', 'http-connect', 'http-relay'] as const;
@@ -40,7 +39,6 @@ const HostConfigPatchSchema = Type.Object(
   { additionalProperties: false },
 );
 export type HostConfigPatch = Static<typeof HostConfigPatchSchema>;
-let compiled: ReturnType<typeof TypeCompiler.Compile<typeof HostConfigPatchSchema>> | undefined;
 
 /** Validates a `PATCH /v1/device/host-config` body; the error names the offending field. */
 export function parseHostConfigPatch(body: unknown): HostConfigPatch {
@@ -49,10 +47,8 @@ export function parseHostConfigPatch(body: unknown): HostConfigPatch {
     net && typeof net === 'object'
       ? { ...(body as object), network: { ...net, ...(net.hostname === null ? { hostname: '' } : {}), ...(net.proxy === null ? { proxy: {} } : {}) } }
       : body;
-  compiled ??= TypeCompiler.Compile(HostConfigPatchSchema);
-  const first = compiled.Errors(normalised).First();
-  if (first) throw new ValidationError(first.path || '/', first.message, 'host config');
-  return normalised as HostConfigPatch;
+  assertValid(HostConfigPatchSchema, normalised, 'host config');
+  return normalised;
 }
 
 export interface ProxyConfig {
