@@ -1,7 +1,7 @@
 // The proof for local-mode development with the real balena CLI (issue 7): `balena push <device>`
 // builds a 2-service compose project on the device's engine and hands the agent a local target;
 // `balena device logs <device>` streams what the services print; a changed project recreates only
-// the changed service.
+// the changed service; livepush (no --nolive) syncs a changed file into the running container.
 //
 // Needs the engine and registry of scripts/engine.sh (run it through `bash scripts/test.sh
 // test/cli/balenaCli.test.ts`) and the npm registry on the first run: the CLI is installed by
@@ -166,7 +166,7 @@ function startAgent(defer: (fn: () => Promise<unknown>) => void, dataDir: string
   return { child, output: () => lines.slice(-150).join('\n') };
 }
 
-test('balena push --nolive to a Bosun device in local mode: builds, runs, logs, and recreates only what changed', { timeout: 20 * 60_000 }, async (t) => {
+test('balena push to a Bosun device in local mode: builds, runs, logs, recreates only what changed, and livepushes a file change', { timeout: 20 * 60_000 }, async (t) => {
   // Clean-ups run last-registered first (the agent stops before its containers and files go).
   const cleanups: (() => Promise<unknown>)[] = [];
   const defer = (fn: () => Promise<unknown>) => cleanups.unshift(fn);
@@ -266,4 +266,28 @@ test('balena push --nolive to a Bosun device in local mode: builds, runs, logs, 
   assert.equal(settled.first!.state, 'running');
   assert.equal(settled.second!.id, after.second!.id);
   assert.ok(settled.first!.env.includes('GREETING=hello from first'));
+
+  // 6. Livepush (no --nolive, not detached: in detached mode the CLI ends once livepush is set up):
+  // it waits for /v2/state/status to settle, then syncs a changed source file into the running
+  // container over the engine port and restarts it, while it streams the device's logs.
+  const live = spawn(balena, ['push', DEVICE, '--source', changed, '--registry-secrets', secrets], { cwd: repo, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let liveOut = '';
+  live.stdout.on('data', (c: Buffer) => (liveOut += c.toString()));
+  live.stderr.on('data', (c: Buffer) => (liveOut += c.toString()));
+  const liveExited = new Promise<void>((resolve) => live.on('close', () => resolve()));
+  defer(async () => {
+    try {
+      process.kill(-live.pid!, 'SIGKILL'); // live mode never exits by itself
+    } catch {
+      /* already gone */
+    }
+    await liveExited;
+  });
+  const liveLog = () => `--- balena push (live) output:\n${stripAnsi(liveOut).slice(-4000)}\n${agentLog()}`;
+  await waitFor('livepush to see the device settled', async () => /Device state settled/.test(stripAnsi(liveOut)), 300_000, liveLog);
+  const script = path.join(changed, 'first', 'start.sh');
+  await fs.writeFile(script, (await fs.readFile(script, 'utf8')).replace('echo "first: ', 'echo "first-live: '));
+  await waitFor('livepush to restart first with the new script', async () => /\[first\] Restarting service/.test(stripAnsi(liveOut)), 120_000, liveLog);
+  await waitFor('the new script to run', async () => /\[first\] first-live: GREETING=hello from first tick=\d+/.test(stripAnsi(liveOut)), 60_000, liveLog);
+  assert.equal((await scopedServices()).first!.id, before.first!.id, 'livepush updates the running container in place');
 });
