@@ -1,0 +1,59 @@
+// The control plane's HTTP API (fastify + TypeBox, OpenAPI at /openapi.json): AutoPi-compatible
+// resources under /docker/ and /dongle/, API tokens under /auth/.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { UnauthorizedError } from '../shared/errors.js';
+import type { ApiTokens } from './auth/apiTokens.js';
+import type { SecretBox } from './auth/secretBox.js';
+import type { ServerDb } from './db/database.js';
+import { sendError } from './httpErrors.js';
+import { projectRoutes } from './routes/projects.js';
+import { registryRoutes } from './routes/registries.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { BOSUN_VERSION } from '../agent/version.js';
+
+export type ServerApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface ServerContext {
+  db: ServerDb;
+  tokens: ApiTokens;
+  secrets: SecretBox;
+}
+
+/** Open without a token: the API description and its interactive page. */
+const isPublic = (path: string) => path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/');
+
+export async function buildServer(ctx: ServerContext, opts: { logger?: boolean } = {}): Promise<ServerApp> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    routerOptions: { ignoreTrailingSlash: true },
+    // an unknown field is a mistake to report (a typo would otherwise be dropped silently)
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Bosun control plane', version: BOSUN_VERSION },
+      components: { securitySchemes: { apiToken: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`APIToken <token>` or `Bearer <token>`' } } },
+      security: [{ apiToken: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addHook('onRequest', async (req) => authenticate(ctx.tokens, req));
+  app.setErrorHandler((err, _req, reply) => sendError(err as Error, reply, (e) => app.log.error(e)));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(tokenRoutes(ctx));
+  await app.register(registryRoutes(ctx));
+  await app.register(projectRoutes(ctx));
+  await app.ready();
+  return app;
+}
+
+async function authenticate(tokens: ApiTokens, req: FastifyRequest): Promise<void> {
+  if (isPublic(req.url.split('?')[0]!)) return;
+  const m = req.headers.authorization?.match(/^(?:APIToken|Bearer)\s+(\S+)$/i);
+  if (!m) throw new UnauthorizedError('an API token is required: send "Authorization: APIToken <token>"');
+  if (!(await tokens.verify(m[1]!))) throw new UnauthorizedError('invalid, revoked or expired API token');
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// bosun-server: the control plane.
+import { Command, InvalidArgumentError } from 'commander';
+import { openServer } from './server.js';
+
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number');
+  return n;
+};
+
+const program = new Command('bosun-server')
+  .description('Bosun control plane: registries, projects, releases and devices')
+  .option('-d, --data-dir <dir>', 'state folder (SQLite database, server key)', process.env.BOSUN_SERVER_DATA_DIR ?? './server-data')
+  .option('--database-url <url>', 'PostgreSQL instead of SQLite (postgres://…)', process.env.BOSUN_DATABASE_URL)
+  .option('-p, --port <port>', 'HTTP port', port, 8000)
+  .option('--host <address>', 'listen address', '0.0.0.0')
+  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string }) => {
+    const server = await openServer({ dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), logger: true });
+    const address = await server.app.listen({ port: o.port, host: o.host });
+    if (server.firstAdminToken) {
+      // shown once: only its digest is stored
+      process.stdout.write(`\nFirst start: admin API token (shown once, keep it):\n  ${server.firstAdminToken}\n\n`);
+    }
+    process.stdout.write(`Bosun server at ${address} (API description: ${address}/openapi.json)\n`);
+    const stop = () => void server.close().then(() => process.exit(0), () => process.exit(1));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+await program.parseAsync();
