@@ -8,6 +8,8 @@ import { UnauthorizedError } from '../shared/errors.js';
 import type { ApiTokens } from './auth/apiTokens.js';
 import type { SecretBox } from './auth/secretBox.js';
 import type { ServerDb } from './db/database.js';
+import type { DeviceTargets } from './targets/deviceTargets.js';
+import type { TargetNotifier } from './targets/notifier.js';
 import { sendError } from './httpErrors.js';
 import { projectRoutes } from './routes/projects.js';
 import { registryRoutes } from './routes/registries.js';
@@ -20,6 +22,9 @@ export interface ServerContext {
   db: ServerDb;
   tokens: ApiTokens;
   secrets: SecretBox;
+  /** every change that can alter a device's target calls targets.refresh(…) after it commits */
+  targets: DeviceTargets;
+  notifier: TargetNotifier;
 }
 
 /** Open without a token: the API description and its interactive page. */

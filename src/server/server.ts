@@ -6,6 +6,8 @@ import { ApiTokens } from './auth/apiTokens.js';
 import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
 import { openServerDb, type ServerDb } from './db/database.js';
+import { DeviceTargets } from './targets/deviceTargets.js';
+import { LocalNotifier } from './targets/localNotifier.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -30,13 +32,16 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const tokens = new ApiTokens(db);
     const secrets = await SecretBox.load(path.join(opts.dataDir, 'server.key'));
     const firstAdminToken = (await tokens.any()) ? undefined : (await tokens.create('admin')).token;
-    const app = await buildServer({ db, tokens, secrets }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const notifier = new LocalNotifier();
+    const targets = new DeviceTargets(db, secrets, notifier);
+    const app = await buildServer({ db, tokens, secrets, targets, notifier }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     return {
       app,
       db,
       tokens,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
+        await notifier.close();
         await app.close();
         await db.destroy();
       },

@@ -7,9 +7,45 @@ import { serverMigrations } from './migrations.js';
 export interface ServerTables {
   api_token: { id: Generated<number>; name: string; token_hash: string; created_at: string; expires_at: string | null; revoked_at: string | null };
   registry: { id: Generated<number>; url: string; username: string; password_sealed: string; created_at: string };
-  device: { id: string; unit_id: string; device_type: string; created_at: string };
+  provisioning_key: { id: Generated<number>; name: string; key_hash: string; project_id: number | null; created_at: string; revoked_at: string | null };
+  device: {
+    id: string;
+    unit_id: string;
+    device_type: string;
+    name: string;
+    device_key_hash: string;
+    created_at: string;
+    last_seen_at: string | null;
+    agent_version: string | null;
+    state_json: string | null;
+  };
   project: { id: Generated<number>; name: string; description: string; default_registry_id: number | null; created_at: string };
   project_device: { project_id: number; device_id: string };
+  release: { id: Generated<number>; project_id: number; version: string; version_hash: string; remove_containers: string; created_at: string };
+  release_container: {
+    id: Generated<number>;
+    release_id: number;
+    position: number;
+    name: string;
+    image: string;
+    tag: string;
+    required_tags: string;
+    startup_parameters: string;
+    purge_data: number;
+    registry_id: number | null;
+  };
+  release_device: { release_id: number; device_id: string };
+  deployment: {
+    id: Generated<number>;
+    release_id: number;
+    device_id: string;
+    state: 'pending' | 'downloading' | 'applying' | 'succeeded' | 'failed';
+    error: string | null;
+    created_at: string;
+    updated_at: string;
+    finished_at: string | null;
+  };
+  device_target: { device_id: string; etag: string; target_json: string; updated_at: string };
 }
 
 export type ServerDb = Kysely<ServerTables>;

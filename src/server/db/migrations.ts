@@ -25,13 +25,28 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         .addColumn('password_sealed', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
-      // Devices register themselves (the device link); projects and releases refer to them.
+      // A provisioning key lets new devices register: per project, or fleet-wide (no project).
+      await table('provisioning_key')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('project_id', 'integer')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .execute();
+      // Devices register themselves (the device link). `id` is the server's, `unit_id` the uuid
+      // the agent generated (config.json); the device key is stored as a digest.
       await db.schema
         .createTable('device')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('unit_id', 'text', (c) => c.notNull().unique())
         .addColumn('device_type', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('device_key_hash', 'text', (c) => c.notNull().unique())
         .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text')
+        .addColumn('agent_version', 'text')
+        /** the last state the device reported (JSON) */
+        .addColumn('state_json', 'text')
         .execute();
       await table('project')
         .addColumn('name', 'text', (c) => c.notNull())
@@ -44,6 +59,54 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         .addColumn('project_id', 'integer', (c) => c.notNull().references('project.id').onDelete('cascade'))
         .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
         .addPrimaryKeyConstraint('project_device_pk', ['project_id', 'device_id'])
+        .execute();
+      // A release of a project: its containers, the devices it applies to, and per device a deployment.
+      await table('release')
+        .addColumn('project_id', 'integer', (c) => c.notNull().references('project.id').onDelete('cascade'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('version_hash', 'text', (c) => c.notNull().unique())
+        /** JSON list of container names stopped before the deployment, removed when it succeeds */
+        .addColumn('remove_containers', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await table('release_container')
+        .addColumn('release_id', 'integer', (c) => c.notNull().references('release.id').onDelete('cascade'))
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('tag', 'text', (c) => c.notNull())
+        /** JSON list of image tags that must also be on the device */
+        .addColumn('required_tags', 'text', (c) => c.notNull())
+        /** JSON object: environment, binds, port_bindings, network_mode, restart_policy, privileged, … */
+        .addColumn('startup_parameters', 'text', (c) => c.notNull())
+        .addColumn('purge_data', 'integer', (c) => c.notNull())
+        .addColumn('registry_id', 'integer', (c) => c.references('registry.id'))
+        .execute();
+      await db.schema
+        .createTable('release_device')
+        .addColumn('release_id', 'integer', (c) => c.notNull().references('release.id').onDelete('cascade'))
+        .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('release_device_pk', ['release_id', 'device_id'])
+        .execute();
+      await table('deployment')
+        .addColumn('release_id', 'integer', (c) => c.notNull().references('release.id').onDelete('cascade'))
+        .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
+        /** pending | downloading | applying | succeeded | failed */
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .addUniqueConstraint('deployment_release_device', ['release_id', 'device_id'])
+        .execute();
+      // Each device's target state, kept up to date whenever what it depends on changes, so that a
+      // device's poll is one indexed read and its ETag a stored digest.
+      await db.schema
+        .createTable('device_target')
+        .addColumn('device_id', 'text', (c) => c.primaryKey().references('device.id').onDelete('cascade'))
+        .addColumn('etag', 'text', (c) => c.notNull())
+        .addColumn('target_json', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
         .execute();
     },
   },

@@ -24,7 +24,7 @@ const Project = Type.Object({
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 type ProjectOut = Static<typeof Project>;
 
-export const projectRoutes = ({ db }: ServerContext) => async (app: ServerApp) => {
+export const projectRoutes = ({ db, targets }: ServerContext) => async (app: ServerApp) => {
   const tags = ['docker'];
 
   app.get('/docker/projects/', { schema: { tags, response: { 200: Type.Array(Project) } } }, async () => {
@@ -58,6 +58,7 @@ export const projectRoutes = ({ db }: ServerContext) => async (app: ServerApp) =
       if (Object.keys(set).length) await tx.updateTable('project').set(set).where('id', '=', id).execute();
       if (body.devices) await setDevices(tx, id, body.devices);
     });
+    await targets.refresh(); // the app's name or default registry may be in device targets
     return find(db, id);
   };
   app.put('/docker/projects/:id/', { schema: { tags, params: IdParams, body: ProjectBody, response: { 200: Project } } }, async (req) =>
@@ -70,6 +71,7 @@ export const projectRoutes = ({ db }: ServerContext) => async (app: ServerApp) =
       await tx.deleteFrom('project_device').where('project_id', '=', req.params.id).execute();
       await tx.deleteFrom('project').where('id', '=', req.params.id).execute();
     });
+    await targets.refresh(); // its devices stop running its release
     return reply.code(204).send();
   });
 };

@@ -18,7 +18,7 @@ const Registry = Type.Object({ id: Type.Integer(), url: Type.String(), username:
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 type RegistryRow = Static<typeof Registry>;
 
-export const registryRoutes = ({ db, secrets }: ServerContext) => async (app: ServerApp) => {
+export const registryRoutes = ({ db, secrets, targets }: ServerContext) => async (app: ServerApp) => {
   const columns = ['id', 'url', 'username'] as const;
   const find = async (id: number): Promise<RegistryRow> => {
     const row = await db.selectFrom('registry').select(columns).where('id', '=', id).executeTakeFirst();
@@ -30,6 +30,7 @@ export const registryRoutes = ({ db, secrets }: ServerContext) => async (app: Se
     const { password, ...plain } = body;
     if (Object.keys(body).length) {
       await db.updateTable('registry').set({ ...plain, ...(password !== undefined ? { password_sealed: secrets.seal(password) } : {}) }).where('id', '=', id).execute();
+      await targets.refresh(); // devices pulling through it get the new address or credentials
     }
     return find(id);
   };

@@ -1,0 +1,35 @@
+// TargetNotifier for a single server process (the embedded SQLite set-up): waiters in memory.
+import type { TargetNotifier } from './notifier.js';
+
+export class LocalNotifier implements TargetNotifier {
+  /** deviceId → wake functions of its pending polls */
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  async notify(deviceIds: readonly string[]): Promise<void> {
+    for (const id of deviceIds) for (const wake of this.waiters.get(id) ?? []) wake();
+  }
+
+  waitForChange(deviceId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve(false);
+      let set = this.waiters.get(deviceId);
+      if (!set) this.waiters.set(deviceId, (set = new Set()));
+      const done = (changed: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        set!.delete(wake);
+        if (!set!.size) this.waiters.delete(deviceId);
+        resolve(changed);
+      };
+      const wake = () => done(true);
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      set.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const set of this.waiters.values()) for (const wake of [...set]) wake();
+  }
+}
