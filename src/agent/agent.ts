@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
+import type { CloudLink } from './cloud/cloudLink.js';
 import { startApiServer, type ApiServer } from './api/apiServer.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
@@ -93,6 +94,7 @@ export class Agent {
   private forceRequestedAt = 0;
   private api: ApiServer | undefined;
   private engineTcp: { port: number; close(): Promise<void> } | undefined;
+  private cloud: CloudLink | undefined;
   private stopWatching: (() => void) | undefined;
   private events: NodeJS.ReadableStream | undefined;
   private stopped = false;
@@ -148,6 +150,7 @@ export class Agent {
       intervalMs: this.opts.intervalMs ?? 60_000,
       onApplied: (outcome) => {
         if (outcome === 'converged' && this.reconciler.status.lastApplyStart >= this.forceRequestedAt) this.forceUpdate = false;
+        this.cloud?.scheduleReport();
       },
     });
     this.device = {
@@ -176,6 +179,7 @@ export class Agent {
       this.log.info(`Device API listening on ${this.opts.apiAddress ?? '0.0.0.0'}:${this.api.port}`);
     }
     await this.loadInitialTarget();
+    if (this.config.apiEndpoint && !this.opts.targetFile) await this.startCloud(this.config.apiEndpoint.replace(/\/+$/, ''));
     this.reconciler.start();
     this.watchEngineEvents();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -186,6 +190,7 @@ export class Agent {
     this.stopped = true;
     this.stopWatching?.();
     (this.events as { destroy?: () => void } | undefined)?.destroy?.();
+    await this.cloud?.stop();
     await this.api?.close();
     await this.engineTcp?.close();
     await this.reconciler?.stop();
@@ -308,6 +313,31 @@ export class Agent {
     this.target = local ? (this.local ?? this.managed) : this.managed;
     if (this.target) await this.apiKeys.ensureApps(Object.keys(this.target.apps).map(Number));
     this.rebuildDesired();
+  }
+
+  /** Cloud mode: follow the control plane at `endpoint` (registering first if this device is new). */
+  private async startCloud(endpoint: string): Promise<void> {
+    const [{ CloudLink }, { registerDevice }] = await Promise.all([import('./cloud/cloudLink.js'), import('./cloud/registration.js')]);
+    this.cloud = new CloudLink({
+      endpoint,
+      deviceKey: () => this.config.deviceApiKey,
+      register: async () => {
+        if (!this.config.apiKey) throw new Error('config.json has an apiEndpoint but neither a deviceApiKey nor a provisioning apiKey');
+        const { deviceId, deviceKey } = await registerDevice(endpoint, this.config.apiKey, { uuid: this.device.uuid, type: this.device.type, name: this.device.name });
+        const { apiKey: _provisioning, ...rest } = this.config;
+        this.config = { ...rest, deviceApiKey: deviceKey, deviceId, registered_at: Date.now() };
+        await writeConfigJson(this.configPath, this.config);
+        this.log.info(`Registered with ${endpoint} as device ${deviceId}`);
+      },
+      setTarget: async (target) => {
+        await this.setTarget(target, 'cloud');
+      },
+      currentState: () => this.currentState(),
+      log: this.log,
+      ...(this.config.appUpdatePollInterval ? { waitS: Math.min(300, Math.round(this.config.appUpdatePollInterval / 1000)) } : {}),
+    });
+    this.cloud.start();
+    this.log.info(`Following the control plane at ${endpoint}`);
   }
 
   /** Development aid of local mode: the balena CLI builds on the device's engine over TCP 2375. */

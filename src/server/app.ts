@@ -11,8 +11,10 @@ import type { ServerDb } from './db/database.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
 import { sendError } from './httpErrors.js';
+import { deviceLinkRoutes } from './routes/deviceLink.js';
 import { projectRoutes } from './routes/projects.js';
 import { registryRoutes } from './routes/registries.js';
+import { releaseRoutes } from './routes/releases.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { BOSUN_VERSION } from '../agent/version.js';
 
@@ -27,8 +29,8 @@ export interface ServerContext {
   notifier: TargetNotifier;
 }
 
-/** Open without a token: the API description and its interactive page. */
-const isPublic = (path: string) => path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/');
+/** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */
+const isPublic = (path: string) => path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/') || path.startsWith('/device/');
 
 export async function buildServer(ctx: ServerContext, opts: { logger?: boolean } = {}): Promise<ServerApp> {
   const app = Fastify({
@@ -52,6 +54,8 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   await app.register(tokenRoutes(ctx));
   await app.register(registryRoutes(ctx));
   await app.register(projectRoutes(ctx));
+  await app.register(releaseRoutes(ctx));
+  await app.register(deviceLinkRoutes(ctx));
   await app.ready();
   return app;
 }

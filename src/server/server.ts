@@ -5,9 +5,10 @@ import path from 'node:path';
 import { ApiTokens } from './auth/apiTokens.js';
 import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
-import { openServerDb, type ServerDb } from './db/database.js';
+import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
+import type { TargetNotifier } from './targets/notifier.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -20,6 +21,10 @@ export interface Server {
   app: ServerApp;
   db: ServerDb;
   tokens: ApiTokens;
+  /** each device's materialised target; `refresh(ids)` after changing what a target depends on */
+  targets: DeviceTargets;
+  /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
+  notifier: TargetNotifier;
   /** set on the first start only: the admin token, never stored in clear */
   firstAdminToken?: string;
   close(): Promise<void>;
@@ -28,25 +33,37 @@ export interface Server {
 export async function openServer(opts: ServerOptions): Promise<Server> {
   await fs.mkdir(opts.dataDir, { recursive: true });
   const db = await openServerDb({ ...(opts.databaseUrl ? { url: opts.databaseUrl } : {}), sqliteFile: path.join(opts.dataDir, 'server.sqlite') });
+  let notifier: TargetNotifier | undefined;
   try {
     const tokens = new ApiTokens(db);
     const secrets = await SecretBox.load(path.join(opts.dataDir, 'server.key'));
     const firstAdminToken = (await tokens.any()) ? undefined : (await tokens.create('admin')).token;
-    const notifier = new LocalNotifier();
+    // several nodes may share a PostgreSQL database: a change made on one must wake devices
+    // waiting on any other (the notifier's messages go to the app's log once there is one)
+    let warn = (msg: string) => process.emitWarning(msg);
+    notifier = isPostgresUrl(opts.databaseUrl)
+      ? await (await import('./targets/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
+      : new LocalNotifier();
     const targets = new DeviceTargets(db, secrets, notifier);
     const app = await buildServer({ db, tokens, secrets, targets, notifier }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    warn = (msg) => app.log.warn(msg);
+    const theNotifier = notifier;
     return {
       app,
       db,
       tokens,
+      targets,
+      notifier,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
-        await notifier.close();
+        // the app first: closing it answers the long polls it holds, which need the database
         await app.close();
+        await theNotifier.close();
         await db.destroy();
       },
     };
   } catch (err) {
+    await notifier?.close();
     await db.destroy();
     throw err;
   }

@@ -20,7 +20,8 @@ export const ConfigJsonSchema = Type.Object(
     apiEndpoint: Type.Optional(Type.String()),
     deltaEndpoint: Type.Optional(Type.String()),
     listenPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    deviceId: Type.Optional(NumericId),
+    /** balena's are numbers, Bosun's server gives a UUID */
+    deviceId: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })])),
     registered_at: Type.Optional(Type.Number()),
     appUpdatePollInterval: Type.Optional(Type.Integer({ minimum: 1000 })),
     initialDeviceName: Type.Optional(Type.String()),

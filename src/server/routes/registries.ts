@@ -54,6 +54,8 @@ export const registryRoutes = ({ db, secrets, targets }: ServerContext) => async
     await find(req.params.id);
     const user = await db.selectFrom('project').select(['id', 'name']).where('default_registry_id', '=', req.params.id).executeTakeFirst();
     if (user) throw new ConflictError(`registry ${req.params.id} is the default registry of project ${user.id} (${user.name})`);
+    const container = await db.selectFrom('release_container').select(['release_id', 'name']).where('registry_id', '=', req.params.id).executeTakeFirst();
+    if (container) throw new ConflictError(`registry ${req.params.id} is used by container ${container.name} of release ${container.release_id}`);
     await db.deleteFrom('registry').where('id', '=', req.params.id).execute();
     return reply.code(204).send();
   });

@@ -1,0 +1,696 @@
+// The device link, server side, and the devices resource.
+//
+// - /provisioning-keys/ (user API): a provisioning key lets new devices register, fleet-wide or into
+//   one project. Shown once; only its digest is stored.
+// - POST /device/register (provisioning key): a device registers its uuid and type and receives its
+//   id and its own device key (shown once, stored as a digest).
+// - GET /device/v1/state (device key): the device's target state with its ETag; `If-None-Match` →
+//   304; `?wait=<s>` holds the request until the target changes (on any server node: the notifier)
+//   or the time is up. PATCH /device/v1/state: the device's current-state report, which also moves
+//   the deployments of its releases along (downloading, applying, succeeded, failed).
+// - /dongle/devices/ (user API): devices as AutoPi shows them, with `docker_releases`, online status
+//   and a summary of their last report.
+//
+// The /device/ routes do not take user tokens (app.ts leaves them to this file): each one
+// authenticates its caller with a provisioning or device key in an onRequest hook, before its body is
+// even parsed.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Errors, type ValueError } from '@sinclair/typebox/errors';
+import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { PostgresAdapter, type Transaction } from 'kysely';
+import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
+import { TargetStateSchema, type TargetState } from '../../shared/targetState.js';
+import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
+import type { ServerApp, ServerContext } from '../app.js';
+
+/** A device is online when it was heard from within this time. */
+export const ONLINE_WINDOW_MS = 2 * 60_000;
+/** `last_seen_at` is written at most this often per device. */
+const SEEN_THROTTLE_MS = 10_000;
+/** Devices holding a long poll are marked seen this often (they are there, just waiting). */
+const HOLDING_SEEN_EVERY_MS = 60_000;
+export const MAX_WAIT_S = 300;
+const MAX_ERROR_TEXT = 4000;
+
+const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+const newKey = (prefix: string) => `${prefix}_${randomBytes(32).toString('base64url')}`;
+const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+// null first: fastify's Ajv coerces types, and would turn a null into "" or 0 for a string or number first
+const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
+
+/**
+ * What devices send is validated as it is, without Ajv's type coercion (a null error is not "", a
+ * numeric version not a string): TypeBox's own walk, the first offending field named.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const asSent: FastifySchemaCompiler<any> =
+  ({ schema }) =>
+  (data: unknown) => {
+    const first = deepest(Errors(schema as TSchema, data).First());
+    return first ? { error: new ValidationError(first.path, first.message, 'request body') } : { value: data };
+  };
+
+/** A union's error names the union; the branch that got furthest names the field that is wrong. */
+function deepest(err: ValueError | undefined): ValueError | undefined {
+  if (!err?.errors.length) return err;
+  let best = err;
+  for (const branch of err.errors) {
+    const e = deepest(branch.First());
+    if (e && e.path.length > best.path.length) best = e;
+  }
+  return best;
+}
+
+// ---- schemas ------------------------------------------------------------------------------------
+
+const ProvisioningKey = Type.Object({ id: Type.Integer(), name: Type.String(), project: Nullable(Type.Integer()), created_at: Type.String() });
+const NewProvisioningKey = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 200 }), project: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))) },
+  { additionalProperties: false },
+);
+
+const Registration = Type.Object(
+  {
+    /** the agent's config.json uuid */
+    uuid: Type.String({ pattern: '^[0-9a-fA-F]{7,64}$' }),
+    device_type: Type.String({ minLength: 1, maxLength: 100 }),
+    /** default (also when empty): the first 7 characters of the uuid, as the agent names itself */
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+const Registered = Type.Object({ id: Type.String(), uuid: Type.String(), device_key: Type.String() });
+
+const UPDATE_STATUSES = ['done', 'downloading', 'downloaded', 'applying changes', 'aborted'] as const;
+const ReleaseId = Nullable(Type.Integer({ minimum: 1 }));
+const Text = (maxLength: number) => Nullable(Type.String({ maxLength }));
+/** One service of an app, as the agent reports it (`ServiceReport` of src/agent/state/currentState.ts). */
+const ServiceReport = Type.Object(
+  {
+    status: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    releaseId: Type.Optional(ReleaseId),
+    image: Type.Optional(Type.String({ maxLength: 1000 })),
+    imageId: Type.Optional(Text(200)),
+    containerId: Type.Optional(Text(200)),
+    createdAt: Type.Optional(Text(100)),
+    downloadProgress: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 100 }))),
+    error: Type.Optional(Text(MAX_ERROR_TEXT)),
+  },
+  { additionalProperties: false },
+);
+/** One app (`AppReport`); every field optional: a report carries what changed. */
+const AppReport = Type.Object(
+  {
+    appId: Type.Optional(Type.Integer({ minimum: 1 })),
+    appUuid: Type.Optional(Type.String({ maxLength: 200 })),
+    appName: Type.Optional(Type.String({ maxLength: 200 })),
+    releaseId: Type.Optional(ReleaseId),
+    commit: Type.Optional(Text(200)),
+    targetReleaseId: Type.Optional(ReleaseId),
+    targetCommit: Type.Optional(Text(200)),
+    updateStatus: Type.Optional(Type.Union(UPDATE_STATUSES.map((s) => Type.Literal(s)))),
+    /** when present, the app's whole set of services (`null` for a service: it is gone) */
+    services: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Nullable(ServiceReport))),
+  },
+  { additionalProperties: false },
+);
+const StateReport = Type.Object(
+  {
+    agent_version: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    /** keyed by app id (the project's id); `null` removes an app the device no longer runs */
+    apps: Type.Optional(Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), Nullable(AppReport), { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+type StateReport = Static<typeof StateReport>;
+type AppReport = Static<typeof AppReport>;
+type ServiceReport = Static<typeof ServiceReport>;
+
+/** What `device.state_json` holds: the merged reports. */
+interface StoredState {
+  reported_at: string;
+  apps: Record<string, StoredApp>;
+}
+type StoredApp = Omit<AppReport, 'services'> & { services?: Record<string, ServiceReport> };
+
+const StateSummary = Type.Object({
+  reported_at: Type.String(),
+  /** `idle` (every app done), `updating`, or `error` (an app aborted or a service reports an error) */
+  status: Type.Union([Type.Literal('idle'), Type.Literal('updating'), Type.Literal('error')]),
+  apps: Type.Record(
+    Type.String(),
+    Type.Object({
+      release: Nullable(Type.Integer()),
+      target_release: Nullable(Type.Integer()),
+      update_status: Nullable(Type.String()),
+      services: Type.Record(
+        Type.String(),
+        Type.Object({ status: Nullable(Type.String()), download_progress: Nullable(Type.Number()), error: Nullable(Type.String()) }),
+      ),
+    }),
+  ),
+});
+type StateSummary = Static<typeof StateSummary>;
+
+const Device = Type.Object({
+  id: Type.String(),
+  unit_id: Type.String(),
+  name: Type.String(),
+  device_type: Type.String(),
+  online: Type.Boolean(),
+  last_seen: Nullable(Type.String()),
+  agent_version: Nullable(Type.String()),
+  /** ids of the releases deployed successfully on it */
+  docker_releases: Type.Array(Type.Integer()),
+  projects: Type.Array(Type.Integer()),
+  state: Nullable(StateSummary),
+});
+type DeviceOut = Static<typeof Device>;
+const DevicePatch = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+
+// ---- the routes ---------------------------------------------------------------------------------
+
+interface AuthedDevice {
+  id: string;
+  last_seen_at: string | null;
+  etag: string | null;
+}
+
+export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { db } = ctx;
+  const presence = new Presence(db, (err) => app.log.error(err));
+  const polls = new Set<LongPoll>();
+  let closing = false;
+  app.addHook('preClose', async () => {
+    // held polls answer now (304: the device asks again, of another node or after the restart),
+    // before the server stops listening and waits for its connections to go idle
+    closing = true;
+    presence.stop();
+    for (const p of polls) p.stop.abort();
+    await Promise.all([...polls].map((p) => p.answered));
+  });
+
+  // the caller of a /device/ route, set by its onRequest hook
+  const devices = new WeakMap<FastifyRequest, AuthedDevice>();
+  const provisioning = new WeakMap<FastifyRequest, { project_id: number | null }>();
+  const deviceAuth = async (req: FastifyRequest) => {
+    const key = bearer(req);
+    if (!key) throw new UnauthorizedError('a device key is required: send "Authorization: Bearer <device key>"');
+    const row = await db
+      .selectFrom('device')
+      .leftJoin('device_target', 'device_target.device_id', 'device.id')
+      .select(['device.id', 'device.last_seen_at', 'device_target.etag'])
+      .where('device.device_key_hash', '=', digest(key))
+      .executeTakeFirst();
+    if (!row) throw new UnauthorizedError('unknown device key');
+    devices.set(req, row);
+    await presence.seen(row);
+  };
+  const provisioningAuth = async (req: FastifyRequest) => {
+    const key = bearer(req);
+    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
+    const row = await db
+      .selectFrom('provisioning_key')
+      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
+      .select(['provisioning_key.project_id', 'project.id as project'])
+      .where('provisioning_key.key_hash', '=', digest(key))
+      .where('provisioning_key.revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
+    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
+    provisioning.set(req, { project_id: row.project_id });
+  };
+  const deviceOf = (req: FastifyRequest) => devices.get(req)!;
+
+  // -- provisioning keys (user API) --
+  const keyTags = ['provisioning'];
+  app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => {
+    const rows = await db.selectFrom('provisioning_key').select(['id', 'name', 'project_id', 'created_at']).where('revoked_at', 'is', null).orderBy('id').execute();
+    return rows.map(({ project_id, ...r }) => ({ ...r, project: project_id }));
+  });
+  app.post(
+    '/provisioning-keys/',
+    { schema: { tags: keyTags, body: NewProvisioningKey, response: { 201: Type.Composite([ProvisioningKey, Type.Object({ key: Type.String() })]) } } },
+    async (req, reply) => {
+      const project = req.body.project ?? null;
+      if (project !== null && !(await db.selectFrom('project').select('id').where('id', '=', project).executeTakeFirst())) {
+        throw new ValidationError('/project', `no project ${project}`, 'provisioning key');
+      }
+      const key = newKey('bsp');
+      const row = await db
+        .insertInto('provisioning_key')
+        .values({ name: req.body.name, key_hash: digest(key), project_id: project, created_at: nowIso(), revoked_at: null })
+        .returning(['id', 'name', 'project_id', 'created_at'])
+        .executeTakeFirstOrThrow();
+      return reply.code(201).send({ id: row.id, name: row.name, project: row.project_id, created_at: row.created_at, key });
+    },
+  );
+  app.delete('/provisioning-keys/:id/', { schema: { tags: keyTags, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) } }, async (req, reply) => {
+    const { numUpdatedRows } = await db
+      .updateTable('provisioning_key')
+      .set({ revoked_at: nowIso() })
+      .where('id', '=', req.params.id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!numUpdatedRows) throw new NotFoundError(`no provisioning key ${req.params.id}`);
+    return reply.code(204).send();
+  });
+
+  // -- the device link (provisioning and device keys) --
+  const linkTags = ['device link'];
+  app.post(
+    '/device/register',
+    {
+      onRequest: provisioningAuth,
+      validatorCompiler: asSent,
+      schema: {
+        tags: linkTags,
+        description: 'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once.',
+        security: [],
+        body: Registration,
+        response: { 201: Registered },
+      },
+    },
+    async (req, reply) => {
+      const { project_id } = provisioning.get(req)!;
+      const uuid = req.body.uuid.toLowerCase();
+      const id = randomUUID();
+      const deviceKey = newKey('bsd');
+      try {
+        await db.transaction().execute(async (tx) => {
+          if (await tx.selectFrom('device').select('id').where('unit_id', '=', uuid).executeTakeFirst()) throw new ConflictError(`a device with uuid ${uuid} is already registered`);
+          await tx
+            .insertInto('device')
+            .values({
+              id,
+              unit_id: uuid,
+              device_type: req.body.device_type,
+              name: req.body.name || uuid.slice(0, 7),
+              device_key_hash: digest(deviceKey),
+              created_at: nowIso(),
+              last_seen_at: nowIso(),
+              agent_version: null,
+              state_json: null,
+            })
+            .execute();
+          if (project_id !== null) await tx.insertInto('project_device').values({ project_id, device_id: id }).execute();
+        });
+      } catch (err) {
+        // two registrations of one uuid at once: the second hits the unique index
+        if (isUniqueViolation(err)) throw new ConflictError(`a device with uuid ${uuid} is already registered`);
+        throw err;
+      }
+      await ctx.targets.refresh([id]);
+      return reply.code(201).send({ id, uuid, device_key: deviceKey });
+    },
+  );
+
+  app.get(
+    '/device/v1/state',
+    {
+      onRequest: deviceAuth,
+      schema: {
+        tags: linkTags,
+        description:
+          'The device\'s target state (`Authorization: Bearer <device key>`) with its ETag. With `If-None-Match` equal to it: 304, or with `wait`, ' +
+          'held until the target changes (200) or `wait` seconds pass (304).',
+        security: [],
+        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WAIT_S })) }),
+        headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
+        // (the stored JSON is sent as it is: a string body is never re-serialised)
+        response: { 200: TargetStateSchema, 304: Type.Null({ description: 'the target is the one the device has' }) },
+      },
+    },
+    async (req, reply) => {
+      const device = deviceOf(req);
+      const known = etagsOf(req.headers['if-none-match']);
+      let etag = device.etag ?? (await ensureTarget(ctx, device.id));
+      if (!matches(known, etag)) return sendTarget(ctx, reply, device.id);
+      const waitS = req.query.wait ?? 0;
+      if (waitS === 0 || closing) return notModified(reply, etag);
+
+      let settle!: () => void;
+      const poll: LongPoll = { stop: new AbortController(), answered: new Promise<void>((resolve) => (settle = resolve)) };
+      reply.raw.once('close', settle);
+      const onClose = () => {
+        if (!reply.raw.writableFinished) poll.stop.abort();
+      };
+      reply.raw.once('close', onClose);
+      if (reply.raw.destroyed || req.raw.socket?.destroyed) {
+        // hung up already (while being authenticated): its 'close' came and went
+        poll.stop.abort();
+        settle();
+      }
+      polls.add(poll);
+      presence.hold(device.id);
+      const deadline = Date.now() + waitS * 1000;
+      try {
+        for (;;) {
+          const left = deadline - Date.now();
+          if (left <= 0 || poll.stop.signal.aborted) break;
+          // listen first, then look: a change between the two is not missed
+          const cancel = new AbortController();
+          const relay = () => cancel.abort();
+          poll.stop.signal.addEventListener('abort', relay, { once: true });
+          const woken = ctx.notifier.waitForChange(device.id, left, cancel.signal);
+          try {
+            const now = await currentEtag(db, device.id);
+            if (now === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
+            if (!matches(known, now)) {
+              etag = now;
+              break;
+            }
+            if (!(await woken)) break; // the time is up, or the poll was stopped
+          } finally {
+            cancel.abort();
+            poll.stop.signal.removeEventListener('abort', relay);
+          }
+        }
+      } finally {
+        presence.release(device.id);
+        reply.raw.off('close', onClose);
+        // tracked until the answer is out (its 'close'), so that closing the server waits for it
+        void poll.answered.then(() => polls.delete(poll));
+      }
+      if (poll.stop.signal.aborted && !closing) {
+        // the device hung up: nobody to answer
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
+      if (!matches(known, etag)) return sendTarget(ctx, reply, device.id);
+      return notModified(reply, etag);
+    },
+  );
+
+  app.patch(
+    '/device/v1/state',
+    {
+      onRequest: deviceAuth,
+      validatorCompiler: asSent,
+      schema: {
+        tags: linkTags,
+        description:
+          'The device reports its current state (`Authorization: Bearer <device key>`): apps keyed by app id (the project), each with the release ' +
+          'applied, the target release, the update status and the services (status, download progress, error). A report carries what changed: ' +
+          'apps not named keep their last report; `null` removes an app.',
+        security: [],
+        body: StateReport,
+      },
+    },
+    async (req, reply) => {
+      await applyReport(ctx, deviceOf(req).id, req.body);
+      return reply.code(204).send();
+    },
+  );
+
+  // -- the devices resource (user API) --
+  const tags = ['dongle'];
+  app.get('/dongle/devices/', { schema: { tags, response: { 200: Type.Array(Device) } } }, async () => listDevices(db));
+  app.get('/dongle/devices/:id/', { schema: { tags, params: DeviceParams, response: { 200: Device } } }, async (req) => findDevice(db, req.params.id));
+  app.patch('/dongle/devices/:id/', { schema: { tags, params: DeviceParams, body: DevicePatch, response: { 200: Device } } }, async (req) => {
+    await findDevice(db, req.params.id);
+    if (req.body.name !== undefined) {
+      await db.updateTable('device').set({ name: req.body.name }).where('id', '=', req.params.id).execute();
+      await ctx.targets.refresh([req.params.id]); // the name is part of its target
+    }
+    return findDevice(db, req.params.id);
+  });
+  app.delete('/dongle/devices/:id/', { schema: { tags, params: DeviceParams } }, async (req, reply) => {
+    const { numDeletedRows } = await db.deleteFrom('device').where('id', '=', req.params.id).executeTakeFirst();
+    if (!numDeletedRows) throw new NotFoundError(`no device ${req.params.id}`);
+    await ctx.notifier.notify([req.params.id]); // a poll it holds ends (401: its key is gone)
+    return reply.code(204).send();
+  });
+};
+
+// ---- target state -------------------------------------------------------------------------------
+
+interface LongPoll {
+  /** aborted when the device hangs up or the server closes */
+  stop: AbortController;
+  /** settles when the answer has gone out (or the connection closed) */
+  answered: Promise<unknown>;
+}
+
+/** The tags of `If-None-Match` (quotes and weak markers dropped). */
+export function etagsOf(header: string | undefined): string[] {
+  if (!header) return [];
+  return header
+    .split(',')
+    .map((t) => t.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .filter(Boolean);
+}
+
+const matches = (known: string[], etag: string) => known.includes(etag) || known.includes('*');
+
+const notModified = (reply: FastifyReply, etag: string) => reply.code(304).header('etag', `"${etag}"`).header('cache-control', 'no-cache').send();
+
+async function currentEtag(db: ServerDb, deviceId: string): Promise<string | undefined> {
+  return (await db.selectFrom('device_target').select('etag').where('device_id', '=', deviceId).executeTakeFirst())?.etag;
+}
+
+/** A device without a materialised target (none was built yet) gets one now. */
+async function ensureTarget(ctx: ServerContext, deviceId: string): Promise<string> {
+  await ctx.targets.refresh([deviceId]);
+  const etag = await currentEtag(ctx.db, deviceId);
+  if (etag === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
+  return etag;
+}
+
+/** The stored target as it is: the body is exactly the TargetState JSON. */
+async function sendTarget(ctx: ServerContext, reply: FastifyReply, deviceId: string) {
+  const row = await ctx.db.selectFrom('device_target').select(['etag', 'target_json']).where('device_id', '=', deviceId).executeTakeFirst();
+  if (!row) throw new UnauthorizedError('unknown device key');
+  return reply.code(200).header('etag', `"${row.etag}"`).header('cache-control', 'no-cache').type('application/json; charset=utf-8').send(row.target_json);
+}
+
+// ---- presence -----------------------------------------------------------------------------------
+
+/**
+ * `last_seen_at`: written when a device calls (at most every SEEN_THROTTLE_MS), and every
+ * HOLDING_SEEN_EVERY_MS for the devices holding a long poll on this node, which are there all along.
+ */
+class Presence {
+  private readonly holding = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: ServerDb,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  async seen(device: { id: string; last_seen_at: string | null }): Promise<void> {
+    const now = Date.now();
+    if (device.last_seen_at && now - Date.parse(device.last_seen_at) < SEEN_THROTTLE_MS) return;
+    await this.db.updateTable('device').set({ last_seen_at: new Date(now).toISOString() }).where('id', '=', device.id).execute();
+  }
+
+  hold(id: string): void {
+    this.holding.set(id, (this.holding.get(id) ?? 0) + 1);
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.refresh().catch(this.onError), HOLDING_SEEN_EVERY_MS);
+      this.timer.unref();
+    }
+  }
+
+  release(id: string): void {
+    const n = (this.holding.get(id) ?? 1) - 1;
+    if (n > 0) this.holding.set(id, n);
+    else this.holding.delete(id);
+    if (!this.holding.size) this.stop();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async refresh(): Promise<void> {
+    const ids = [...this.holding.keys()];
+    const now = nowIso();
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.db.updateTable('device').set({ last_seen_at: now }).where('id', 'in', ids.slice(i, i + 500)).execute();
+    }
+  }
+}
+
+// ---- reports and deployments --------------------------------------------------------------------
+
+type Tx = Transaction<ServerTables>;
+type DeploymentState = ServerTables['deployment']['state'];
+
+async function applyReport(ctx: ServerContext, deviceId: string, report: StateReport): Promise<void> {
+  const postgres = ctx.db.getExecutor().adapter instanceof PostgresAdapter;
+  await ctx.db.transaction().execute(async (tx) => {
+    // one report at a time per device (on PostgreSQL the row lock orders reports from two nodes)
+    const query = tx.selectFrom('device').select('state_json').where('id', '=', deviceId);
+    const row = await (postgres ? query.forUpdate() : query).executeTakeFirst();
+    if (!row) throw new UnauthorizedError('unknown device key');
+    const stored = row.state_json ? (JSON.parse(row.state_json) as StoredState) : undefined;
+    const state: StoredState = { reported_at: nowIso(), apps: { ...(stored?.apps ?? {}) } };
+    const touched: string[] = [];
+    for (const [appId, app] of Object.entries(report.apps ?? {})) {
+      if (app === null) {
+        delete state.apps[appId];
+        continue;
+      }
+      // fields merge into the app's last report; `services`, when sent, is the whole set
+      const { services, ...fields } = app;
+      const merged: StoredApp = { ...state.apps[appId], ...fields };
+      if (services) merged.services = Object.fromEntries(Object.entries(services).filter((e): e is [string, ServiceReport] => e[1] !== null));
+      state.apps[appId] = merged;
+      touched.push(appId);
+    }
+    await tx
+      .updateTable('device')
+      .set({ state_json: JSON.stringify(state), ...(report.agent_version !== undefined ? { agent_version: report.agent_version } : {}) })
+      .where('id', '=', deviceId)
+      .execute();
+    if (!touched.length) return;
+    const target = await serverTarget(tx, deviceId);
+    for (const appId of touched) await recordDeployment(tx, deviceId, Number(appId), state.apps[appId]!, target);
+  });
+}
+
+async function serverTarget(tx: Tx, deviceId: string): Promise<TargetState | undefined> {
+  const row = await tx.selectFrom('device_target').select('target_json').where('device_id', '=', deviceId).executeTakeFirst();
+  return row ? (JSON.parse(row.target_json) as TargetState) : undefined;
+}
+
+/** What an app's report says of the deployment of a release on the device. */
+export function deploymentUpdate(
+  app: StoredApp,
+  serverTargetRelease: number | undefined,
+): { releaseId: number; state: DeploymentState; error: string | null } | undefined {
+  if (app.updateStatus === 'done' && app.releaseId) return { releaseId: app.releaseId, state: 'succeeded', error: null };
+  // the release the device is moving to: what it says, else what the server gives it
+  const target = app.targetReleaseId ?? serverTargetRelease;
+  if (!target) return undefined;
+  const errors = Object.entries(app.services ?? {})
+    .filter(([, s]) => s.error)
+    .map(([name, s]) => `${name}: ${s.error!}`);
+  if (app.updateStatus === 'aborted' || errors.length) {
+    const text = errors.join('; ') || 'the update was aborted';
+    return { releaseId: target, state: 'failed', error: text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text };
+  }
+  if (app.updateStatus === 'downloading' || app.updateStatus === 'downloaded') return { releaseId: target, state: 'downloading', error: null };
+  if (app.updateStatus === 'applying changes') return { releaseId: target, state: 'applying', error: null };
+  return undefined;
+}
+
+/**
+ * Which moves a deployment may make: a success is final; a failure stays until the release
+ * succeeds after all (the agent keeps retrying) or fails again with another error.
+ */
+function mayMove(from: DeploymentState, to: DeploymentState): boolean {
+  if (from === 'succeeded') return false;
+  if (from === 'failed') return to === 'succeeded' || to === 'failed';
+  return true;
+}
+
+async function recordDeployment(tx: Tx, deviceId: string, appId: number, app: StoredApp, target: TargetState | undefined): Promise<void> {
+  const update = deploymentUpdate(app, target?.apps[String(appId)]?.release.id);
+  if (!update) return;
+  // only a release of this app's project that still exists
+  const release = await tx.selectFrom('release').select('project_id').where('id', '=', update.releaseId).executeTakeFirst();
+  if (!release || release.project_id !== appId) return;
+  const now = nowIso();
+  const finished = update.state === 'succeeded' || update.state === 'failed' ? now : null;
+  const existing = await tx
+    .selectFrom('deployment')
+    .select(['state', 'error'])
+    .where('release_id', '=', update.releaseId)
+    .where('device_id', '=', deviceId)
+    .executeTakeFirst();
+  if (!existing) {
+    const { numInsertedOrUpdatedRows } = await tx
+      .insertInto('deployment')
+      .values({ release_id: update.releaseId, device_id: deviceId, state: update.state, error: update.error, created_at: now, updated_at: now, finished_at: finished })
+      .onConflict((oc) => oc.columns(['release_id', 'device_id']).doNothing())
+      .executeTakeFirst();
+    if (numInsertedOrUpdatedRows) return;
+  } else if (!mayMove(existing.state, update.state) || (existing.state === update.state && existing.error === update.error)) {
+    return;
+  }
+  const forbidden: DeploymentState[] = update.state === 'succeeded' ? ['succeeded'] : update.state === 'failed' ? ['succeeded'] : ['succeeded', 'failed'];
+  await tx
+    .updateTable('deployment')
+    .set({ state: update.state, error: update.error, updated_at: now, finished_at: finished })
+    .where('release_id', '=', update.releaseId)
+    .where('device_id', '=', deviceId)
+    .where('state', 'not in', forbidden)
+    .execute();
+}
+
+// ---- the devices resource -----------------------------------------------------------------------
+
+type DeviceRow = Pick<ServerTables['device'], 'id' | 'unit_id' | 'name' | 'device_type' | 'last_seen_at' | 'agent_version' | 'state_json'>;
+const deviceColumns = ['id', 'unit_id', 'name', 'device_type', 'last_seen_at', 'agent_version', 'state_json'] as const;
+
+async function findDevice(db: ServerDb, id: string): Promise<DeviceOut> {
+  const row = await db.selectFrom('device').select(deviceColumns).where('id', '=', id).executeTakeFirst();
+  if (!row) throw new NotFoundError(`no device ${id}`);
+  return (await devicesOut(db, [row]))[0]!;
+}
+
+async function listDevices(db: ServerDb): Promise<DeviceOut[]> {
+  const rows = await db.selectFrom('device').select(deviceColumns).orderBy('created_at').orderBy('id').execute();
+  return devicesOut(db, rows);
+}
+
+async function devicesOut(db: ServerDb, rows: DeviceRow[]): Promise<DeviceOut[]> {
+  if (!rows.length) return [];
+  const releases = new Map<string, number[]>();
+  const projects = new Map<string, number[]>();
+  for (let i = 0; i < rows.length; i += 500) {
+    const ids = rows.slice(i, i + 500).map((r) => r.id);
+    const deployed = await db
+      .selectFrom('deployment')
+      .select(['device_id', 'release_id'])
+      .where('state', '=', 'succeeded')
+      .where('device_id', 'in', ids)
+      .orderBy('release_id')
+      .execute();
+    for (const d of deployed) releases.set(d.device_id, [...(releases.get(d.device_id) ?? []), d.release_id]);
+    const member = await db.selectFrom('project_device').select(['device_id', 'project_id']).where('device_id', 'in', ids).orderBy('project_id').execute();
+    for (const m of member) projects.set(m.device_id, [...(projects.get(m.device_id) ?? []), m.project_id]);
+  }
+  const now = Date.now();
+  return rows.map((r) => ({
+    id: r.id,
+    unit_id: r.unit_id,
+    name: r.name,
+    device_type: r.device_type,
+    online: r.last_seen_at !== null && now - Date.parse(r.last_seen_at) < ONLINE_WINDOW_MS,
+    last_seen: r.last_seen_at,
+    agent_version: r.agent_version,
+    docker_releases: releases.get(r.id) ?? [],
+    projects: projects.get(r.id) ?? [],
+    state: r.state_json ? summary(JSON.parse(r.state_json) as StoredState) : null,
+  }));
+}
+
+/** The last report, summed up. */
+export function summary(state: StoredState): StateSummary {
+  const apps: StateSummary['apps'] = {};
+  let status: StateSummary['status'] = 'idle';
+  for (const [appId, a] of Object.entries(state.apps)) {
+    const services: StateSummary['apps'][string]['services'] = {};
+    for (const [name, s] of Object.entries(a.services ?? {})) {
+      services[name] = { status: s.status ?? null, download_progress: s.downloadProgress ?? null, error: s.error ?? null };
+      if (s.error) status = 'error';
+    }
+    apps[appId] = { release: a.releaseId ?? null, target_release: a.targetReleaseId ?? null, update_status: a.updateStatus ?? null, services };
+    if (a.updateStatus === 'aborted') status = 'error';
+    else if (status === 'idle' && a.updateStatus && a.updateStatus !== 'done') status = 'updating';
+  }
+  return { reported_at: state.reported_at, status, apps };
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e.message ?? '');
+}

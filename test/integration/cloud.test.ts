@@ -1,0 +1,91 @@
+// End to end on real parts: the control plane (in-process, SQLite), a device agent in cloud mode,
+// the test engine and the authenticated registry. Registry → project → release → containers
+// running on the device → successful_deployments and docker_releases; a bad release fails, says
+// why, and the previous release keeps running.
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { openServer, type Server } from '../../src/server/server.js';
+import { containersOf, registry, removeApps, startAgent, waitFor } from './harness.js';
+
+async function controlPlane(t: TestContext): Promise<{ server: Server; url: string; call: (method: string, url: string, body?: unknown) => Promise<{ status: number; body: any }> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-cp-'));
+  const server = await openServer({ dataDir });
+  const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(async () => {
+    await server.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const call = async (method: string, u: string, body?: unknown) => {
+    const res = await fetch(`${url}${u}`, {
+      method,
+      headers: { authorization: `APIToken ${server.firstAdminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  return { server, url, call };
+}
+
+const [repository, tag] = ((ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)])(`${process.env.BOSUN_TEST_IMAGE ?? ''}:v1`);
+/** the test image's repository without the registry host: the release names the registry */
+const imageName = repository!.slice(repository!.indexOf('/') + 1);
+
+test('a release reaches a provisioned device, runs, and is recorded as deployed; a bad one fails and the previous keeps running', async (t) => {
+  const { url, call } = await controlPlane(t);
+  const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
+  assert.equal(reg.status, 201);
+  const project = await call('POST', '/docker/projects/', { name: 'e2e', default_registry: reg.body.id });
+  const key = await call('POST', '/provisioning-keys/', { name: 'e2e', project: project.body.id });
+  assert.equal(key.status, 201);
+
+  // A new device: config.json with the endpoint and the provisioning key, as a balena image has.
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
+  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: url, apiKey: key.body.key, deviceType: 'generic-amd64' }));
+  const appId = project.body.id as number;
+  t.after(() => removeApps([appId]));
+  const { agent } = await startAgent(t, [], { dataDir });
+  const config = await waitFor('registration', async () => {
+    const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
+    return c.deviceApiKey ? c : undefined;
+  });
+  assert.equal(config.apiKey, undefined, 'the provisioning key is dropped once the device has its own');
+  const deviceId = config.deviceId!;
+  assert.deepEqual((await call('GET', `/docker/projects/${appId}/`)).body.devices, [deviceId]);
+
+  // Release 1: runs on the device; the deployment is recorded.
+  const r1 = await call('POST', `/docker/projects/${appId}/releases/`, {
+    version: '1.0.0',
+    containers: [
+      { name: 'web', image: imageName, tag, required_tags: [], startup_parameters: { environment: ['GREETING=hello'], restart_policy: 'always' }, purge_data: false },
+      { name: 'worker', image: imageName, tag, required_tags: ['base'], startup_parameters: { environment: "MODE='batch job'" }, purge_data: false },
+    ],
+  });
+  assert.equal(r1.status, 201, JSON.stringify(r1.body));
+  await waitFor('release 1 running', async () => {
+    const cs = await containersOf(appId);
+    return cs.length === 2 && cs.every((c) => c.state === 'running' && c.releaseId === r1.body.id);
+  }, 90_000);
+  await waitFor('release 1 recorded as deployed', async () => (await call('GET', `/docker/projects/${appId}/releases/${r1.body.id}/`)).body.successful_deployments?.includes(deviceId), 30_000);
+  const device = (await call('GET', `/dongle/devices/${deviceId}/`)).body;
+  assert.deepEqual(device.docker_releases, [r1.body.id]);
+  assert.equal(device.online, true);
+  assert.equal(agent.localMode(), false);
+
+  // Release 2 names a tag that does not exist: it fails with the reason; release 1 keeps running.
+  const r2 = await call('POST', `/docker/projects/${appId}/releases/`, {
+    version: '2.0.0',
+    containers: [{ name: 'web', image: imageName, tag: 'no-such-tag', required_tags: [], startup_parameters: {}, purge_data: false }],
+  });
+  assert.equal(r2.status, 201);
+  const failed = await waitFor('release 2 failed', async () => {
+    const deployments = (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/deployments/`)).body as { device: string; state: string; error: string | null }[];
+    return deployments.find((d) => d.device === deviceId && d.state === 'failed');
+  }, 90_000);
+  assert.match(failed.error ?? '', /no-such-tag|not found|manifest unknown/i);
+  const cs = await containersOf(appId);
+  assert.ok(cs.some((c) => c.service === 'web' && c.state === 'running' && c.releaseId === r1.body.id), 'release 1 keeps running');
+});
