@@ -7,7 +7,7 @@ import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
-import { startApiServer, type ApiServer } from './api/apiServer.js';
+import { deviceApiLoader, startApiServer, type ApiServer } from './api/apiServer.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
@@ -95,6 +95,8 @@ export class Agent {
   private api: ApiServer | undefined;
   private engineTcp: { port: number; close(): Promise<void> } | undefined;
   private cloud: CloudLink | undefined;
+  /** the device API (fastify), loaded on first use */
+  private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
   private events: NodeJS.ReadableStream | undefined;
   private stopped = false;
@@ -175,7 +177,7 @@ export class Agent {
     });
     const port = this.opts.apiPort ?? this.config.listenPort ?? 48484;
     if (port !== false) {
-      this.api = await startApiServer(this, port, this.opts.apiAddress ?? '0.0.0.0');
+      this.api = await startApiServer(this, this.deviceApi, port, this.opts.apiAddress ?? '0.0.0.0');
       this.log.info(`Device API listening on ${this.opts.apiAddress ?? '0.0.0.0'}:${this.api.port}`);
     }
     await this.loadInitialTarget();
@@ -315,6 +317,22 @@ export class Agent {
     this.rebuildDesired();
   }
 
+  /**
+   * A device API call relayed by the control plane (its supervisor proxy): the same handlers as
+   * local callers, with the device's own key.
+   */
+  async deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }> {
+    const app = await this.deviceApi();
+    const res = await app.inject({
+      method: call.method as 'GET',
+      url: call.path,
+      headers: { authorization: `Bearer ${this.apiKeys.deviceKey()}`, ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(call.body !== undefined ? { payload: JSON.stringify(call.body) } : {}),
+    });
+    const type = res.headers['content-type'];
+    return { status: res.statusCode, body: res.body, headers: type ? { 'content-type': String(type) } : {} };
+  }
+
   /** Cloud mode: follow the control plane at `endpoint` (registering first if this device is new). */
   private async startCloud(endpoint: string): Promise<void> {
     const [{ CloudLink }, { registerDevice }] = await Promise.all([import('./cloud/cloudLink.js'), import('./cloud/registration.js')]);
@@ -333,6 +351,7 @@ export class Agent {
         await this.setTarget(target, 'cloud');
       },
       currentState: () => this.currentState(),
+      deviceApiCall: (call) => this.deviceApiCall(call),
       log: this.log,
       ...(this.config.appUpdatePollInterval ? { waitS: Math.min(300, Math.round(this.config.appUpdatePollInterval / 1000)) } : {}),
     });

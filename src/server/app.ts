@@ -11,10 +11,12 @@ import type { ServerDb } from './db/database.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
 import { sendError } from './httpErrors.js';
+import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceLinkRoutes } from './routes/deviceLink.js';
 import { projectRoutes } from './routes/projects.js';
 import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
+import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { BOSUN_VERSION } from '../agent/version.js';
 
@@ -56,6 +58,8 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   await app.register(projectRoutes(ctx));
   await app.register(releaseRoutes(ctx));
   await app.register(deviceLinkRoutes(ctx));
+  await app.register(deviceCommandRoutes(ctx));
+  await app.register(supervisorProxyRoutes(ctx));
   await app.ready();
   return app;
 }

@@ -10,24 +10,43 @@ import { test, type TestContext } from 'node:test';
 import { openServer, type Server } from '../../src/server/server.js';
 import { containersOf, registry, removeApps, startAgent, waitFor } from './harness.js';
 
-async function controlPlane(t: TestContext): Promise<{ server: Server; url: string; call: (method: string, url: string, body?: unknown) => Promise<{ status: number; body: any }> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+interface ControlPlane {
+  server: Server;
+  url: string;
+  dataDir: string;
+  call: (method: string, url: string, body?: unknown) => Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** The control plane on SQLite, on its own port; `restart` brings it back on the same port and data. */
+async function controlPlane(t: TestContext): Promise<ControlPlane & { stop(): Promise<void>; restart(): Promise<void> }> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-cp-'));
-  const server = await openServer({ dataDir });
+  let server = await openServer({ dataDir });
+  const token = server.firstAdminToken!;
   const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
+  let running = true;
+  const stop = async () => {
+    if (running) await server.close();
+    running = false;
+  };
   t.after(async () => {
-    await server.close();
+    await stop();
     await fs.rm(dataDir, { recursive: true, force: true });
   });
   const call = async (method: string, u: string, body?: unknown) => {
     const res = await fetch(`${url}${u}`, {
       method,
-      headers: { authorization: `APIToken ${server.firstAdminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `APIToken ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  return { server, url, call };
+  const restart = async () => {
+    server = await openServer({ dataDir });
+    await server.app.listen({ port: Number(new URL(url).port), host: '127.0.0.1' });
+    running = true;
+  };
+  return { get server() { return server; }, url, dataDir, call, stop, restart };
 }
 
 const [repository, tag] = ((ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)])(`${process.env.BOSUN_TEST_IMAGE ?? ''}:v1`);
@@ -88,4 +107,39 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
   assert.match(failed.error ?? '', /no-such-tag|not found|manifest unknown/i);
   const cs = await containersOf(appId);
   assert.ok(cs.some((c) => c.service === 'web' && c.state === 'running' && c.releaseId === r1.body.id), 'release 1 keeps running');
+});
+
+test('offline: the device keeps running its release while the server is down, and reconnects when it is back', async (t) => {
+  const cp = await controlPlane(t);
+  const { call } = cp;
+  const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
+  const project = await call('POST', '/docker/projects/', { name: 'offline', default_registry: reg.body.id });
+  const key = await call('POST', '/provisioning-keys/', { name: 'offline', project: project.body.id });
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
+  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, appUpdatePollInterval: 5000 }));
+  const appId = project.body.id as number;
+  t.after(() => removeApps([appId]));
+  const { agent, logs } = await startAgent(t, [], { dataDir });
+  const release = (version: string, env: string) =>
+    call('POST', `/docker/projects/${appId}/releases/`, { version, containers: [{ name: 'main', image: imageName, tag, required_tags: [], startup_parameters: { environment: [env], restart_policy: 'always' }, purge_data: false }] });
+  const r1 = await release('1', 'V=1');
+  assert.equal(r1.status, 201, JSON.stringify(r1.body));
+  await waitFor('release 1 running', async () => (await containersOf(appId)).some((c) => c.state === 'running' && c.releaseId === r1.body.id), 90_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.join('\n')}`);
+  });
+
+  await cp.stop();
+  await waitFor('the agent to notice', async () => logs.some((l) => /not fetched/.test(l)), 30_000);
+  const running = await containersOf(appId);
+  assert.ok(running.every((c) => c.state === 'running'), 'apps keep running offline');
+  // an agent restart while offline keeps the last target (it is persisted)
+  await agent.stop();
+  const again = await startAgent(t, [], { dataDir });
+  assert.equal((await again.agent.applyNow()), 'converged');
+  assert.deepEqual((await containersOf(appId)).map((c) => c.id), running.map((c) => c.id));
+
+  await cp.restart();
+  const r2 = await release('2', 'V=2');
+  await waitFor('release 2 after reconnecting', async () => (await containersOf(appId)).some((c) => c.state === 'running' && c.releaseId === r2.body.id), 120_000);
+  await waitFor('release 2 recorded', async () => (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/`)).body.successful_deployments?.length === 1, 30_000);
 });

@@ -1,29 +1,31 @@
 // Binds the device API's port when the agent starts, but loads the API itself (fastify and the
-// routes, about 12 MB of RSS) only when the first request arrives: many devices run apps that
-// never call it, and the agent's memory budget is small.
+// routes, several MB of RSS) only when the first request arrives: many devices run apps that never
+// call it, and the agent's memory budget is small. Calls relayed over the device link (the
+// control plane's supervisor proxy) go through the same handlers, in process.
 import http from 'node:http';
 import type { Agent } from '../agent.js';
+import type { Api } from './deviceApi.js';
 
 export interface ApiServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-export async function startApiServer(agent: Agent, port: number, address: string): Promise<ApiServer> {
-  let handler: Promise<Handler> | undefined;
-  const load = async (): Promise<Handler> => {
-    const { buildDeviceApi } = await import('./deviceApi.js');
-    const app = await buildDeviceApi(agent);
-    return (req, res) => app.routing(req, res);
+/** The device API, built on first use and kept (a failed build is retried on the next use). */
+export function deviceApiLoader(agent: Agent): () => Promise<Api> {
+  let app: Promise<Api> | undefined;
+  return () => {
+    app ??= import('./deviceApi.js').then(({ buildDeviceApi }) => buildDeviceApi(agent));
+    app.catch(() => (app = undefined));
+    return app;
   };
+}
+
+export async function startApiServer(agent: Agent, load: () => Promise<Api>, port: number, address: string): Promise<ApiServer> {
   const server = http.createServer((req, res) => {
-    handler ??= load();
-    handler.then(
-      (h) => h(req, res),
+    load().then(
+      (app) => app.routing(req, res),
       (err: Error) => {
-        handler = undefined;
         agent.log.error(`Device API could not start: ${err.message}`);
         res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'failed', message: 'device API unavailable' }));
       },

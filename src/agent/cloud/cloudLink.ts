@@ -13,6 +13,8 @@ export interface CloudLinkDeps {
   register(): Promise<void>;
   setTarget(target: unknown): Promise<void>;
   currentState(): Promise<Record<string, AppReport>>;
+  /** runs a device API call relayed by the control plane (supervisor proxy) */
+  deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }>;
   log: { info(m: string): void; warn(m: string): void };
   /** how long one long poll may wait on the server (s) */
   waitS?: number;
@@ -21,6 +23,12 @@ export interface CloudLinkDeps {
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
+
+interface DeviceCommand {
+  id: number;
+  kind: string;
+  payload: unknown;
+}
 
 /** Exponential backoff with full jitter: many devices coming back at once do not arrive together. */
 export const backoffMs = (attempt: number, base = 1000) => Math.round(Math.random() * Math.min(MAX_BACKOFF_MS, base * 2 ** attempt));
@@ -40,6 +48,7 @@ export class CloudLink {
 
   start(): void {
     void this.pollLoop();
+    void this.commandLoop();
   }
 
   async stop(): Promise<void> {
@@ -91,6 +100,52 @@ export class CloudLink {
         const delay = backoffMs(failures++);
         this.d.log.warn(`Target state from ${this.d.endpoint} not fetched: ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s (the device keeps running its last target)`);
         await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  /**
+   * Commands the control plane queued for this device (it never connects to the device itself):
+   * long-polled beside the target, run as they come, their results posted back.
+   */
+  private async commandLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        if (!this.d.deviceKey()) {
+          await sleep(1000, this.abort.signal);
+          continue;
+        }
+        const waitS = this.d.waitS ?? 60;
+        const answer = await request(`${this.d.endpoint}/device/v1/commands?wait=${waitS}`, { headers: this.headers(), timeoutMs: (waitS + 30) * 1000, signal: this.abort.signal });
+        if (answer.status === 200) for (const command of JSON.parse(answer.body) as DeviceCommand[]) void this.run(command);
+        else if (answer.status !== 204) throw new Error(describe(answer));
+        failures = 0;
+      } catch (err) {
+        if (this.stopped) return;
+        const delay = backoffMs(failures++);
+        this.d.log.warn(`Commands from ${this.d.endpoint} not fetched: ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s`);
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async run(command: DeviceCommand): Promise<void> {
+    let result: { status: number; body: string; headers?: Record<string, string> };
+    if (command.kind === 'supervisor') {
+      const { method, path, body } = command.payload as { method: string; path: string; body?: unknown };
+      result = await this.d.deviceApiCall({ method, path, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => ({ status: 503, body: JSON.stringify({ status: 'failed', message: err.message }) }));
+    } else {
+      result = { status: 400, body: JSON.stringify({ status: 'failed', message: `this agent does not run ${command.kind} commands` }) };
+    }
+    for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
+      try {
+        const answer = await request(`${this.d.endpoint}/device/v1/commands/${command.id}/result`, { method: 'POST', headers: this.headers(), body: result, timeoutMs: 30_000, signal: this.abort.signal });
+        if (answer.status < 300 || answer.status === 404) return; // 404: it expired meanwhile
+        throw new Error(describe(answer));
+      } catch (err) {
+        this.d.log.warn(`Result of command ${command.id} not delivered: ${(err as Error).message}`);
+        await sleep(backoffMs(attempt), this.abort.signal);
       }
     }
   }

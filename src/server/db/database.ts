@@ -46,6 +46,18 @@ export interface ServerTables {
     finished_at: string | null;
   };
   device_target: { device_id: string; etag: string; target_json: string; updated_at: string };
+  device_command: {
+    id: Generated<number>;
+    device_id: string;
+    kind: 'supervisor' | 'execute';
+    payload: string;
+    state: 'pending' | 'delivered' | 'done' | 'failed' | 'expired';
+    result: string | null;
+    created_at: string;
+    delivered_at: string | null;
+    finished_at: string | null;
+    expires_at: string;
+  };
 }
 
 export type ServerDb = Kysely<ServerTables>;
@@ -74,7 +86,12 @@ export const isPostgresUrl = (url: string | undefined): url is string => !!url &
 async function dialectFor(opts: DatabaseOptions) {
   if (isPostgresUrl(opts.url)) {
     const { default: pg } = await import('pg');
-    return new PostgresDialect({ pool: new pg.Pool({ connectionString: opts.url, max: 10 }) });
+    const pool = new pg.Pool({ connectionString: opts.url, max: 10 });
+    // An idle pooled connection that the database ends (a restart, an administrator, a dropped
+    // database) is already out of the pool when this fires; the next query opens a new one.
+    // Without a listener the pool re-emits it as an uncaught exception that would end the process.
+    pool.on('error', () => {});
+    return new PostgresDialect({ pool });
   }
   const { default: SQLite } = await import('better-sqlite3');
   const sqlite = new SQLite(opts.sqliteFile);

@@ -108,6 +108,25 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         .addColumn('target_json', 'text', (c) => c.notNull())
         .addColumn('updated_at', 'text', (c) => c.notNull())
         .execute();
+      // Commands queued for a device (supervisor proxy calls; remote executions later), delivered
+      // through its command long poll and answered with a result it posts back. Kept for a
+      // retention period once finished.
+      await table('device_command')
+        .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
+        /** supervisor | execute */
+        .addColumn('kind', 'text', (c) => c.notNull())
+        /** JSON: what the device is asked to do */
+        .addColumn('payload', 'text', (c) => c.notNull())
+        /** pending | delivered | done | failed | expired */
+        .addColumn('state', 'text', (c) => c.notNull())
+        /** JSON: the device's answer (done) or why it could not run it (failed) */
+        .addColumn('result', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('delivered_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('device_command_device_state').on('device_command').columns(['device_id', 'state']).execute();
     },
   },
 });

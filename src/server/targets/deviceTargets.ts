@@ -1,7 +1,8 @@
 // Each device's target state, materialised in `device_target` whenever something it depends on
 // changes (a release, a registry's credentials, a device's name), so that a device's poll is one
 // indexed read and its ETag a stored digest. A device gets, per project, the newest release that
-// lists it; registry credentials only for the registries those releases use.
+// lists it, or (when it joined the project after its releases were made) the project's active one;
+// registry credentials only for the registries those releases use.
 import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { RegistryCredentials, TargetState } from '../../shared/targetState.js';
@@ -68,6 +69,16 @@ export class DeviceTargets {
       .execute();
     const newest = new Map<number, (typeof releases)[number]>();
     for (const r of releases) if (!newest.has(r.project_id)) newest.set(r.project_id, r);
+    // a device that joined a project after its releases were made runs the project's active release
+    const joined = await this.db
+      .selectFrom('project_device')
+      .innerJoin('release', 'release.project_id', 'project_device.project_id')
+      .innerJoin('project', 'project.id', 'release.project_id')
+      .select(['release.id', 'release.version_hash', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'])
+      .where('project_device.device_id', '=', deviceId)
+      .orderBy('release.id', 'desc')
+      .execute();
+    for (const r of joined) if (!newest.has(r.project_id)) newest.set(r.project_id, r);
     const registries = await this.registries();
     const target: TargetState = { name: device.name, apps: {}, registries: {} };
     for (const r of newest.values()) {

@@ -1,0 +1,214 @@
+// The command channel of the device link, device side: the device long-polls for the commands the
+// server queued for it and posts back each one's result. The server never connects to a device.
+//
+// Both routes authenticate the device with its device key, `Authorization: Bearer <device key>`
+// (401 otherwise), as /device/v1/state does.
+//
+// GET /device/v1/commands?wait=<s>          (wait: integer 0–300, default 0: answer at once)
+//   200  [{"id": 17, "kind": "supervisor", "payload": {...}}, ...]
+//        every pending command of the device, oldest first (one or several; at most 100). Each is
+//        delivered once: a command in this answer is never in another one, on any server node.
+//   204  (no body) nothing came within `wait` seconds (or the server is shutting down): poll again.
+//   The poll answers as soon as a command is queued for the device, on whichever node it was queued.
+//
+//   kind "supervisor" (the supervisor proxy, POST /supervisor/<url>): a call to the device's own API,
+//   payload {"method": "GET" | "POST" | "PATCH" | "PUT" | "DELETE",
+//            "path": "/v1/restart",          always "/ping", "/v1/…" or "/v2/…", with any query string
+//            "body": <any JSON>}              the caller's `data`; absent when it gave none
+//   kind "execute" (issue 5) is not queued yet.
+//
+// POST /device/v1/commands/<id>/result      (JSON body, at most 2 MiB)
+//   supervisor command, the device API's answer:
+//        {"status": 200, "body": "<the answer's body, as text>", "headers": {"content-type": "…"}}
+//        status: integer 200–599; headers optional (string values; stored, not passed on)
+//   any command the device could not run at all:
+//        {"error": "<why>"}                   (the proxy then answers 502)
+//   204  stored (also when the command already had a result: the first one stays)
+//   404  {"detail"}: no such command for this device (another device's command is "no such" too),
+//        or it expired: nobody waits for the result any more. Do not retry.
+//   400  {"detail", "field"}: the body does not match the command's kind.
+import { createHash } from 'node:crypto';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { Errors } from '@sinclair/typebox/errors';
+import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
+import { DeviceCommands, queueKey } from '../commands/deviceCommands.js';
+import type { ServerApp, ServerContext } from '../app.js';
+
+export const MAX_COMMAND_WAIT_S = 300;
+/** `last_seen_at` is written at most this often per device (as the target-state routes do). */
+const SEEN_THROTTLE_MS = 10_000;
+/** Expired commands are marked and old results deleted this often, on every node. */
+const SWEEP_EVERY_MS = 60_000;
+const MAX_RESULT_BYTES = 2 * 1024 * 1024;
+
+const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+
+export const SupervisorResult = Type.Object(
+  {
+    status: Type.Integer({ minimum: 200, maximum: 599 }),
+    body: Type.String({ maxLength: MAX_RESULT_BYTES }),
+    headers: Type.Optional(Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 8192 }))),
+  },
+  { additionalProperties: false },
+);
+export const FailedResult = Type.Object({ error: Type.String({ minLength: 1, maxLength: 10_000 }) }, { additionalProperties: false });
+const ResultBody = Type.Union([SupervisorResult, FailedResult]);
+
+/**
+ * Validated as sent (no type coercion: a numeric string is not a status), the offending field named;
+ * a body with `error` is a failure report, any other one the device API's answer.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const asSent: FastifySchemaCompiler<any> =
+  ({ schema, httpPart }) =>
+  (data: unknown) => {
+    const against = httpPart !== 'body' ? (schema as TSchema) : data !== null && typeof data === 'object' && 'error' in data ? FailedResult : SupervisorResult;
+    const first = Errors(against, data).First();
+    return first ? { error: new ValidationError(first.path, first.message, httpPart === 'body' ? 'command result' : 'request') } : { value: data };
+  };
+
+interface Poll {
+  stop: AbortController;
+  answered: Promise<unknown>;
+}
+
+export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { db } = ctx;
+  const commands = new DeviceCommands(db, ctx.notifier);
+  const polls = new Set<Poll>();
+  let closing = false;
+  const sweeper = setInterval(() => void commands.sweep().catch((err: Error) => app.log.error(err)), SWEEP_EVERY_MS);
+  sweeper.unref();
+  app.addHook('preClose', async () => {
+    // held polls answer now (204: the device polls again, another node or after the restart)
+    closing = true;
+    clearInterval(sweeper);
+    for (const p of polls) p.stop.abort();
+    await Promise.all([...polls].map((p) => p.answered));
+  });
+
+  const devices = new WeakMap<FastifyRequest, { id: string }>();
+  const deviceAuth = async (req: FastifyRequest) => {
+    const key = bearer(req);
+    if (!key) throw new UnauthorizedError('a device key is required: send "Authorization: Bearer <device key>"');
+    const row = await db.selectFrom('device').select(['id', 'last_seen_at']).where('device_key_hash', '=', digest(key)).executeTakeFirst();
+    if (!row) throw new UnauthorizedError('unknown device key');
+    devices.set(req, { id: row.id });
+    const now = Date.now();
+    if (!row.last_seen_at || now - Date.parse(row.last_seen_at) >= SEEN_THROTTLE_MS) {
+      await db.updateTable('device').set({ last_seen_at: new Date(now).toISOString() }).where('id', '=', row.id).execute();
+    }
+  };
+  const deviceOf = (req: FastifyRequest) => devices.get(req)!;
+  const tags = ['device link'];
+
+  app.get(
+    '/device/v1/commands',
+    {
+      onRequest: deviceAuth,
+      schema: {
+        tags,
+        description:
+          'The commands queued for the device (`Authorization: Bearer <device key>`), oldest first, each delivered once. With `wait`, held until ' +
+          'one is queued (200) or `wait` seconds pass (204).',
+        security: [],
+        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_COMMAND_WAIT_S })) }),
+        response: {
+          200: Type.Array(Type.Object({ id: Type.Integer(), kind: Type.String(), payload: Type.Unknown() })),
+          204: Type.Null({ description: 'nothing to do' }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const device = deviceOf(req);
+      const waitS = req.query.wait ?? 0;
+      let settle!: () => void;
+      const poll: Poll = { stop: new AbortController(), answered: new Promise<void>((resolve) => (settle = resolve)) };
+      reply.raw.once('close', settle);
+      reply.raw.once('finish', settle);
+      const onClose = () => {
+        if (!reply.raw.writableFinished) poll.stop.abort();
+      };
+      reply.raw.once('close', onClose);
+      const gone = () => reply.raw.destroyed || !!req.raw.socket?.destroyed;
+      if (gone()) {
+        poll.stop.abort();
+        settle();
+      }
+      polls.add(poll);
+      const deadline = Date.now() + waitS * 1000;
+      let taken: Awaited<ReturnType<DeviceCommands['next']>> = [];
+      try {
+        for (;;) {
+          if (poll.stop.signal.aborted) break;
+          const left = deadline - Date.now();
+          // listen first, then look: a command queued between the two is not missed
+          const cancel = new AbortController();
+          const relay = () => cancel.abort();
+          poll.stop.signal.addEventListener('abort', relay, { once: true });
+          const woken = left > 0 && !closing ? ctx.notifier.waitForChange(queueKey(device.id), left, cancel.signal) : Promise.resolve(false);
+          try {
+            taken = await commands.next(device.id);
+            if (taken.length || !(await woken)) break;
+          } finally {
+            cancel.abort();
+            poll.stop.signal.removeEventListener('abort', relay);
+          }
+        }
+      } finally {
+        reply.raw.off('close', onClose);
+        void poll.answered.then(() => polls.delete(poll));
+      }
+      if (gone() || (poll.stop.signal.aborted && !closing)) {
+        // the device hung up: what this poll took goes back to the queue for its next poll
+        await commands.undeliver(device.id, taken.map((c) => c.id));
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
+      if (taken.length) return reply.code(200).header('cache-control', 'no-store').send(taken);
+      if (waitS > 0 && !(await db.selectFrom('device').select('id').where('id', '=', device.id).executeTakeFirst())) {
+        throw new UnauthorizedError('unknown device key'); // deleted while it waited
+      }
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/device/v1/commands/:id/result',
+    {
+      onRequest: deviceAuth,
+      validatorCompiler: asSent,
+      bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
+      schema: {
+        tags,
+        description:
+          'The result of one of the device\'s commands (`Authorization: Bearer <device key>`). Supervisor command: `{status, body, headers?}` — ' +
+          'the device API\'s status code and body text. A command the device could not run: `{error}`. 404 when the command is not this ' +
+          'device\'s or expired.',
+        security: [],
+        // (validated as sent, like the body: a path parameter is text)
+        params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }),
+        body: ResultBody,
+      },
+    },
+    async (req, reply) => {
+      const device = deviceOf(req);
+      const id = Number(req.params.id);
+      const body = req.body as { status: number; body: string; headers?: Record<string, string> } | { error: string };
+      const command = await commands.get(id);
+      if (!command || command.deviceId !== device.id) throw new NotFoundError(`no command ${id} for this device`);
+      if ('error' in body) return finish(await commands.complete(id, device.id, { error: body.error }, 'failed'));
+      if (command.kind !== 'supervisor') throw new ValidationError('', `a result of a ${command.kind} command is expected`, 'command result');
+      return finish(await commands.complete(id, device.id, body, 'done'));
+
+      function finish(outcome: Awaited<ReturnType<DeviceCommands['complete']>>) {
+        if (outcome === 'unknown') throw new NotFoundError(`no command ${id} for this device`);
+        if (outcome === 'expired') throw new NotFoundError(`command ${id} expired: nobody waits for its result any more`);
+        return reply.code(204).send();
+      }
+    },
+  );
+};
