@@ -4,7 +4,8 @@
 # the engine script's dockerd and registry when none is reachable and stops only those.
 # Usage: scripts/bench.sh [deploy|noopReconcile|agentRss|deviceLink ...]
 # Env: BENCH_REPS (5), BENCH_NOOP_ITERATIONS (200), BENCH_RSS_IDLE_S (20), BENCH_DEPLOY_SIZES (5,20),
-#      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there).
+#      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there),
+#      BENCH_TIMEOUT_S (420: the last-resort limit of each bench).
 # deviceLink: BENCH_DATABASE_URL (a PostgreSQL where it may create a database; default: the test
 #      cluster of scripts/postgres.sh, started for it and stopped after when we started it), BENCH_DL_*
 #      (see bench/deviceLink.bench.ts).
@@ -58,7 +59,7 @@ for b in "${benches[@]}"; do
   [ -f "bench/$b.bench.ts" ] || { log "no bench named $b"; exit 2; }
   echo "== $b"
   # every bench bounds its own waits; this is the last resort (SIGTERM lets it clean up)
-  BENCH_OUT=$out timeout -k 30 420 node --import tsx "bench/$b.bench.ts" || { status=1; log "$b failed"; }
+  BENCH_OUT=$out timeout -k 30 "${BENCH_TIMEOUT_S:-420}" node --import tsx "bench/$b.bench.ts" || { status=1; log "$b failed"; }
 done
 log "benches took $((SECONDS - started)) s"
 BENCH_LIST="${benches[*]}" node --import tsx bench/summary.ts "$out" || status=1

@@ -18,6 +18,7 @@ import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { typeBoxCompiler } from './validation.js';
 import { BOSUN_VERSION } from '../agent/version.js';
 
 export type ServerApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -38,9 +39,9 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   const app = Fastify({
     logger: opts.logger ?? false,
     routerOptions: { ignoreTrailingSlash: true },
-    // an unknown field is a mistake to report (a typo would otherwise be dropped silently)
-    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // every route's input: TypeBox's checker, an unknown field refused, bodies never coerced
+  app.setValidatorCompiler(typeBoxCompiler);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { openServer, type Server } from '../../src/server/server.js';
-import { containersOf, registry, removeApps, startAgent, waitFor } from './harness.js';
+import { containersOf, docker, registry, removeApps, startAgent, waitFor } from './harness.js';
 
 interface ControlPlane {
   server: Server;
@@ -39,7 +39,7 @@ async function controlPlane(t: TestContext): Promise<ControlPlane & { stop(): Pr
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    return { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
   };
   const restart = async () => {
     server = await openServer({ dataDir });
@@ -65,8 +65,10 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
   await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: url, apiKey: key.body.key, deviceType: 'generic-amd64' }));
   const appId = project.body.id as number;
+  // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
+  await removeApps([appId]);
   t.after(() => removeApps([appId]));
-  const { agent } = await startAgent(t, [], { dataDir });
+  const { agent, logs } = await startAgent(t, [], { dataDir });
   const config = await waitFor('registration', async () => {
     const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
     return c.deviceApiKey ? c : undefined;
@@ -87,12 +89,31 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
   await waitFor('release 1 running', async () => {
     const cs = await containersOf(appId);
     return cs.length === 2 && cs.every((c) => c.state === 'running' && c.releaseId === r1.body.id);
-  }, 90_000);
+  }, 90_000).catch(async (err: Error) => {
+    throw new Error(`${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`);
+  });
   await waitFor('release 1 recorded as deployed', async () => (await call('GET', `/docker/projects/${appId}/releases/${r1.body.id}/`)).body.successful_deployments?.includes(deviceId), 30_000);
   const device = (await call('GET', `/dongle/devices/${deviceId}/`)).body;
   assert.deepEqual(device.docker_releases, [r1.body.id]);
   assert.equal(device.online, true);
   assert.equal(agent.localMode(), false);
+
+  // The supervisor proxy: calls reach the device's API over its link, answers come back.
+  const uuid = agent.config.uuid!;
+  const info = await call('POST', '/supervisor/v1/device', { uuid, method: 'GET' });
+  assert.equal(info.status, 200, JSON.stringify(info.body));
+  assert.equal(info.body.api_port, agent.apiPort());
+  assert.equal(info.body.commit, r1.body.version_hash);
+  const web = (await containersOf(appId)).find((c) => c.service === 'web')!;
+  const startedAt = async () => (await docker.getContainer(web.id).inspect()).State.StartedAt;
+  const before = await startedAt();
+  const restart = await call('POST', '/supervisor/v1/restart', { uuid, data: { appId } });
+  assert.equal(restart.status, 200, JSON.stringify(restart.body));
+  assert.equal(restart.body, 'OK', 'the device API answers text here, and so does the proxy');
+  assert.notEqual(await startedAt(), before, 'the app was restarted on the device');
+  const fleet = await call('POST', '/supervisor/ping', { appId, method: 'GET' });
+  assert.equal(fleet.status, 207);
+  assert.deepEqual(fleet.body.map((e: { deviceId: string; status: number }) => [e.deviceId, e.status]), [[deviceId, 200]]);
 
   // Release 2 names a tag that does not exist: it fails with the reason; release 1 keeps running.
   const r2 = await call('POST', `/docker/projects/${appId}/releases/`, {
@@ -118,6 +139,8 @@ test('offline: the device keeps running its release while the server is down, an
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
   await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, appUpdatePollInterval: 5000 }));
   const appId = project.body.id as number;
+  // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
+  await removeApps([appId]);
   t.after(() => removeApps([appId]));
   const { agent, logs } = await startAgent(t, [], { dataDir });
   const release = (version: string, env: string) =>

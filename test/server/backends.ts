@@ -14,7 +14,7 @@ export interface Backend {
 }
 
 /** A new database on the test cluster, and how to drop it (after every connection to it closed). */
-async function freshPostgres(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function freshPostgres(adminUrl = process.env.BOSUN_TEST_DATABASE_URL!): Promise<{ url: string; drop(): Promise<void> }> {
   const { default: pg } = await import('pg');
   const name = `bosun_t_${randomBytes(6).toString('hex')}`;
   const admin = async (query: string) => {
@@ -29,36 +29,47 @@ async function freshPostgres(adminUrl: string): Promise<{ url: string; drop(): P
 }
 
 export function backends(): Backend[] {
-  const list: Backend[] = [
-    {
-      name: 'sqlite',
-      async start(t) {
-        const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-server-'));
-        const server = await openServer({ dataDir });
-        t.after(async () => {
-          await server.close();
-          await fs.rm(dataDir, { recursive: true, force: true });
-        });
-        return server;
-      },
+  const names: Backend['name'][] = process.env.BOSUN_TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite'];
+  return names.map((name) => ({
+    name,
+    async start(t) {
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-server-'));
+      const database = name === 'postgres' ? await freshPostgres() : undefined;
+      const server = await openServer({ dataDir, ...(database ? { databaseUrl: database.url } : {}) });
+      t.after(async () => {
+        await server.close();
+        await database?.drop();
+        await fs.rm(dataDir, { recursive: true, force: true });
+      });
+      return server;
     },
-  ];
-  const pgUrl = process.env.BOSUN_TEST_DATABASE_URL;
-  if (pgUrl) {
-    list.push({
-      name: 'postgres',
-      async start(t) {
-        const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-server-'));
-        const database = await freshPostgres(pgUrl);
-        const server = await openServer({ dataDir, databaseUrl: database.url });
-        t.after(async () => {
-          await server.close();
-          await database.drop();
-          await fs.rm(dataDir, { recursive: true, force: true });
-        });
-        return server;
-      },
-    });
+  }));
+}
+
+/** `count` server nodes on one fresh database (SQLite: a single node), closed when the test ends. */
+export async function nodes(t: TestContext, backend: Backend['name'], count: number): Promise<Server[]> {
+  const dirs: string[] = [];
+  const servers: Server[] = [];
+  const database = backend === 'postgres' ? await freshPostgres() : undefined;
+  t.after(async () => {
+    for (const s of servers) await s.close().catch(() => {});
+    await database?.drop();
+    for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  });
+  // the nodes share the server key, as a deployment of several nodes must
+  const saved = process.env.BOSUN_SERVER_KEY;
+  process.env.BOSUN_SERVER_KEY = randomBytes(32).toString('base64');
+  try {
+    for (let i = 0; i < count; i++) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-node-'));
+      dirs.push(dir);
+      servers.push(await openServer({ dataDir: dir, ...(database ? { databaseUrl: database.url } : {}) }));
+    }
+  } finally {
+    if (saved === undefined) delete process.env.BOSUN_SERVER_KEY;
+    else process.env.BOSUN_SERVER_KEY = saved;
   }
-  return list;
+  // nodes after the first share the first one's admin token (the same database)
+  for (const s of servers.slice(1)) Object.assign(s, { firstAdminToken: servers[0]!.firstAdminToken });
+  return servers;
 }

@@ -4,75 +4,14 @@
 // the device a command was for, silent devices end in 504, and command wake-ups leave target-state
 // polls alone.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { DeviceCommands, MAX_PENDING_PER_DEVICE } from '../../src/server/commands/deviceCommands.js';
 import { devicePath } from '../../src/server/routes/supervisorProxy.js';
-import { openServer, type Server } from '../../src/server/server.js';
-import { backends } from './backends.js';
+import type { Server } from '../../src/server/server.js';
+import { backends, nodes } from './backends.js';
+import { device, listen, newDevice, newProject, until, user, waiting, type Command } from './helpers.js';
 
-type Json = Record<string, unknown> & Record<string, unknown>[];
-interface Answer {
-  status: number;
-  body: Json;
-  text: string;
-  type: string | undefined;
-  ms: number;
-}
-interface Command {
-  id: number;
-  kind: string;
-  payload: { method: string; path: string; body?: unknown };
-}
 type DeviceAnswer = { status: number; body: string; headers?: Record<string, string> } | { error: string } | null;
-
-/** The user API through inject, with the admin token unless told otherwise. */
-function user(server: Server, token = server.firstAdminToken!) {
-  return async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, auth = `APIToken ${token}`): Promise<Answer> => {
-    const started = performance.now();
-    const res = await server.app.inject({ method, url, headers: auth ? { authorization: auth } : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
-    let body = {} as Json;
-    try {
-      body = JSON.parse(res.body) as Json;
-    } catch {
-      // text
-    }
-    return { status: res.statusCode, body, text: res.body, type: res.headers['content-type'] as string | undefined, ms: performance.now() - started };
-  };
-}
-
-/** A device's calls over real HTTP, as the agent makes them. */
-function device(base: string, key: string) {
-  return {
-    async commands(wait?: number, signal?: AbortSignal): Promise<{ status: number; commands: Command[]; ms: number }> {
-      const started = performance.now();
-      const res = await fetch(`${base}/device/v1/commands${wait !== undefined ? `?wait=${wait}` : ''}`, { headers: { authorization: `Bearer ${key}` }, ...(signal ? { signal } : {}) });
-      const text = await res.text();
-      return { status: res.status, commands: res.status === 200 ? (JSON.parse(text) as Command[]) : [], ms: performance.now() - started };
-    },
-    async result(id: number, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-      const res = await fetch(`${base}/device/v1/commands/${id}/result`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-    },
-    async state(opts: { etag?: string; wait?: number } = {}): Promise<{ status: number; etag: string | undefined; ms: number }> {
-      const started = performance.now();
-      const res = await fetch(`${base}/device/v1/state${opts.wait !== undefined ? `?wait=${opts.wait}` : ''}`, {
-        headers: { authorization: `Bearer ${key}`, ...(opts.etag ? { 'if-none-match': opts.etag } : {}) },
-      });
-      await res.text();
-      return { status: res.status, etag: res.headers.get('etag') ?? undefined, ms: performance.now() - started };
-    },
-  };
-}
 
 /**
  * A fake agent: long-polls its commands and answers each with `answer(command)` (null: stays
@@ -120,49 +59,6 @@ const deviceApi = (uuid: string) => (c: Command): DeviceAnswer => {
   if (p === '/v1/explode') return { error: 'the device API is not running' };
   return { status: 404, body: JSON.stringify({ status: 'failed', message: `no ${method} ${p}` }) };
 };
-
-async function listen(server: Server): Promise<string> {
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
-  return `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
-}
-
-const hex = (n = 16) => randomBytes(n).toString('hex');
-
-async function newDevice(server: Server, project?: number): Promise<{ id: string; uuid: string; key: string }> {
-  const key = await user(server)('POST', '/provisioning-keys/', { name: 'fleet', ...(project ? { project } : {}) });
-  assert.equal(key.status, 201);
-  const res = await server.app.inject({
-    method: 'POST',
-    url: '/device/register',
-    headers: { authorization: `Bearer ${String(key.body.key)}` },
-    payload: { uuid: hex(), device_type: 'generic-amd64' },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  const body = JSON.parse(res.body) as { id: string; uuid: string; device_key: string };
-  return { id: body.id, uuid: body.uuid, key: body.device_key };
-}
-
-async function newProject(server: Server, devices: string[] = []): Promise<number> {
-  const res = await user(server)('POST', '/docker/projects/', { name: `p-${hex(3)}`, devices });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return Number(res.body.id);
-}
-
-/** Pending waits on a server's notifier whose key starts with `prefix` (both notifiers keep a `waiters` map). */
-function waiting(server: Server, prefix = ''): number {
-  const n = server.notifier as unknown as { waiters: Map<string, Set<unknown>> };
-  let count = 0;
-  for (const [key, set] of n.waiters) if (key.startsWith(prefix)) count += set.size;
-  return count;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const commandRows = (server: Server, deviceId: string) =>
   server.db.selectFrom('device_command').selectAll().where('device_id', '=', deviceId).orderBy('id').execute();
@@ -490,7 +386,7 @@ for (const backend of backends()) {
 if (process.env.BOSUN_TEST_DATABASE_URL) {
   describe('supervisor proxy across two PostgreSQL nodes', () => {
     test('the proxy call on node A reaches a device polling node B, and its answer comes back to A', async (t) => {
-      const [a, b] = (await nodes(t, 2)) as [Server, Server];
+      const [a, b] = (await nodes(t, 'postgres', 2)) as [Server, Server];
       const baseB = await listen(b);
       const dev = await newDevice(a);
       const project = await newProject(a, [dev.id]);
@@ -528,40 +424,4 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       assert.deepEqual(answers.flatMap((x) => x.commands.map((c) => c.id)), [id]);
     });
   });
-}
-
-/** `count` server nodes on one fresh PostgreSQL database, closed when the test ends. */
-async function nodes(t: TestContext, count: number): Promise<Server[]> {
-  const { default: pg } = await import('pg');
-  const adminUrl = process.env.BOSUN_TEST_DATABASE_URL!;
-  const name = `bosun_t_${hex(6)}`;
-  const admin = async (query: string) => {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    await c.query(query).finally(() => c.end());
-  };
-  await admin(`create database ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const servers: Server[] = [];
-  const dirs: string[] = [];
-  t.after(async () => {
-    for (const s of servers) await s.close().catch(() => {});
-    await admin(`drop database if exists ${name} with (force)`);
-    for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
-  });
-  const saved = process.env.BOSUN_SERVER_KEY;
-  process.env.BOSUN_SERVER_KEY = randomBytes(32).toString('base64');
-  try {
-    for (let i = 0; i < count; i++) {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-node-'));
-      dirs.push(dir);
-      servers.push(await openServer({ dataDir: dir, databaseUrl: url.toString() }));
-    }
-  } finally {
-    if (saved === undefined) delete process.env.BOSUN_SERVER_KEY;
-    else process.env.BOSUN_SERVER_KEY = saved;
-  }
-  for (const s of servers.slice(1)) Object.assign(s, { firstAdminToken: servers[0]!.firstAdminToken });
-  return servers;
 }

@@ -2,88 +2,20 @@
 // ETags and long polls (woken by a change on this node or, on PostgreSQL, on another node), the
 // device's reports moving deployments along, and the devices resource.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { nowIso } from '../../src/server/db/database.js';
-import { openServer, type Server } from '../../src/server/server.js';
+import type { Server } from '../../src/server/server.js';
 import { payloadChunks, type PgNotifier } from '../../src/server/targets/pgNotifier.js';
-import type { TargetState } from '../../src/shared/targetState.js';
-import { backends } from './backends.js';
-
-type Json = Record<string, unknown> & Record<string, unknown>[];
-interface Answer {
-  status: number;
-  body: Json;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-/** The user API through inject, with the admin token unless told otherwise. */
-function user(server: Server, token = server.firstAdminToken!) {
-  return async (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown, auth = `APIToken ${token}`): Promise<Answer> => {
-    const res = await server.app.inject({ method, url, headers: auth ? { authorization: auth } : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
-    return { status: res.statusCode, headers: res.headers as Answer['headers'], body: res.body ? (JSON.parse(res.body) as Json) : ({} as Json) };
-  };
-}
-
-/** A device's calls, over real HTTP (long polls hold a real connection). */
-function device(base: string, key: string) {
-  return {
-    async state(opts: { etag?: string; wait?: number } = {}): Promise<{ status: number; etag: string | undefined; body: TargetState | undefined; ms: number }> {
-      const started = performance.now();
-      const res = await fetch(`${base}/device/v1/state${opts.wait !== undefined ? `?wait=${opts.wait}` : ''}`, {
-        headers: { authorization: `Bearer ${key}`, ...(opts.etag ? { 'if-none-match': opts.etag } : {}) },
-      });
-      const text = await res.text();
-      return { status: res.status, etag: res.headers.get('etag') ?? undefined, body: text ? (JSON.parse(text) as TargetState) : undefined, ms: performance.now() - started };
-    },
-    async report(body: unknown): Promise<{ status: number; body: string }> {
-      const res = await fetch(`${base}/device/v1/state`, { method: 'PATCH', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      return { status: res.status, body: await res.text() };
-    },
-  };
-}
-
-async function listen(server: Server): Promise<string> {
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
-  return `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
-}
-
-const uuid = () => randomBytes(16).toString('hex');
-
-async function provisioningKey(server: Server, project: number | null = null): Promise<string> {
-  const res = await user(server)('POST', '/provisioning-keys/', { name: 'fleet', ...(project !== null ? { project } : {}) });
-  assert.equal(res.status, 201);
-  return String(res.body.key);
-}
-
-async function register(server: Server, key: string, body: Record<string, unknown> = { uuid: uuid(), device_type: 'generic-amd64' }) {
-  const res = await server.app.inject({ method: 'POST', url: '/device/register', headers: { authorization: `Bearer ${key}` }, payload: body });
-  return { status: res.statusCode, body: JSON.parse(res.body) as { id: string; uuid: string; device_key: string; detail?: string; field?: string } };
-}
-
-async function newDevice(server: Server): Promise<{ id: string; key: string }> {
-  const r = await register(server, await provisioningKey(server));
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { id: r.body.id, key: r.body.device_key };
-}
-
-async function newProject(server: Server, name = 'fleet-app', devices: string[] = []): Promise<number> {
-  const res = await user(server)('POST', '/docker/projects/', { name, devices });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return Number(res.body.id);
-}
+import { backends, nodes } from './backends.js';
+import { device, hex, listen, newDevice, newProject, provisioningKey, register, sleep, until, user, waiting } from './helpers.js';
 
 /** A release row for these devices, as the releases resource would store it (no target refresh). */
 async function insertRelease(server: Server, project: number, devices: string[], image = 'example/web'): Promise<number> {
   const { id } = await server.db
     .insertInto('release')
-    .values({ project_id: project, version: '1.0.0', version_hash: randomBytes(4).toString('hex'), remove_containers: '[]', created_at: nowIso() })
+    .values({ project_id: project, version: '1.0.0', version_hash: hex(4), remove_containers: '[]', created_at: nowIso() })
     .returning('id')
     .executeTakeFirstOrThrow();
   await server.db
@@ -97,24 +29,6 @@ async function insertRelease(server: Server, project: number, devices: string[],
 async function deployment(server: Server, release: number, deviceId: string) {
   return server.db.selectFrom('deployment').selectAll().where('release_id', '=', release).where('device_id', '=', deviceId).executeTakeFirst();
 }
-
-/** Pending long polls on a server (both notifiers keep them in a `waiters` map). */
-function waiting(server: Server): number {
-  const n = server.notifier as unknown as { waiters: Map<string, Set<unknown>> };
-  let count = 0;
-  for (const set of n.waiters.values()) count += set.size;
-  return count;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const backend of backends()) {
   describe(`device link on ${backend.name}`, () => {
@@ -150,7 +64,7 @@ for (const backend of backends()) {
       const server = await backend.start(t);
       const project = await newProject(server);
       const key = await provisioningKey(server, project);
-      const id = uuid();
+      const id = hex();
       const first = await register(server, key, { uuid: id, device_type: 'raspberrypi4-64', name: 'truck-7' });
       assert.equal(first.status, 201);
       assert.deepEqual(Object.keys(first.body).sort(), ['device_key', 'id', 'uuid']);
@@ -164,7 +78,7 @@ for (const backend of backends()) {
       assert.equal(again.status, 409);
       assert.match(String(again.body.detail), /already registered/);
       assert.equal((await register(server, 'bsp_wrong')).status, 401);
-      assert.equal((await server.app.inject({ method: 'POST', url: '/device/register', payload: { uuid: uuid(), device_type: 'x' } })).statusCode, 401);
+      assert.equal((await server.app.inject({ method: 'POST', url: '/device/register', payload: { uuid: hex(), device_type: 'x' } })).statusCode, 401);
       assert.equal((await register(server, server.firstAdminToken!)).status, 401, 'a user token is not a provisioning key');
       const badUuid = await register(server, key, { uuid: 'not-hex!', device_type: 'x' });
       assert.equal(badUuid.status, 400);
@@ -220,7 +134,7 @@ for (const backend of backends()) {
       const other = await newDevice(server);
       const link = device(base, dev.key);
       const { etag } = await link.state();
-      const project = await newProject(server, 'app', [dev.id]);
+      const project = await newProject(server, [dev.id]);
 
       const polling = link.state({ etag: etag!, wait: 30 });
       const otherPolling = device(base, other.key).state({ etag: (await device(base, other.key).state()).etag!, wait: 2 });
@@ -278,7 +192,7 @@ for (const backend of backends()) {
       const dev = await newDevice(server);
       const call = user(server);
       const link = device(base, dev.key);
-      const project = await newProject(server, 'app', [dev.id]);
+      const project = await newProject(server, [dev.id]);
       const r1 = await insertRelease(server, project, [dev.id]);
       await server.targets.refresh([dev.id]);
       const app = (over: Record<string, unknown> = {}) => ({ [String(project)]: { releaseId: null, targetReleaseId: r1, updateStatus: 'downloading', services: { web: { status: 'Downloading', downloadProgress: 40, error: null } }, ...over } });
@@ -420,7 +334,7 @@ for (const backend of backends()) {
       const call = user(server);
       const dev = await newDevice(server);
       const link = device(base, dev.key);
-      const project = await newProject(server, 'app', [dev.id]);
+      const project = await newProject(server, [dev.id]);
       const polling = link.state({ etag: (await link.state()).etag!, wait: 30 });
       await until('the poll to wait', () => waiting(server) === 1);
       const started = performance.now();
@@ -442,7 +356,7 @@ for (const backend of backends()) {
     });
 
     test('closing the server answers the polls it holds at once', async (t) => {
-      const { servers } = await nodes(t, backend.name, 1);
+      const servers = await nodes(t, backend.name, 1);
       const server = servers[0]!;
       const base = await listen(server);
       const dev = await newDevice(server);
@@ -470,13 +384,13 @@ test('NOTIFY payloads: device ids, comma-separated, each payload under 8000 byte
 if (process.env.BOSUN_TEST_DATABASE_URL) {
   describe('device link on several PostgreSQL nodes', () => {
     test('a change made through node A wakes a device long-polling node B in well under a second', async (t) => {
-      const { servers } = await nodes(t, 'postgres', 2);
+      const servers = await nodes(t, 'postgres', 2);
       const [a, b] = servers as [Server, Server];
       const baseB = await listen(b);
       const dev = await newDevice(a);
       const link = device(baseB, dev.key);
       let { etag } = await link.state();
-      const project = await newProject(a, 'app', [dev.id]);
+      const project = await newProject(a, [dev.id]);
 
       const latencies: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -519,7 +433,7 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
     });
 
     test('NOTIFY payloads are chunked under 8000 bytes: a change to many devices wakes them all', async (t) => {
-      const { servers } = await nodes(t, 'postgres', 2);
+      const servers = await nodes(t, 'postgres', 2);
       const [a, b] = servers as [Server, Server];
       // 400 device ids of 36 characters: about 15 kB of ids, two notifications at least
       const ids = Array.from({ length: 400 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
@@ -531,14 +445,14 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
     });
 
     test('the listening connection is re-established when it drops, and the waiters re-check their targets', async (t) => {
-      const { servers } = await nodes(t, 'postgres', 2);
+      const servers = await nodes(t, 'postgres', 2);
       const [a, b] = servers as [Server, Server];
       const notifierB = b.notifier as PgNotifier;
       const baseB = await listen(b);
       const dev = await newDevice(a);
       const link = device(baseB, dev.key);
       const { etag } = await link.state();
-      const project = await newProject(a, 'app', [dev.id]);
+      const project = await newProject(a, [dev.id]);
       const polling = link.state({ etag: etag!, wait: 30 });
       await until('the poll to wait on B', () => waiting(b) === 1);
 
@@ -572,48 +486,4 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       assert.ok(performance.now() - changed < 1000);
     });
   });
-}
-
-/** `count` server nodes on one fresh database (SQLite: a single node), closed when the test ends. */
-async function nodes(t: TestContext, backend: 'sqlite' | 'postgres', count: number): Promise<{ servers: Server[] }> {
-  const dirs: string[] = [];
-  const servers: Server[] = [];
-  let drop: (() => Promise<void>) | undefined;
-  let databaseUrl: string | undefined;
-  if (backend === 'postgres') {
-    const { default: pg } = await import('pg');
-    const adminUrl = process.env.BOSUN_TEST_DATABASE_URL!;
-    const name = `bosun_t_${randomBytes(6).toString('hex')}`;
-    const admin = async (query: string) => {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(query).finally(() => c.end());
-    };
-    await admin(`create database ${name}`);
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    databaseUrl = url.toString();
-    drop = () => admin(`drop database if exists ${name} with (force)`);
-  }
-  t.after(async () => {
-    for (const s of servers) await s.close().catch(() => {});
-    await drop?.();
-    for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
-  });
-  // the nodes share the server key, as a deployment of several nodes must
-  const saved = process.env.BOSUN_SERVER_KEY;
-  process.env.BOSUN_SERVER_KEY = randomBytes(32).toString('base64');
-  try {
-    for (let i = 0; i < count; i++) {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-node-'));
-      dirs.push(dir);
-      servers.push(await openServer({ dataDir: dir, ...(databaseUrl ? { databaseUrl } : {}) }));
-    }
-  } finally {
-    if (saved === undefined) delete process.env.BOSUN_SERVER_KEY;
-    else process.env.BOSUN_SERVER_KEY = saved;
-  }
-  // nodes after the first share the first one's admin token (the same database)
-  for (const s of servers.slice(1)) Object.assign(s, { firstAdminToken: servers[0]!.firstAdminToken });
-  return { servers };
 }

@@ -6,19 +6,7 @@ import { describe, test } from 'node:test';
 import { versionHashes } from '../../src/server/routes/releases.js';
 import type { Server } from '../../src/server/server.js';
 import { backends } from './backends.js';
-
-interface Answer {
-  status: number;
-  body: Record<string, unknown> & Record<string, unknown>[];
-}
-type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-function client(server: Server) {
-  return async (method: Method, url: string, payload?: unknown): Promise<Answer> => {
-    const res = await server.app.inject({ method, url, headers: { authorization: `APIToken ${server.firstAdminToken!}` }, ...(payload !== undefined ? { payload: payload as object } : {}) });
-    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Answer['body']) : ({} as Answer['body']) };
-  };
-}
+import { user } from './helpers.js';
 
 async function addDevice(server: Server, id: string): Promise<void> {
   await server.db
@@ -29,7 +17,7 @@ async function addDevice(server: Server, id: string): Promise<void> {
 
 /** A registry, a project with two devices (and a third device outside it). */
 async function fixture(server: Server) {
-  const call = client(server);
+  const call = user(server);
   const registry = Number((await call('POST', '/docker/registries/', { url: 'https://registry.example.com:5000', username: 'bob', password: 'pw-used' })).body.id);
   const unused = Number((await call('POST', '/docker/registries/', { url: 'other.example.org', username: 'eve', password: 'pw-unused' })).body.id);
   for (const d of ['dev-a', 'dev-b', 'dev-c']) await addDevice(server, d);

@@ -2,26 +2,14 @@
 // codes and validation as an AutoPi API client sees them.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Server } from '../../src/server/server.js';
 import { backends } from './backends.js';
-
-interface Answer {
-  status: number;
-  body: Record<string, unknown> & Record<string, unknown>[];
-}
-
-function client(server: Server, token = server.firstAdminToken!) {
-  return async (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown, auth = `APIToken ${token}`): Promise<Answer> => {
-    const res = await server.app.inject({ method, url, headers: auth ? { authorization: auth } : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
-    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Answer['body']) : ({} as Answer['body']) };
-  };
-}
+import { user } from './helpers.js';
 
 for (const backend of backends()) {
   describe(`server API on ${backend.name}`, () => {
     test('tokens: the first start makes an admin token; others are created, listed, revoked; 401 without one', async (t) => {
       const server = await backend.start(t);
-      const call = client(server);
+      const call = user(server);
       assert.match(server.firstAdminToken!, /^bsn_[A-Za-z0-9_-]{43}$/);
       assert.equal((await call('GET', '/docker/registries/', undefined, '')).status, 401);
       const bad = await call('GET', '/docker/registries/', undefined, 'APIToken bsn_wrong');
@@ -32,22 +20,22 @@ for (const backend of backends()) {
       const created = await call('POST', '/auth/tokens/', { name: 'ci script' });
       assert.equal(created.status, 201);
       const token = String(created.body.token);
-      assert.equal((await client(server, token)('GET', '/docker/projects/')).status, 200);
+      assert.equal((await user(server, token)('GET', '/docker/projects/')).status, 200);
       const listed = await call('GET', '/auth/tokens/');
       assert.deepEqual(listed.body.map((x) => x.name), ['admin', 'ci script']);
       assert.ok(!JSON.stringify(listed.body).includes(token), 'tokens are never shown again');
       assert.equal((await call('DELETE', `/auth/tokens/${String(created.body.id)}/`)).status, 204);
-      assert.equal((await client(server, token)('GET', '/docker/projects/')).status, 401, 'a revoked token stops working at once');
+      assert.equal((await user(server, token)('GET', '/docker/projects/')).status, 401, 'a revoked token stops working at once');
       assert.equal((await call('DELETE', `/auth/tokens/${String(created.body.id)}/`)).status, 404);
 
       const expired = await call('POST', '/auth/tokens/', { name: 'old', expires_at: '2020-01-01T00:00:00Z' });
-      assert.equal((await client(server, String(expired.body.token))('GET', '/docker/projects/')).status, 401, 'an expired token is refused');
+      assert.equal((await user(server, String(expired.body.token))('GET', '/docker/projects/')).status, 401, 'an expired token is refused');
       assert.equal((await call('POST', '/auth/tokens/', { name: 'x', expires_at: 'tomorrow' })).status, 400);
     });
 
     test('registries: CRUD with the AutoPi shapes; the password is write-only and sealed at rest', async (t) => {
       const server = await backend.start(t);
-      const call = client(server);
+      const call = user(server);
       const created = await call('POST', '/docker/registries/', { url: 'registry.example.com:5000', username: 'bob', password: 's3cr3t-pw' });
       assert.equal(created.status, 201);
       assert.deepEqual(Object.keys(created.body).sort(), ['id', 'url', 'username']);
@@ -70,7 +58,7 @@ for (const backend of backends()) {
 
     test('bad input is a 400 naming the field; unknown ids are 404; nothing is stored', async (t) => {
       const server = await backend.start(t);
-      const call = client(server);
+      const call = user(server);
       const missing = await call('POST', '/docker/registries/', { url: 'r.example.com', username: 'u' });
       assert.equal(missing.status, 400);
       assert.match(String(missing.body.detail), /password/);
@@ -87,7 +75,7 @@ for (const backend of backends()) {
 
     test('projects: CRUD; references to a registry or device that does not exist are 400 naming the field', async (t) => {
       const server = await backend.start(t);
-      const call = client(server);
+      const call = user(server);
       const registry = Number((await call('POST', '/docker/registries/', { url: 'r.example.com', username: 'u', password: 'p' })).body.id);
       const created = await call('POST', '/docker/projects/', { name: 'fleet-a', description: 'trucks', default_registry: registry });
       assert.equal(created.status, 201);

@@ -27,23 +27,18 @@
 //   404  {"detail"}: no such command for this device (another device's command is "no such" too),
 //        or it expired: nobody waits for the result any more. Do not retry.
 //   400  {"detail", "field"}: the body does not match the command's kind.
-import { createHash } from 'node:crypto';
-import { Type, type TSchema } from '@sinclair/typebox';
-import { Errors } from '@sinclair/typebox/errors';
-import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifySchemaCompiler } from 'fastify';
 import { NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
+import { deviceKeyAuth } from '../auth/deviceKeys.js';
 import { DeviceCommands, queueKey } from '../commands/deviceCommands.js';
+import { typeBoxCompiler } from '../validation.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 export const MAX_COMMAND_WAIT_S = 300;
-/** `last_seen_at` is written at most this often per device (as the target-state routes do). */
-const SEEN_THROTTLE_MS = 10_000;
 /** Expired commands are marked and old results deleted this often, on every node. */
 const SWEEP_EVERY_MS = 60_000;
 const MAX_RESULT_BYTES = 2 * 1024 * 1024;
-
-const digest = (key: string) => createHash('sha256').update(key).digest('hex');
-const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
 
 export const SupervisorResult = Type.Object(
   {
@@ -57,17 +52,17 @@ export const FailedResult = Type.Object({ error: Type.String({ minLength: 1, max
 const ResultBody = Type.Union([SupervisorResult, FailedResult]);
 
 /**
- * Validated as sent (no type coercion: a numeric string is not a status), the offending field named;
- * a body with `error` is a failure report, any other one the device API's answer.
+ * The server's validator, but a result body is checked against the branch it is (a body with
+ * `error` is a failure report, any other one the device API's answer), so that the 400 names that
+ * branch's field rather than the one of the union's branches that got furthest.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const asSent: FastifySchemaCompiler<any> =
-  ({ schema, httpPart }) =>
-  (data: unknown) => {
-    const against = httpPart !== 'body' ? (schema as TSchema) : data !== null && typeof data === 'object' && 'error' in data ? FailedResult : SupervisorResult;
-    const first = Errors(against, data).First();
-    return first ? { error: new ValidationError(first.path, first.message, httpPart === 'body' ? 'command result' : 'request') } : { value: data };
-  };
+const resultValidator: FastifySchemaCompiler<any> = (route) => {
+  if (route.httpPart !== 'body') return typeBoxCompiler(route);
+  const failed = typeBoxCompiler({ ...route, schema: FailedResult });
+  const answered = typeBoxCompiler({ ...route, schema: SupervisorResult });
+  return (data: unknown) => (data !== null && typeof data === 'object' && 'error' in data ? failed : answered)(data);
+};
 
 interface Poll {
   stop: AbortController;
@@ -89,19 +84,7 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
     await Promise.all([...polls].map((p) => p.answered));
   });
 
-  const devices = new WeakMap<FastifyRequest, { id: string }>();
-  const deviceAuth = async (req: FastifyRequest) => {
-    const key = bearer(req);
-    if (!key) throw new UnauthorizedError('a device key is required: send "Authorization: Bearer <device key>"');
-    const row = await db.selectFrom('device').select(['id', 'last_seen_at']).where('device_key_hash', '=', digest(key)).executeTakeFirst();
-    if (!row) throw new UnauthorizedError('unknown device key');
-    devices.set(req, { id: row.id });
-    const now = Date.now();
-    if (!row.last_seen_at || now - Date.parse(row.last_seen_at) >= SEEN_THROTTLE_MS) {
-      await db.updateTable('device').set({ last_seen_at: new Date(now).toISOString() }).where('id', '=', row.id).execute();
-    }
-  };
-  const deviceOf = (req: FastifyRequest) => devices.get(req)!;
+  const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(db);
   const tags = ['device link'];
 
   app.get(
@@ -180,7 +163,7 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
     '/device/v1/commands/:id/result',
     {
       onRequest: deviceAuth,
-      validatorCompiler: asSent,
+      validatorCompiler: resultValidator,
       bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
       schema: {
         tags,
@@ -189,7 +172,6 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
           'the device API\'s status code and body text. A command the device could not run: `{error}`. 404 when the command is not this ' +
           'device\'s or expired.',
         security: [],
-        // (validated as sent, like the body: a path parameter is text)
         params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }),
         body: ResultBody,
       },

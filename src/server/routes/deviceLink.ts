@@ -14,53 +14,24 @@
 // The /device/ routes do not take user tokens (app.ts leaves them to this file): each one
 // authenticates its caller with a provisioning or device key in an onRequest hook, before its body is
 // even parsed.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Errors, type ValueError } from '@sinclair/typebox/errors';
-import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PostgresAdapter, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { TargetStateSchema, type TargetState } from '../../shared/targetState.js';
+import { bearer, deviceKeyAuth, digest, newKey } from '../auth/deviceKeys.js';
 import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 /** A device is online when it was heard from within this time. */
 export const ONLINE_WINDOW_MS = 2 * 60_000;
-/** `last_seen_at` is written at most this often per device. */
-const SEEN_THROTTLE_MS = 10_000;
 /** Devices holding a long poll are marked seen this often (they are there, just waiting). */
 const HOLDING_SEEN_EVERY_MS = 60_000;
 export const MAX_WAIT_S = 300;
 const MAX_ERROR_TEXT = 4000;
 
-const digest = (key: string) => createHash('sha256').update(key).digest('hex');
-const newKey = (prefix: string) => `${prefix}_${randomBytes(32).toString('base64url')}`;
-const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
-// null first: fastify's Ajv coerces types, and would turn a null into "" or 0 for a string or number first
 const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
-
-/**
- * What devices send is validated as it is, without Ajv's type coercion (a null error is not "", a
- * numeric version not a string): TypeBox's own walk, the first offending field named.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const asSent: FastifySchemaCompiler<any> =
-  ({ schema }) =>
-  (data: unknown) => {
-    const first = deepest(Errors(schema as TSchema, data).First());
-    return first ? { error: new ValidationError(first.path, first.message, 'request body') } : { value: data };
-  };
-
-/** A union's error names the union; the branch that got furthest names the field that is wrong. */
-function deepest(err: ValueError | undefined): ValueError | undefined {
-  if (!err?.errors.length) return err;
-  let best = err;
-  for (const branch of err.errors) {
-    const e = deepest(branch.First());
-    if (e && e.path.length > best.path.length) best = e;
-  }
-  return best;
-}
 
 // ---- schemas ------------------------------------------------------------------------------------
 
@@ -172,12 +143,6 @@ const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 10
 
 // ---- the routes ---------------------------------------------------------------------------------
 
-interface AuthedDevice {
-  id: string;
-  last_seen_at: string | null;
-  etag: string | null;
-}
-
 export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { db } = ctx;
   const presence = new Presence(db, (err) => app.log.error(err));
@@ -193,21 +158,8 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
   });
 
   // the caller of a /device/ route, set by its onRequest hook
-  const devices = new WeakMap<FastifyRequest, AuthedDevice>();
+  const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(db);
   const provisioning = new WeakMap<FastifyRequest, { project_id: number | null }>();
-  const deviceAuth = async (req: FastifyRequest) => {
-    const key = bearer(req);
-    if (!key) throw new UnauthorizedError('a device key is required: send "Authorization: Bearer <device key>"');
-    const row = await db
-      .selectFrom('device')
-      .leftJoin('device_target', 'device_target.device_id', 'device.id')
-      .select(['device.id', 'device.last_seen_at', 'device_target.etag'])
-      .where('device.device_key_hash', '=', digest(key))
-      .executeTakeFirst();
-    if (!row) throw new UnauthorizedError('unknown device key');
-    devices.set(req, row);
-    await presence.seen(row);
-  };
   const provisioningAuth = async (req: FastifyRequest) => {
     const key = bearer(req);
     if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
@@ -222,7 +174,6 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
     if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
     provisioning.set(req, { project_id: row.project_id });
   };
-  const deviceOf = (req: FastifyRequest) => devices.get(req)!;
 
   // -- provisioning keys (user API) --
   const keyTags = ['provisioning'];
@@ -264,7 +215,6 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
     '/device/register',
     {
       onRequest: provisioningAuth,
-      validatorCompiler: asSent,
       schema: {
         tags: linkTags,
         description: 'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once.',
@@ -389,7 +339,6 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
     '/device/v1/state',
     {
       onRequest: deviceAuth,
-      validatorCompiler: asSent,
       schema: {
         tags: linkTags,
         description:
@@ -470,8 +419,8 @@ async function sendTarget(ctx: ServerContext, reply: FastifyReply, deviceId: str
 // ---- presence -----------------------------------------------------------------------------------
 
 /**
- * `last_seen_at`: written when a device calls (at most every SEEN_THROTTLE_MS), and every
- * HOLDING_SEEN_EVERY_MS for the devices holding a long poll on this node, which are there all along.
+ * `last_seen_at` of the devices holding a long poll on this node, which are there all along: written
+ * every HOLDING_SEEN_EVERY_MS (a call marks its device seen as it is authenticated: deviceKeys.ts).
  */
 class Presence {
   private readonly holding = new Map<string, number>();
@@ -481,12 +430,6 @@ class Presence {
     private readonly db: ServerDb,
     private readonly onError: (err: Error) => void,
   ) {}
-
-  async seen(device: { id: string; last_seen_at: string | null }): Promise<void> {
-    const now = Date.now();
-    if (device.last_seen_at && now - Date.parse(device.last_seen_at) < SEEN_THROTTLE_MS) return;
-    await this.db.updateTable('device').set({ last_seen_at: new Date(now).toISOString() }).where('id', '=', device.id).execute();
-  }
 
   hold(id: string): void {
     this.holding.set(id, (this.holding.get(id) ?? 0) + 1);

@@ -2,14 +2,11 @@
 // Each device runs, per project, the newest release that lists it; creating or changing a release
 // records a pending deployment for each device new to it and refreshes the affected device targets.
 import { randomBytes } from 'node:crypto';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
-import { Value } from '@sinclair/typebox/value';
-import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
 import stringify from 'safe-stable-stringify';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { nowIso, type ServerDb } from '../db/database.js';
+import { releaseContainerOf } from '../targets/deviceTargets.js';
 import {
   CONTAINER_NAME_MAX,
   CONTAINER_NAME_PATTERN,
@@ -105,9 +102,6 @@ interface ReleaseInput {
 export const versionHashes = { next: (): string => randomBytes(4).toString('hex') };
 
 export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: ServerApp) => {
-  // Bodies are checked exactly as the schema says: Ajv's type coercion would turn a one-item list
-  // into a string (or back) inside the unions startup_parameters allows.
-  app.setValidatorCompiler(typeBoxCompiler);
   const tags = ['docker'];
   const base = '/docker/projects/:project_pk/releases';
 
@@ -262,16 +256,7 @@ async function entities(db: ServerDb, rows: ReleaseRow[]): Promise<ReleaseOut[]>
     version: r.version,
     version_hash: r.version_hash,
     devices: by(devices, r.id).map((d) => d.device_id),
-    containers: by(containers, r.id).map((c) => ({
-      name: c.name,
-      image: c.image,
-      tag: c.tag,
-      required_tags: JSON.parse(c.required_tags) as string[],
-      startup_parameters: JSON.parse(c.startup_parameters) as ReleaseContainer['startup_parameters'],
-      purge_data: c.purge_data === 1,
-      registry: c.registry_id,
-      fully_qualified_name: fullyQualifiedName(c.name, r.id),
-    })),
+    containers: by(containers, r.id).map((c) => ({ ...releaseContainerOf(c), fully_qualified_name: fullyQualifiedName(c.name, r.id) })),
     remove_containers: JSON.parse(r.remove_containers) as string[],
     successful_deployments: by(succeeded, r.id).map((d) => d.device_id),
     created_at: r.created_at,
@@ -377,43 +362,4 @@ async function withFreshHash<T>(insert: () => Promise<T>): Promise<T> {
       if (attempt >= 3 || !/version_hash/.test(msg) || !/unique|duplicate/i.test(msg)) throw err;
     }
   }
-}
-
-// ---- request validation --------------------------------------------------------------------------
-
-/**
- * Fastify validator on TypeBox's own checker: bodies exactly as the schema says (no coercion), path
- * and query parameters converted from strings. Errors take Ajv's shape, so the server's one error
- * mapping names the field (an unknown field as `…/name: unknown field`).
- */
-const typeBoxCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  const checker = TypeCompiler.Compile(schema);
-  return (value: unknown) => {
-    const converted = httpPart === 'body' ? value : Value.Convert(schema, value);
-    if (checker.Check(converted)) return { value: converted };
-    return { error: [ajvShaped(deepest(checker.Errors(converted).First()!))] };
-  };
-};
-
-/** For a value no branch of a union accepts, the error of the branch that got furthest. */
-function deepest(e: ValueError): ValueError {
-  if (e.type !== ValueErrorType.Union || !e.errors.length) return e;
-  let best = e;
-  for (const branch of e.errors) {
-    const first = branch.First();
-    if (!first) continue;
-    const candidate = deepest(first);
-    if (candidate.path.length > best.path.length) best = candidate;
-  }
-  if (best === e && typeof e.schema.description === 'string') return { ...e, message: `expected ${e.schema.description}` };
-  return best;
-}
-
-function ajvShaped(e: ValueError): FastifySchemaValidationError {
-  if (e.type === ValueErrorType.ObjectAdditionalProperties) {
-    const slash = e.path.lastIndexOf('/');
-    const key = e.path.slice(slash + 1).replace(/~1/g, '/').replace(/~0/g, '~');
-    return { keyword: 'additionalProperties', instancePath: e.path.slice(0, slash), schemaPath: '', params: { additionalProperty: key }, message: 'unknown field' };
-  }
-  return { keyword: ValueErrorType[e.type] ?? 'invalid', instancePath: e.path, schemaPath: '', params: {}, message: e.message };
 }

@@ -18,9 +18,8 @@
 // full → 429. An appId: 207 with `[{deviceId, uuid, status, body}]` for every device of the project
 // (asked in parallel), `body` parsed when it is JSON; a device that did not answer has a 504 entry.
 // Wrong input → 400 naming the field; an unknown device or project → 404.
-import { Type, type TSchema } from '@sinclair/typebox';
-import { Errors, type ValueError } from '@sinclair/typebox/errors';
-import type { FastifyReply, FastifySchemaCompiler } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { DeviceCommands, TooManyCommandsError, type Command } from '../commands/deviceCommands.js';
 import type { ServerApp, ServerContext } from '../app.js';
@@ -58,26 +57,6 @@ interface ProxyBody {
 }
 
 const Entry = Type.Object({ deviceId: Type.String(), uuid: Type.String(), status: Type.Integer(), body: Type.Unknown() });
-
-/** Validated as sent (a deviceId is text, `null` is not a string); no body is an empty one. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const asSent: FastifySchemaCompiler<any> =
-  ({ schema }) =>
-  (data: unknown) => {
-    if (data === undefined || data === null) return { value: {} };
-    const first = deepest(Errors(schema as TSchema, data).First());
-    return first ? { error: new ValidationError(first.path, first.message, 'request body') } : { value: data };
-  };
-
-function deepest(err: ValueError | undefined): ValueError | undefined {
-  if (!err?.errors.length) return err;
-  let best = err;
-  for (const branch of err.errors) {
-    const e = deepest(branch.First());
-    if (e && e.path.length > best.path.length) best = e;
-  }
-  return best;
-}
 
 // a path segment: unreserved and sub-delim characters, or percent escapes
 const SEGMENT = /^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+$/;
@@ -158,7 +137,10 @@ export const supervisorProxyRoutes =
     app.post(
       '/supervisor/*',
       {
-        validatorCompiler: asSent,
+        // no body is an empty one (a 400 then names the missing target)
+        preValidation: async (req) => {
+          req.body ??= {};
+        },
         schema: {
           tags: ['supervisor'],
           summary: "Calls a device's own API (the balena Supervisor API) over its device link",

@@ -4,13 +4,28 @@
 // lists it, or (when it joined the project after its releases were made) the project's active one;
 // registry credentials only for the registries those releases use.
 import { createHash } from 'node:crypto';
+import type { Selectable } from 'kysely';
 import stringify from 'safe-stable-stringify';
 import type { RegistryCredentials, TargetState } from '../../shared/targetState.js';
 import { validateTargetState } from '../../shared/validateTarget.js';
 import type { SecretBox } from '../auth/secretBox.js';
-import { nowIso, type ServerDb } from '../db/database.js';
+import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { TargetNotifier } from './notifier.js';
 import { releaseApp, type RegistryRecord, type ReleaseContainer } from './releaseTarget.js';
+
+/** A stored `release_container` row as the container it is. */
+export const releaseContainerOf = (c: Selectable<ServerTables['release_container']>): ReleaseContainer => ({
+  name: c.name,
+  image: c.image,
+  tag: c.tag,
+  required_tags: JSON.parse(c.required_tags) as string[],
+  startup_parameters: JSON.parse(c.startup_parameters) as ReleaseContainer['startup_parameters'],
+  purge_data: c.purge_data === 1,
+  registry: c.registry_id,
+});
+
+/** What a device's target takes of each release it runs. */
+const releaseColumns = ['release.id', 'release.version_hash', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'] as const;
 
 export class DeviceTargets {
   constructor(
@@ -63,7 +78,7 @@ export class DeviceTargets {
       .selectFrom('release')
       .innerJoin('release_device', 'release_device.release_id', 'release.id')
       .innerJoin('project', 'project.id', 'release.project_id')
-      .select(['release.id', 'release.version_hash', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'])
+      .select(releaseColumns)
       .where('release_device.device_id', '=', deviceId)
       .orderBy('release.id', 'desc')
       .execute();
@@ -74,7 +89,7 @@ export class DeviceTargets {
       .selectFrom('project_device')
       .innerJoin('release', 'release.project_id', 'project_device.project_id')
       .innerJoin('project', 'project.id', 'release.project_id')
-      .select(['release.id', 'release.version_hash', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'])
+      .select(releaseColumns)
       .where('project_device.device_id', '=', deviceId)
       .orderBy('release.id', 'desc')
       .execute();
@@ -83,15 +98,7 @@ export class DeviceTargets {
     const target: TargetState = { name: device.name, apps: {}, registries: {} };
     for (const r of newest.values()) {
       const rows = await this.db.selectFrom('release_container').selectAll().where('release_id', '=', r.id).orderBy('position').execute();
-      const containers: ReleaseContainer[] = rows.map((c) => ({
-        name: c.name,
-        image: c.image,
-        tag: c.tag,
-        required_tags: JSON.parse(c.required_tags) as string[],
-        startup_parameters: JSON.parse(c.startup_parameters) as ReleaseContainer['startup_parameters'],
-        purge_data: c.purge_data === 1,
-        registry: c.registry_id,
-      }));
+      const containers = rows.map(releaseContainerOf);
       const { app, registries: used } = releaseApp(
         { id: r.id, version_hash: r.version_hash, project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
         containers,

@@ -1,12 +1,13 @@
-// TargetNotifier for a single server process (the embedded SQLite set-up): waiters in memory.
+// TargetNotifier for a single server process (the embedded SQLite set-up): waiters in memory. The
+// PostgreSQL notifier keeps its node's waiters in one of these too.
 import type { TargetNotifier } from './notifier.js';
 
 export class LocalNotifier implements TargetNotifier {
   /** deviceId → wake functions of its pending polls */
   private readonly waiters = new Map<string, Set<() => void>>();
 
-  async notify(deviceIds: readonly string[]): Promise<void> {
-    for (const id of deviceIds) for (const wake of this.waiters.get(id) ?? []) wake();
+  async notify(deviceIds: Iterable<string>): Promise<void> {
+    for (const id of deviceIds) for (const wake of [...(this.waiters.get(id) ?? [])]) wake();
   }
 
   waitForChange(deviceId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
@@ -29,7 +30,19 @@ export class LocalNotifier implements TargetNotifier {
     });
   }
 
+  /** Pending waits whose key starts with `prefix`. */
+  waiting(prefix = ''): number {
+    let n = 0;
+    for (const [key, set] of this.waiters) if (key.startsWith(prefix)) n += set.size;
+    return n;
+  }
+
+  /** Wakes every waiter (each re-reads what it waits for). */
+  wakeAll(): void {
+    for (const set of [...this.waiters.values()]) for (const wake of [...set]) wake();
+  }
+
   async close(): Promise<void> {
-    for (const set of this.waiters.values()) for (const wake of [...set]) wake();
+    this.wakeAll();
   }
 }

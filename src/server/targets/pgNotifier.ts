@@ -7,6 +7,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { ServerDb } from '../db/database.js';
+import { LocalNotifier } from './localNotifier.js';
 import type { TargetNotifier } from './notifier.js';
 
 export const TARGET_CHANNEL = 'bosun_device_target';
@@ -41,8 +42,8 @@ export function payloadChunks(ids: readonly string[], max = MAX_PAYLOAD): string
 }
 
 export class PgNotifier implements TargetNotifier {
-  /** deviceId → wake functions of its pending polls */
-  private readonly waiters = new Map<string, Set<() => void>>();
+  /** this node's pending polls */
+  private readonly local = new LocalNotifier();
   private client: pg.Client | undefined;
   private closed = false;
   private attempt = 0;
@@ -72,11 +73,9 @@ export class PgNotifier implements TargetNotifier {
     return (this.client as unknown as { processID?: number } | undefined)?.processID;
   }
 
-  /** Pending waits on this node. */
-  get waiting(): number {
-    let n = 0;
-    for (const set of this.waiters.values()) n += set.size;
-    return n;
+  /** Pending waits on this node whose key starts with `prefix`. */
+  waiting(prefix = ''): number {
+    return this.local.waiting(prefix);
   }
 
   /** Resolves when the listening connection is next re-established after a loss. */
@@ -94,41 +93,22 @@ export class PgNotifier implements TargetNotifier {
   }
 
   waitForChange(deviceId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      if (signal?.aborted || this.closed) return resolve(false);
-      let set = this.waiters.get(deviceId);
-      if (!set) this.waiters.set(deviceId, (set = new Set()));
-      const done = (changed: boolean) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        set!.delete(wake);
-        if (!set!.size) this.waiters.delete(deviceId);
-        resolve(changed);
-      };
-      const wake = () => done(true);
-      const onAbort = () => done(false);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      set.add(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    if (this.closed) return Promise.resolve(false);
+    return this.local.waitForChange(deviceId, timeoutMs, signal);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reconnectTimer);
     clearInterval(this.pingTimer);
-    this.wakeAll();
+    this.local.wakeAll();
     const client = this.client;
     this.client = undefined;
     if (client) await this.drop(client);
   }
 
   private wake(ids: Iterable<string>): void {
-    for (const id of ids) for (const wake of [...(this.waiters.get(id) ?? [])]) wake();
-  }
-
-  private wakeAll(): void {
-    for (const set of [...this.waiters.values()]) for (const wake of [...set]) wake();
+    void this.local.notify(ids);
   }
 
   private connect(): Promise<void> {
@@ -182,7 +162,7 @@ export class PgNotifier implements TargetNotifier {
           this.reconnects++;
           this.opts.log?.('target notifications: listening again');
           // changes made while nobody listened were not heard: every waiter re-checks its ETag
-          this.wakeAll();
+          this.local.wakeAll();
           for (const f of [...this.connectedListeners]) f();
           this.connectedListeners.clear();
         },
