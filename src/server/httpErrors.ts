@@ -1,17 +1,8 @@
 // The server's one mapping from typed errors to HTTP status codes and bodies.
 import type { FastifyError, FastifyReply } from 'fastify';
-import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../shared/errors.js';
+import { clientErrorStatus, ValidationError } from '../shared/errors.js';
 
-export function statusOf(err: unknown): number {
-  if (err instanceof ValidationError) return 400;
-  if (err instanceof UnauthorizedError) return 401;
-  if (err instanceof NotFoundError) return 404;
-  if (err instanceof ConflictError) return 409;
-  const fe = err as FastifyError;
-  if (fe.validation) return 400;
-  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return fe.statusCode;
-  return 500;
-}
+export const statusOf = (err: unknown): number => clientErrorStatus(err) ?? 500;
 
 /** `{"detail": …}` as the AutoPi API answers errors; `field` names the offending input where known. */
 export function sendError(err: Error, reply: FastifyReply, log: (err: Error) => void): void {

@@ -42,3 +42,20 @@ export class ConflictError extends BosunError {
 export class UnauthorizedError extends BosunError {
   override name = 'UnauthorizedError';
 }
+
+/**
+ * The HTTP status of a client-side error, for both servers (the device API and the control plane):
+ * typed errors by kind, fastify's own request errors (validation, bad JSON, too large) as they are.
+ * Undefined for anything else, whose status each server decides.
+ */
+export function clientErrorStatus(err: unknown): number | undefined {
+  if (err instanceof ValidationError) return 400;
+  if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof UpdatesLockedError) return 423;
+  const e = err as { validation?: unknown; statusCode?: number };
+  if (e.validation) return 400;
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return e.statusCode;
+  return undefined;
+}

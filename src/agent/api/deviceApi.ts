@@ -4,7 +4,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TSchema } from '@sinclair/typebox';
-import { ConflictError, NotFoundError, UnauthorizedError, UpdatesLockedError, ValidationError } from '../../shared/errors.js';
+import { clientErrorStatus, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
 import type { KeyScope } from './apiKeys.js';
@@ -109,18 +109,8 @@ export function assertAppAccess(req: FastifyRequest, appId: number): void {
   }
 }
 
-function statusOf(err: unknown): number {
-  if (err instanceof ValidationError) return 400;
-  if (err instanceof UnauthorizedError) return 401;
-  if (err instanceof NotFoundError) return 404;
-  if (err instanceof ConflictError) return 409;
-  if (err instanceof UpdatesLockedError) return 423;
-  const fe = err as FastifyError;
-  if (fe.validation) return 400;
-  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return fe.statusCode;
-  // The engine did not answer or refused: the device cannot do it now (balena answers 503 too).
-  return 503;
-}
+/** The engine did not answer or refused: the device cannot do it now (balena answers 503 too). */
+const statusOf = (err: unknown): number => clientErrorStatus(err) ?? 503;
 
 function sendError(agent: Agent, err: Error, reply: FastifyReply): void {
   const status = statusOf(err);
