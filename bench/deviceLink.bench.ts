@@ -19,24 +19,25 @@
 // provisioning key); the other 9k are rows written directly with kysely, in the shapes the route
 // writes (device key digests as it computes them; their materialised targets as DeviceTargets
 // builds them: the one it builds for the first, renamed; checked against `targets.build()` on
-// samples). A release is created with
-// `POST /docker/projects/{id}/releases/` (sent by the fleet process, which timestamps it); when the
-// API refuses it (at 10k devices it hits the SQL parameter limit: the route inserts every device's
-// deployment row in one statement), the bench writes the rows the route would, in the same
-// transaction shape, and calls `targets.refresh(devices)` as the route does after its commit, and
-// says so in the result (`mode: 'direct'`, `apiError`).
+// samples). A release is created with `POST /docker/projects/{id}/releases/` (sent by the fleet
+// process, which timestamps it); when the API refuses it (at 10k devices it hits the SQL parameter
+// limit: the route inserts every device's deployment row in one statement), the bench writes the
+// rows the route would, in one transaction, and calls `targets.refresh(devices)` as the route does
+// after its commit, and says so in the result (`mode: 'direct'`, `apiError`). During each round a
+// probe asks the server something trivial every 50 ms: how long anything else waits meanwhile.
 //
 // Knobs: BENCH_DL_BACKENDS (sqlite,postgres), BENCH_DL_SIZES (1000,10000), BENCH_DL_ROUNDS (3),
-// BENCH_DL_ROUND_TIMEOUT_S (50),
-// BENCH_DL_CONNS (50), BENCH_DL_LOAD_S (6, after 2 s of warm-up), BENCH_DL_REGISTER (1000: how many
-// devices register through the API), BENCH_DL_BUDGET_S (200, shared equally by the backends: a
-// backend past its share starts no further round of a size, but always the first).
+// BENCH_DL_ROUND_TIMEOUT_S (50), BENCH_DL_CONNS (50), BENCH_DL_LOAD_S (6, after 2 s of warm-up),
+// BENCH_DL_REGISTER (1000: how many devices register through the API), BENCH_DL_BUDGET_S (150,
+// shared equally by the backends: a backend past its share starts no further round of a size, but
+// always the first). Three rounds at 10k on both backends take about 7 minutes today:
+// BENCH_DL_BUDGET_S=3000 BENCH_DL_ROUND_TIMEOUT_S=150 BENCH_TIMEOUT_S=1800 npm run bench -- deviceLink
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -50,7 +51,7 @@ const CONNS = intEnv('BENCH_DL_CONNS', 50);
 const LOAD_S = intEnv('BENCH_DL_LOAD_S', 6);
 const WARMUP_S = 2;
 const REGISTER = intEnv('BENCH_DL_REGISTER', 1000);
-const BUDGET_S = intEnv('BENCH_DL_BUDGET_S', 200);
+const BUDGET_S = intEnv('BENCH_DL_BUDGET_S', 150);
 const WAIT_S = 60;
 /** a round that has not delivered to every device by then is cut short (the polls would 304 at WAIT_S) */
 const ROUND_TIMEOUT_MS = intEnv('BENCH_DL_ROUND_TIMEOUT_S', 50) * 1000;
@@ -479,6 +480,7 @@ class Fleet {
     const conn = this.newConn();
     const req = postRequest(path, { authorization: `APIToken ${this.cfg.adminToken}` }, body);
     await conn.connect();
+    await this.startProbe();
     const t0 = hr();
     let post: { status: number; ms: number; error?: string };
     try {
@@ -491,7 +493,10 @@ class Fleet {
       conn.forget();
     }
     // refused: nothing changed, the polls are still held (the caller may create it another way)
-    if (post.status !== 201) return { post };
+    if (post.status !== 201) {
+      await this.stopProbe();
+      return { post };
+    }
     return { post, ...(await this.collect({ t0: String(t0), timeoutMs })) };
   }
 
@@ -505,6 +510,7 @@ class Fleet {
    * latencies from t0 (hrtime, ns). Answers after the end count as not notified (`late`).
    */
   async collect({ t0, timeoutMs }: { t0: string; timeoutMs: number }) {
+    await this.startProbe();
     const start = BigInt(t0);
     const end = start + BigInt(timeoutMs) * 1_000_000n;
     const cpu0 = process.cpuUsage();
@@ -530,7 +536,43 @@ class Fleet {
     }
     const s = stats(latencies);
     const repolls = this.armed.reduce((a, d) => a + (d.repolls ?? 0), 0);
-    return { devices: this.armed.length, notified: s.count, notAnswered: pending, otherAnswers: other, repolls, timedOut, latency: s, fleetCpu: cpuShare(process.cpuUsage(cpu0), performance.now() - wall0) };
+    const probe = await this.stopProbe();
+    return { devices: this.armed.length, notified: s.count, notAnswered: pending, otherAnswers: other, repolls, timedOut, latency: s, probe, fleetCpu: cpuShare(process.cpuUsage(cpu0), performance.now() - wall0) };
+  }
+
+  /**
+   * While a round runs, one more connection asks the server something that needs neither the
+   * database nor a device (an unknown /device/ path: 404) every 50 ms: how long the server takes
+   * to answer anything at all meanwhile.
+   */
+  private probe: { stop: boolean; times: number[]; inflightSince: number | undefined; done: Promise<void>; conn: Conn } | undefined;
+  private async startProbe(): Promise<void> {
+    if (this.probe) return;
+    const conn = this.newConn();
+    await conn.connect();
+    const req = getRequest('/device/v1/no-such-route', {});
+    const probe: NonNullable<Fleet['probe']> = { stop: false, times: [], inflightSince: undefined, done: Promise.resolve(), conn };
+    probe.done = (async () => {
+      for (let i = 0; i < 100_000 && !probe.stop; i++) {
+        probe.inflightSince = performance.now();
+        await conn.request(req, 300_000).catch(() => undefined);
+        probe.times.push(performance.now() - probe.inflightSince);
+        probe.inflightSince = undefined;
+        await sleep(50);
+      }
+    })();
+    this.probe = probe;
+  }
+  private async stopProbe(): Promise<LatencyStats | undefined> {
+    const probe = this.probe;
+    this.probe = undefined;
+    if (!probe) return undefined;
+    probe.stop = true;
+    // a probe still waiting for its answer counts with the time it has waited so far
+    await Promise.race([probe.done, sleep(2000)]);
+    const times = [...probe.times, ...(probe.inflightSince !== undefined ? [performance.now() - probe.inflightSince] : [])];
+    probe.conn.forget();
+    return stats(times);
   }
 
   close() {
@@ -645,23 +687,16 @@ function meter() {
   const cpu0 = process.cpuUsage();
   const elu0: EventLoopUtilization = performance.eventLoopUtilization();
   const m0 = cpuSnapshot();
-  const delay = monitorEventLoopDelay({ resolution: 10 });
-  delay.enable();
   return async () => {
     const wallMs = performance.now() - t0;
     const m1 = cpuSnapshot();
     const cpu = process.cpuUsage(cpu0);
     const elu = performance.eventLoopUtilization(elu0).utilization;
-    // a stall is recorded when the histogram's timer next fires, after it: give it the chance
-    await sleep(30);
-    delay.disable();
     return {
       wallS: round(wallMs / 1000, 2),
-      /** the server process: CPU (1.0 = one core), event loop utilisation, worst event-loop stall */
+      /** the server process: CPU (1.0 = one core), event loop utilisation */
       serverCpu: cpuShare(cpu, wallMs),
       serverElu: round(elu, 2),
-      serverLoopDelayMaxMs: round(delay.max / 1e6, 1),
-      serverLoopDelayP99Ms: round(delay.percentile(99) / 1e6, 1),
       /** the whole machine, in cores */
       machineBusyCores: round(((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * os.cpus().length, 2),
     };
@@ -836,7 +871,7 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       await sleep(300);
       const body = { version: `bench-${size}-${r}`, containers: [{ name: 'web', image: 'example/web', tag: `v${round_}` }] };
       const stop = meter();
-      type Collected = { devices: number; notified: number; notAnswered: number; otherAnswers: Record<string, number>; repolls: number; latency: LatencyStats; fleetCpu: number };
+      type Collected = { devices: number; notified: number; notAnswered: number; otherAnswers: Record<string, number>; repolls: number; latency: LatencyStats; probe?: LatencyStats; fleetCpu: number };
       let res: (Collected & { post?: { status: number; ms: number; error?: string } }) | undefined;
       let writeMs: number | undefined;
       if (mode === 'api') {
@@ -870,23 +905,28 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
         otherAnswers: res!.otherAnswers,
         repolls: res!.repolls,
         ...res!.latency,
+        // the server's answer time to a request needing neither the database nor a device, every 50 ms during the round
+        probeP50Ms: res!.probe?.p50Ms,
+        probeMaxMs: res!.probe?.maxMs,
         ...(res!.post ? { postMs: res!.post.ms } : { writeAndRefreshMs: writeMs }),
         armS,
         // the server process with the polls held, after a full GC, and what holding them added
         serverRssHeldMb: mb(held.rss),
         serverHeapHeldMb: mb(held.heapUsed),
         heapPerPollKb: round((held.heapUsed - before.heapUsed) / 1024 / size, 2),
-        rssPerPollKb: round((held.rss - before.rss) / 1024 / size, 2),
         fleetCpu: res!.fleetCpu,
         ...m,
       };
       rounds.push(row);
       log(
         `[${backend.name}] notify ${size} (${mode}) round ${r}: ${row.notified}/${size} notified, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, first ${row.minMs} ms` +
-          `${res!.post ? `; POST answered in ${res!.post.ms} ms` : `; rows + refresh ${writeMs} ms`}${res!.repolls ? `; ${res!.repolls} polls ran out and were sent again` : ''} (server CPU ${m.serverCpu}, ELU ${m.serverElu}, worst loop stall ${m.serverLoopDelayMaxMs} ms)`,
+          `${res!.post ? `; POST answered in ${res!.post.ms} ms` : `; rows + refresh ${writeMs} ms`}${res!.repolls ? `; ${res!.repolls} polls ran out and were sent again` : ''} (server CPU ${m.serverCpu}, ELU ${m.serverElu}; meanwhile the server answered a trivial request in ${res!.probe?.p50Ms} ms median, ${res!.probe?.maxMs} ms at worst)`,
       );
     }
     const done = rounds.filter((x): x is typeof x & LatencyStats & { notified: number } => !('skipped' in x));
+    // latencies of the rounds that notified anyone (the others have none)
+    const heard = done.filter((x) => x.notified > 0);
+    const med = (f: (x: (typeof heard)[number]) => number) => (heard.length ? round(percentile(heard.map(f), 50), 1) : undefined);
     notify.push({
       devices: size,
       mode,
@@ -895,13 +935,15 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       medianOfRounds: done.length
         ? {
             rounds: done.length,
-            p50Ms: round(percentile(done.map((x) => x.p50Ms), 50), 1),
-            p99Ms: round(percentile(done.map((x) => x.p99Ms), 50), 1),
-            maxMs: round(percentile(done.map((x) => x.maxMs), 50), 1),
-            firstMs: round(percentile(done.map((x) => x.minMs), 50), 1),
+            p50Ms: med((x) => x.p50Ms),
+            p99Ms: med((x) => x.p99Ms),
+            maxMs: med((x) => x.maxMs),
+            firstMs: med((x) => x.minMs),
             /** the POST's answer (api), or writing the rows and refreshing the targets (direct) */
             createMs: round(percentile(done.map((x) => Number((x as Record<string, unknown>).postMs ?? (x as Record<string, unknown>).writeAndRefreshMs)), 50), 1),
             notifiedMin: Math.min(...done.map((x) => x.notified)),
+            /** the slowest answer to the trivial probe request in any round */
+            probeMaxMs: Math.max(...done.map((x) => Number((x as Record<string, unknown>).probeMaxMs ?? NaN))),
           }
         : undefined,
     });
@@ -1039,12 +1081,13 @@ async function main(): Promise<Record<string, unknown>> {
         ('bosunNoDb' in t && t.bosunNoDb ? `; Bosun app without the database ${t.bosunNoDb.perSecond} req/s` : ''),
     );
     for (const n of r.notify) {
-      const m = n.medianOfRounds as { rounds: number; p50Ms: number; p99Ms: number; maxMs: number; firstMs: number; createMs: number; notifiedMin: number } | undefined;
+      const m = n.medianOfRounds as { rounds: number; p50Ms?: number; p99Ms?: number; maxMs?: number; firstMs?: number; createMs: number; notifiedMin: number; probeMaxMs: number } | undefined;
       lines.push(
         m
           ? `  ${r.backend}: notify ${n.devices} devices (${n.mode === 'api' ? 'release POSTed' : 'release rows + targets.refresh: the API POST failed'}; median of ${m.rounds} round(s)): ` +
-              `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, max ${m.maxMs} ms, first ${m.firstMs} ms; ${n.mode === 'api' ? 'POST answered' : 'rows + refresh'} in ${m.createMs} ms; ` +
-              `notified ≥ ${m.notifiedMin}/${n.devices} within ${ROUND_TIMEOUT_MS / 1000} s`
+              (m.p50Ms === undefined ? 'nobody notified; ' : `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, max ${m.maxMs} ms, first ${m.firstMs} ms; `) +
+              `${n.mode === 'api' ? 'POST answered' : 'rows + refresh'} in ${m.createMs} ms; ` +
+              `notified ≥ ${m.notifiedMin}/${n.devices} within ${ROUND_TIMEOUT_MS / 1000} s; a trivial request took up to ${m.probeMaxMs} ms meanwhile`
           : `  ${r.backend}: notify ${n.devices}: no round ran`,
       );
     }

@@ -63,15 +63,21 @@ export function onCleanup(fn: () => Promise<unknown> | unknown): () => void {
   };
 }
 
-async function runCleanups(): Promise<void> {
-  while (cleanups.length) {
-    const fn = cleanups.pop()!;
-    try {
-      await fn();
-    } catch (err) {
-      console.error(`cleanup failed: ${(err as Error).message}`);
+// one run at a time: a signal can arrive while the bench's own failure is being cleaned up, and
+// the exit that follows must wait for all of it
+let cleaning: Promise<void> | undefined;
+function runCleanups(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const fn = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`cleanup failed: ${(err as Error).message}`);
+      }
     }
-  }
+  })().finally(() => (cleaning = undefined));
+  return cleaning;
 }
 
 /** Runs a bench: its result goes to $BENCH_OUT/<name>.json; cleanups run whatever happens. */
