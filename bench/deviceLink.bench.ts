@@ -687,7 +687,7 @@ function meter() {
   const cpu0 = process.cpuUsage();
   const elu0: EventLoopUtilization = performance.eventLoopUtilization();
   const m0 = cpuSnapshot();
-  return async () => {
+  return () => {
     const wallMs = performance.now() - t0;
     const m1 = cpuSnapshot();
     const cpu = process.cpuUsage(cpu0);
@@ -817,7 +817,7 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       { kind, conns: CONNS, warmupMs: WARMUP_S * 1000, durationMs: LOAD_S * 1000 },
       (WARMUP_S + LOAD_S) * 1000 + 30_000,
     );
-    const m = await stop();
+    const m = stop();
     if (r.errors || Object.keys(r.wrongStatus).length) throw new Error(`load ${kind}: ${r.errors} errors, wrong statuses ${JSON.stringify(r.wrongStatus)}: ${r.firstError}`);
     log(`[${backend.name}]   ${kind}: ${r.perSecond} req/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms (server CPU ${m.serverCpu}, fleet CPU ${r.fleetCpu}, machine ${m.machineBusyCores} cores)`);
     return { ...r, ...m };
@@ -895,7 +895,7 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
         writeMs = round(performance.now() - tw, 1);
         res = await collecting;
       }
-      const m = await stop();
+      const m = stop();
       const row = {
         round: r,
         mode,

@@ -103,3 +103,13 @@ async function dialectFor(opts: DatabaseOptions) {
 }
 
 export const nowIso = () => new Date().toISOString();
+
+/**
+ * A long list in pieces small enough for one statement: SQLite takes at most 32766 bound values
+ * per statement and PostgreSQL 65535, and a release may name thousands of devices.
+ */
+export function inChunks<T>(list: readonly T[], size = 1000): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}

@@ -88,6 +88,9 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
         .addPrimaryKeyConstraint('release_device_pk', ['release_id', 'device_id'])
         .execute();
+      // a device's target is built from the releases that list it and the projects it is in
+      await db.schema.createIndex('release_device_by_device').on('release_device').column('device_id').execute();
+      await db.schema.createIndex('project_device_by_device').on('project_device').column('device_id').execute();
       await table('deployment')
         .addColumn('release_id', 'integer', (c) => c.notNull().references('release.id').onDelete('cascade'))
         .addColumn('device_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))

@@ -1,7 +1,7 @@
 // /docker/projects/: a project groups releases and the devices that run them.
 import { Type, type Static } from '@sinclair/typebox';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
-import { nowIso, type ServerDb } from '../db/database.js';
+import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 const ProjectBody = Type.Object(
@@ -94,7 +94,8 @@ async function checkReferences(db: ServerDb, body: Static<typeof ProjectPatch>):
     if (!found) throw new ValidationError('/default_registry', `no registry ${body.default_registry}`, 'project');
   }
   if (body.devices?.length) {
-    const known = new Set((await db.selectFrom('device').select('id').where('id', 'in', body.devices).execute()).map((d) => d.id));
+    const known = new Set<string>();
+    for (const part of inChunks(body.devices)) for (const d of await db.selectFrom('device').select('id').where('id', 'in', part).execute()) known.add(d.id);
     const index = body.devices.findIndex((d) => !known.has(d));
     if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${body.devices[index]}`, 'project');
   }
@@ -102,5 +103,5 @@ async function checkReferences(db: ServerDb, body: Static<typeof ProjectPatch>):
 
 async function setDevices(db: ServerDb, projectId: number, devices: string[]): Promise<void> {
   await db.deleteFrom('project_device').where('project_id', '=', projectId).execute();
-  if (devices.length) await db.insertInto('project_device').values(devices.map((device_id) => ({ project_id: projectId, device_id }))).execute();
+  for (const part of inChunks(devices)) await db.insertInto('project_device').values(part.map((device_id) => ({ project_id: projectId, device_id }))).execute();
 }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import stringify from 'safe-stable-stringify';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
-import { nowIso, type ServerDb } from '../db/database.js';
+import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
 import {
   CONTAINER_NAME_MAX,
@@ -279,7 +279,8 @@ async function check(db: ServerDb, project: ProjectRow, input: ReleaseInput, rel
     if (c.registry !== null && !registries.has(c.registry)) throw new ValidationError(`/containers/${i}/registry`, `no registry ${c.registry}`, 'release');
   });
   if (input.devices.length) {
-    const known = new Set((await db.selectFrom('device').select('id').where('id', 'in', input.devices).execute()).map((d) => d.id));
+    const known = new Set<string>();
+    for (const part of inChunks(input.devices)) for (const d of await db.selectFrom('device').select('id').where('id', 'in', part).execute()) known.add(d.id);
     const index = input.devices.findIndex((d) => !known.has(d));
     if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${input.devices[index]}`, 'release');
   }
@@ -319,27 +320,21 @@ async function setDevices(tx: ServerDb, releaseId: number, devices: string[], co
   const removed = [...before].filter((d) => !wanted.has(d));
   const kept = devices.filter((d) => before.has(d));
   const now = nowIso();
-  if (removed.length) {
-    await tx.deleteFrom('release_device').where('release_id', '=', releaseId).where('device_id', 'in', removed).execute();
-    await tx.deleteFrom('deployment').where('release_id', '=', releaseId).where('device_id', 'in', removed).execute();
+  for (const part of inChunks(removed)) {
+    await tx.deleteFrom('release_device').where('release_id', '=', releaseId).where('device_id', 'in', part).execute();
+    await tx.deleteFrom('deployment').where('release_id', '=', releaseId).where('device_id', 'in', part).execute();
   }
-  if (added.length) {
-    await tx.insertInto('release_device').values(added.map((device_id) => ({ release_id: releaseId, device_id }))).execute();
-    const pending = { state: 'pending' as const, error: null, updated_at: now, finished_at: null };
+  const pending = { state: 'pending' as const, error: null, updated_at: now, finished_at: null };
+  for (const part of inChunks(added)) {
+    await tx.insertInto('release_device').values(part.map((device_id) => ({ release_id: releaseId, device_id }))).execute();
     await tx
       .insertInto('deployment')
-      .values(added.map((device_id) => ({ release_id: releaseId, device_id, ...pending, created_at: now })))
+      .values(part.map((device_id) => ({ release_id: releaseId, device_id, ...pending, created_at: now })))
       .onConflict((oc) => oc.columns(['release_id', 'device_id']).doUpdateSet(pending))
       .execute();
   }
-  if (contentChanged && kept.length) {
-    await tx
-      .updateTable('deployment')
-      .set({ state: 'pending', error: null, updated_at: now, finished_at: null })
-      .where('release_id', '=', releaseId)
-      .where('device_id', 'in', kept)
-      .where('state', '!=', 'pending')
-      .execute();
+  for (const part of contentChanged ? inChunks(kept) : []) {
+    await tx.updateTable('deployment').set(pending).where('release_id', '=', releaseId).where('device_id', 'in', part).where('state', '!=', 'pending').execute();
   }
 }
 
