@@ -62,6 +62,29 @@ export function target(apps: Record<number, AppSpec>, extra: Partial<TargetState
 /** Agents of this test process own only what they created: other test runs and benches share the engine. */
 export const ENGINE_SCOPE = `test-${process.pid}`;
 
+/**
+ * What test and bench runs that were killed left on the shared engine (their scope names a process
+ * that is gone) is removed once per test file: a leftover container would keep images in use and
+ * app ids taken for every later run.
+ */
+async function removeStaleScopes(): Promise<void> {
+  const stale = (labels: Record<string, string> | undefined) => {
+    const pid = Number(labels?.['io.bosun.scope']?.match(/^(?:test|bench)[a-z-]*-(\d+)$/)?.[1]);
+    if (!pid) return false;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  };
+  const filters = { label: ['io.bosun.scope'] };
+  for (const c of await docker.listContainers({ all: true, filters })) if (stale(c.Labels)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters })) if (stale(n.Labels)) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) if (stale(v.Labels)) await docker.getVolume(v.Name).remove().catch(() => undefined);
+}
+await removeStaleScopes();
+
 /** App ids unique per test file run, so tests never see each other's containers. */
 let nextAppId = 1000 + (process.pid % 5000) * 10;
 export const freshAppId = () => nextAppId++;
