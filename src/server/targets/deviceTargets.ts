@@ -51,8 +51,9 @@ export class DeviceTargets {
   async refresh(deviceIds?: readonly string[]): Promise<string[]> {
     const ids = deviceIds ?? (await this.db.selectFrom('device').select('id').execute()).map((d) => d.id);
     const changed: string[] = [];
+    let registries: Map<number, RegistryRecord> | undefined;
     for (const id of ids) {
-      const target = await this.build(id);
+      const target = await this.build(id, (registries ??= await this.registries()));
       if (!target) continue;
       const json = stringify(target)!;
       const etag = createHash('sha256').update(json).digest('hex').slice(0, 32);
@@ -69,8 +70,11 @@ export class DeviceTargets {
     return changed;
   }
 
-  /** The device's target from the database; undefined for an unknown device. */
-  async build(deviceId: string): Promise<TargetState | undefined> {
+  /**
+   * The device's target from the database; undefined for an unknown device. `registries` (with
+   * their passwords opened) is read once per refresh, not once per device.
+   */
+  async build(deviceId: string, registries?: ReadonlyMap<number, RegistryRecord>): Promise<TargetState | undefined> {
     const device = await this.db.selectFrom('device').select(['id', 'name']).where('id', '=', deviceId).executeTakeFirst();
     if (!device) return undefined;
     // per project, the newest release that lists this device
@@ -94,7 +98,7 @@ export class DeviceTargets {
       .orderBy('release.id', 'desc')
       .execute();
     for (const r of joined) if (!newest.has(r.project_id)) newest.set(r.project_id, r);
-    const registries = await this.registries();
+    registries ??= await this.registries();
     const target: TargetState = { name: device.name, apps: {}, registries: {} };
     for (const r of newest.values()) {
       const rows = await this.db.selectFrom('release_container').selectAll().where('release_id', '=', r.id).orderBy('position').execute();
