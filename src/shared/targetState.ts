@@ -65,6 +65,9 @@ export const ServiceSchema = Type.Object(
     handover_timeout: Type.Optional(Type.Integer({ minimum: 0, description: 'milliseconds' })),
     required_tags: Type.Optional(Type.Array(Str({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' }))),
     depends_on: Type.Optional(Type.Array(Str(), { uniqueItems: true })),
+    purge_data: Type.Optional(
+      Type.Boolean({ description: "empty the service's volumes and host-folder binds once per release, before its first container of that release starts" }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -103,6 +106,12 @@ export const ReleaseSchema = Type.Object(
     services: Type.Record(Type.String({ pattern: ServiceName }), ServiceSchema),
     volumes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' }), VolumeSchema)),
     networks: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' }), NetworkSchema)),
+    remove_containers: Type.Optional(
+      Type.Array(Str({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' }), {
+        uniqueItems: true,
+        description: 'containers the agent does not manage (by engine name): stopped before the release starts, removed when it succeeds, restarted when it fails',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,7 @@
 // Validation of a target state: schema first, then the cross-references the schema cannot express.
 // A target is accepted or rejected as a whole; the error names the offending field.
 import type { TSchema } from '@sinclair/typebox';
+import { purgeRefusal } from './dataPurge.js';
 import { ValidationError } from './errors.js';
 import { assertValid } from './validate.js';
 import { TargetStateSchema, type ReleaseTarget, type TargetState } from './targetState.js';
@@ -40,6 +41,8 @@ function checkRelease(at: string, release: ReleaseTarget, target: TargetState): 
       if (!source.startsWith('/') && !volumes.has(source)) {
         throw new ValidationError(`${here}/volumes/${i}`, `undeclared volume "${source}"`, 'target state');
       }
+      const refusal = svc.purge_data && source.startsWith('/') && !spec.endsWith(':ro') ? purgeRefusal(source) : undefined;
+      if (refusal) throw new ValidationError(`${here}/purge_data`, refusal, 'target state');
     });
   }
   const cycle = findDependencyCycle(services);

@@ -3,16 +3,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { containersOf, converge, docker, execIn, freshAppId, image, registry, service, startAgent, target, waitFor } from './harness.js';
+import { containersOf, converge, docker, execIn, freshAppId, image, pullTestImage, service, startAgent, target, waitFor } from './harness.js';
 
 /** The CLI builds `local_image_<service>:latest` on the device's engine; here they are tags of the test image. */
 async function localImage(name: string): Promise<string> {
   const ref = `local_image_${name}:latest`;
   const source = image('v1');
-  if (!(await docker.getImage(source).inspect().catch(() => undefined))) {
-    const stream = await docker.pull(source, { authconfig: { username: registry.username, password: registry.password, serveraddress: registry.url } });
-    await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined))));
-  }
+  await pullTestImage(source);
   await docker.getImage(source).tag({ repo: `local_image_${name}`, tag: 'latest' });
   return ref;
 }

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { openServer, type Server } from '../../src/server/server.js';
-import { containersOf, docker, registry, removeApps, startAgent, waitFor } from './harness.js';
+import { containersOf, docker, image, pullTestImage, registry, removeApps, startAgent, waitFor, type TestAgent } from './harness.js';
 
 interface ControlPlane {
   server: Server;
@@ -49,32 +49,41 @@ async function controlPlane(t: TestContext): Promise<ControlPlane & { stop(): Pr
   return { get server() { return server; }, url, dataDir, call, stop, restart };
 }
 
+/** A registry, a project and a provisioning key on the control plane; a new device's agent provisioned with it. */
+async function provisionedDevice(t: TestContext, cp: ControlPlane, name: string, config: Record<string, unknown> = {}): Promise<TestAgent & { appId: number; dataDir: string; deviceId: () => Promise<string> }> {
+  const { call } = cp;
+  const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
+  assert.equal(reg.status, 201);
+  const project = await call('POST', '/docker/projects/', { name, default_registry: reg.body.id });
+  const key = await call('POST', '/provisioning-keys/', { name, project: project.body.id });
+  assert.equal(key.status, 201);
+  // A new device: config.json with the endpoint and the provisioning key, as a balena image has.
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
+  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, deviceType: 'generic-amd64', ...config }));
+  const appId = project.body.id as number;
+  // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
+  await removeApps([appId]);
+  t.after(() => removeApps([appId]));
+  const started = await startAgent(t, [], { dataDir });
+  const deviceId = async () =>
+    (await waitFor('registration', async () => {
+      const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
+      return c.deviceApiKey ? c : undefined;
+    })).deviceId!;
+  return { ...started, appId, dataDir, deviceId };
+}
+
 const [repository, tag] = ((ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)])(`${process.env.BOSUN_TEST_IMAGE ?? ''}:v1`);
 /** the test image's repository without the registry host: the release names the registry */
 const imageName = repository!.slice(repository!.indexOf('/') + 1);
 
 test('a release reaches a provisioned device, runs, and is recorded as deployed; a bad one fails and the previous keeps running', async (t) => {
-  const { url, call } = await controlPlane(t);
-  const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
-  assert.equal(reg.status, 201);
-  const project = await call('POST', '/docker/projects/', { name: 'e2e', default_registry: reg.body.id });
-  const key = await call('POST', '/provisioning-keys/', { name: 'e2e', project: project.body.id });
-  assert.equal(key.status, 201);
-
-  // A new device: config.json with the endpoint and the provisioning key, as a balena image has.
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
-  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: url, apiKey: key.body.key, deviceType: 'generic-amd64' }));
-  const appId = project.body.id as number;
-  // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
-  await removeApps([appId]);
-  t.after(() => removeApps([appId]));
-  const { agent, logs } = await startAgent(t, [], { dataDir });
-  const config = await waitFor('registration', async () => {
-    const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
-    return c.deviceApiKey ? c : undefined;
-  });
+  const cp = await controlPlane(t);
+  const { call } = cp;
+  const { agent, logs, appId, dataDir, deviceId: registered } = await provisionedDevice(t, cp, 'e2e');
+  const deviceId = await registered();
+  const config = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { apiKey?: string };
   assert.equal(config.apiKey, undefined, 'the provisioning key is dropped once the device has its own');
-  const deviceId = config.deviceId!;
   assert.deepEqual((await call('GET', `/docker/projects/${appId}/`)).body.devices, [deviceId]);
 
   // Release 1: runs on the device; the deployment is recorded.
@@ -134,16 +143,7 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
 test('offline: the device keeps running its release while the server is down, and reconnects when it is back', async (t) => {
   const cp = await controlPlane(t);
   const { call } = cp;
-  const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
-  const project = await call('POST', '/docker/projects/', { name: 'offline', default_registry: reg.body.id });
-  const key = await call('POST', '/provisioning-keys/', { name: 'offline', project: project.body.id });
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
-  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, appUpdatePollInterval: 5000 }));
-  const appId = project.body.id as number;
-  // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
-  await removeApps([appId]);
-  t.after(() => removeApps([appId]));
-  const { agent, logs } = await startAgent(t, [], { dataDir });
+  const { agent, logs, appId, dataDir } = await provisionedDevice(t, cp, 'offline', { appUpdatePollInterval: 5000 });
   const release = (version: string, env: string) =>
     call('POST', `/docker/projects/${appId}/releases/`, { version, containers: [{ name: 'main', image: imageName, tag, required_tags: [], startup_parameters: { environment: [env], restart_policy: 'always' }, purge_data: false }] });
   const r1 = await release('1', 'V=1');
@@ -166,4 +166,77 @@ test('offline: the device keeps running its release while the server is down, an
   const r2 = await release('2', 'V=2');
   await waitFor('release 2 after reconnecting', async () => (await containersOf(appId)).some((c) => c.state === 'running' && c.releaseId === r2.body.id), 120_000);
   await waitFor('release 2 recorded', async () => (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/`)).body.successful_deployments?.length === 1, 30_000);
+});
+
+test('remove_containers: stopped before the release, removed when it runs, started again when it fails; purge_data empties the data first', async (t) => {
+  const cp = await controlPlane(t);
+  const { call } = cp;
+  // The device's "initial containers" (a factory app the agent does not manage).
+  await pullTestImage(image('v1'));
+  const initial = async (name: string) => {
+    await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+    const c = await docker.createContainer({ name, Image: image('v1') });
+    await c.start();
+    t.after(() => c.remove({ force: true }).catch(() => undefined));
+    return c;
+  };
+  const factory = await initial(`bosun-factory-${process.pid}`);
+  const spare = await initial(`bosun-spare-${process.pid}`);
+  const dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-purge-'));
+  t.after(() => fs.rm(dataRoot, { recursive: true, force: true }));
+  await fs.mkdir(path.join(dataRoot, 'data', 'cache'), { recursive: true });
+  await fs.writeFile(path.join(dataRoot, 'data', 'cache', 'old.db'), 'from the factory app');
+  await fs.writeFile(path.join(dataRoot, 'keep.txt'), 'outside the bind');
+
+  const { agent, logs, appId, deviceId: registered } = await provisionedDevice(t, cp, 'initial');
+  const deviceId = await registered();
+
+  // Release 1 replaces the factory container and starts on purged data.
+  const r1 = await call('POST', `/docker/projects/${appId}/releases/`, {
+    version: '1',
+    remove_containers: [`bosun-factory-${process.pid}`],
+    containers: [{
+      name: 'app', image: imageName, tag,
+      startup_parameters: { binds: [`${dataRoot}/data:/data`], command: ['sh', '-c', "trap 'exit 0' TERM; ls -A /data > /tmp/seen; mv /tmp/seen /data/seen-at-start; while true; do sleep 1; done"] },
+      purge_data: true,
+    }],
+  });
+  assert.equal(r1.status, 201, JSON.stringify(r1.body));
+  await waitFor('release 1 deployed', async () => (await call('GET', `/docker/projects/${appId}/releases/${r1.body.id}/`)).body.successful_deployments?.includes(deviceId), 90_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.slice(-30).join('\n')}`);
+  });
+  assert.equal(await factory.inspect().then(() => 'exists', () => 'gone'), 'gone', 'the factory container is removed once the release runs');
+  assert.equal(await fs.readFile(path.join(dataRoot, 'data', 'seen-at-start'), 'utf8'), '', 'the app started on an empty data folder');
+  assert.equal(await fs.readFile(path.join(dataRoot, 'keep.txt'), 'utf8'), 'outside the bind');
+  const stoppedAt = logs.findIndex((l) => l.includes('Stopping container bosun-factory'));
+  const installedAt = logs.findIndex((l) => l.includes('Installing service app'));
+  assert.ok(stoppedAt >= 0 && stoppedAt < installedAt, 'the factory container is stopped before the release is installed');
+  assert.equal((await spare.inspect()).State.Running, true, 'containers not named are left alone');
+
+  // Release 2 names the spare container and has a container that cannot start: the spare comes back.
+  const spareBefore = (await spare.inspect()).State.StartedAt;
+  const r2 = await call('POST', `/docker/projects/${appId}/releases/`, {
+    version: '2',
+    remove_containers: [`bosun-spare-${process.pid}`],
+    containers: [
+      { name: 'app', image: imageName, tag, startup_parameters: { binds: [`${dataRoot}/data:/data`] } },
+      { name: 'broken', image: imageName, tag, startup_parameters: { devices: ['/dev/bosun-no-such-device'] } },
+    ],
+  });
+  assert.equal(r2.status, 201, JSON.stringify(r2.body));
+  const failed = await waitFor('release 2 failed', async () => {
+    const deployments = (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/deployments/`)).body as { device: string; state: string; error: string | null }[];
+    return deployments.find((d) => d.device === deviceId && d.state === 'failed');
+  }, 90_000);
+  assert.match(failed.error ?? '', /broken/);
+  const restarted = await waitFor('the spare container to run again', async () => {
+    const s = (await spare.inspect()).State;
+    return s.Running && s.StartedAt !== spareBefore ? s : undefined;
+  }, 30_000);
+  assert.ok(restarted.Running);
+  assert.ok(logs.some((l) => l.includes(`Stopping container bosun-spare-${process.pid}`)), 'it was stopped for the deployment');
+  // not stopped again while the agent keeps retrying the broken container
+  await waitFor('a retry of the broken container', async () => logs.filter((l) => /Failed to (create|start) service broken/.test(l)).length >= 2, 30_000);
+  assert.equal((await spare.inspect()).State.StartedAt, restarted.StartedAt);
+  assert.equal(agent.localMode(), false);
 });

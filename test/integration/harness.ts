@@ -209,6 +209,13 @@ function demux(buf: Buffer): string {
   return out;
 }
 
+/** Puts a test image on the engine (for containers tests create themselves, outside any agent). */
+export async function pullTestImage(ref: string): Promise<void> {
+  if (await imagePresent(ref)) return;
+  const stream = await docker.pull(ref, { authconfig: { username: registry.username, password: registry.password, serveraddress: registry.url } });
+  await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined))));
+}
+
 /** Drops the engine's copy of a test image so the agent has to pull it. */
 export const forgetImage = (ref: string) => docker.getImage(ref).remove({ force: true }).then(() => undefined, () => undefined);
 export const imagePresent = (ref: string) => docker.getImage(ref).inspect().then(() => true, () => false);

@@ -143,8 +143,10 @@ for (const backend of backends()) {
           restart: 'always',
           privileged: true,
           registry: `registry-${registry}`,
+          purge_data: true,
         },
       });
+      assert.deepEqual(app.release.remove_containers, ['curveball-old']);
       assert.deepEqual(stored.target.registries, {
         [`registry-${registry}`]: { url: 'https://registry.example.com:5000', username: 'bob', password: 'pw-used' },
       });
@@ -269,6 +271,8 @@ for (const backend of backends()) {
         ['a network of a container not in the release', { version: '1', containers: [{ ...ok, startup_parameters: { network_mode: 'container:vpn' } }] }, '/containers/0/startup_parameters/network_mode'],
         ['a non-boolean privileged', { version: '1', containers: [{ ...ok, startup_parameters: { privileged: 'yes' } }] }, '/containers/0/startup_parameters/privileged'],
         ['duplicate devices', { version: '1', devices: ['dev-a', 'dev-a'], containers: [] }, '/devices'],
+        ['purge_data of a system folder', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/etc:/host-etc'] } }] }, '/containers/0/purge_data'],
+        ['a bad remove_containers name', { version: '1', containers: [], remove_containers: ['no spaces'] }, '/remove_containers/0'],
       ];
       for (const [what, body, field] of cases) {
         const res = await call('POST', `${releases}/`, body);

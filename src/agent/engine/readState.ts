@@ -3,7 +3,7 @@
 import type Docker from 'dockerode';
 import { withDeadline } from './deadline.js';
 import { LABEL, SUPERVISED_FILTER, ownedBy } from './labels.js';
-import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume } from '../reconciler/types.js';
+import type { ContainerState, CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume, ForeignContainer } from '../reconciler/types.js';
 
 export async function readCurrentState(docker: Docker, scope: string | undefined): Promise<CurrentState> {
   const [containers, images, networks, volumes] = await withDeadline((d) =>
@@ -15,11 +15,16 @@ export async function readCurrentState(docker: Docker, scope: string | undefined
     ]),
   );
   const owned: CurrentContainer[] = [];
+  const others: ForeignContainer[] = [];
   const imageIdsInUse = new Set<string>();
   for (const c of containers) {
     imageIdsInUse.add(c.ImageID);
     const labels = c.Labels ?? {};
-    if (labels[LABEL.supervised] !== 'true' || !labels[LABEL.appId] || !labels[LABEL.serviceName]) continue;
+    const supervised = labels[LABEL.supervised] === 'true' && labels[LABEL.appId] && labels[LABEL.serviceName];
+    if (!supervised) {
+      others.push({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State as ContainerState });
+      continue;
+    }
     if (!ownedBy(labels, scope)) continue;
     owned.push({
       id: c.Id,
@@ -40,6 +45,7 @@ export async function readCurrentState(docker: Docker, scope: string | undefined
   }
   return {
     containers: owned,
+    others,
     images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
     networks: networks
       .filter((n) => n.Labels?.[LABEL.appId] && ownedBy(n.Labels, scope))

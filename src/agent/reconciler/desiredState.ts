@@ -29,6 +29,8 @@ export interface DesiredApp {
   services: Map<string, ServiceSpec>;
   networks: NetworkSpec[];
   volumes: VolumeSpec[];
+  /** engine names of containers the agent does not manage, replaced by this release */
+  removeContainers: string[];
 }
 
 export interface DesiredState {
@@ -52,6 +54,7 @@ export function buildDesiredState(target: TargetState, ctx: SpecContext): Desire
       releaseId: app.release.id,
       commit: app.release.commit,
       services,
+      removeContainers: app.release.remove_containers ?? [],
       networks: Object.entries(networks).map(([name, config]) => ({
         appId,
         name,

@@ -1,6 +1,9 @@
 // Runs planned steps against the engine. Each step is small and idempotent enough that a crash
 // between two of them leaves a state the next plan repairs. Pulls run in the background.
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type Docker from 'dockerode';
+import { purgeRefusal } from '../../shared/dataPurge.js';
 import { UpdatesLockedError } from '../../shared/errors.js';
 import { containerName, createOptions } from '../engine/containerOptions.js';
 import { engineErrorMessage, withDeadline } from '../engine/deadline.js';
@@ -41,6 +44,8 @@ export class Executor {
   private readonly stepBackoff = new Map<string, { retryAt: number; attempts: number }>();
   /** `appId/service` → step in progress, for the current-state status */
   readonly phases = new Map<string, Phase>();
+  /** app → release of which a container failed to be created or started; cleared when a release is applied */
+  readonly failedReleases = new Map<number, number>();
 
   constructor(private readonly d: ExecutorDeps) {}
 
@@ -163,7 +168,32 @@ export class Executor {
         await ignoreStatus(withDeadline((d) => docker.getImage(step.ref).remove({ ...d })), STATUS_NOT_FOUND);
         await store.untrackImage(step.ref);
         return;
+      case 'stopInitial': {
+        const { container: c } = step;
+        const record = store.initialContainers().get(step.appId);
+        const names = record?.phase === 'stopped' ? record.names : [];
+        // Recorded first: after a crash the agent still knows to restart or remove it.
+        await store.setInitialContainers(step.appId, { releaseId: step.releaseId, phase: 'stopped', names: [...new Set([...names, c.name])] });
+        log.info(`Stopping container ${c.name} before release ${step.releaseId} starts (remove_containers)`);
+        await ignoreStatus(withDeadline((d) => docker.getContainer(c.id).stop({ t: 10, ...d }), stopDeadline(10)), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+        return;
+      }
+      case 'restoreInitial':
+        for (const c of step.containers) {
+          log.warn(`Release ${step.releaseId} failed: starting container ${c.name} again (remove_containers)`);
+          await ignoreStatus(withDeadline((d) => docker.getContainer(c.id).start({ ...d })), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+        }
+        if (step.forget) await store.forgetInitialContainers(step.appId);
+        else await store.setInitialContainers(step.appId, { releaseId: step.releaseId, phase: 'restored', names: step.containers.map((c) => c.name) });
+        return;
+      case 'removeInitial':
+        log.info(`Removing container ${step.container.name}: the release that replaces it runs (remove_containers)`);
+        await ignoreStatus(withDeadline((d) => docker.getContainer(step.container.id).remove({ force: true, ...d })), STATUS_NOT_FOUND);
+        return;
+      case 'purgeData':
+        return this.purgeData(step);
       case 'markApplied':
+        this.failedReleases.delete(step.appId);
         await store.markApplied(step.appId, step.releaseId === null ? null : { releaseId: step.releaseId, commit: step.commit! });
         if (step.releaseId !== null) log.info(`App ${step.appId} runs release ${step.releaseId} (${step.commit})`);
         return;
@@ -188,6 +218,24 @@ export class Executor {
         log.error(`Failed to download image ${step.image} for ${step.serviceName}: ${err.message}; retrying in ${retry} s`);
       },
     );
+  }
+
+  /** Empties (never deletes) the service's volumes and host folders, so that other users of them keep working. */
+  private async purgeData(step: Extract<Step, { action: 'purgeData' }>): Promise<void> {
+    const { docker, log, store } = this.d;
+    const folders = [...step.folders];
+    for (const name of step.volumes) {
+      const volume = await withDeadline((d) => docker.getVolume(name).inspect({ ...d }));
+      if (volume.Driver !== 'local' || !volume.Mountpoint) throw new Error(`volume ${name} (driver ${volume.Driver}) cannot be purged: its data is not on this host`);
+      folders.push(volume.Mountpoint);
+    }
+    for (const folder of folders) {
+      const refusal = step.folders.includes(folder) ? purgeRefusal(folder) : undefined;
+      if (refusal) throw new Error(refusal);
+      log.info(`Purging data of ${step.serviceName} in ${folder} (purge_data, release ${step.releaseId})`);
+      await emptyFolder(folder);
+    }
+    await store.markPurged(step.appId, step.serviceName, step.releaseId);
   }
 
   private async create(step: Extract<Step, { action: 'create' }>, current: CurrentState): Promise<void> {
@@ -275,6 +323,7 @@ export class Executor {
     if (step.action === 'create' || step.action === 'start') {
       this.serviceBackoff.set(key, this.stepBackoff.get(stepKey(step))!);
     }
+    if (step.action === 'create') this.failedReleases.set(step.service.appId, step.service.releaseId);
     this.serviceErrors.set(key, `${step.action} failed: ${err.message}`);
     log.error(`Failed to ${step.action} service ${service.serviceName}: ${err.message}; retrying in ${Math.ceil(delay / 1000)} s`);
   }
@@ -307,6 +356,11 @@ function stepKey(step: Step): string {
     case 'stop':
     case 'kill':
       return `${step.action} ${step.containerId}`;
+    case 'stopInitial':
+    case 'removeInitial':
+      return `${step.action} ${step.container.id}`;
+    case 'purgeData':
+      return `purgeData ${step.appId}/${step.serviceName}`;
     default:
       return `${step.action} ${'appId' in step ? step.appId : ''}`;
   }
@@ -317,6 +371,18 @@ function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key:
   const delay = Math.min(base * 2 ** (attempts - 1), max);
   map.set(key, { retryAt: Date.now() + delay, attempts });
   return delay;
+}
+
+/** Removes what a folder holds; a folder that does not exist holds nothing. */
+async function emptyFolder(folder: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(folder);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await Promise.all(entries.map((e) => rm(path.join(folder, e), { recursive: true, force: true })));
 }
 
 async function ignoreStatus(p: Promise<unknown>, ...codes: number[]): Promise<void> {

@@ -3,7 +3,7 @@
 import { findImage } from '../engine/imageRef.js';
 import type { DesiredApp, DesiredState } from './desiredState.js';
 import { describeConfigChange, redactConfig, type ContainerConfig, type ServiceSpec } from './serviceSpec.js';
-import type { CurrentContainer, CurrentState, PlanContext, Step } from './types.js';
+import { purgeKey, type CurrentContainer, type CurrentState, type ForeignContainer, type PlanContext, type Step } from './types.js';
 
 const LIVE = new Set(['running', 'restarting', 'paused']);
 
@@ -15,6 +15,7 @@ export function plan(current: CurrentState, desired: DesiredState, ctx: PlanCont
     // A removed app with nothing left on the engine still has its lock to release and record to clear.
     ...ctx.locksHeld,
     ...ctx.appliedReleases.keys(),
+    ...ctx.initialContainers.keys(),
   ]);
   const steps: Step[] = [];
   for (const appId of [...appIds].sort((a, b) => a - b)) {
@@ -49,6 +50,10 @@ class AppPlanner {
   private readonly containers: CurrentContainer[];
   /** engine names of the app's networks planned for removal (or recreation) */
   private readonly removingNetworks = new Set<string>();
+  /** the release's `remove_containers` found on the engine, while the release is not applied yet */
+  private initial: ForeignContainer[] = [];
+  /** initial containers still run: nothing of the release starts until they are stopped */
+  private initialRunning = false;
 
   constructor(
     private readonly appId: number,
@@ -63,6 +68,7 @@ class AppPlanner {
 
   plan(): Step[] {
     this.planVolumesAndNetworks();
+    this.planInitialContainers();
     const names = new Set([...(this.app?.services.keys() ?? []), ...this.containers.map((c) => c.serviceName)]);
     for (const name of [...names].sort()) this.planService(name, this.app?.services.get(name));
     this.gateDestructiveSteps();
@@ -95,6 +101,46 @@ class AppPlanner {
     }
   }
 
+  /**
+   * AutoPi's `remove_containers` ("initial containers", e.g. a factory app): stopped once the
+   * release's images are all present, removed when it is applied, started again when one of its
+   * containers fails to be created or started. They are not stopped again for the same release.
+   */
+  private planInitialContainers(): void {
+    const record = this.ctx.initialContainers.get(this.appId);
+    const app = this.app;
+    if (!app) {
+      // The deployment was abandoned with the app: what was stopped for it runs again.
+      if (!record) return;
+      const stopped = record.phase === 'stopped' ? this.current.others.filter((c) => record.names.includes(c.name)) : [];
+      this.steps.push({ action: 'restoreInitial', appId: this.appId, releaseId: record.releaseId, containers: stopped, forget: true });
+      return;
+    }
+    if (this.ctx.appliedReleases.get(this.appId) === app.releaseId) return;
+    const names = new Set([...app.removeContainers, ...(record?.phase === 'stopped' ? record.names : [])]);
+    this.initial = this.current.others.filter((c) => names.has(c.name));
+    if (!this.initial.length || (record?.phase === 'restored' && record.releaseId === app.releaseId)) return;
+    if (record?.phase === 'stopped' && this.ctx.failedReleases.get(this.appId) === app.releaseId) {
+      const stopped = this.initial.filter((c) => record.names.includes(c.name));
+      this.steps.push({ action: 'restoreInitial', appId: this.appId, releaseId: app.releaseId, containers: stopped });
+      this.initialRunning = true;
+      return;
+    }
+    const live = this.initial.filter((c) => LIVE.has(c.state));
+    if (!live.length) return;
+    this.initialRunning = true;
+    if (this.missingAppImages().length) return;
+    for (const container of live) this.destructive.push({ action: 'stopInitial', appId: this.appId, releaseId: app.releaseId, container });
+  }
+
+  /** True (after planning a wait) while initial containers hold back the release's containers. */
+  private waitingForInitial(serviceName: string): boolean {
+    if (!this.initialRunning) return false;
+    const names = this.initial.filter((c) => LIVE.has(c.state)).map((c) => c.name);
+    this.noop(serviceName, `${serviceName} waits for ${names.join(', ') || 'the initial containers'} to stop (remove_containers)`);
+    return true;
+  }
+
   /** A network goes once no container of the app uses it; those that do are killed first. */
   private removeNetwork(name: string, reason: string): void {
     this.removingNetworks.add(name);
@@ -123,8 +169,12 @@ class AppPlanner {
     }
     const imageId = findImage(this.current.images, spec.config.image)?.id;
     const netns = this.networkProvider(spec);
+    // purge_data: every release starts on purged data, so in a new one, with a new container.
     const isCurrent = (c: CurrentContainer) =>
-      c.configHash === spec.hash && (!imageId || c.imageId === imageId) && (netns === undefined || c.networkMode === netns);
+      c.configHash === spec.hash &&
+      (!imageId || c.imageId === imageId) &&
+      (netns === undefined || c.networkMode === netns) &&
+      (!spec.purgeData || c.releaseId === spec.releaseId);
     const [match, ...duplicates] = live.filter(isCurrent);
     const stale = [...live.filter((c) => !isCurrent(c)), ...duplicates];
     if (match) this.planExisting(spec, match, stale);
@@ -179,6 +229,10 @@ class AppPlanner {
     }
     if (!this.fetchImages(spec)) return;
     if (!this.resourcesReady(spec)) return;
+    if (spec.purgeData && !this.ctx.purgedData.has(purgeKey(this.appId, spec.serviceName, spec.releaseId))) {
+      this.planPurge(spec, stale);
+      return;
+    }
     if (stale.length === 0) {
       this.create(spec, false);
       return;
@@ -195,7 +249,32 @@ class AppPlanner {
     for (const c of stale) this.kill(c, reason);
   }
 
+  /** purge_data: the old containers go (once the release's images are here), then the data, then the new one starts. */
+  private planPurge(spec: ServiceSpec, stale: CurrentContainer[]): void {
+    if (this.waitingForInitial(spec.serviceName)) return;
+    const waiting = this.missingAppImages();
+    if (waiting.length) {
+      this.noop(spec.serviceName, `waiting for the release's images before replacing ${spec.serviceName}: ${waiting.join(', ')}`);
+      return;
+    }
+    if (stale.length) {
+      for (const c of stale) this.kill(c, `its data is purged before release ${spec.releaseId} starts (purge_data)`);
+      return;
+    }
+    const writable = (mount: string) => !mount.endsWith(':ro');
+    const isLockDir = (bind: string) => /:\/tmp\/(balena|resin)$/.test(bind);
+    this.steps.push({
+      action: 'purgeData',
+      appId: this.appId,
+      serviceName: spec.serviceName,
+      releaseId: spec.releaseId,
+      volumes: spec.config.volumes.filter(writable).map((v) => v.split(':')[0]!),
+      folders: spec.config.binds.filter((b) => writable(b) && !isLockDir(b)).map((b) => b.split(':')[0]!),
+    });
+  }
+
   private create(spec: ServiceSpec, handover: boolean): void {
+    if (this.waitingForInitial(spec.serviceName)) return;
     if (this.backedOff(spec)) return;
     const start = spec.running && this.dependenciesMet(spec);
     if (spec.config.networkMode.startsWith('service:') && !this.dependenciesMet(spec)) {
@@ -206,6 +285,7 @@ class AppPlanner {
   }
 
   private startWhenReady(spec: ServiceSpec, step: () => Step): void {
+    if (this.waitingForInitial(spec.serviceName)) return;
     if (this.backedOff(spec)) return;
     const waitingFor = this.unmetDependencies(spec);
     if (waitingFor.length) this.noop(spec.serviceName, `${spec.serviceName} waits for ${waitingFor.join(', ')} to run`);
@@ -315,6 +395,11 @@ class AppPlanner {
     if (this.steps.length > 0) return;
     const recorded = this.ctx.appliedReleases.get(this.appId);
     if (this.app && recorded !== this.app.releaseId) {
+      // The release runs: the containers it replaces go before it counts as applied.
+      if (this.initial.length) {
+        for (const container of this.initial) this.steps.push({ action: 'removeInitial', appId: this.appId, container });
+        return;
+      }
       this.steps.push({ action: 'markApplied', appId: this.appId, releaseId: this.app.releaseId, commit: this.app.commit });
     } else if (!this.app && recorded !== undefined) {
       this.steps.push({ action: 'markApplied', appId: this.appId, releaseId: null, commit: null });
@@ -325,6 +410,7 @@ class AppPlanner {
     if (old.configHash === spec.hash && imageId && old.imageId !== imageId) {
       return `image content of ${spec.config.image} changed`;
     }
+    if (old.configHash === spec.hash && spec.purgeData && old.releaseId !== spec.releaseId) return `release ${spec.releaseId} starts on purged data`;
     if (old.configHash === spec.hash) return `${spec.config.networkMode.slice('service:'.length)}, whose network it shares, was replaced`;
     let previous: ContainerConfig | undefined;
     try {

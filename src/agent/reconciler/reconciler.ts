@@ -167,6 +167,9 @@ export class Reconciler {
       stoppedByAgent: store.stoppedContainers(),
       trackedImages: store.trackedImages(),
       appliedReleases: new Map([...store.appliedReleases()].map(([app, r]) => [app, r.releaseId])),
+      initialContainers: store.initialContainers(),
+      failedReleases: executor.failedReleases,
+      purgedData: store.purgedData(),
     };
   }
 

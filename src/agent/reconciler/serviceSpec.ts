@@ -78,6 +78,8 @@ export interface ServiceSpec {
   dependsOn: string[];
   /** image plus its required tags: all must be present before the service is (re)created */
   images: string[];
+  /** purge_data: the service's volumes and writable host-folder binds are emptied once per release */
+  purgeData: boolean;
   registry?: RegistryCredentials;
 }
 
@@ -166,6 +168,7 @@ export function buildServiceSpec(
     handoverTimeoutMs: svc.handover_timeout ?? (timeoutLabel >= 0 ? timeoutLabel : DEFAULT_HANDOVER_TIMEOUT_MS),
     dependsOn: dependenciesOf(svc),
     images: [image, ...(svc.required_tags ?? []).map((t) => withTag(image, t))],
+    purgeData: svc.purge_data ?? false,
     ...(registry ? { registry } : {}),
   };
 }

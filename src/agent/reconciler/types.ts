@@ -40,8 +40,27 @@ export interface CurrentVolume {
   appId: number;
 }
 
+/** A container the agent does not own; only those a release's `remove_containers` names matter. */
+export interface ForeignContainer {
+  id: string;
+  name: string;
+  state: ContainerState;
+}
+
+/**
+ * An app's `remove_containers` the agent stopped for a deployment (`stopped`) or started again
+ * after the deployment failed (`restored`). Kept until a release is applied.
+ */
+export interface InitialContainers {
+  releaseId: number;
+  phase: 'stopped' | 'restored';
+  names: string[];
+}
+
 export interface CurrentState {
   containers: CurrentContainer[];
+  /** containers the agent does not own */
+  others: ForeignContainer[];
   images: EngineImage[];
   networks: CurrentNetwork[];
   volumes: CurrentVolume[];
@@ -70,7 +89,15 @@ export interface PlanContext {
   trackedImages: ReadonlySet<string>;
   /** app → release recorded as applied */
   appliedReleases: ReadonlyMap<number, number>;
+  /** app → its initial containers' record */
+  initialContainers: ReadonlyMap<number, InitialContainers>;
+  /** app → release of which a container failed to be created or started (since the last applied release) */
+  failedReleases: ReadonlyMap<number, number>;
+  /** `appId/service@releaseId` whose data was purged (purge_data) */
+  purgedData: ReadonlySet<string>;
 }
+
+export const purgeKey = (appId: number, serviceName: string, releaseId: number) => `${appId}/${serviceName}@${releaseId}`;
 
 export type Step =
   | { action: 'fetch'; appId: number; serviceName: string; image: string; registry?: RegistryCredentials }
@@ -93,5 +120,9 @@ export type Step =
       removeImage?: string;
     }
   | { action: 'removeImage'; ref: string; imageId: string }
+  | { action: 'stopInitial'; appId: number; releaseId: number; container: ForeignContainer }
+  | { action: 'restoreInitial'; appId: number; releaseId: number; containers: ForeignContainer[]; forget?: boolean }
+  | { action: 'removeInitial'; appId: number; container: ForeignContainer }
+  | { action: 'purgeData'; appId: number; serviceName: string; releaseId: number; volumes: string[]; folders: string[] }
   | { action: 'markApplied'; appId: number; releaseId: number | null; commit: string | null }
   | { action: 'noop'; appId?: number; serviceName?: string; reason: string };

@@ -1,5 +1,6 @@
 // Typed access to what the agent persists. Every write is one transaction.
 import type { TargetState } from '../../shared/targetState.js';
+import { purgeKey, type InitialContainers } from '../reconciler/types.js';
 import type { AgentDb } from './database.js';
 
 /** The event log is a ring: it never holds more than this many rows. */
@@ -17,19 +18,27 @@ export class AgentStore {
     private readonly applied: Map<number, AppliedRelease>,
     private readonly tracked: Set<string>,
     private readonly stopped: Set<string>,
+    private readonly initial: Map<number, InitialContainers>,
+    /** `appId/service` → its purgeKey; `purgedKeys` mirrors the values for the planner */
+    private readonly purged: Map<string, string>,
+    private readonly purgedKeys = new Set(purged.values()),
   ) {}
 
   static async open(db: AgentDb): Promise<AgentStore> {
-    const [applied, tracked, stopped] = await Promise.all([
+    const [applied, tracked, stopped, initial, purged] = await Promise.all([
       db.selectFrom('applied_release').selectAll().execute(),
       db.selectFrom('tracked_image').select('ref').execute(),
       db.selectFrom('stopped_container').select('container_id').execute(),
+      db.selectFrom('initial_containers').selectAll().execute(),
+      db.selectFrom('purged_data').selectAll().execute(),
     ]);
     return new AgentStore(
       db,
       new Map(applied.map((r) => [r.app_id, { releaseId: r.release_id, commit: r.commit }])),
       new Set(tracked.map((r) => r.ref)),
       new Set(stopped.map((r) => r.container_id)),
+      new Map(initial.map((r) => [r.app_id, { releaseId: r.release_id, phase: r.phase as InitialContainers['phase'], names: JSON.parse(r.names) as string[] }])),
+      new Map(purged.map((r) => [`${r.app_id}/${r.service_name}`, purgeKey(r.app_id, r.service_name, r.release_id)])),
     );
   }
 
@@ -51,19 +60,71 @@ export class AgentStore {
     return this.applied;
   }
 
+  /** Also ends the deployment's bookkeeping: its initial containers (and, for a removed app, purges). */
   async markApplied(appId: number, release: AppliedRelease | null): Promise<void> {
-    if (!release) {
-      await this.db.deleteFrom('applied_release').where('app_id', '=', appId).execute();
-      this.applied.delete(appId);
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('initial_containers').where('app_id', '=', appId).execute();
+      if (!release) {
+        await tx.deleteFrom('applied_release').where('app_id', '=', appId).execute();
+        await tx.deleteFrom('purged_data').where('app_id', '=', appId).execute();
+        return;
+      }
+      const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: new Date().toISOString() };
+      await tx
+        .insertInto('applied_release')
+        .values(row)
+        .onConflict((oc) => oc.column('app_id').doUpdateSet({ release_id: row.release_id, commit: row.commit, applied_at: row.applied_at }))
+        .execute();
+    });
+    this.initial.delete(appId);
+    if (release) {
+      this.applied.set(appId, release);
       return;
     }
-    const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: new Date().toISOString() };
+    this.applied.delete(appId);
+    for (const [key, done] of this.purged) {
+      if (!key.startsWith(`${appId}/`)) continue;
+      this.purged.delete(key);
+      this.purgedKeys.delete(done);
+    }
+  }
+
+  initialContainers(): ReadonlyMap<number, InitialContainers> {
+    return this.initial;
+  }
+
+  async setInitialContainers(appId: number, record: InitialContainers): Promise<void> {
+    const row = { release_id: record.releaseId, phase: record.phase, names: JSON.stringify(record.names) };
     await this.db
-      .insertInto('applied_release')
-      .values(row)
-      .onConflict((oc) => oc.column('app_id').doUpdateSet({ release_id: row.release_id, commit: row.commit, applied_at: row.applied_at }))
+      .insertInto('initial_containers')
+      .values({ app_id: appId, ...row })
+      .onConflict((oc) => oc.column('app_id').doUpdateSet(row))
       .execute();
-    this.applied.set(appId, release);
+    this.initial.set(appId, record);
+  }
+
+  async forgetInitialContainers(appId: number): Promise<void> {
+    await this.db.deleteFrom('initial_containers').where('app_id', '=', appId).execute();
+    this.initial.delete(appId);
+  }
+
+  /** purgeKeys of the purges done (the latest release per service). */
+  purgedData(): ReadonlySet<string> {
+    return this.purgedKeys;
+  }
+
+  async markPurged(appId: number, serviceName: string, releaseId: number): Promise<void> {
+    const row = { app_id: appId, service_name: serviceName, release_id: releaseId };
+    await this.db
+      .insertInto('purged_data')
+      .values(row)
+      .onConflict((oc) => oc.columns(['app_id', 'service_name']).doUpdateSet({ release_id: releaseId }))
+      .execute();
+    const key = `${appId}/${serviceName}`;
+    const previous = this.purged.get(key);
+    if (previous) this.purgedKeys.delete(previous);
+    this.purged.set(key, purgeKey(appId, serviceName, releaseId));
+    this.purgedKeys.add(purgeKey(appId, serviceName, releaseId));
   }
 
   trackedImages(): ReadonlySet<string> {

@@ -11,6 +11,8 @@ export interface AgentTables {
   tracked_image: { ref: string; app_id: number; service_name: string; pulled_at: string };
   stopped_container: { container_id: string; stopped_at: string };
   event: { id: Generated<number>; ts: string; level: string; message: string };
+  initial_containers: { app_id: number; release_id: number; phase: string; names: string };
+  purged_data: { app_id: number; service_name: string; release_id: number };
 }
 
 export type AgentDb = Kysely<AgentTables>;

@@ -46,6 +46,25 @@ export const migrations: Record<string, Migration> = {
       await sql`create index event_ts on event (ts)`.execute(db);
     },
   },
+  // AutoPi release semantics: remove_containers and purge_data.
+  '0002_release_tasks': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('initial_containers')
+        .addColumn('app_id', 'integer', (c) => c.primaryKey())
+        .addColumn('release_id', 'integer', (c) => c.notNull())
+        .addColumn('phase', 'text', (c) => c.notNull())
+        .addColumn('names', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('purged_data')
+        .addColumn('app_id', 'integer', (c) => c.notNull())
+        .addColumn('service_name', 'text', (c) => c.notNull())
+        .addColumn('release_id', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('purged_data_pk', ['app_id', 'service_name'])
+        .execute();
+    },
+  },
 };
 
 export const migrationNames: readonly string[] = Object.keys(migrations);

@@ -25,7 +25,7 @@ export const releaseContainerOf = (c: Selectable<ServerTables['release_container
 });
 
 /** What a device's target takes of each release it runs. */
-const releaseColumns = ['release.id', 'release.version_hash', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'] as const;
+const releaseColumns = ['release.id', 'release.version_hash', 'release.remove_containers', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'] as const;
 
 export class DeviceTargets {
   constructor(
@@ -104,7 +104,7 @@ export class DeviceTargets {
       const rows = await this.db.selectFrom('release_container').selectAll().where('release_id', '=', r.id).orderBy('position').execute();
       const containers = rows.map(releaseContainerOf);
       const { app, registries: used } = releaseApp(
-        { id: r.id, version_hash: r.version_hash, project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
+        { id: r.id, version_hash: r.version_hash, remove_containers: JSON.parse(r.remove_containers) as string[], project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
         containers,
         registries,
       );

@@ -102,6 +102,8 @@ export interface RegistryRecord extends RegistryCredentials {
 export interface ReleaseInfo {
   id: number;
   version_hash: string;
+  /** containers the device stops before the deployment: removed on success, restarted on failure */
+  remove_containers?: string[];
   project: { id: number; name: string; default_registry: number | null };
 }
 
@@ -141,6 +143,7 @@ export function releaseApp(
       image: imageReference(c, registry, at),
       ...(c.required_tags.length ? { required_tags: requiredTags(c.required_tags, `${at}/required_tags`) } : {}),
       ...(registry ? { registry: registryKey(registry.id) } : {}),
+      ...(c.purge_data ? { purge_data: true } : {}),
     };
     if (registry) used[registryKey(registry.id)] = { url: registry.url, username: registry.username, password: registry.password };
   });
@@ -148,7 +151,13 @@ export function releaseApp(
     app: {
       name: release.project.name,
       uuid: String(release.project.id),
-      release: { id: release.id, commit: release.version_hash, services, ...(Object.keys(volumes).length ? { volumes } : {}) },
+      release: {
+        id: release.id,
+        commit: release.version_hash,
+        services,
+        ...(Object.keys(volumes).length ? { volumes } : {}),
+        ...(release.remove_containers?.length ? { remove_containers: release.remove_containers } : {}),
+      },
     },
     registries: used,
   };
@@ -164,6 +173,7 @@ const RELEASE_FIELD: Record<string, string> = {
   restart: 'startup_parameters/restart_policy',
   depends_on: 'startup_parameters/network_mode',
   stop_grace_period: 'startup_parameters/stop_timeout',
+  purge_data: 'purge_data',
 };
 
 /**

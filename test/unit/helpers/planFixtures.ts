@@ -106,7 +106,7 @@ export function containersOf(d: DesiredState): CurrentContainer[] {
 
 export function state(parts: Partial<CurrentState> = {}): CurrentState {
   const containers = parts.containers ?? [];
-  return { images: [], networks: [], volumes: [], imageIdsInUse: new Set(containers.map((c) => c.imageId)), ...parts, containers };
+  return { images: [], networks: [], volumes: [], others: [], imageIdsInUse: new Set(containers.map((c) => c.imageId)), ...parts, containers };
 }
 
 /** The engine exactly as `d` wants it; `over` replaces whole parts. */
@@ -126,6 +126,9 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
     stoppedByAgent: new Set(),
     trackedImages: new Set(),
     appliedReleases: new Map(),
+    initialContainers: new Map(),
+    failedReleases: new Map(),
+    purgedData: new Set(),
     ...over,
   };
 }
@@ -148,6 +151,10 @@ export function show(steps: Step[]): string[] {
       case 'kill': return `kill ${s.serviceName} ${s.containerId}`;
       case 'removeImage': return `removeImage ${s.ref}`;
       case 'markApplied': return `markApplied ${s.appId} ${s.releaseId}`;
+      case 'stopInitial': return `stopInitial ${s.container.name}`;
+      case 'restoreInitial': return `restoreInitial ${s.containers.map((c) => c.name).join(',')}`;
+      case 'removeInitial': return `removeInitial ${s.container.name}`;
+      case 'purgeData': return `purgeData ${s.serviceName}`;
       case 'noop': return `noop ${s.serviceName ?? `app ${s.appId}`}`;
     }
   });
@@ -170,8 +177,14 @@ export interface World {
 
 /** What an executor would leave behind after running `steps` successfully. */
 export function apply(world: World, steps: Step[]): World {
-  let { containers, images, networks, volumes } = world.current;
-  const ctx = { ...world.ctx, locksHeld: new Set(world.ctx.locksHeld), appliedReleases: new Map(world.ctx.appliedReleases) };
+  let { containers, images, networks, volumes, others } = world.current;
+  const ctx = {
+    ...world.ctx,
+    locksHeld: new Set(world.ctx.locksHeld),
+    appliedReleases: new Map(world.ctx.appliedReleases),
+    initialContainers: new Map(world.ctx.initialContainers),
+    purgedData: new Set(world.ctx.purgedData),
+  };
   let seq = world.seq;
   for (const s of steps) {
     switch (s.action) {
@@ -198,11 +211,27 @@ export function apply(world: World, steps: Step[]): World {
       case 'markApplied':
         if (s.releaseId === null) ctx.appliedReleases.delete(s.appId);
         else ctx.appliedReleases.set(s.appId, s.releaseId);
+        ctx.initialContainers.delete(s.appId);
         break;
+      case 'stopInitial': {
+        const names = ctx.initialContainers.get(s.appId)?.names ?? [];
+        ctx.initialContainers.set(s.appId, { releaseId: s.releaseId, phase: 'stopped', names: [...names, s.container.name] });
+        others = others.map((c) => (c.id === s.container.id ? { ...c, state: 'exited' } : c));
+        break;
+      }
+      case 'restoreInitial': {
+        const ids = new Set(s.containers.map((c) => c.id));
+        others = others.map((c) => (ids.has(c.id) ? { ...c, state: 'running' } : c));
+        if (s.forget) ctx.initialContainers.delete(s.appId);
+        else ctx.initialContainers.set(s.appId, { releaseId: s.releaseId, phase: 'restored', names: s.containers.map((c) => c.name) });
+        break;
+      }
+      case 'removeInitial': others = others.filter((c) => c.id !== s.container.id); break;
+      case 'purgeData': ctx.purgedData.add(`${s.appId}/${s.serviceName}@${s.releaseId}`); break;
       case 'noop': break;
     }
   }
-  const current = { containers, images, networks, volumes, imageIdsInUse: new Set(containers.map((c) => c.imageId)) };
+  const current = { containers, images, networks, volumes, others, imageIdsInUse: new Set(containers.map((c) => c.imageId)) };
   return { current, ctx, seq };
 }
 
