@@ -171,8 +171,11 @@ export interface TestContainer {
   created: number;
 }
 
+/** This process's engine objects of an app (app ids of separate control planes repeat across test runs). */
+const ofApp = (appId: number) => ({ label: [`io.balena.app-id=${appId}`, `io.bosun.scope=${ENGINE_SCOPE}`] });
+
 export async function containersOf(appId: number): Promise<TestContainer[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`io.balena.app-id=${appId}`] } });
+  const list = await docker.listContainers({ all: true, filters: ofApp(appId) });
   return list
     .map((c) => ({
       id: c.Id,
@@ -222,7 +225,7 @@ export const imagePresent = (ref: string) => docker.getImage(ref).inspect().then
 
 export async function removeApps(appIds: number[]): Promise<void> {
   for (const appId of appIds) {
-    const filters = { label: [`io.balena.app-id=${appId}`] };
+    const filters = ofApp(appId);
     for (const c of await docker.listContainers({ all: true, filters })) {
       await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
