@@ -5,7 +5,7 @@ import { LABEL, scopeLabel } from './labels.js';
 
 /** Unique per (service, config, image content): a hand-over runs two side by side. */
 export function containerName(spec: ServiceSpec, imageId: string): string {
-  return `${spec.serviceName}_${spec.releaseId}_${spec.hash.slice(0, 10)}_${imageId.replace(/^sha256:/, '').slice(0, 10)}`;
+  return `${spec.scope ? `${spec.scope}_` : ''}${spec.serviceName}_${spec.releaseId}_${spec.hash.slice(0, 10)}_${imageId.replace(/^sha256:/, '').slice(0, 10)}`;
 }
 
 /**

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { NetworkTarget, TargetState, VolumeTarget } from '../../shared/targetState.js';
-import { buildServiceSpec, networkName, volumeName, type ServiceSpec, type SpecContext } from './serviceSpec.js';
+import { buildServiceSpec, engineObjectName, type ServiceSpec, type SpecContext } from './serviceSpec.js';
 
 export interface NetworkSpec {
   appId: number;
@@ -58,14 +58,14 @@ export function buildDesiredState(target: TargetState, ctx: SpecContext): Desire
       networks: Object.entries(networks).map(([name, config]) => ({
         appId,
         name,
-        engineName: networkName(appId, name),
+        engineName: engineObjectName(appId, name, ctx.scope),
         config,
         hash: createHash('sha256').update(stringify(config)!).digest('hex'),
       })),
       volumes: Object.entries(app.release.volumes ?? {}).map(([name, config]) => ({
         appId,
         name,
-        engineName: volumeName(appId, name),
+        engineName: engineObjectName(appId, name, ctx.scope),
         config,
       })),
     });

@@ -93,8 +93,11 @@ export interface SpecContext {
   heldStopped?: ReadonlySet<string>;
 }
 
-export const networkName = (appId: number, name: string) => `${appId}_${name}`;
-export const volumeName = (appId: number, name: string) => `${appId}_${name}`;
+/**
+ * Engine names are balena's (`<appId>_<name>`); agents sharing an engine (tests, simulated fleets)
+ * prefix their scope, as two of them may run the same app id.
+ */
+export const engineObjectName = (appId: number, name: string, scope?: string) => `${scope ? `${scope}_` : ''}${appId}_${name}`;
 export const lockDirOf = (lockRoot: string, appId: number, service: string) =>
   path.join(lockRoot, String(appId), service);
 
@@ -130,12 +133,12 @@ export function buildServiceSpec(
       .filter((v) => !v.startsWith('/'))
       .map((v) => {
         const [name, ...rest] = v.split(':');
-        return [volumeName(appId, name!), ...rest].join(':');
+        return [engineObjectName(appId, name!, ctx.scope), ...rest].join(':');
       })
       .sort(),
     ports: (svc.ports ?? []).map(normalisePort).sort(),
     networkMode,
-    networks: networkMode === 'app' ? (svc.networks ?? ['default']).map((n) => networkName(appId, n)) : [],
+    networks: networkMode === 'app' ? (svc.networks ?? ['default']).map((n) => engineObjectName(appId, n, ctx.scope)) : [],
     restart: svc.restart ?? 'always',
     privileged: svc.privileged ?? false,
     capAdd: [...(svc.cap_add ?? [])].sort(),

@@ -1,0 +1,53 @@
+// `npm start` set-up: on a running server, the things a first device needs — the engine script's
+// registry, a project using it, a provisioning key — and the agent's config.json. Idempotent:
+// what exists (by name) is reused; a device that already registered keeps its config.json.
+// Usage: node scripts/quickstart.mjs <server url> <admin token file> <agent config.json>
+import fs from 'node:fs/promises';
+
+const [url, tokenFile, configFile] = process.argv.slice(2);
+const token = (await fs.readFile(tokenFile, 'utf8').catch(() => '')).trim();
+if (!token) {
+  console.error(`No admin token in ${tokenFile}: it is shown only on the server's first start. Remove the data folder to start over.`);
+  process.exit(1);
+}
+
+async function call(method, path, body) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `APIToken ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const data = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+const findOrCreate = async (path, name, body) => (await call('GET', path)).find((e) => e.name === name || e.url === body.url) ?? call('POST', path, body);
+
+const registry = await findOrCreate('/docker/registries/', undefined, { url: '127.0.0.1:5123', username: 'bosun', password: 'bosun-test-password' });
+const project = await findOrCreate('/docker/projects/', 'hello', { name: 'hello', description: 'npm start: the local agent', default_registry: registry.id });
+const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}'));
+if (!config.deviceApiKey) {
+  const key = await call('POST', '/provisioning-keys/', { name: `quickstart-${Date.now()}`, project: project.id });
+  await fs.writeFile(`${configFile}.tmp`, JSON.stringify({ ...config, apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' }, null, 2));
+  await fs.rename(`${configFile}.tmp`, configFile);
+}
+
+const release = {
+  version: '1.0.0',
+  containers: [{
+    name: 'web', image: 'bosun-test/app', tag: 'v1',
+    startup_parameters: { command: ['sh', '-c', 'echo hello from bosun > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'], port_bindings: ['127.0.0.1:8080:8080'], restart_policy: 'always' },
+  }],
+};
+console.log(`
+Bosun is up.
+  server       ${url}   (API docs: ${url}/docs)
+  admin token  ${token}   (kept in ${tokenFile})
+  device       this machine's agent, in project "hello" (id ${project.id}); device API on 127.0.0.1:48484
+
+Create a release and watch its container start (then: curl 127.0.0.1:8080):
+  curl -sH "Authorization: APIToken $(cat ${tokenFile})" -H 'content-type: application/json' \\
+    ${url}/docker/projects/${project.id}/releases/ -d '${JSON.stringify(release)}'
+  curl -sH "Authorization: APIToken $(cat ${tokenFile})" ${url}/dongle/devices/
+`);
