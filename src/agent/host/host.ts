@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { EventLog } from '../eventLog.js';
 import { HostConfigFiles, type HostConfig, type HostConfigPatch } from './hostConfig.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 export const BLINK_MS = 15_000;
 
@@ -68,7 +69,7 @@ class SandboxHost implements Host {
 
   private async record(action: string): Promise<void> {
     await fs.mkdir(this.root, { recursive: true });
-    await fs.appendFile(path.join(this.root, 'actions.jsonl'), `${JSON.stringify({ action, at: new Date().toISOString() })}\n`);
+    await fs.appendFile(path.join(this.root, 'actions.jsonl'), `${JSON.stringify({ action, at: isoTime() })}\n`);
   }
 }
 

@@ -3,6 +3,7 @@
 import { findImage } from '../engine/imageRef.js';
 import type { DesiredState } from '../reconciler/desiredState.js';
 import type { CurrentContainer, CurrentState } from '../reconciler/types.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 export type ServiceStatus =
   | 'Downloading' | 'Downloaded' | 'Installing' | 'Installed' | 'Starting' | 'Running'
@@ -63,7 +64,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
         image: image || container?.name || '',
         imageId: container?.imageId ?? findImage(current.images, image)?.id ?? null,
         containerId: container?.id ?? null,
-        createdAt: container ? new Date(container.createdAt).toISOString() : null,
+        createdAt: container ? isoTime(container.createdAt) : null,
         downloadProgress: progress,
         error,
       };

@@ -2,6 +2,7 @@
 import type { TargetState } from '../../shared/targetState.js';
 import { purgeKey, type InitialContainers } from '../reconciler/types.js';
 import type { AgentDb } from './database.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 /** The event log is a ring: it never holds more than this many rows. */
 export const MAX_EVENTS = 2000;
@@ -48,7 +49,7 @@ export class AgentStore {
   }
 
   async setTarget(target: TargetState, source: string): Promise<void> {
-    const values = { id: 1, source, json: JSON.stringify(target), updated_at: new Date().toISOString() };
+    const values = { id: 1, source, json: JSON.stringify(target), updated_at: isoTime() };
     await this.db
       .insertInto('target_state')
       .values(values)
@@ -69,7 +70,7 @@ export class AgentStore {
         await tx.deleteFrom('purged_data').where('app_id', '=', appId).execute();
         return;
       }
-      const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: new Date().toISOString() };
+      const row = { app_id: appId, release_id: release.releaseId, commit: release.commit, applied_at: isoTime() };
       await tx
         .insertInto('applied_release')
         .values(row)
@@ -136,7 +137,7 @@ export class AgentStore {
     if (this.tracked.has(ref)) return;
     await this.db
       .insertInto('tracked_image')
-      .values({ ref, app_id: appId, service_name: serviceName, pulled_at: new Date().toISOString() })
+      .values({ ref, app_id: appId, service_name: serviceName, pulled_at: isoTime() })
       .onConflict((oc) => oc.column('ref').doNothing())
       .execute();
     this.tracked.add(ref);
@@ -156,7 +157,7 @@ export class AgentStore {
     if (stopped) {
       await this.db
         .insertInto('stopped_container')
-        .values({ container_id: containerId, stopped_at: new Date().toISOString() })
+        .values({ container_id: containerId, stopped_at: isoTime() })
         .onConflict((oc) => oc.column('container_id').doNothing())
         .execute();
       this.stopped.add(containerId);
@@ -186,7 +187,7 @@ export class AgentStore {
     await this.db.transaction().execute(async (tx) => {
       const { id } = await tx
         .insertInto('event')
-        .values({ ts: new Date().toISOString(), level, message })
+        .values({ ts: isoTime(), level, message })
         .returning('id')
         .executeTakeFirstOrThrow();
       await tx.deleteFrom('event').where('id', '<=', id - MAX_EVENTS).execute();
