@@ -23,6 +23,7 @@ import { TargetStateSchema, type TargetState } from '../../shared/targetState.js
 import { bearer, deviceKeyAuth, digest, newKey } from '../auth/deviceKeys.js';
 import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { ServerApp, ServerContext } from '../app.js';
+import { BatchedLoader } from '../targets/batchedLoader.js';
 
 /** A device is online when it was heard from within this time. */
 export const ONLINE_WINDOW_MS = 2 * 60_000;
@@ -146,6 +147,16 @@ const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 10
 export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { db } = ctx;
   const presence = new Presence(db, (err) => app.log.error(err));
+  const targetRows = new BatchedLoader(async (ids: string[]) => {
+    const rows = await db.selectFrom('device_target').select(['device_id', 'etag', 'target_json']).where('device_id', 'in', ids).execute();
+    return new Map(rows.map((r) => [r.device_id, r]));
+  });
+  /** the device's stored target; a device deleted meanwhile has none (its key is gone: 401) */
+  const storedTarget = async (deviceId: string): Promise<StoredTarget> => {
+    const row = await targetRows.load(deviceId);
+    if (!row) throw new UnauthorizedError('unknown device key');
+    return row;
+  };
   const polls = new Set<LongPoll>();
   let closing = false;
   app.addHook('preClose', async () => {
@@ -277,7 +288,7 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
       const device = deviceOf(req);
       const known = etagsOf(req.headers['if-none-match']);
       let etag = device.etag ?? (await ensureTarget(ctx, device.id));
-      if (!matches(known, etag)) return sendTarget(ctx, reply, device.id);
+      if (!matches(known, etag)) return sendTarget(reply, await storedTarget(device.id));
       const waitS = req.query.wait ?? 0;
       if (waitS === 0 || closing) return notModified(reply, etag);
 
@@ -296,6 +307,7 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
       polls.add(poll);
       presence.hold(device.id);
       const deadline = Date.now() + waitS * 1000;
+      let changed: StoredTarget | undefined;
       try {
         for (;;) {
           const left = deadline - Date.now();
@@ -306,10 +318,9 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
           poll.stop.signal.addEventListener('abort', relay, { once: true });
           const woken = ctx.notifier.waitForChange(device.id, left, cancel.signal);
           try {
-            const now = await currentEtag(db, device.id);
-            if (now === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
-            if (!matches(known, now)) {
-              etag = now;
+            const now = await storedTarget(device.id);
+            if (!matches(known, now.etag)) {
+              changed = now;
               break;
             }
             if (!(await woken)) break; // the time is up, or the poll was stopped
@@ -330,7 +341,7 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
         reply.raw.destroy();
         return reply;
       }
-      if (!matches(known, etag)) return sendTarget(ctx, reply, device.id);
+      if (changed) return sendTarget(reply, changed);
       return notModified(reply, etag);
     },
   );
@@ -397,24 +408,19 @@ const matches = (known: string[], etag: string) => known.includes(etag) || known
 
 const notModified = (reply: FastifyReply, etag: string) => reply.code(304).header('etag', `"${etag}"`).header('cache-control', 'no-cache').send();
 
-async function currentEtag(db: ServerDb, deviceId: string): Promise<string | undefined> {
-  return (await db.selectFrom('device_target').select('etag').where('device_id', '=', deviceId).executeTakeFirst())?.etag;
-}
-
 /** A device without a materialised target (none was built yet) gets one now. */
 async function ensureTarget(ctx: ServerContext, deviceId: string): Promise<string> {
   await ctx.targets.refresh([deviceId]);
-  const etag = await currentEtag(ctx.db, deviceId);
+  const etag = await ctx.targets.etag(deviceId);
   if (etag === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
   return etag;
 }
 
+type StoredTarget = { etag: string; target_json: string };
+
 /** The stored target as it is: the body is exactly the TargetState JSON. */
-async function sendTarget(ctx: ServerContext, reply: FastifyReply, deviceId: string) {
-  const row = await ctx.db.selectFrom('device_target').select(['etag', 'target_json']).where('device_id', '=', deviceId).executeTakeFirst();
-  if (!row) throw new UnauthorizedError('unknown device key');
-  return reply.code(200).header('etag', `"${row.etag}"`).header('cache-control', 'no-cache').type('application/json; charset=utf-8').send(row.target_json);
-}
+const sendTarget = (reply: FastifyReply, row: StoredTarget) =>
+  reply.code(200).header('etag', `"${row.etag}"`).header('cache-control', 'no-cache').type('application/json; charset=utf-8').send(row.target_json);
 
 // ---- presence -----------------------------------------------------------------------------------
 
