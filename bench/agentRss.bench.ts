@@ -1,4 +1,4 @@
-// Agent memory: the bundled agent (dist/agent.mjs, `npm run build`) as a child process supervising
+// Agent memory: the bundled agent (dist/agent.cjs, `npm run build`) as a child process supervising
 // 10 services of the test image, under several V8 flag sets; baselines: a bare node process and
 // the unbundled agent (tsx). Each variant gets its own data dir, target file and app id; we wait
 // until its 10 containers run, let it idle, and sample VmRSS from /proc/<pid>/status every second
@@ -28,7 +28,7 @@ import {
 const SERVICES = 10;
 const IDLE_S = intEnv('BENCH_RSS_IDLE_S', 20);
 const GOAL_MB = 50;
-const BUNDLE = 'dist/agent.mjs';
+const BUNDLE = 'dist/agent.cjs';
 /** whether this build of the agent has the device API (and so `--api-port`) */
 const API_PORT_OPTION = fs.existsSync(BUNDLE) && execFileSync(process.execPath, [BUNDLE, '--help'], { encoding: 'utf8' }).includes('--api-port');
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark suite (BENCHMARKS.md): fresh deploy vs docker-compose, no-op reconcile time, and the
-# bundled agent's memory; on request, the control plane's device link. Like scripts/test.sh, brings up
+# bundled agent's memory; on request, the control plane's device link and telemetry logbook. Like scripts/test.sh, brings up
 # the engine script's dockerd and registry when none is reachable and stops only those.
-# Usage: scripts/bench.sh [deploy|noopReconcile|agentRss|deviceLink ...]
+# Usage: scripts/bench.sh [deploy|noopReconcile|agentRss|deviceLink|logbook ...]
 # Env: BENCH_REPS (5), BENCH_NOOP_ITERATIONS (200), BENCH_RSS_IDLE_S (20), BENCH_DEPLOY_SIZES (5,20),
 #      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there),
 #      BENCH_TIMEOUT_S (420: the last-resort limit of each bench).
-# deviceLink: BENCH_DATABASE_URL (a PostgreSQL where it may create a database; default: the test
+# deviceLink, logbook: BENCH_DATABASE_URL (a PostgreSQL where it may create a database; default: the test
 #      cluster of scripts/postgres.sh, started for it and stopped after when we started it), BENCH_DL_*
-#      (see bench/deviceLink.bench.ts).
+#      (see bench/deviceLink.bench.ts), BENCH_LB_* (see bench/logbook.bench.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "[bench] $*" >&2; }
@@ -38,7 +38,7 @@ npm run build --silent >&2
 benches=(deploy noopReconcile agentRss)
 [ $# -gt 0 ] && benches=("$@")
 
-if [[ " ${benches[*]} " == *" deviceLink "* ]]; then
+if [[ " ${benches[*]} " == *" deviceLink "* || " ${benches[*]} " == *" logbook "* ]]; then
   # 10k simulated devices: each socket is a file descriptor in the server process and in the fleet process
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   if [ -z "${BENCH_DATABASE_URL:-}" ] && [ "${BENCH_DL_BACKENDS:-sqlite,postgres}" != sqlite ]; then
@@ -48,7 +48,7 @@ if [[ " ${benches[*]} " == *" deviceLink "* ]]; then
       export BENCH_DATABASE_URL=$BOSUN_TEST_DATABASE_URL
       [ -n "$pg_already" ] || pg_started=1
     else
-      log "no PostgreSQL (scripts/postgres.sh up failed): deviceLink measures SQLite only"
+      log "no PostgreSQL (scripts/postgres.sh up failed): deviceLink and logbook measure SQLite only"
     fi
   fi
 fi

@@ -1,7 +1,9 @@
-// Bundles the agent for devices: the entry dist/agent.mjs plus lazily loaded chunks in dist/chunks/.
+// Bundles the agent for devices: the entry dist/agent.cjs plus lazily loaded chunks in dist/chunks/.
 // Code splitting: every dynamic `import()` in the sources (the device API and fastify, kysely's
 // Migrator, …) becomes a chunk that is read and evaluated only when that import runs, so rarely
-// used code costs no memory until it is used. Transports and features the agent never uses are
+// used code costs no memory until it is used. esbuild splits ESM output only; the split files are
+// then turned into CommonJS (`import()` becoming `require()`), because an ESM entry makes Node load
+// its ESM loader, ~1 MB of RSS the agent has no use for (BENCHMARKS.md §3). Transports and features the agent never uses are
 // replaced by stubs that throw if reached: docker-modem's ssh transport (ssh2, ~18 MB RSS) and
 // dockerode's buildkit session (grpc, protobufjs). Modules that dependencies require at load but use
 // only on paths the agent rarely or never takes are loaded on first use instead, and a few are
@@ -9,7 +11,8 @@
 // external: it is a native addon loaded from node_modules.
 // BENCHMARKS.md §3 has what each of these saves.
 import fs from 'node:fs';
-import { build } from 'esbuild';
+import path from 'node:path';
+import { build, transform } from 'esbuild';
 
 const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
 
@@ -49,14 +52,18 @@ module.exports = process.env.DEBUG ? require('debug') : () => off;`,
   },
 ];
 
+const REQUIRE_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
 const escape = (m) => m.replace(/[/.]/g, '\\$&');
 
+const esmDir = 'dist/.agent-esm';
 // chunk names carry a content hash: drop the previous build's
-fs.rmSync('dist/chunks', { recursive: true, force: true });
+for (const dir of ['dist/chunks', esmDir]) fs.rmSync(dir, { recursive: true, force: true });
+for (const old of ['dist/agent.mjs', 'dist/agent.mjs.map']) fs.rmSync(old, { force: true });
 
 await build({
   entryPoints: { agent: 'src/agent/main.ts' },
-  outdir: 'dist',
+  outdir: esmDir,
   entryNames: '[name]',
   chunkNames: 'chunks/[name]-[hash]',
   outExtension: { '.js': '.mjs' },
@@ -66,10 +73,10 @@ await build({
   format: 'esm',
   target: 'node20',
   minify: true,
-  sourcemap: 'linked',
   external: ['better-sqlite3'],
-  // every chunk gets its own `require` (esbuild's require shim of a chunk looks for one in scope)
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  // every chunk gets its own `require` (esbuild's require shim of a chunk looks for one in scope);
+  // dropped again when the chunk becomes CommonJS, which has one
+  banner: { js: REQUIRE_BANNER },
   plugins: [
     {
       name: 'stub-unused',
@@ -122,3 +129,17 @@ module.exports = lazy;`,
   ],
   logLevel: 'warning',
 });
+
+/** Each split ESM file as CommonJS, its imports of other chunks pointing at their `.cjs` names. */
+async function toCommonJs(from, to) {
+  let code = fs.readFileSync(from, 'utf8').replace(REQUIRE_BANNER, '');
+  code = code.replace(/(["'])(\.\.?\/[^"']+?)\.mjs\1/g, '$1$2.cjs$1');
+  const out = await transform(code, { format: 'cjs', platform: 'node', target: 'node20', supported: { 'dynamic-import': false }, minify: true });
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.writeFileSync(to, out.code);
+}
+
+for (const file of fs.readdirSync(esmDir, { recursive: true })) {
+  if (file.endsWith('.mjs')) await toCommonJs(path.join(esmDir, file), path.join('dist', file.replace(/\.mjs$/, '.cjs')));
+}
+fs.rmSync(esmDir, { recursive: true, force: true });

@@ -7,7 +7,11 @@ import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
-import { deviceApiLoader, startApiServer, type ApiServer } from './api/apiServer.js';
+import type { LogShipper } from './logs/logShipper.js';
+import type { Telemetry } from './telemetry/telemetry.js';
+import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
+import { deviceApiLoader, lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
+import type { ExecuteCommand } from '../shared/executeCommand.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
@@ -60,6 +64,12 @@ export interface AgentOptions {
   localMode?: boolean;
   /** in local mode only: expose the engine's socket on this TCP address (`127.0.0.1:2375`) for the balena CLI */
   engineTcp?: string;
+  /** AutoPi's local command API (main.ts: 9000): its port, 0 = any free one; absent = off */
+  commandApiPort?: number;
+  /** where it listens; default 127.0.0.1 (it asks for no key) */
+  commandApiAddress?: string;
+  /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */
+  metricsIntervalMs?: number;
   log?: EventLog;
 }
 
@@ -93,8 +103,14 @@ export class Agent {
   private forceUpdate = false;
   private forceRequestedAt = 0;
   private api: ApiServer | undefined;
+  private commandApi: ApiServer | undefined;
   private engineTcp: { port: number; close(): Promise<void> } | undefined;
   private cloud: CloudLink | undefined;
+  /** cloud mode: ships the device's logs to the control plane */
+  private logShipper: LogShipper | undefined;
+  private telemetrySettings!: TelemetrySettings;
+  /** telemetry's disk buffer, upload and device metrics, loaded on first use */
+  private telemetryLoad: Promise<Telemetry> | undefined;
   /** the device API (fastify), loaded on first use */
   private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
@@ -117,6 +133,7 @@ export class Agent {
     const { dataDir } = this.opts;
     await fsp.mkdir(dataDir, { recursive: true });
     this.config = await readConfigJson(this.configPath);
+    this.telemetrySettings = telemetrySettings(this.config, this.configPath, this.opts.metricsIntervalMs);
     if (!this.config.uuid) {
       this.config.uuid = newUuid();
       await writeConfigJson(this.configPath, this.config);
@@ -177,11 +194,15 @@ export class Agent {
     });
     const port = this.opts.apiPort ?? this.config.listenPort ?? 48484;
     if (port !== false) {
-      this.api = await startApiServer(this, this.deviceApi, port, this.opts.apiAddress ?? '0.0.0.0');
+      this.api = await startApiServer(this, 'Device API', this.deviceApi, port, this.opts.apiAddress ?? '0.0.0.0');
       this.log.info(`Device API listening on ${this.opts.apiAddress ?? '0.0.0.0'}:${this.api.port}`);
     }
+    if (this.opts.commandApiPort !== undefined) await this.startCommandApi(this.opts.commandApiPort, this.opts.commandApiAddress ?? '127.0.0.1');
     await this.loadInitialTarget();
-    if (this.config.apiEndpoint && !this.opts.targetFile) await this.startCloud(this.config.apiEndpoint.replace(/\/+$/, ''));
+    const endpoint = this.cloudEndpoint();
+    if (endpoint) await this.startCloud(endpoint);
+    // cloud mode: what an earlier run buffered goes up now; metrics: recorded from the start
+    if (endpoint || this.telemetrySettings.metricsIntervalMs) await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
     this.reconciler.start();
     this.watchEngineEvents();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -193,7 +214,10 @@ export class Agent {
     this.stopWatching?.();
     (this.events as { destroy?: () => void } | undefined)?.destroy?.();
     await this.cloud?.stop();
+    await this.logShipper?.stop();
     await this.api?.close();
+    await (await this.telemetryLoad?.catch(() => undefined))?.stop();
+    await this.commandApi?.close();
     await this.engineTcp?.close();
     await this.reconciler?.stop();
     await this.store?.db.destroy();
@@ -232,6 +256,34 @@ export class Agent {
   /** The API port the agent listens on (the bound one when asked for any free port). */
   apiPort(): number | undefined {
     return this.api?.port;
+  }
+
+  /** The local command API's port, when it listens. */
+  commandApiPort(): number | undefined {
+    return this.commandApi?.port;
+  }
+
+  /** A module command (remote execution, local command API): its return value, or a typed error. */
+  async runCommand(call: ExecuteCommand): Promise<unknown> {
+    return (await import('./commands/registry.js')).runCommand(this, call);
+  }
+
+  /** Telemetry (its disk buffer, the upload in cloud mode, the device metrics), loaded on first use. */
+  telemetry(): Promise<Telemetry> {
+    if (!this.telemetryLoad) {
+      const endpoint = this.cloudEndpoint();
+      const uplink = endpoint ? { endpoint, deviceKey: () => this.config.deviceApiKey } : undefined;
+      this.telemetryLoad = import('./telemetry/telemetry.js').then(({ Telemetry }) =>
+        Telemetry.start({ db: this.store.db, log: this.log, settings: this.telemetrySettings, dataDir: this.opts.dataDir, ...(uplink ? { uplink } : {}) }),
+      );
+      this.telemetryLoad.catch(() => (this.telemetryLoad = undefined));
+    }
+    return this.telemetryLoad;
+  }
+
+  /** Cloud mode: the control plane's address (config.json `apiEndpoint`), unless a target file is followed. */
+  private cloudEndpoint(): string | undefined {
+    return this.config.apiEndpoint && !this.opts.targetFile ? this.config.apiEndpoint.replace(/\/+$/, '') : undefined;
   }
 
   deviceName(): string {
@@ -352,11 +404,40 @@ export class Agent {
       },
       currentState: () => this.currentState(),
       deviceApiCall: (call) => this.deviceApiCall(call),
+      executeCommand: async (payload) => (await import('./commands/registry.js')).commandResult(this, payload),
       log: this.log,
       ...(this.config.appUpdatePollInterval ? { waitS: Math.min(300, Math.round(this.config.appUpdatePollInterval / 1000)) } : {}),
     });
     this.cloud.start();
+    await this.startLogShipper(endpoint);
     this.log.info(`Following the control plane at ${endpoint}`);
+  }
+
+  /** Cloud mode: what the services print and the agent's own messages go to the control plane too (loaded only then). */
+  private async startLogShipper(endpoint: string): Promise<void> {
+    const { LogShipper } = await import('./logs/logShipper.js');
+    this.logShipper = await LogShipper.start({
+      endpoint,
+      deviceKey: () => this.config.deviceApiKey,
+      docker: this.docker,
+      scope: this.opts.engineScope,
+      log: this.log,
+      db: this.store.db,
+    });
+  }
+
+  /**
+   * AutoPi's local command API: the port is bound now, the API (fastify, the commands) loaded on
+   * its first request. A port taken by something else leaves it off; the agent runs on.
+   */
+  private async startCommandApi(port: number, address: string): Promise<void> {
+    const load = lazyApi(async () => (await import('./commands/localCommandApi.js')).buildLocalCommandApi(this));
+    try {
+      this.commandApi = await startApiServer(this, 'Local command API', load, port, address);
+      this.log.info(`Local command API listening on ${address}:${this.commandApi.port}`);
+    } catch (err) {
+      this.log.error(`Local command API not started on ${address}:${port}: ${(err as Error).message}`);
+    }
   }
 
   /** Development aid of local mode: the balena CLI builds on the device's engine over TCP 2375. */

@@ -30,6 +30,9 @@ interface Options {
   led?: string;
   localMode?: boolean;
   engineTcp?: string | true;
+  metricsInterval?: number;
+  commandApiPort: number | false;
+  commandApiAddress: string;
 }
 
 const program = new Command('bosun-agent')
@@ -48,6 +51,9 @@ const program = new Command('bosun-agent')
   .option('--led <sysfs-dir>', 'LED used by blink, e.g. /sys/class/leds/led0')
   .option('--local-mode', 'local mode: follow targets pushed with the balena CLI (no API key needed)')
   .option('--engine-tcp [address]', 'local mode only: expose the engine on TCP for the balena CLI (default 127.0.0.1:2375)')
+  .option('--metrics-interval <ms>', "record the device's cpu, memory, disk and temperature as telemetry this often; 0 = off (default: metricsInterval of config.json, else off)", (v) => (v === '0' ? 0 : positiveInt(v)))
+  .option('--command-api-port <port|off>', "AutoPi's local command API (GET /, POST /dongle/<unit_id>/execute/); off to turn it off", (v) => (v === 'off' ? false : port(v)), 9000)
+  .option('--command-api-address <ip>', 'local command API listen address (it asks for no key: keep it on loopback)', '127.0.0.1')
   .action(async (o: Options) => {
     const agent = new Agent({
       dataDir: o.dataDir,
@@ -63,6 +69,8 @@ const program = new Command('bosun-agent')
       host: o.hostSandbox ? { kind: 'sandbox', root: o.hostSandbox } : { kind: 'system', ...(o.led ? { ledPath: o.led } : {}) },
       ...(o.localMode ? { localMode: true } : {}),
       ...(o.engineTcp ? { engineTcp: o.engineTcp === true ? '127.0.0.1:2375' : o.engineTcp } : {}),
+      ...(o.metricsInterval !== undefined ? { metricsIntervalMs: o.metricsInterval } : {}),
+      ...(o.commandApiPort !== false ? { commandApiPort: o.commandApiPort, commandApiAddress: o.commandApiAddress } : {}),
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);
@@ -78,4 +86,8 @@ const program = new Command('bosun-agent')
     }
   });
 
-await program.parseAsync();
+// not a top-level await: the device bundle is CommonJS (scripts/bundle-agent.mjs)
+program.parseAsync().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

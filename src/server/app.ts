@@ -8,11 +8,15 @@ import { UnauthorizedError } from '../shared/errors.js';
 import type { ApiTokens } from './auth/apiTokens.js';
 import type { SecretBox } from './auth/secretBox.js';
 import type { ServerDb } from './db/database.js';
+import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceLinkRoutes } from './routes/deviceLink.js';
+import { deviceLogRoutes } from './routes/deviceLogs.js';
+import { executeRoutes } from './routes/execute.js';
+import { logbookRoutes } from './routes/logbook.js';
 import { projectRoutes } from './routes/projects.js';
 import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -30,6 +34,8 @@ export interface ServerContext {
   /** every change that can alter a device's target calls targets.refresh(…) after it commits */
   targets: DeviceTargets;
   notifier: TargetNotifier;
+  /** the devices' logs: uploads, reads, live tails */
+  deviceLogs: DeviceLogs;
 }
 
 /** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */
@@ -61,6 +67,9 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   await app.register(deviceLinkRoutes(ctx));
   await app.register(deviceCommandRoutes(ctx));
   await app.register(supervisorProxyRoutes(ctx));
+  await app.register(deviceLogRoutes(ctx));
+  await app.register(executeRoutes(ctx));
+  await app.register(logbookRoutes(ctx));
   await app.ready();
   return app;
 }

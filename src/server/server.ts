@@ -5,7 +5,9 @@ import path from 'node:path';
 import { ApiTokens } from './auth/apiTokens.js';
 import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
+import { CallbackDelivery } from './commands/callbackDelivery.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
+import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
 import type { TargetNotifier } from './targets/notifier.js';
@@ -15,6 +17,8 @@ export interface ServerOptions {
   /** `postgres://…`; default: SQLite in the data dir */
   databaseUrl?: string;
   logger?: boolean;
+  /** device logs: retention (count, age), rate limit, how often to prune */
+  logs?: DeviceLogsOptions;
 }
 
 export interface Server {
@@ -25,6 +29,7 @@ export interface Server {
   targets: DeviceTargets;
   /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
   notifier: TargetNotifier;
+  deviceLogs: DeviceLogs;
   /** set on the first start only: the admin token, never stored in clear */
   firstAdminToken?: string;
   close(): Promise<void>;
@@ -45,8 +50,14 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       ? await (await import('./targets/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
       : new LocalNotifier();
     const targets = new DeviceTargets(db, secrets, notifier);
-    const app = await buildServer({ db, tokens, secrets, targets, notifier }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
+    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
+    // every node prunes device logs beyond their retention
+    deviceLogs.startPruning((err) => app.log.error(err));
+    // the callbacks of remote executions: every node delivers whichever are due
+    const callbacks = new CallbackDelivery({ db, notifier, secrets, log: app.log });
+    callbacks.start();
     const theNotifier = notifier;
     return {
       app,
@@ -54,10 +65,13 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       tokens,
       targets,
       notifier,
+      deviceLogs,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
         // the app first: closing it answers the long polls it holds, which need the database
         await app.close();
+        await deviceLogs.stopPruning();
+        await callbacks.close();
         await theNotifier.close();
         await db.destroy();
       },

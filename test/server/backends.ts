@@ -5,12 +5,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { openServer, type Server } from '../../src/server/server.js';
+import { openServer, type Server, type ServerOptions } from '../../src/server/server.js';
 
 export interface Backend {
   name: 'sqlite' | 'postgres';
   /** a server on a fresh database, closed (and the database dropped) when the test ends */
-  start(t: TestContext): Promise<Server>;
+  start(t: TestContext, opts?: Omit<ServerOptions, 'dataDir' | 'databaseUrl'>): Promise<Server>;
 }
 
 /** A new database on the test cluster, and how to drop it (after every connection to it closed). */
@@ -32,10 +32,10 @@ export function backends(): Backend[] {
   const names: Backend['name'][] = process.env.BOSUN_TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite'];
   return names.map((name) => ({
     name,
-    async start(t) {
+    async start(t, opts = {}) {
       const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-server-'));
       const database = name === 'postgres' ? await freshPostgres() : undefined;
-      const server = await openServer({ dataDir, ...(database ? { databaseUrl: database.url } : {}) });
+      const server = await openServer({ ...opts, dataDir, ...(database ? { databaseUrl: database.url } : {}) });
       t.after(async () => {
         await server.close();
         await database?.drop();

@@ -1,6 +1,6 @@
 // What apps and operators can ask of the device: restart, stop and start services, purge an app's
-// data, reboot, shut down, blink. One implementation, used by the device API (and by remote
-// commands later). Each action runs between applies and honours the app's update lock unless forced.
+// data, reboot, shut down, blink. One implementation, used by the device API and by remote
+// commands (the control plane's execute, the local command API). Each action runs between applies and honours the app's update lock unless forced.
 import type Docker from 'dockerode';
 import { NotFoundError } from '../../shared/errors.js';
 import { engineErrorMessage, withDeadline } from '../engine/deadline.js';

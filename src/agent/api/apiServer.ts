@@ -11,23 +11,27 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** The device API, built on first use and kept (a failed build is retried on the next use). */
-export function deviceApiLoader(agent: Agent): () => Promise<Api> {
+/** An API built on first use and kept (a failed build is retried on the next use). */
+export function lazyApi(build: () => Promise<Api>): () => Promise<Api> {
   let app: Promise<Api> | undefined;
   return () => {
-    app ??= import('./deviceApi.js').then(({ buildDeviceApi }) => buildDeviceApi(agent));
+    app ??= build();
     app.catch(() => (app = undefined));
     return app;
   };
 }
 
-export async function startApiServer(agent: Agent, load: () => Promise<Api>, port: number, address: string): Promise<ApiServer> {
+/** The device API (balena Supervisor API). */
+export const deviceApiLoader = (agent: Agent) => lazyApi(async () => (await import('./deviceApi.js')).buildDeviceApi(agent));
+
+/** `name` is for the log: which API could not be built. */
+export async function startApiServer(agent: Agent, name: string, load: () => Promise<Api>, port: number, address: string): Promise<ApiServer> {
   const server = http.createServer((req, res) => {
     load().then(
       (app) => app.routing(req, res),
       (err: Error) => {
-        agent.log.error(`Device API could not start: ${err.message}`);
-        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'failed', message: 'device API unavailable' }));
+        agent.log.error(`${name} could not start: ${err.message}`);
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'failed', message: `${name} unavailable` }));
       },
     );
   });

@@ -9,6 +9,7 @@ import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
 import type { KeyScope } from './apiKeys.js';
 import { localRoutes } from './localRoutes.js';
+import { telemetryRoutes } from '../telemetry/telemetryRoutes.js';
 import { v1Routes } from './v1Routes.js';
 import { v2Routes } from './v2Routes.js';
 
@@ -47,6 +48,7 @@ export async function buildDeviceApi(agent: Agent): Promise<Api> {
   await app.register(v1Routes(agent));
   await app.register(v2Routes(agent));
   await app.register(localRoutes(agent));
+  await app.register(telemetryRoutes(agent));
   await app.ready();
   return app;
 }

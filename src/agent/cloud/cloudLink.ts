@@ -3,6 +3,7 @@
 // what changed, throttled, retried with backoff and jitter. Offline, the agent keeps applying the
 // last target it had (it is persisted); the link just keeps trying.
 import { BOSUN_VERSION } from '../version.js';
+import type { CommandResult } from '../../shared/executeCommand.js';
 import type { AppReport } from '../state/currentState.js';
 import { request, type HttpAnswer } from './httpClient.js';
 
@@ -15,6 +16,8 @@ export interface CloudLinkDeps {
   currentState(): Promise<Record<string, AppReport>>;
   /** runs a device API call relayed by the control plane (supervisor proxy) */
   deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }>;
+  /** runs a module command of the control plane's execute API (never throws: a failure is its result) */
+  executeCommand(payload: unknown): Promise<CommandResult>;
   log: { info(m: string): void; warn(m: string): void };
   /** how long one long poll may wait on the server (s) */
   waitS?: number;
@@ -131,12 +134,14 @@ export class CloudLink {
   }
 
   private async run(command: DeviceCommand): Promise<void> {
-    let result: { status: number; body: string; headers?: Record<string, string> };
+    let result: { status: number; body: string; headers?: Record<string, string> } | CommandResult | { error: string };
     if (command.kind === 'supervisor') {
       const { method, path, body } = command.payload as { method: string; path: string; body?: unknown };
       result = await this.d.deviceApiCall({ method, path, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => ({ status: 503, body: JSON.stringify({ status: 'failed', message: err.message }) }));
+    } else if (command.kind === 'execute') {
+      result = await this.d.executeCommand(command.payload);
     } else {
-      result = { status: 400, body: JSON.stringify({ status: 'failed', message: `this agent does not run ${command.kind} commands` }) };
+      result = { error: `this agent does not run ${command.kind} commands` };
     }
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
       try {
@@ -191,7 +196,8 @@ export class CloudLink {
   }
 }
 
-function describe(a: HttpAnswer): string {
+/** An answer that is not the expected one, for the agent's log: its status and the server's `detail`. */
+export function describe(a: HttpAnswer): string {
   let detail = a.body.slice(0, 200);
   try {
     detail = (JSON.parse(a.body) as { detail?: string }).detail ?? detail;
@@ -201,7 +207,8 @@ function describe(a: HttpAnswer): string {
   return `the server answered ${a.status}${detail ? `: ${detail}` : ''}`;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
+/** Waits `ms`, or less when `signal` aborts. */
+export const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => {

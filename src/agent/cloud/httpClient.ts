@@ -19,7 +19,8 @@ export async function request(
   const u = new URL(url);
   // https (and with it tls) is loaded only for https endpoints
   const mod: { request: typeof http.request } = u.protocol === 'https:' ? await import('node:https') : http;
-  const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+  // JSON, unless it is a Buffer: sent as it is, with the caller's content-type (gzip NDJSON logs)
+  const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body);
   const options: RequestOptions = {
     method: opts.method ?? 'GET',
     headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}), ...opts.headers },

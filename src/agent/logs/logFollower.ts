@@ -1,6 +1,7 @@
 // Follows what the device's services print (stdout and stderr of every container the agent owns,
 // including ones started later) and the agent's own system messages, as one stream of lines.
-// Used by `GET /v2/local/logs` (the balena CLI's `balena device logs`).
+// Used by `GET /v2/local/logs` (the balena CLI's `balena device logs`), which follows from now, and
+// by the log shipper (cloud mode), which resumes each container where it stopped.
 import { PassThrough, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { LABEL, ownedBy, SUPERVISED_FILTER } from '../engine/labels.js';
@@ -16,10 +17,34 @@ export interface LogLine {
   appId?: number;
 }
 
+/** Where a service's line came from (not part of the balena line: followers that resume need it). */
+export interface LineOrigin {
+  containerId: string;
+  releaseId?: number;
+  /** the engine's timestamp, RFC 3339 UTC with exactly nine fraction digits (so strings sort as times) */
+  time?: string;
+}
+
+export interface FollowOptions {
+  /**
+   * Where a container's log starts: an `engineTime` (inclusive: the engine sends a line stamped
+   * exactly then again). Default: now.
+   */
+  since?(containerId: string): string | undefined;
+}
+
 /** Longer lines are cut: a service printing without newlines must not grow a buffer for ever. */
 const MAX_LINE = 64 * 1024;
+/** Following the engine's events again after it went away: from 1 s, doubling, at most this. */
+const MAX_RETRY_MS = 30_000;
 
-export function followLogs(docker: Docker, scope: string | undefined, log: EventLog, onLine: (line: LogLine) => void): () => void {
+export function followLogs(
+  docker: Docker,
+  scope: string | undefined,
+  log: EventLog,
+  onLine: (line: LogLine, origin?: LineOrigin) => void,
+  opts: FollowOptions = {},
+): () => void {
   const streams = new Map<string, Readable>();
   let stopped = false;
   const unsubscribe = log.subscribe((level, message) => onLine({ message, timestamp: Date.now(), isSystem: true, ...(level === 'error' ? { isStdErr: true } : {}) }));
@@ -27,34 +52,77 @@ export function followLogs(docker: Docker, scope: string | undefined, log: Event
   const follow = async (id: string, labels: Record<string, string>) => {
     if (stopped || streams.has(id) || !ownedBy(labels, scope) || !labels[LABEL.serviceName]) return;
     const meta = { serviceName: labels[LABEL.serviceName]!, appId: Number(labels[LABEL.appId]) };
-    const raw = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, since: Math.floor(Date.now() / 1000) })) as unknown as Readable;
-    if (stopped) return raw.destroy();
+    const releaseId = Number(labels[LABEL.releaseId]) || undefined;
+    const from = opts.since?.(id);
+    const since = from ? unixSince(from) : Math.floor(Date.now() / 1000);
+    const raw = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
+    if (stopped || streams.has(id)) return raw.destroy();
     streams.set(id, raw);
     const out = new PassThrough();
     const err = new PassThrough();
     docker.modem.demuxStream(raw, out, err);
-    splitLines(out, (l) => onLine({ ...parseTimestamped(l), isSystem: false, ...meta }));
-    splitLines(err, (l) => onLine({ ...parseTimestamped(l), isSystem: false, isStdErr: true, ...meta }));
-    raw.on('close', () => streams.delete(id));
-    raw.on('end', () => streams.delete(id));
-    raw.on('error', () => streams.delete(id));
+    const emit = (l: string, stderr: boolean) => {
+      const { message, time } = parseTimestamped(l);
+      const line: LogLine = { message, timestamp: time ? Date.parse(time) : Date.now(), isSystem: false, ...(stderr ? { isStdErr: true } : {}), ...meta };
+      onLine(line, { containerId: id, ...(releaseId ? { releaseId } : {}), ...(time ? { time } : {}) });
+    };
+    splitLines(out, (l) => emit(l, false));
+    splitLines(err, (l) => emit(l, true));
+    const gone = () => {
+      if (streams.get(id) !== raw) return;
+      streams.delete(id);
+      // a restart's start event can come before its old stream ended: follow on if it runs again
+      if (!stopped) setTimeout(() => void refollow(id, labels), 1000).unref();
+    };
+    raw.on('close', gone);
+    raw.on('end', gone);
+    raw.on('error', gone);
   };
 
+  const refollow = async (id: string, labels: Record<string, string>) => {
+    if (stopped || streams.has(id)) return;
+    if ((await docker.getContainer(id).inspect().catch(() => undefined))?.State.Running) await follow(id, labels).catch(() => undefined);
+  };
+
+  // The engine's start events and its running containers; again when the event stream ends (the
+  // engine restarted): a container followed already is not followed twice.
   let events: Readable | undefined;
+  let failures = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
   const start = async () => {
     events = (await docker.getEvents({ filters: { type: ['container'], event: ['start'], ...SUPERVISED_FILTER } })) as unknown as Readable;
     if (stopped) return events.destroy();
-    splitLines(events, (l) => {
+    const ended = events;
+    ended.on('error', () => undefined);
+    ended.on('close', () => {
+      if (events === ended) retry(new Error('the engine closed its event stream'));
+    });
+    splitLines(ended, (l) => {
       const e = JSON.parse(l) as { id: string; Actor?: { Attributes?: Record<string, string> } };
       void follow(e.id, e.Actor?.Attributes ?? {}).catch(() => undefined);
     });
     const running = await docker.listContainers({ filters: { status: ['running'], ...SUPERVISED_FILTER } });
     for (const c of running) await follow(c.Id, c.Labels).catch(() => undefined);
+    failures = 0;
   };
-  start().catch((e: Error) => onLine({ message: `Could not follow the services' logs: ${e.message}`, timestamp: Date.now(), isSystem: true, isStdErr: true }));
+  const retry = (e: Error) => {
+    const failed = events;
+    events = undefined;
+    failed?.destroy();
+    if (stopped || retryTimer) return;
+    // said once per outage, not at every attempt
+    if (failures++ === 0) onLine({ message: `Could not follow the services' logs: ${e.message}; retrying`, timestamp: Date.now(), isSystem: true, isStdErr: true });
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      start().catch(retry);
+    }, Math.min(MAX_RETRY_MS, 1000 * 2 ** (failures - 1)));
+    retryTimer.unref();
+  };
+  start().catch(retry);
 
   return () => {
     stopped = true;
+    clearTimeout(retryTimer);
     unsubscribe();
     events?.destroy();
     for (const s of streams.values()) s.destroy();
@@ -80,8 +148,23 @@ function splitLines(stream: Readable, onLine: (line: string) => void): void {
 }
 
 /** The engine prefixes each line with an RFC 3339 timestamp when asked to. */
-function parseTimestamped(line: string): { message: string; timestamp: number } {
+function parseTimestamped(line: string): { message: string; time?: string } {
   const space = line.indexOf(' ');
-  const ts = Date.parse(line.slice(0, space));
-  return Number.isNaN(ts) ? { message: line, timestamp: Date.now() } : { message: line.slice(space + 1), timestamp: ts };
+  const time = engineTime(line.slice(0, Math.max(0, space)));
+  return time ? { message: line.slice(space + 1), time } : { message: line };
 }
+
+/**
+ * An RFC 3339 UTC timestamp with exactly nine fraction digits (the engine trims trailing zeros in
+ * some versions), so that two of them compare as strings as they do as times; undefined if `text`
+ * is none.
+ */
+export function engineTime(text: string): string | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(text);
+  if (m) return `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}Z`;
+  const ms = Date.parse(text);
+  return /^\d{4}-/.test(text) && !Number.isNaN(ms) ? new Date(ms).toISOString().replace('Z', '000000Z') : undefined;
+}
+
+/** The engine's `since` for an engineTime: unix seconds with the nanoseconds as fraction. */
+const unixSince = (time: string) => `${Math.floor(Date.parse(`${time.slice(0, 19)}Z`) / 1000)}.${time.slice(20, 29)}`;

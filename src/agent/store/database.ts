@@ -13,6 +13,9 @@ export interface AgentTables {
   event: { id: Generated<number>; ts: string; level: string; message: string };
   initial_containers: { app_id: number; release_id: number; phase: string; names: string };
   purged_data: { app_id: number; service_name: string; release_id: number };
+  telemetry_point: { id: Generated<number>; batch: string | null; size: number; point: string };
+  log_queue: { seq: Generated<number>; line: string; bytes: number; dropped: number };
+  log_cursor: { container_id: string; ts: string };
 }
 
 export type AgentDb = Kysely<AgentTables>;

@@ -65,6 +65,43 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Telemetry points waiting for the control plane (src/agent/telemetry/telemetryBuffer.ts), in the
+  // order they came (AUTOINCREMENT: ids never reused). `batch` is set once a point is part of an
+  // upload, so that a retry (also after a restart) sends the same batch under the same id.
+  '0003_telemetry': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('telemetry_point')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('batch', 'text')
+        /** bytes of `point`: the buffer is bounded by their sum */
+        .addColumn('size', 'integer', (c) => c.notNull())
+        /** the point as JSON ({field, type, value, ts}) */
+        .addColumn('point', 'text', (c) => c.notNull())
+        .execute();
+      await sql`create index telemetry_point_batch on telemetry_point (batch) where batch is not null`.execute(db);
+    },
+  },
+  // Device logs waiting for the control plane (cloud mode; src/agent/logs/logQueue.ts): the bounded
+  // queue in order (`seq` is also the lines' sequence number on the wire, so AUTOINCREMENT: never
+  // reused) and per container the engine time of its last line queued, where following resumes.
+  '0004_log_queue': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('log_queue')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('line', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        /** on a marker line: how many lines it stands for (0 on any other line) */
+        .addColumn('dropped', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('log_cursor')
+        .addColumn('container_id', 'text', (c) => c.primaryKey())
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationNames: readonly string[] = Object.keys(migrations);

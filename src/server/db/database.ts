@@ -1,6 +1,7 @@
 // The server's database through kysely: an SQLite file by default (embedded, nothing to set up),
 // PostgreSQL when given a postgres:// URL (several server nodes on one database). Migrated on open.
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
+import type { LogStream } from '../../shared/deviceLogs.js';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import { serverMigrations } from './migrations.js';
 
@@ -58,6 +59,45 @@ export interface ServerTables {
     finished_at: string | null;
     expires_at: string;
   };
+  // remote executions (migration 0004_command_jobs)
+  command_job: {
+    jid: string;
+    command_id: number;
+    callback_url: string | null;
+    callback_next_at: string | null;
+    callback_attempts: number;
+    callback_delivered_at: string | null;
+    callback_error: string | null;
+  };
+  server_secret: { name: string; sealed: string; created_at: string };
+  // the telemetry logbook (migration 0002_telemetry); times in µs since the epoch (PostgreSQL's bigints arrive as strings)
+  telemetry_series: { id: Generated<number>; device_id: string; field: string; type: string };
+  telemetry_point: { series_id: number; ts: number | string; num: number | null; str: string | null; lat: number | null; lon: number | null };
+  telemetry_minute: {
+    series_id: number;
+    minute: number | string;
+    n: number | string;
+    vsum: number | null;
+    vmin: number | null;
+    vmax: number | null;
+    min_ts: number | string;
+    max_ts: number | string;
+  };
+  telemetry_batch: { device_id: string; batch: string; points: number; received_at: string };
+  // device logs (migration 0003_device_logs; src/server/logs/); bigints arrive from PostgreSQL as strings
+  device_log: {
+    id: Generated<number | string>;
+    device_id: string;
+    /** when it was printed, by the device's clock */
+    ts: string;
+    received_at: string;
+    stream: LogStream;
+    app_id: number | null;
+    service: string | null;
+    release_id: number | null;
+    message: string;
+  };
+  device_log_state: { device_id: string; queue_id: string; last_seq: ColumnType<number | string, number, number>; lines: ColumnType<number | string, number, number>; tokens: number; tokens_at: string };
 }
 
 export type ServerDb = Kysely<ServerTables>;

@@ -15,12 +15,15 @@
 //   payload {"method": "GET" | "POST" | "PATCH" | "PUT" | "DELETE",
 //            "path": "/v1/restart",          always "/ping", "/v1/…" or "/v2/…", with any query string
 //            "body": <any JSON>}              the caller's `data`; absent when it gave none
-//   kind "execute" (issue 5) is not queued yet.
+//   kind "execute" (remote execution, POST /dongle/devices/{id}/execute/): a module command,
+//   payload {"command": "docker.logs", "arg": [...], "kwarg": {...}}
 //
 // POST /device/v1/commands/<id>/result      (JSON body, at most 2 MiB)
 //   supervisor command, the device API's answer:
 //        {"status": 200, "body": "<the answer's body, as text>", "headers": {"content-type": "…"}}
 //        status: integer 200–599; headers optional (string values; stored, not passed on)
+//   execute command, what it came to:
+//        {"return": <any JSON>, "success": true, "retcode": 0}
 //   any command the device could not run at all:
 //        {"error": "<why>"}                   (the proxy then answers 502)
 //   204  stored (also when the command already had a result: the first one stays)
@@ -32,6 +35,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 import { NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { deviceKeyAuth } from '../auth/deviceKeys.js';
 import { DeviceCommands, queueKey } from '../commands/deviceCommands.js';
+import { ExecuteResultSchema } from '../commands/executeJobs.js';
 import { typeBoxCompiler } from '../validation.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
@@ -49,19 +53,24 @@ export const SupervisorResult = Type.Object(
   { additionalProperties: false },
 );
 export const FailedResult = Type.Object({ error: Type.String({ minLength: 1, maxLength: 10_000 }) }, { additionalProperties: false });
-const ResultBody = Type.Union([SupervisorResult, FailedResult]);
+const ResultBody = Type.Union([SupervisorResult, ExecuteResultSchema, FailedResult]);
 
 /**
  * The server's validator, but a result body is checked against the branch it is (a body with
- * `error` is a failure report, any other one the device API's answer), so that the 400 names that
- * branch's field rather than the one of the union's branches that got furthest.
+ * `error` is a failure report, one with `retcode` an execute result, any other one the device API's
+ * answer), so that the 400 names that branch's field rather than the one of the union's branches
+ * that got furthest.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const resultValidator: FastifySchemaCompiler<any> = (route) => {
   if (route.httpPart !== 'body') return typeBoxCompiler(route);
   const failed = typeBoxCompiler({ ...route, schema: FailedResult });
+  const executed = typeBoxCompiler({ ...route, schema: ExecuteResultSchema });
   const answered = typeBoxCompiler({ ...route, schema: SupervisorResult });
-  return (data: unknown) => (data !== null && typeof data === 'object' && 'error' in data ? failed : answered)(data);
+  return (data: unknown) => {
+    const has = (key: string) => data !== null && typeof data === 'object' && key in data;
+    return (has('error') ? failed : has('retcode') ? executed : answered)(data);
+  };
 };
 
 interface Poll {
@@ -169,7 +178,8 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
         tags,
         description:
           'The result of one of the device\'s commands (`Authorization: Bearer <device key>`). Supervisor command: `{status, body, headers?}` — ' +
-          'the device API\'s status code and body text. A command the device could not run: `{error}`. 404 when the command is not this ' +
+          'the device API\'s status code and body text. Execute command: `{return, success, retcode}`. A command the device could not run: ' +
+          '`{error}`. 404 when the command is not this ' +
           'device\'s or expired.',
         security: [],
         params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }),
@@ -179,11 +189,11 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
     async (req, reply) => {
       const device = deviceOf(req);
       const id = Number(req.params.id);
-      const body = req.body as { status: number; body: string; headers?: Record<string, string> } | { error: string };
+      const body = req.body as { status: number; body: string; headers?: Record<string, string> } | { retcode: number } | { error: string };
       const command = await commands.get(id);
       if (!command || command.deviceId !== device.id) throw new NotFoundError(`no command ${id} for this device`);
       if ('error' in body) return finish(await commands.complete(id, device.id, { error: body.error }, 'failed'));
-      if (command.kind !== 'supervisor') throw new ValidationError('', `a result of a ${command.kind} command is expected`, 'command result');
+      if (command.kind !== ('retcode' in body ? 'execute' : 'supervisor')) throw new ValidationError('', `a result of a ${command.kind} command is expected`, 'command result');
       return finish(await commands.complete(id, device.id, body, 'done'));
 
       function finish(outcome: Awaited<ReturnType<DeviceCommands['complete']>>) {

@@ -1,0 +1,106 @@
+// Live tails of device logs as Server-Sent Events: the newest lines first (the backlog), then each
+// line as it is stored, whichever server node it arrived on (an upload wakes the device's tails on
+// every node through the notifier). Each event's id is the line's: a client reconnecting with
+// Last-Event-ID continues after it. A comment every heartbeat keeps proxies from closing a quiet
+// stream; a tail of a device that was deleted ends.
+import type { FastifyReply } from 'fastify';
+import type { TargetNotifier } from '../targets/notifier.js';
+import { logsKey, type DeviceLogs, type LogFilter, type StoredLogLine } from './deviceLogs.js';
+
+const HEARTBEAT_MS = 15_000;
+/** Lines read at a time. */
+const PAGE = 500;
+/** A client reading slower than lines come: the tail waits for it once this much is unsent. */
+const MAX_UNSENT = 1024 * 1024;
+
+export interface TailRequest extends LogFilter {
+  deviceId: string;
+  /** continue after this line (Last-Event-ID) … */
+  afterId?: number;
+  /** … else start with the newest this many lines */
+  backlog: number;
+}
+
+export interface LogTailsOptions {
+  logs: DeviceLogs;
+  notifier: TargetNotifier;
+  deviceExists(deviceId: string): Promise<boolean>;
+  onError(err: Error): void;
+  heartbeatMs?: number;
+}
+
+export class LogTails {
+  private readonly open = new Set<{ stop: AbortController; done: Promise<void> }>();
+
+  constructor(private readonly o: LogTailsOptions) {}
+
+  /** Answers with the tail, until the client goes, the device is deleted or close() is called. */
+  async serve(reply: FastifyReply, t: TailRequest): Promise<void> {
+    reply.hijack();
+    const res = reply.raw;
+    const stop = new AbortController();
+    let ended!: () => void;
+    const tail = { stop, done: new Promise<void>((resolve) => (ended = resolve)) };
+    this.open.add(tail);
+    res.once('close', () => stop.abort());
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    const { deviceId, service, since } = t;
+    const filter = { ...(service !== undefined ? { service } : {}), ...(since !== undefined ? { since } : {}) };
+    const send = (lines: StoredLogLine[]) => lines.length && res.write(lines.map((l) => `id: ${l.id}\ndata: ${JSON.stringify(l)}\n\n`).join(''));
+    try {
+      let last = t.afterId;
+      if (last === undefined) {
+        last = await this.o.logs.lastId(deviceId);
+        if (t.backlog) send(await this.o.logs.read(deviceId, { ...filter, upTo: last, limit: t.backlog }));
+      }
+      while (!stop.signal.aborted) {
+        // listen first, then read: a line stored in between wakes the next round
+        const cancel = new AbortController();
+        const relay = () => cancel.abort();
+        stop.signal.addEventListener('abort', relay, { once: true });
+        const woken = this.o.notifier.waitForChange(logsKey(deviceId), this.o.heartbeatMs ?? HEARTBEAT_MS, cancel.signal);
+        try {
+          // up to the newest line now, so that lines the filter leaves out are not read again
+          const upTo = await this.o.logs.lastId(deviceId);
+          const lines = await this.o.logs.read(deviceId, { ...filter, afterId: last, upTo, limit: PAGE });
+          send(lines);
+          last = lines.length === PAGE ? lines.at(-1)!.id : Math.max(last, upTo);
+          if (res.writableLength > MAX_UNSENT) await drained(res, stop.signal);
+          if (lines.length === PAGE) continue;
+          if (!(await woken) && !stop.signal.aborted) {
+            if (!(await this.o.deviceExists(deviceId))) break;
+            res.write(': keep-alive\n\n');
+          }
+        } finally {
+          cancel.abort();
+          stop.signal.removeEventListener('abort', relay);
+        }
+      }
+    } catch (err) {
+      if (!stop.signal.aborted) this.o.onError(err as Error);
+    } finally {
+      res.end();
+      this.open.delete(tail);
+      ended();
+    }
+  }
+
+  /** Ends every tail (the server is closing: clients reconnect, to another node or after the restart). */
+  async close(): Promise<void> {
+    const tails = [...this.open];
+    for (const t of tails) t.stop.abort();
+    await Promise.all(tails.map((t) => t.done));
+  }
+}
+
+const drained = (res: NodeJS.WritableStream, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
