@@ -9,14 +9,28 @@ const port = (v: string) => {
   return n;
 };
 
+const count = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number, at least 1');
+  return n;
+};
+
 const program = new Command('bosun-server')
   .description('Bosun control plane: registries, projects, releases and devices')
   .option('-d, --data-dir <dir>', 'state folder (SQLite database, server key)', process.env.BOSUN_SERVER_DATA_DIR ?? './server-data')
   .option('--database-url <url>', 'PostgreSQL instead of SQLite (postgres://…)', process.env.BOSUN_DATABASE_URL)
   .option('-p, --port <port>', 'HTTP port', port, 8000)
   .option('--host <address>', 'listen address', '0.0.0.0')
-  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string }) => {
-    const server = await openServer({ dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), logger: true });
+  .option('--log-lines <n>', 'device logs: lines kept per device', count, 10_000)
+  .option('--log-days <n>', 'device logs: days a line is kept', count, 7)
+  .option('--log-rate <n>', 'device logs: lines a device may send per minute (more are suppressed, with a marker)', count, 3000)
+  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string; logLines: number; logDays: number; logRate: number }) => {
+    const server = await openServer({
+      dataDir: o.dataDir,
+      ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
+      logger: true,
+      logs: { maxLinesPerDevice: o.logLines, maxAgeMs: o.logDays * 86_400_000, linesPerMinute: o.logRate },
+    });
     const address = await server.app.listen({ port: o.port, host: o.host });
     if (server.firstAdminToken) {
       // shown once: only its digest is stored
