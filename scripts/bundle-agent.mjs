@@ -3,9 +3,9 @@
 // Migrator, …) becomes a chunk that is read and evaluated only when that import runs, so rarely
 // used code costs no memory until it is used. esbuild splits ESM output only; the split files are
 // then turned into CommonJS (`import()` becoming `require()`), because an ESM entry makes Node load
-// its ESM loader, ~1 MB of RSS the agent has no use for (BENCHMARKS.md §3). Transports and features the agent never uses are
-// replaced by stubs that throw if reached: docker-modem's ssh transport (ssh2, ~18 MB RSS) and
-// dockerode's buildkit session (grpc, protobufjs). Modules that dependencies require at load but use
+// its ESM loader, ~1 MB of RSS the agent has no use for. Transports and features the agent never
+// uses are replaced by stubs that throw if reached: docker-modem's ssh transport (ssh2, ~18 MB
+// RSS), dockerode's buildkit session (grpc, protobufjs) and image builds (tar-fs). Modules that dependencies require at load but use
 // only on paths the agent rarely or never takes are loaded on first use instead, and a few are
 // replaced by smaller equivalents (`lazyRequires`, `replacedRequires`). better-sqlite3 stays
 // external: it is a native addon loaded from node_modules.
@@ -14,7 +14,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build, transform } from 'esbuild';
 
-const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
+// ssh transport; buildkit sessions; image build contexts (tar-fs with tar-stream, bl and
+// readable-stream: dockerode's buildImage, which the agent never calls)
+const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'tar-fs'];
 
 /**
  * Modules that a dependency requires at load but uses only on paths the agent rarely or never
@@ -25,14 +27,19 @@ const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
 const lazyRequires = [
   // https://… engine hosts only (the agent talks to the engine over its unix socket); https loads tls
   { module: 'https', importer: /node_modules\/docker-modem\/lib\/http\.js$/ },
-  // image build contexts (docker.buildImage, which the agent never calls): tar-fs, tar-stream, bl, gzip
-  { module: 'tar-fs', importer: /node_modules\/dockerode\/lib\/util\.js$/ },
+  // gzip of image build contexts (docker.buildImage, which the agent never calls)
   { module: 'zlib', importer: /node_modules\/dockerode\/lib\/util\.js$/ },
   // executable subcommands (`bosun-agent foo` running bosun-agent-foo), which the agent has none of
   { module: 'node:child_process', importer: /node_modules\/commander\/lib\/command\.js$/ },
+  // pino's log transports in worker threads (the agent logs to stdout): thread-stream loads worker_threads (~1.6 MB)
+  { module: 'thread-stream', importer: /node_modules\/pino\/lib\/transport\.js$/ },
+  // sonic-boom (pino's stdout writer) asserts only when a stream closes; assert costs ~1 MB at load
+  { module: 'assert', importer: /node_modules\/sonic-boom\/index\.js$/ },
+  // buildkit sessions (image builds, never run by the agent); crypto costs ~1 MB at load
+  { module: 'crypto', importer: /node_modules\/dockerode\/lib\/session\.js$/ },
 ];
 
-/** Other `require()`s replaced by smaller equivalents, again per importer. */
+/** Other `require()`s (or, with `importKind`, imports) replaced by smaller equivalents, again per importer. */
 const replacedRequires = [
   {
     // readable-stream 3 is a copy of Node 10's streams; docker-modem's HttpDuplex (the only user the
@@ -41,6 +48,21 @@ const replacedRequires = [
     module: 'readable-stream',
     importer: /node_modules\/docker-modem\/lib\/http_duplex\.js$/,
     contents: `module.exports = require('stream');`,
+  },
+  {
+    // pino asks whether it runs on the main thread (to flush on exit); the agent never starts a
+    // worker thread, and loading worker_threads to ask costs ~1.6 MB
+    module: 'worker_threads',
+    importer: /node_modules\/pino\/lib\/tools\.js$/,
+    contents: `module.exports = { isMainThread: true };`,
+  },
+  {
+    // @noble/hashes reads globalThis.crypto at load (Node's WebCrypto, ~2 MB) for its randomBytes,
+    // which the agent does not use: it only hashes (src/shared/sha256.ts)
+    module: '@noble/hashes/crypto',
+    importer: /node_modules\/@noble\/hashes\/esm\/utils\.js$/,
+    importKind: 'import-statement',
+    contents: `export const crypto = undefined;`,
   },
   {
     // docker-modem's debug('modem') logging: the debug package (and tty) only when DEBUG is set
@@ -97,8 +119,8 @@ module.exports = new Proxy({}, { get: (_t, k) => (k === '__esModule' ? false : f
         const filter = new RegExp(`^(${[...new Set(rules.map((r) => r.module))].map(escape).join('|')})$`);
         b.onResolve({ filter }, (args) => {
           // the stand-ins' own require() of the module resolves as usual
-          if (args.kind !== 'require-call' || args.namespace === 'lazy' || args.namespace === 'replaced') return undefined;
-          const rule = rules.find((r) => r.module === args.path && r.importer.test(args.importer));
+          if (args.namespace === 'lazy' || args.namespace === 'replaced') return undefined;
+          const rule = rules.find((r) => r.module === args.path && r.importer.test(args.importer) && args.kind === (r.importKind ?? 'require-call'));
           return rule ? { path: args.path, namespace: rule.kind, pluginData: { rule, resolveDir: args.resolveDir } } : undefined;
         });
         // The lazy stand-in is a function so that callable modules keep working. An object that has

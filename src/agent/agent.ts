@@ -135,7 +135,7 @@ export class Agent {
     this.config = await readConfigJson(this.configPath);
     this.telemetrySettings = telemetrySettings(this.config, this.configPath, this.opts.metricsIntervalMs);
     if (!this.config.uuid) {
-      this.config.uuid = newUuid();
+      this.config.uuid = await newUuid();
       await writeConfigJson(this.configPath, this.config);
     }
     this.store = await AgentStore.open(await openAgentDb(path.join(dataDir, 'agent.sqlite')));

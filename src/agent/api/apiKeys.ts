@@ -1,7 +1,8 @@
 // Keys of the device API, balena-compatible: one per app (it may act on its own app only; its
 // containers get it as BALENA_SUPERVISOR_API_KEY) and the device's own key (all apps).
 // Kept in the agent database; compared in constant time; never logged.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { digestsEqual, sha256 } from '../../shared/sha256.js';
+import { randomHex } from '../config/randomHex.js';
 import type { AgentStore } from '../store/agentStore.js';
 
 export type KeyScope = { kind: 'device' } | { kind: 'app'; appId: number };
@@ -9,8 +10,8 @@ export type KeyScope = { kind: 'device' } | { kind: 'app'; appId: number };
 const DEVICE = 'api_key:device';
 const APP_PREFIX = 'api_key:app:';
 
-const newKey = () => randomBytes(32).toString('hex');
-const digest = (key: string) => createHash('sha256').update(key).digest();
+const newKey = () => randomHex(32);
+const digest = (key: string) => sha256(key);
 
 export class ApiKeys {
   private constructor(
@@ -25,7 +26,7 @@ export class ApiKeys {
     for (const [k, v] of values) if (k.startsWith(APP_PREFIX)) apps.set(Number(k.slice(APP_PREFIX.length)), v);
     let device = values.get(DEVICE);
     if (!device) {
-      device = newKey();
+      device = await newKey();
       await store.updateConfig({ [DEVICE]: device });
     }
     return new ApiKeys(store, device, apps);
@@ -46,7 +47,7 @@ export class ApiKeys {
   async ensureApps(appIds: number[]): Promise<void> {
     const missing = appIds.filter((id) => !this.apps.has(id));
     if (!missing.length) return;
-    const created = Object.fromEntries(missing.map((id) => [id, newKey()]));
+    const created = Object.fromEntries(await Promise.all(missing.map(async (id) => [id, await newKey()])));
     await this.store.updateConfig(Object.fromEntries(missing.map((id) => [`${APP_PREFIX}${id}`, created[id]!])));
     for (const id of missing) this.apps.set(id, created[id]!);
   }
@@ -55,16 +56,16 @@ export class ApiKeys {
   authenticate(presented: string): KeyScope | undefined {
     const d = digest(presented);
     let found: KeyScope | undefined;
-    if (timingSafeEqual(d, digest(this.device))) found = { kind: 'device' };
+    if (digestsEqual(d, digest(this.device))) found = { kind: 'device' };
     for (const [appId, key] of this.apps) {
-      if (timingSafeEqual(d, digest(key)) && !found) found = { kind: 'app', appId };
+      if (digestsEqual(d, digest(key)) && !found) found = { kind: 'app', appId };
     }
     return found;
   }
 
   /** Replaces the key of this scope: the old one stops working at once. */
   async regenerate(scope: KeyScope): Promise<string> {
-    const key = newKey();
+    const key = await newKey();
     if (scope.kind === 'device') {
       await this.store.updateConfig({ [DEVICE]: key });
       this.device = key;

@@ -1,11 +1,11 @@
 // config.json in the balena format (applicationId, apiKey, deviceType, apiEndpoint, listenPort,
 // uuid, …). Unknown fields are kept as they are: the format has grown over the years.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';
 import { ValidationError } from '../../shared/errors.js';
 import { writeFileAtomic } from './atomicFile.js';
+import { randomHex } from './randomHex.js';
 
 const NumericId = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]);
 
@@ -58,4 +58,4 @@ export async function writeConfigJson(file: string, config: ConfigJson): Promise
 }
 
 /** A device uuid as balena makes them: 32 hex characters. */
-export const newUuid = () => randomBytes(16).toString('hex');
+export const newUuid = () => randomHex(16);

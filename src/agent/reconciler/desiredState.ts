@@ -1,7 +1,7 @@
 // The validated target state, expanded into what the engine must hold: per app its service
 // specs (hashed), networks and volumes with engine names. Pure.
-import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
+import { sha256Hex } from '../../shared/sha256.js';
 import type { NetworkTarget, TargetState, VolumeTarget } from '../../shared/targetState.js';
 import { buildServiceSpec, engineObjectName, type ServiceSpec, type SpecContext } from './serviceSpec.js';
 
@@ -60,7 +60,7 @@ export function buildDesiredState(target: TargetState, ctx: SpecContext): Desire
         name,
         engineName: engineObjectName(appId, name, ctx.scope),
         config,
-        hash: createHash('sha256').update(stringify(config)!).digest('hex'),
+        hash: sha256Hex(stringify(config)!),
       })),
       volumes: Object.entries(app.release.volumes ?? {}).map(([name, config]) => ({
         appId,

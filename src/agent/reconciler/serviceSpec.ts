@@ -2,10 +2,10 @@
 // The hash is computed from what the agent asks the engine for (not from what inspect returns),
 // so engine-side normalisation (restart policy "no" vs "", default caps, …) can never cause a
 // replace loop: a container is replaced only when the agent's own request for it changed.
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parse as shellParse } from 'shell-quote';
 import stringify from 'safe-stable-stringify';
+import { sha256Hex } from '../../shared/sha256.js';
 import {
   UPDATE_STRATEGIES,
   type AppTarget,
@@ -177,14 +177,14 @@ export function buildServiceSpec(
 }
 
 function hashConfig(config: ContainerConfig): string {
-  return createHash('sha256').update(stringify(config)!).digest('hex');
+  return sha256Hex(stringify(config)!);
 }
 
 /** The config with environment values replaced by digests: safe to keep in a label and to diff. */
 export function redactConfig(config: ContainerConfig): ContainerConfig {
   const environment: Record<string, string> = {};
   for (const [k, v] of Object.entries(config.environment)) {
-    environment[k] = createHash('sha256').update(v).digest('hex').slice(0, 12);
+    environment[k] = sha256Hex(v).slice(0, 12);
   }
   return { ...config, environment };
 }
