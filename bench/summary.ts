@@ -77,7 +77,7 @@ if (!a) {
   for (const r of a.results as RssRow[]) {
     lines.push(
       r.ok
-        ? `  ${r.variant}: max ${r.maxMb} MB, final ${r.finalMb} MB (own ${r.finalAnonMb} MB)${r.variant.startsWith('bundled') ? (r.meetsGoal ? ' — meets ≤ 50 MB' : ' — over 50 MB') : ''}`
+        ? `  ${r.variant}: max ${r.maxMb} MB, final ${r.finalMb} MB (own ${r.finalAnonMb} MB)${r.variant.startsWith('bundled') ? (r.meetsGoal ? ' — meets ≤ 50 MB idle' : ' — over 50 MB idle') : ''}`
         : `  ${r.variant}: FAILED`,
     );
   }

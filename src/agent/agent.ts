@@ -32,7 +32,7 @@ import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
 import type { ServiceSpec } from './reconciler/serviceSpec.js';
 import { reportCurrentState, type AppReport } from './state/currentState.js';
 import type { DeviceFacts } from './state/deviceReports.js';
-import { openAgentDb } from './store/database.js';
+import { openAgentDb, type MigrationProcess } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
 import { BALENA_API_VERSION, BOSUN_VERSION } from './version.js';
 
@@ -71,6 +71,8 @@ export interface AgentOptions {
   /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */
   metricsIntervalMs?: number;
   log?: EventLog;
+  /** run pending database migrations in this child process (main.ts: the agent itself) instead of in process */
+  migrationProcess?: MigrationProcess;
 }
 
 const LOCAL_TARGET_KEY = 'local_target';
@@ -138,7 +140,7 @@ export class Agent {
       this.config.uuid = await newUuid();
       await writeConfigJson(this.configPath, this.config);
     }
-    this.store = await AgentStore.open(await openAgentDb(path.join(dataDir, 'agent.sqlite')));
+    this.store = await AgentStore.open(await openAgentDb(path.join(dataDir, 'agent.sqlite'), this.opts.migrationProcess));
     this.log.attach(this.store);
     this.locks = new UpdateLocks(this.lockRoot);
     const stale = await this.locks.removeStaleAgentLocks();

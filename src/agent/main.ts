@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // bosun-agent: the on-device agent.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent } from './agent.js';
+import { migrateDatabaseFile } from './store/database.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -16,6 +17,7 @@ const port = (v: string) => {
 };
 
 interface Options {
+  migrateDatabase?: string;
   dataDir: string;
   config?: string;
   target?: string;
@@ -54,7 +56,13 @@ const program = new Command('bosun-agent')
   .option('--metrics-interval <ms>', "record the device's cpu, memory, disk and temperature as telemetry this often; 0 = off (default: metricsInterval of config.json, else off)", (v) => (v === '0' ? 0 : positiveInt(v)))
   .option('--command-api-port <port|off>', "AutoPi's local command API (GET /, POST /dongle/<unit_id>/execute/); off to turn it off", (v) => (v === 'off' ? false : port(v)), 9000)
   .option('--command-api-address <ip>', 'local command API listen address (it asks for no key: keep it on loopback)', '127.0.0.1')
+  // the agent runs itself with this to migrate its database in a short-lived child (store/database.ts)
+  .addOption(new Option('--migrate-database <file>').hideHelp())
   .action(async (o: Options) => {
+    if (o.migrateDatabase) {
+      await migrateDatabaseFile(o.migrateDatabase);
+      return;
+    }
     const agent = new Agent({
       dataDir: o.dataDir,
       ...(o.config ? { configPath: o.config } : {}),
@@ -71,6 +79,7 @@ const program = new Command('bosun-agent')
       ...(o.engineTcp ? { engineTcp: o.engineTcp === true ? '127.0.0.1:2375' : o.engineTcp } : {}),
       ...(o.metricsInterval !== undefined ? { metricsIntervalMs: o.metricsInterval } : {}),
       ...(o.commandApiPort !== false ? { commandApiPort: o.commandApiPort, commandApiAddress: o.commandApiAddress } : {}),
+      migrationProcess: { execPath: process.execPath, args: [...process.execArgv, process.argv[1]!] },
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);

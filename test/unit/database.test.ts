@@ -54,3 +54,16 @@ test('a pending migration is applied (a file whose record of migrations was lost
   // the Migrator runs 0001 again, which fails on the existing tables: not silently skipped
   await assert.rejects(openAgentDb(file), /already exists/);
 });
+
+test('migrations can run in a child process (the agent itself with --migrate-database); its failure is reported', async (t) => {
+  const file = await tempDb(t);
+  const agentItself = { execPath: process.execPath, args: ['--import', 'tsx', 'src/agent/main.ts'] };
+  const db = await openAgentDb(file, agentItself);
+  await db.destroy();
+  assert.deepEqual(executed(file), [...migrationNames].sort());
+  // already current: no child runs (a failing one would throw)
+  await (await openAgentDb(file, { execPath: process.execPath, args: ['-e', 'process.exit(3)', '--'] })).destroy();
+
+  const fresh = await tempDb(t);
+  await assert.rejects(openAgentDb(fresh, { execPath: process.execPath, args: ['-e', "console.error('disk full'); process.exit(1)", '--'] }), /migrating .* failed: disk full/);
+});

@@ -20,7 +20,19 @@ export interface AgentTables {
 
 export type AgentDb = Kysely<AgentTables>;
 
-export async function openAgentDb(file: string): Promise<AgentDb> {
+/** How to run a process that migrates a database file: `[...args, '--migrate-database', file]`. */
+export interface MigrationProcess {
+  execPath: string;
+  args: string[];
+}
+
+/**
+ * With `migrateIn`, pending migrations run in a child process (a device's first start, an upgrade):
+ * kysely's Migrator and schema builders stay out of the long-running agent (~1 MB of RSS for good,
+ * BENCHMARKS.md §3). Without it they run here.
+ */
+export async function openAgentDb(file: string, migrateIn?: MigrationProcess): Promise<AgentDb> {
+  if (migrateIn && !isMigratedFile(file)) await migrateInChild(file, migrateIn);
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
@@ -37,6 +49,29 @@ export async function openAgentDb(file: string): Promise<AgentDb> {
     }
   }
   return db;
+}
+
+/** Applies pending migrations to the file and closes it (the `--migrate-database` child). */
+export async function migrateDatabaseFile(file: string): Promise<void> {
+  await (await openAgentDb(file)).destroy();
+}
+
+function isMigratedFile(file: string): boolean {
+  const sqlite = new SQLite(file);
+  try {
+    return isMigrated(sqlite);
+  } finally {
+    sqlite.close();
+  }
+}
+
+async function migrateInChild(file: string, how: MigrationProcess): Promise<void> {
+  const { execFile } = await import('node:child_process');
+  await new Promise<void>((resolve, reject) => {
+    execFile(how.execPath, [...how.args, '--migrate-database', file], { timeout: 120_000 }, (err, _stdout, stderr) =>
+      err ? reject(new Error(`migrating ${file} failed: ${stderr.trim() || err.message}`)) : resolve(),
+    );
+  });
 }
 
 /**
