@@ -37,15 +37,20 @@ export interface Server {
 
 export async function openServer(opts: ServerOptions): Promise<Server> {
   await fs.mkdir(opts.dataDir, { recursive: true });
-  const db = await openServerDb({ ...(opts.databaseUrl ? { url: opts.databaseUrl } : {}), sqliteFile: path.join(opts.dataDir, 'server.sqlite') });
+  // the database's and the notifier's warnings go to the app's log once there is one
+  let warn = (msg: string) => process.emitWarning(msg);
+  const db = await openServerDb({
+    ...(opts.databaseUrl ? { url: opts.databaseUrl } : {}),
+    sqliteFile: path.join(opts.dataDir, 'server.sqlite'),
+    onIdleConnectionError: (err) => warn(`an idle PostgreSQL connection was closed: ${err.message}`),
+  });
   let notifier: TargetNotifier | undefined;
   try {
     const tokens = new ApiTokens(db);
     const secrets = await SecretBox.load(path.join(opts.dataDir, 'server.key'));
     const firstAdminToken = (await tokens.any()) ? undefined : (await tokens.create('admin')).token;
     // several nodes may share a PostgreSQL database: a change made on one must wake devices
-    // waiting on any other (the notifier's messages go to the app's log once there is one)
-    let warn = (msg: string) => process.emitWarning(msg);
+    // waiting on any other
     notifier = isPostgresUrl(opts.databaseUrl)
       ? await (await import('./targets/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
       : new LocalNotifier();

@@ -106,6 +106,8 @@ export interface DatabaseOptions {
   /** `postgres://…` for PostgreSQL; otherwise the SQLite file */
   url?: string;
   sqliteFile: string;
+  /** PostgreSQL: an idle pooled connection was ended by the database (logged; the pool recovers) */
+  onIdleConnectionError?: (err: Error) => void;
 }
 
 export async function openServerDb(opts: DatabaseOptions): Promise<ServerDb> {
@@ -130,7 +132,7 @@ async function dialectFor(opts: DatabaseOptions) {
     // An idle pooled connection that the database ends (a restart, an administrator, a dropped
     // database) is already out of the pool when this fires; the next query opens a new one.
     // Without a listener the pool re-emits it as an uncaught exception that would end the process.
-    pool.on('error', () => {});
+    pool.on('error', (err) => opts.onIdleConnectionError?.(err));
     return new PostgresDialect({ pool });
   }
   const { default: SQLite } = await import('better-sqlite3');
