@@ -8,6 +8,7 @@ import { UnauthorizedError } from '../shared/errors.js';
 import type { ApiTokens } from './auth/apiTokens.js';
 import type { SecretBox } from './auth/secretBox.js';
 import type { ServerDb } from './db/database.js';
+import type { Logbook } from './logbook/logbook.js';
 import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
@@ -36,6 +37,7 @@ export interface ServerContext {
   notifier: TargetNotifier;
   /** the devices' logs: uploads, reads, live tails */
   deviceLogs: DeviceLogs;
+  logbook: Logbook;
 }
 
 /** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */

@@ -24,12 +24,14 @@ const program = new Command('bosun-server')
   .option('--log-lines <n>', 'device logs: lines kept per device', count, 10_000)
   .option('--log-days <n>', 'device logs: days a line is kept', count, 7)
   .option('--log-rate <n>', 'device logs: lines a device may send per minute (more are suppressed, with a marker)', count, 3000)
-  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string; logLines: number; logDays: number; logRate: number }) => {
+  .option('--telemetry-days <n>', 'telemetry logbook: days a data point is kept', count, 365)
+  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string; logLines: number; logDays: number; logRate: number; telemetryDays: number }) => {
     const server = await openServer({
       dataDir: o.dataDir,
       ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
       logger: true,
       logs: { maxLinesPerDevice: o.logLines, maxAgeMs: o.logDays * 86_400_000, linesPerMinute: o.logRate },
+      telemetry: { retentionMs: o.telemetryDays * 86_400_000 },
     });
     const address = await server.app.listen({ port: o.port, host: o.host });
     if (server.firstAdminToken) {

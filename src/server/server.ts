@@ -7,6 +7,7 @@ import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
 import { CallbackDelivery } from './commands/callbackDelivery.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
+import { Logbook, type LogbookOptions } from './logbook/logbook.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
@@ -19,6 +20,8 @@ export interface ServerOptions {
   logger?: boolean;
   /** device logs: retention (count, age), rate limit, how often to prune */
   logs?: DeviceLogsOptions;
+  /** telemetry logbook: retention, how often to prune */
+  telemetry?: LogbookOptions;
 }
 
 export interface Server {
@@ -30,6 +33,7 @@ export interface Server {
   /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
   notifier: TargetNotifier;
   deviceLogs: DeviceLogs;
+  logbook: Logbook;
   /** set on the first start only: the admin token, never stored in clear */
   firstAdminToken?: string;
   close(): Promise<void>;
@@ -56,10 +60,12 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       : new LocalNotifier();
     const targets = new DeviceTargets(db, secrets, notifier);
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
-    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const logbook = new Logbook(db, opts.telemetry);
+    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
-    // every node prunes device logs beyond their retention
+    // every node prunes device logs and telemetry beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));
+    logbook.startPruning((err) => app.log.error(err));
     // the callbacks of remote executions: every node delivers whichever are due
     const callbacks = new CallbackDelivery({ db, notifier, secrets, log: app.log });
     callbacks.start();
@@ -71,11 +77,13 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       targets,
       notifier,
       deviceLogs,
+      logbook,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
         // the app first: closing it answers the long polls it holds, which need the database
         await app.close();
         await deviceLogs.stopPruning();
+        await logbook.stopPruning();
         await callbacks.close();
         await theNotifier.close();
         await db.destroy();

@@ -207,6 +207,29 @@ for (const backend of backends()) {
       assert.equal(noKey.statusCode, 401);
     });
 
+    test('retention: points (and whole minutes of aggregates) older than it are pruned, newer ones stay; batch ids are kept 30 days', async (t) => {
+      const server = await backend.start(t, { telemetry: { retentionMs: 60 * 60_000 } });
+      const dev = await newDevice(server);
+      const read = reader(server);
+      assert.equal((await upload(server, dev.key, 'b1', BATCH_1)).status, 200);
+      assert.equal((await upload(server, dev.key, 'b2', BATCH_2)).status, 200);
+      // an hour's retention, pruned at 11:13:45.378 (cut-off 10:13:45.378): the points before it go
+      const pruned = await server.logbook.prune(ms('2020-07-09T11:13:45.378Z'));
+      assert.deepEqual(pruned, { points: 3, batches: 0 });
+      const raw = await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', ...HOUR });
+      assert.deepEqual(raw.body, [
+        { ts: '2020-07-09T10:13:45.378000Z', value: 13.6 },
+        { ts: '2020-07-09T10:19:59.999000Z', value: 14 },
+        { ts: '2020-07-09T10:20:00.000000Z', value: 11 },
+      ]);
+      // the aggregates say the same (minutes wholly before the cut-off went with their points)
+      const buckets = await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', ...HOUR, aggregation: 'count', interval: '1h' });
+      assert.deepEqual(buckets.body.map((b) => b.value), [3]);
+      // batch ids stay for 30 days (a batch sent again is still recognised), then go
+      assert.equal((await upload(server, dev.key, 'b1', BATCH_1)).body.duplicate, true);
+      assert.deepEqual(await server.logbook.prune(Date.now() + 31 * 24 * 60 * 60_000), { points: 3, batches: 2 });
+    });
+
     test('deleting a device deletes its telemetry', async (t) => {
       const server = await backend.start(t);
       const dev = await newDevice(server);

@@ -4,7 +4,8 @@
 import { PostgresAdapter, sql, type RawBuilder } from 'kysely';
 import { formatTsMicros, formatTsMillis, type Point } from '../../shared/telemetry.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
-import { minuteRows, readPlan } from './buckets.js';
+import { PeriodicTask } from '../periodicTask.js';
+import { MINUTE_US, minuteRows, readPlan } from './buckets.js';
 import type { Aggregation, ReadQuery } from './readQuery.js';
 
 /** A raw read finding more points than this is refused (narrow the range, or aggregate). */
@@ -53,11 +54,55 @@ const AGGREGATE: Record<Aggregation, RawBuilder<number>> = {
   count: sql`sum(n)`,
 };
 
+export interface LogbookOptions {
+  /** points (and their per-minute aggregates) are deleted once older than this (default 365 days) */
+  retentionMs?: number;
+  /** how often each server node prunes (default hourly) */
+  pruneEveryMs?: number;
+}
+
+const DAY_MS = 24 * 60 * 60_000;
+/** Batch ids are kept this long: a device that lost an answer may send its batch again after a long offline period. */
+const BATCH_ID_RETENTION_MS = 30 * DAY_MS;
+
 export class Logbook {
   /** `device \n field \n type` → series id */
   private readonly series = new Map<string, number>();
+  readonly retentionMs: number;
+  private readonly pruning: PeriodicTask;
 
-  constructor(private readonly db: ServerDb) {}
+  constructor(
+    private readonly db: ServerDb,
+    opts: LogbookOptions = {},
+  ) {
+    this.retentionMs = opts.retentionMs ?? 365 * DAY_MS;
+    this.pruning = new PeriodicTask(() => this.prune(), opts.pruneEveryMs ?? 60 * 60_000);
+  }
+
+  /**
+   * Deletes points older than the retention (a series at a time, along its index), the per-minute
+   * aggregates of minutes wholly older, and batch ids past theirs.
+   */
+  async prune(now = Date.now()): Promise<{ points: number; batches: number }> {
+    const cutoffUs = (now - this.retentionMs) * 1000;
+    let points = 0;
+    const series = await this.db.selectFrom('telemetry_series').select('id').execute();
+    for (const part of inChunks(series.map((s) => s.id), 500)) {
+      const deleted = await this.db.deleteFrom('telemetry_point').where('series_id', 'in', part).where('ts', '<', cutoffUs).executeTakeFirst();
+      points += Number(deleted.numDeletedRows);
+      await this.db.deleteFrom('telemetry_minute').where('series_id', 'in', part).where('minute', '<=', cutoffUs - MINUTE_US).execute();
+    }
+    const batches = await this.db.deleteFrom('telemetry_batch').where('received_at', '<', new Date(now - BATCH_ID_RETENTION_MS).toISOString()).executeTakeFirst();
+    return { points, batches: Number(batches.numDeletedRows) };
+  }
+
+  startPruning(onError: (err: Error) => void): void {
+    this.pruning.start(onError);
+  }
+
+  stopPruning(): Promise<void> {
+    return this.pruning.stop();
+  }
 
   /**
    * Stores a device's batch of points with their per-minute aggregates, in one transaction. A batch

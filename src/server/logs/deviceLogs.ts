@@ -14,6 +14,7 @@ import type { LogStream, ShippedLogLine } from '../../shared/deviceLogs.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { ServerDb, ServerTables } from '../db/database.js';
 import type { TargetNotifier } from '../targets/notifier.js';
+import { PeriodicTask } from '../periodicTask.js';
 
 export interface DeviceLogsOptions {
   /** lines kept per device, the oldest pruned first (default 10,000) */
@@ -65,10 +66,8 @@ export class DeviceLogs {
   readonly maxAgeMs: number;
   readonly perMinute: number;
   readonly burst: number;
-  private readonly pruneEveryMs: number;
   private readonly postgres: boolean;
-  private pruneTimer: NodeJS.Timeout | undefined;
-  private pruning: Promise<unknown> = Promise.resolve();
+  private readonly pruning: PeriodicTask;
 
   constructor(
     private readonly db: ServerDb,
@@ -79,7 +78,7 @@ export class DeviceLogs {
     this.maxAgeMs = opts.maxAgeMs ?? 7 * 24 * 60 * 60_000;
     this.perMinute = opts.linesPerMinute ?? 3000;
     this.burst = opts.burstLines ?? 20_000;
-    this.pruneEveryMs = opts.pruneEveryMs ?? 60_000;
+    this.pruning = new PeriodicTask(() => this.prune(), opts.pruneEveryMs ?? 60_000);
     this.postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   }
 
@@ -180,16 +179,11 @@ export class DeviceLogs {
 
   /** Prunes every `pruneEveryMs` on this node (each node does: a prune finding nothing costs little). */
   startPruning(onError: (err: Error) => void): void {
-    this.pruneTimer ??= setInterval(() => {
-      this.pruning = this.pruning.then(() => this.prune()).catch(onError);
-    }, this.pruneEveryMs);
-    this.pruneTimer.unref();
+    this.pruning.start(onError);
   }
 
-  async stopPruning(): Promise<void> {
-    clearInterval(this.pruneTimer);
-    this.pruneTimer = undefined;
-    await this.pruning;
+  stopPruning(): Promise<void> {
+    return this.pruning.stop();
   }
 
   /** Deletes the device's lines that `pick` selects, and takes them off its count, in one transaction. */

@@ -18,7 +18,7 @@ import { Type } from '@sinclair/typebox';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { MAX_POINTS_PER_REQUEST, parsePoints, PointSchema } from '../../shared/telemetry.js';
 import { deviceKeyAuth } from '../auth/deviceKeys.js';
-import { Logbook, MAX_RAW_POINTS } from '../logbook/logbook.js';
+import { MAX_RAW_POINTS } from '../logbook/logbook.js';
 import { ReadParams, readQuery } from '../logbook/readQuery.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
@@ -40,7 +40,7 @@ const ReadAnswer = Type.Array(
 );
 
 export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const logbook = new Logbook(ctx.db);
+  const { logbook } = ctx;
   const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(ctx.db);
 
   app.post(
