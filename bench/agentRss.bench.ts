@@ -13,14 +13,17 @@ import {
   countRunning,
   ensureImage,
   freshAppId,
+  IMAGE,
   intEnv,
   log,
   onCleanup,
   readRss,
   type Rss,
+  registry,
   removeApp,
   round,
   runBench,
+  serviceName,
   sleep,
   tempDir,
 } from './lib.js';
@@ -41,12 +44,15 @@ interface Variant {
   apiInUse?: boolean;
   /** measured after a restart on the data dir of a first run that deployed the services (a device's every later boot) */
   restarted?: boolean;
+  /** cloud mode: provisioned into a control plane in this process, which deploys the services as a release */
+  cloud?: boolean;
 }
 
 // `--api-port 0`: the device API binds a free port (its listener is part of what is measured; the
 // default 48484 may be taken by another agent on this machine).
+const SCOPE = `bench-rss-${process.pid}`;
 const agentArgs = (dataDir: string, target: string) => [
-  '--data-dir', dataDir, '--target', target, '--engine-scope', `bench-rss-${process.pid}`, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
+  '--data-dir', dataDir, '--target', target, '--engine-scope', SCOPE, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
 ];
 const bundled = (flags: string[], bundle = BUNDLE): Variant['args'] => (d, t) => [...flags, bundle, ...agentArgs(d, t)];
 const RECOMMENDED = ['--lite-mode', '--max-semi-space-size=1'];
@@ -71,6 +77,13 @@ const VARIANTS: Variant[] = [
     args: bundled(RECOMMENDED),
     agent: true,
     restarted: true,
+  },
+  {
+    // a device as it runs in the field: following its control plane, shipping its services' logs
+    name: 'bundled --lite-mode --max-semi-space-size=1, cloud mode',
+    args: (d) => [...RECOMMENDED, BUNDLE, '--data-dir', d, '--engine-scope', SCOPE, '--api-port', '0'],
+    agent: true,
+    cloud: true,
   },
   {
     // what an app that health-checks the agent costs: the device API (fastify) is loaded on its first request
@@ -120,14 +133,43 @@ async function stopChild(child: ChildProcess): Promise<number | null> {
   return exited;
 }
 
+/**
+ * Cloud mode: a control plane in this process (its memory is not measured) with the test registry,
+ * a project and a provisioning key in the agent's config.json; `release()` deploys the services.
+ */
+async function controlPlane(dir: string, dataDir: string) {
+  const { openServer } = await import('../src/server/server.js');
+  const server = await openServer({ dataDir: path.join(dir, 'server') });
+  const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
+  const call = async (u: string, body: unknown) => {
+    const res = await server.app.inject({ method: 'POST', url: u, headers: { authorization: `APIToken ${server.firstAdminToken}` }, payload: body as object });
+    if (res.statusCode >= 300) throw new Error(`POST ${u}: ${res.statusCode} ${res.body}`);
+    return JSON.parse(res.body) as { id: number; key: string };
+  };
+  const reg = await call('/docker/registries/', registry);
+  const project = await call('/docker/projects/', { name: 'rss', default_registry: reg.id });
+  const key = await call('/provisioning-keys/', { name: 'rss', project: project.id });
+  await fsp.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' }));
+  const [image, tag] = IMAGE.slice(registry.url.length + 1).split(':');
+  const containers = Array.from({ length: SERVICES }, (_, i) => ({ name: serviceName(i + 1), image, tag }));
+  return {
+    appId: project.id,
+    release: () => call(`/docker/projects/${project.id}/releases/`, { version: '1', containers }),
+    close: () => server.close(),
+  };
+}
+
 async function measure(v: Variant, root: string): Promise<Measured> {
-  const appId = v.agent ? freshAppId() : 0;
   const dir = path.join(root, v.name.replace(/[^a-z0-9]+/gi, '-'));
   const dataDir = path.join(dir, 'data');
   const targetFile = path.join(dir, 'target.json');
   await fsp.mkdir(dataDir, { recursive: true });
-  if (v.agent) await fsp.writeFile(targetFile, JSON.stringify(bosunTarget(appId, SERVICES), null, 2));
-  const label = `io.balena.app-id=${appId}`;
+  const cloud = v.cloud ? await controlPlane(dir, dataDir) : undefined;
+  const undoCloud = cloud ? onCleanup(cloud.close) : undefined;
+  const appId = cloud?.appId ?? (v.agent ? freshAppId() : 0);
+  if (v.agent && !cloud) await fsp.writeFile(targetFile, JSON.stringify(bosunTarget(appId, SERVICES), null, 2));
+  // app ids of a control plane repeat (project 1): the engine scope tells this run's containers apart
+  const label = [`io.balena.app-id=${appId}`, `io.bosun.scope=${SCOPE}`];
   const spawnAgent = () => {
     const out = fs.openSync(path.join(dir, 'agent.log'), 'w');
     const child = spawn(process.execPath, v.args(dataDir, targetFile), { stdio: ['ignore', out, out], env: { ...process.env, BOSUN_LOG_LEVEL: 'info' } });
@@ -146,8 +188,9 @@ async function measure(v: Variant, root: string): Promise<Measured> {
   const child = spawnAgent();
   const undo = onCleanup(async () => {
     await stopChild(child);
-    if (v.agent) await removeApp(appId);
+    if (v.agent) await removeApp(appId, SCOPE);
   });
+  await cloud?.release();
   const samples: { t: number; mb: number; idle: boolean }[] = [];
   let last: Rss | undefined;
   let idle = !v.agent;
@@ -214,8 +257,10 @@ async function measure(v: Variant, root: string): Promise<Measured> {
   } finally {
     clearInterval(sampler);
     await stopChild(child);
-    if (v.agent) await removeApp(appId);
+    if (v.agent) await removeApp(appId, SCOPE);
     undo();
+    await cloud?.close();
+    undoCloud?.();
   }
 }
 

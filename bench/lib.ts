@@ -158,8 +158,9 @@ export function bosunTarget(appId: number, n: number, name = `bench${appId}`): T
 
 export const serviceName = (i: number) => `s${String(i).padStart(2, '0')}`;
 
-export async function countRunning(label: string): Promise<number> {
-  const list = await docker.listContainers({ filters: { label: [label], status: ['running'] } });
+/** Running containers with all of these labels. */
+export async function countRunning(labels: string | string[]): Promise<number> {
+  const list = await docker.listContainers({ filters: { label: [labels].flat(), status: ['running'] } });
   return list.length;
 }
 
@@ -171,9 +172,9 @@ export async function countAll(label: string): Promise<{ containers: number; net
   return { containers: cs.length, networks: ns.length };
 }
 
-/** Removes the containers, networks and volumes the agent made for an app (by label only). */
-export async function removeApp(appId: number): Promise<void> {
-  const filters = { label: [`io.balena.app-id=${appId}`] };
+/** Removes the containers, networks and volumes the agent made for an app (by label only; of one engine scope if given). */
+export async function removeApp(appId: number, scope?: string): Promise<void> {
+  const filters = { label: [`io.balena.app-id=${appId}`, ...(scope ? [`io.bosun.scope=${scope}`] : [])] };
   const cs = await docker.listContainers({ all: true, filters });
   await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);

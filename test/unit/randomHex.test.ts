@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomHex } from '../../src/agent/config/randomHex.js';
+import { randomHex } from '../../src/agent/randomHex.js';
 import { digestsEqual, sha256, sha256Hex } from '../../src/shared/sha256.js';
 import { createHash } from 'node:crypto';
 

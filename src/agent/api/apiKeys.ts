@@ -2,7 +2,7 @@
 // containers get it as BALENA_SUPERVISOR_API_KEY) and the device's own key (all apps).
 // Kept in the agent database; compared in constant time; never logged.
 import { digestsEqual, sha256 } from '../../shared/sha256.js';
-import { randomHex } from '../config/randomHex.js';
+import { randomHex } from '../randomHex.js';
 import type { AgentStore } from '../store/agentStore.js';
 
 export type KeyScope = { kind: 'device' } | { kind: 'app'; appId: number };

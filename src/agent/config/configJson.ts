@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';
 import { ValidationError } from '../../shared/errors.js';
 import { writeFileAtomic } from './atomicFile.js';
-import { randomHex } from './randomHex.js';
+import { randomHex } from '../randomHex.js';
 
 const NumericId = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]);
 

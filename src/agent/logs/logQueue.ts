@@ -9,7 +9,7 @@
 // The queue also keeps, per container, the engine time of its last line queued: following resumes
 // there after a restart, in the same transaction as the lines, so a line is either queued and past
 // its container's cursor or neither.
-import { randomUUID } from 'node:crypto';
+import { randomHex } from '../randomHex.js';
 import type { Transaction } from 'kysely';
 import type { ShippedLogLine } from '../../shared/deviceLogs.js';
 import type { AgentDb, AgentTables } from '../store/database.js';
@@ -60,7 +60,7 @@ export class LogQueue {
   /** Opens the queue; `now` (an engine time) is where a new one starts following. */
   static async open(db: AgentDb, now: string, limits: LogQueueLimits = {}): Promise<LogQueue> {
     const stored = await db.selectFrom('config').select('value').where('key', '=', META_KEY).executeTakeFirst();
-    const meta = stored ? (JSON.parse(stored.value) as { id: string; since: string }) : { id: randomUUID(), since: now };
+    const meta = stored ? (JSON.parse(stored.value) as { id: string; since: string }) : { id: await randomHex(16), since: now };
     if (!stored) await db.insertInto('config').values({ key: META_KEY, value: JSON.stringify(meta) }).execute();
     const cursors = await db.selectFrom('log_cursor').selectAll().execute();
     const totals = await db

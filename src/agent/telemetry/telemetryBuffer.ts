@@ -4,7 +4,7 @@
 // leaves only once the server acknowledged its batch. The batch id is stored with its points, so a
 // batch sent again (its answer was lost, the agent restarted) is the same batch under the same id,
 // which the server stores once.
-import { randomUUID } from 'node:crypto';
+import { randomHex } from '../randomHex.js';
 import { sql } from 'kysely';
 import type { AgentDb } from '../store/database.js';
 
@@ -57,7 +57,7 @@ export class TelemetryBuffer {
     const pending = await this.db.selectFrom('telemetry_point').select('batch').where('batch', 'is not', null).limit(1).executeTakeFirst();
     let id = pending?.batch;
     if (!id) {
-      id = randomUUID();
+      id = await randomHex(16);
       const oldest = this.db.selectFrom('telemetry_point').select('id').where('batch', 'is', null).orderBy('id').limit(maxPoints);
       await this.db.updateTable('telemetry_point').set({ batch: id }).where('id', 'in', oldest).execute();
     }
