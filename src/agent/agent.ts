@@ -203,8 +203,10 @@ export class Agent {
     await this.loadInitialTarget();
     const endpoint = this.cloudEndpoint();
     if (endpoint) await this.startCloud(endpoint);
-    // cloud mode: what an earlier run buffered goes up now; metrics: recorded from the start
-    if (endpoint || this.telemetrySettings.metricsIntervalMs) await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
+    // metrics: recorded from the start; cloud mode: what an earlier run buffered goes up now (else
+    // telemetry loads with the first point an app posts)
+    const buffered = endpoint ? !!(await this.store.db.selectFrom('telemetry_point').select('id').limit(1).executeTakeFirst()) : false;
+    if (buffered || this.telemetrySettings.metricsIntervalMs) await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
     this.reconciler.start();
     this.watchEngineEvents();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
