@@ -32,8 +32,12 @@ export interface MigrationProcess {
  * BENCHMARKS.md §3). Without it they run here.
  */
 export async function openAgentDb(file: string, migrateIn?: MigrationProcess): Promise<AgentDb> {
-  if (migrateIn && !isMigratedFile(file)) await migrateInChild(file, migrateIn);
-  const sqlite = new SQLite(file);
+  let sqlite = new SQLite(file);
+  if (migrateIn && !isMigrated(sqlite)) {
+    sqlite.close();
+    await migrateInChild(file, migrateIn);
+    sqlite = new SQLite(file);
+  }
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
@@ -54,15 +58,6 @@ export async function openAgentDb(file: string, migrateIn?: MigrationProcess): P
 /** Applies pending migrations to the file and closes it (the `--migrate-database` child). */
 export async function migrateDatabaseFile(file: string): Promise<void> {
   await (await openAgentDb(file)).destroy();
-}
-
-function isMigratedFile(file: string): boolean {
-  const sqlite = new SQLite(file);
-  try {
-    return isMigrated(sqlite);
-  } finally {
-    sqlite.close();
-  }
 }
 
 async function migrateInChild(file: string, how: MigrationProcess): Promise<void> {
