@@ -22,10 +22,11 @@ async function call(method, path, body) {
   return data;
 }
 
-const findOrCreate = async (path, name, body) => (await call('GET', path)).find((e) => e.name === name || e.url === body.url) ?? call('POST', path, body);
+/** The first entity `matches` finds, else a new one from `body`. */
+const findOrCreate = async (path, matches, body) => (await call('GET', path)).find(matches) ?? call('POST', path, body);
 
-const registry = await findOrCreate('/docker/registries/', undefined, { url: '127.0.0.1:5123', username: 'bosun', password: 'bosun-test-password' });
-const project = await findOrCreate('/docker/projects/', 'hello', { name: 'hello', description: 'npm start: the local agent', default_registry: registry.id });
+const registry = await findOrCreate('/docker/registries/', (r) => r.url === '127.0.0.1:5123', { url: '127.0.0.1:5123', username: 'bosun', password: 'bosun-test-password' });
+const project = await findOrCreate('/docker/projects/', (p) => p.name === 'hello', { name: 'hello', description: 'npm start: the local agent', default_registry: registry.id });
 const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}'));
 if (!config.deviceApiKey) {
   const key = await call('POST', '/provisioning-keys/', { name: `quickstart-${Date.now()}`, project: project.id });

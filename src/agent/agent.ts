@@ -11,7 +11,6 @@ import type { LogShipper } from './logs/logShipper.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
 import { deviceApiLoader, lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
-import type { ExecuteCommand } from '../shared/executeCommand.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import { writeFileAtomic } from './config/atomicFile.js';
@@ -265,11 +264,6 @@ export class Agent {
   /** The local command API's port, when it listens. */
   commandApiPort(): number | undefined {
     return this.commandApi?.port;
-  }
-
-  /** A module command (remote execution, local command API): its return value, or a typed error. */
-  async runCommand(call: ExecuteCommand): Promise<unknown> {
-    return (await import('./commands/registry.js')).runCommand(this, call);
   }
 
   /** Telemetry (its disk buffer, the upload in cloud mode, the device metrics), loaded on first use. */

@@ -17,6 +17,7 @@ import { ExecuteCommandSchema } from '../../shared/executeCommand.js';
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
 import type { Api } from '../api/deviceApi.js';
+import { runCommand } from './registry.js';
 
 /** A unit id as AutoPi writes them (a dashed UUID) or as balena does (32 hex digits). */
 const sameUnit = (a: string, b: string) => a.replace(/-/g, '').toLowerCase() === b.replace(/-/g, '').toLowerCase();
@@ -36,7 +37,7 @@ export async function buildLocalCommandApi(agent: Agent): Promise<Api> {
     if (!sameUnit(req.params.unitId, agent.device.uuid)) throw new NotFoundError(`this is device ${agent.device.uuid}, not ${req.params.unitId}`);
     const call = req.body ?? {};
     assertValid(ExecuteCommandSchema, call, 'request body');
-    const value = await agent.runCommand(call);
+    const value = await runCommand(agent, call);
     // the return value as JSON, strings included (fastify would send a string as text)
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(value ?? null));
   });
