@@ -37,7 +37,9 @@ const API_PORT_OPTION = fs.existsSync(BUNDLE) && execFileSync(process.execPath, 
 
 interface Variant {
   name: string;
-  /** node flags, then the script and its arguments (after data dir / target are known) */
+  /** what runs: node (the default) or the shipped launcher */
+  command?: string;
+  /** node flags, then the script and its arguments (after data dir / target are known); for the launcher, the agent's arguments */
   args: (dataDir: string, target: string) => string[];
   agent: boolean;
   /** an app polls the device API (`GET /v1/healthy` every second) while the agent idles */
@@ -55,7 +57,17 @@ const agentArgs = (dataDir: string, target: string) => [
   '--data-dir', dataDir, '--target', target, '--engine-scope', SCOPE, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
 ];
 const bundled = (flags: string[], bundle = BUNDLE): Variant['args'] => (d, t) => [...flags, bundle, ...agentArgs(d, t)];
-const RECOMMENDED = ['--lite-mode', '--max-semi-space-size=1'];
+const LITE = ['--lite-mode', '--max-semi-space-size=1'];
+/**
+ * The launcher devices run (`dist/bosun-agent`, which execs node: same pid): what ships is measured,
+ * its node flags and malloc settings included. Named after what it sets, read from it.
+ */
+const LAUNCHER = 'dist/bosun-agent';
+const launcherText = fs.existsSync(LAUNCHER) ? fs.readFileSync(LAUNCHER, 'utf8') : '';
+const SHIPPED_FLAGS = launcherText.match(/^exec "\$\{BOSUN_NODE:-node\}" (.*) "\$here\/agent\.cjs"/m)?.[1] ?? '';
+const SHIPPED_ENV = [...launcherText.matchAll(/^export (\w+)=\$\{\w+:-([^}]*)\}/gm)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+const shippedName = `shipped (${[SHIPPED_ENV, SHIPPED_FLAGS].filter(Boolean).join(' ')})`;
+const shipped = (agentArgs: Variant['args']): Pick<Variant, 'command' | 'args'> => ({ command: LAUNCHER, args: agentArgs });
 
 const VARIANTS: Variant[] = [
   { name: 'bundled', args: bundled([]), agent: true },
@@ -65,30 +77,28 @@ const VARIANTS: Variant[] = [
     args: bundled(['--max-semi-space-size=1', '--max-old-space-size=32']),
     agent: true,
   },
-  {
-    // the recommended device setting: no optimising compiler (the agent mostly waits), small young generation
-    name: 'bundled --lite-mode --max-semi-space-size=1',
-    args: bundled(RECOMMENDED),
-    agent: true,
-  },
+  // the previous recommendation: no optimising compiler (the agent mostly waits), small young generation
+  { name: `bundled ${LITE.join(' ')}`, args: bundled(LITE), agent: true },
+  // what devices run: the launcher's flags (the above, and code flushing)
+  { name: shippedName, ...shipped(agentArgs), agent: true },
   {
     // a device's every boot after its first: the database exists (no migrations), so do its keys and containers
-    name: 'bundled --lite-mode --max-semi-space-size=1, restarted',
-    args: bundled(RECOMMENDED),
+    name: `${shippedName}, restarted`,
+    ...shipped(agentArgs),
     agent: true,
     restarted: true,
   },
   {
     // a device as it runs in the field: following its control plane, shipping its services' logs
-    name: 'bundled --lite-mode --max-semi-space-size=1, cloud mode',
-    args: (d) => [...RECOMMENDED, BUNDLE, '--data-dir', d, '--engine-scope', SCOPE, '--api-port', '0'],
+    name: `${shippedName}, cloud mode`,
+    ...shipped((d) => ['--data-dir', d, '--engine-scope', SCOPE, '--api-port', '0']),
     agent: true,
     cloud: true,
   },
   {
     // what an app that health-checks the agent costs: the device API (fastify) is loaded on its first request
-    name: 'bundled --lite-mode --max-semi-space-size=1, device API polled',
-    args: bundled(RECOMMENDED),
+    name: `${shippedName}, device API polled`,
+    ...shipped(agentArgs),
     agent: true,
     apiInUse: true,
   },
@@ -98,11 +108,11 @@ const VARIANTS: Variant[] = [
 for (const flags of (process.env.BENCH_RSS_EXTRA ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
   VARIANTS.push({ name: `bundled ${flags}`, args: bundled(flags.split(/\s+/)), agent: true });
 }
-// BENCH_RSS_COMPARE=dir/agent.mjs: another build of the agent (say, the previous commit's), with the recommended flags
-for (const bundle of (process.env.BENCH_RSS_COMPARE ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
-  VARIANTS.push({ name: `${bundle} ${RECOMMENDED.join(' ')}`, args: bundled(RECOMMENDED, bundle), agent: true });
+// BENCH_RSS_COMPARE=dir/bosun-agent: another build's launcher (say, the previous commit's)
+for (const launcher of (process.env.BENCH_RSS_COMPARE ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
+  VARIANTS.push({ name: launcher, command: launcher, args: agentArgs, agent: true });
 }
-// BENCH_RSS_ONLY="lite-mode;compare": only the variants whose name contains one of these (the bare-node baseline always runs)
+// BENCH_RSS_ONLY="shipped;lite-mode": only the variants whose name contains one of these (the bare-node baseline always runs)
 const only = (process.env.BENCH_RSS_ONLY ?? '').split(';').map((f) => f.trim()).filter(Boolean);
 if (only.length) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => only.some((o) => v.name.includes(o))));
 const BARE: Variant = { name: 'bare node (setInterval)', args: () => ['-e', 'setInterval(() => {}, 1000)'], agent: false };
@@ -172,7 +182,7 @@ async function measure(v: Variant, root: string): Promise<Measured> {
   const label = [`io.balena.app-id=${appId}`, `io.bosun.scope=${SCOPE}`];
   const spawnAgent = () => {
     const out = fs.openSync(path.join(dir, 'agent.log'), 'w');
-    const child = spawn(process.execPath, v.args(dataDir, targetFile), { stdio: ['ignore', out, out], env: { ...process.env, BOSUN_LOG_LEVEL: 'info' } });
+    const child = spawn(v.command ?? process.execPath, v.args(dataDir, targetFile), { stdio: ['ignore', out, out], env: { ...process.env, BOSUN_LOG_LEVEL: 'info' } });
     fs.closeSync(out);
     return child;
   };
@@ -266,6 +276,7 @@ async function measure(v: Variant, root: string): Promise<Measured> {
 
 await runBench('agentRss', async () => {
   if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
+  if (!SHIPPED_FLAGS) throw new Error(`could not read the node flags from ${LAUNCHER}`);
   await ensureImage();
   const root = await tempDir('bosun-bench-rss-');
   log(`agent RSS: ${SERVICES} services, ${IDLE_S} s idle after converging, VmRSS sampled every second`);

@@ -1,4 +1,5 @@
-// Bundles the agent for devices: the entry dist/agent.cjs plus lazily loaded chunks in dist/chunks/.
+// Bundles the agent for devices: the entry dist/agent.cjs plus lazily loaded chunks in dist/chunks/,
+// and dist/bosun-agent, the launcher that runs them (scripts/bosun-agent).
 // Code splitting: every dynamic `import()` in the sources (the device API and fastify, kysely's
 // Migrator, …) becomes a chunk that is read and evaluated only when that import runs, so rarely
 // used code costs no memory until it is used. esbuild splits ESM output only; the split files are
@@ -15,8 +16,10 @@ import path from 'node:path';
 import { build, transform } from 'esbuild';
 
 // ssh transport; buildkit sessions; image build contexts (tar-fs with tar-stream, bl and
-// readable-stream: dockerode's buildImage, which the agent never calls)
-const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'tar-fs'];
+// readable-stream: dockerode's buildImage, which the agent never calls); fastify's default schema
+// compilers (Ajv, fast-json-stringify: ~300 KB of source that would sit in the device API's chunk;
+// the device API brings its own compilers, so fastify never requires these)
+const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'tar-fs', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
 
 /**
  * Modules that a dependency requires at load but uses only on paths the agent rarely or never
@@ -83,7 +86,7 @@ const esmDir = 'dist/.agent-esm';
 for (const dir of ['dist/chunks', esmDir]) fs.rmSync(dir, { recursive: true, force: true });
 for (const old of ['dist/agent.mjs', 'dist/agent.mjs.map']) fs.rmSync(old, { force: true });
 
-await build({
+const built = await build({
   entryPoints: { agent: 'src/agent/main.ts' },
   outdir: esmDir,
   entryNames: '[name]',
@@ -150,6 +153,7 @@ module.exports = lazy;`,
     },
   ],
   logLevel: 'warning',
+  metafile: !!process.env.BUNDLE_META,
 });
 
 /** Each split ESM file as CommonJS, its imports of other chunks pointing at their `.cjs` names. */
@@ -165,3 +169,9 @@ for (const file of fs.readdirSync(esmDir, { recursive: true })) {
   if (file.endsWith('.mjs')) await toCommonJs(path.join(esmDir, file), path.join('dist', file.replace(/\.mjs$/, '.cjs')));
 }
 fs.rmSync(esmDir, { recursive: true, force: true });
+// BUNDLE_META=<file>: esbuild's metafile (what each chunk holds, by input), for memory work
+if (process.env.BUNDLE_META) fs.writeFileSync(process.env.BUNDLE_META, JSON.stringify(built.metafile));
+
+// the launcher devices run: the bundle under the node flags and malloc settings its memory is measured with
+fs.copyFileSync('scripts/bosun-agent', 'dist/bosun-agent');
+fs.chmodSync('dist/bosun-agent', 0o755);

@@ -17,6 +17,8 @@ cleanup() {
 trap cleanup EXIT
 pg_env=$(bash scripts/postgres.sh up)
 eval "$pg_env"
+# the shipped agent (dist/bosun-agent, dist/agent.cjs) is tested as bundled from these sources
+node scripts/bundle-agent.mjs
 files=(test/unit/*.test.ts test/integration/*.test.ts test/server/*.test.ts)
 [ $# -gt 0 ] && files=("$@")
 node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${files[@]}"

@@ -1,6 +1,6 @@
 // The agent: wires config, store, engine, locks, puller and reconciler, and owns the target.
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
+import fsp from './fsAsync.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { ValidationError } from '../shared/errors.js';

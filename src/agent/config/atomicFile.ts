@@ -1,21 +1,20 @@
 // Crash-safe file replacement: write a temp file, fsync it, rename over the target, fsync the folder.
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import fs, { fd } from '../fsAsync.js';
 
 export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fh = await fs.open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await synced(await fd.open(tmp, 'w', mode), (f) => fs.writeFile(f, data));
   await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
+  await synced(await fd.open(path.dirname(file), 'r'), async () => {});
+}
+
+/** Runs `use` on the open file, then fsyncs and closes it (closed on failure too). */
+async function synced(f: number, use: (f: number) => Promise<void>): Promise<void> {
   try {
-    await dir.sync();
+    await use(f);
+    await fd.fsync(f);
   } finally {
-    await dir.close();
+    await fd.close(f);
   }
 }

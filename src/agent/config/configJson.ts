@@ -1,6 +1,6 @@
 // config.json in the balena format (applicationId, apiKey, deviceType, apiEndpoint, listenPort,
 // uuid, …). Unknown fields are kept as they are: the format has grown over the years.
-import fs from 'node:fs/promises';
+import fs from '../fsAsync.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';
 import { ValidationError } from '../../shared/errors.js';

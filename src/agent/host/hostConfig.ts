@@ -1,7 +1,7 @@
 // Host OS configuration the device API may change: hostname and the redsocks transparent proxy.
 // Kept as files under a host root, laid out as on balenaOS: `etc/hostname`,
 // `mnt/boot/system-proxy/redsocks.conf` and `mnt/boot/system-proxy/no_proxy`.
-import fs from 'node:fs/promises';
+import fs from '../fsAsync.js';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';

@@ -3,7 +3,7 @@
 // in any of its services' folders. Before stopping or killing anything the agent creates the lock
 // files itself, exclusively: if one exists that it did not write, the app holds the lock.
 // The agent's own files carry a marker, so it can tell them apart and clean them up.
-import fs from 'node:fs/promises';
+import fs from '../fsAsync.js';
 import path from 'node:path';
 import { UpdatesLockedError } from '../../shared/errors.js';
 import { lockDirOf } from '../reconciler/serviceSpec.js';

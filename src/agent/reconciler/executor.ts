@@ -1,6 +1,6 @@
 // Runs planned steps against the engine. Each step is small and idempotent enough that a crash
 // between two of them leaves a state the next plan repairs. Pulls run in the background.
-import { readdir, rm } from 'node:fs/promises';
+import fs from '../fsAsync.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { purgeRefusal } from '../../shared/dataPurge.js';
@@ -377,12 +377,12 @@ function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key:
 async function emptyFolder(folder: string): Promise<void> {
   let entries: string[];
   try {
-    entries = await readdir(folder);
+    entries = await fs.readdir(folder);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  await Promise.all(entries.map((e) => rm(path.join(folder, e), { recursive: true, force: true })));
+  await Promise.all(entries.map((e) => fs.rm(path.join(folder, e), { recursive: true, force: true })));
 }
 
 async function ignoreStatus(p: Promise<unknown>, ...codes: number[]): Promise<void> {

@@ -1,0 +1,28 @@
+// The promise forms of the file calls the agent makes, over fs's callback API. `node:fs/promises`
+// loads FileHandle with readline, fs.watch and directory internals: ~0.5 MB of the agent's RSS
+// (BENCHMARKS.md §3) for a dozen plain calls. Same names and signatures as in `node:fs/promises`.
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+
+export default {
+  access: promisify(fs.access),
+  appendFile: promisify(fs.appendFile),
+  chmod: promisify(fs.chmod),
+  link: promisify(fs.link),
+  mkdir: promisify(fs.mkdir),
+  readdir: promisify(fs.readdir),
+  readFile: promisify(fs.readFile),
+  rename: promisify(fs.rename),
+  rm: promisify(fs.rm),
+  statfs: promisify(fs.statfs),
+  writeFile: promisify(fs.writeFile),
+};
+
+/** File descriptors, for what needs fsync or a partial read. */
+export const fd = {
+  open: promisify(fs.open),
+  close: promisify(fs.close),
+  fsync: promisify(fs.fsync),
+  read: promisify(fs.read),
+  write: promisify(fs.write),
+};
