@@ -24,5 +24,4 @@ export const fd = {
   close: promisify(fs.close),
   fsync: promisify(fs.fsync),
   read: promisify(fs.read),
-  write: promisify(fs.write),
 };

@@ -6,13 +6,13 @@ export async function writeFileAtomic(file: string, data: string, mode = 0o600):
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   await synced(await fd.open(tmp, 'w', mode), (f) => fs.writeFile(f, data));
   await fs.rename(tmp, file);
-  await synced(await fd.open(path.dirname(file), 'r'), async () => {});
+  await synced(await fd.open(path.dirname(file), 'r')); // the folder, for its new entry
 }
 
 /** Runs `use` on the open file, then fsyncs and closes it (closed on failure too). */
-async function synced(f: number, use: (f: number) => Promise<void>): Promise<void> {
+async function synced(f: number, use?: (f: number) => Promise<void>): Promise<void> {
   try {
-    await use(f);
+    await use?.(f);
     await fd.fsync(f);
   } finally {
     await fd.close(f);
