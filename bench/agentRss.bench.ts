@@ -56,7 +56,7 @@ const SCOPE = `bench-rss-${process.pid}`;
 const agentArgs = (dataDir: string, target: string) => [
   '--data-dir', dataDir, '--target', target, '--engine-scope', SCOPE, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
 ];
-const bundled = (flags: string[], bundle = BUNDLE): Variant['args'] => (d, t) => [...flags, bundle, ...agentArgs(d, t)];
+const bundled = (flags: string[]): Variant['args'] => (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
 const LITE = ['--lite-mode', '--max-semi-space-size=1'];
 /**
  * The launcher devices run (`dist/bosun-agent`, which execs node: same pid): what ships is measured,
