@@ -1,54 +1,49 @@
 #!/usr/bin/env bash
-# Installs the real balena CLI (balena-cli 22.5.5, from the npm registry) into a cache folder outside
-# the repository and prints the path of its `balena` executable on stdout (progress goes to stderr).
-# Idempotent: once installed and verified, a repeat run only prints the path.
+# Installs the real balena CLI (the version scripts/balena-cli/package.json pins, from the npm
+# registry) into a cache folder outside the repository and prints the path of its `balena` executable
+# on stdout (progress goes to stderr). Idempotent: once installed and verified, a repeat run only
+# prints the path.
 #
-#   BOSUN_CACHE_DIR   cache root (default ~/.cache/bosun); the CLI goes to <root>/balena-cli-22.5.5
+#   BOSUN_CACHE_DIR   cache root (default ~/.cache/bosun); the CLI goes to <root>/balena-cli-<version>
 #   BALENA_CLI_DIR    install folder (overrides the default above)
 #
-# Why these settings (measured): 22.5.5 runs on Node 20 when installed with
-# `--install-strategy=shallow`, and needs `unbzip2-stream` pinned to 1.4.3 (npm `overrides` in the
-# cache folder's package.json). Run it with
+# The whole dependency tree is pinned: scripts/balena-cli/package-lock.json is balena-cli's own
+# published npm-shrinkwrap.json (made by scripts/balena-cli/lock.mjs, which says what it changes and
+# why), installed with `npm ci`, so the same bytes install on every machine and every year. The
+# install is stamped with a digest of the lockfile, package.json and Node's ABI: a cache installed
+# from other files, or for another Node, is installed again. Run the CLI with
 #   BALENARC_NO_ANALYTICS=1 BALENARC_NO_SENTRY=1 BALENARC_UNSUPPORTED=1 NO_UPDATE_NOTIFIER=1
 # and never BALENARC_OFFLINE_MODE (push refuses to run with it).
 set -euo pipefail
 
-VERSION=22.5.5
+SRC=$(cd "$(dirname "$0")/balena-cli" && pwd)
+VERSION=$(node -p 'require(process.argv[1]).dependencies["balena-cli"]' "$SRC/package.json")
+KEY=$({ cat "$SRC/package.json" "$SRC/package-lock.json"; node -p process.versions.modules; } | sha256sum | cut -d' ' -f1)
 DIR=${BALENA_CLI_DIR:-${BOSUN_CACHE_DIR:-$HOME/.cache/bosun}/balena-cli-$VERSION}
 BIN="$DIR/node_modules/.bin/balena"
 STAMP="$DIR/.installed"
 
 log() { echo "[balena-cli] $*" >&2; }
+installed() { [ "$(cat "$STAMP" 2>/dev/null)" = "$KEY" ] && [ -x "$BIN" ]; }
 
 export BALENARC_NO_ANALYTICS=1 BALENARC_NO_SENTRY=1 BALENARC_UNSUPPORTED=1 NO_UPDATE_NOTIFIER=1
 unset BALENARC_OFFLINE_MODE
 
-if [ -f "$STAMP" ] && [ -x "$BIN" ]; then
-  echo "$BIN"
-  exit 0
-fi
+if installed; then echo "$BIN"; exit 0; fi
 
 mkdir -p "$DIR"
 # One installer at a time (tests may run this concurrently).
 exec 9>"$DIR/.lock"
 flock 9
-if [ -f "$STAMP" ] && [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+if installed; then echo "$BIN"; exit 0; fi
 
 start=$(date +%s)
-log "installing balena-cli $VERSION into $DIR (first run only; takes a few minutes)"
-cat > "$DIR/package.json" <<JSON
-{
-  "name": "bosun-balena-cli-cache",
-  "private": true,
-  "dependencies": { "balena-cli": "$VERSION" },
-  "overrides": { "unbzip2-stream": "1.4.3" }
-}
-JSON
-(
-  cd "$DIR"
-  npm install --install-strategy=shallow --no-audit --no-fund --loglevel=error \
-    --no-package-lock >&2
-)
+log "installing balena-cli $VERSION into $DIR (first run only; takes a minute or two)"
+rm -f "$STAMP"
+cp "$SRC/package.json" "$SRC/package-lock.json" "$DIR/"
+# `npm ci` installs exactly the lockfile (and removes what an earlier install left in node_modules).
+# The CLI's postinstall must run (it patches its dependencies), whatever the user's npm config says.
+(cd "$DIR" && npm ci --ignore-scripts=false --no-audit --no-fund --loglevel=error >&2)
 [ -x "$BIN" ] || { log "no balena executable at $BIN after install"; exit 1; }
 # (its first run may warn on stderr, e.g. "spawn balena ENOENT"; only stdout is the version)
 if ! out=$("$BIN" version 2>"$DIR/.version.err"); then
@@ -58,6 +53,6 @@ case "$out" in
   *"$VERSION"*) ;;
   *) log "\`balena version\` printed '$out', expected $VERSION"; exit 1 ;;
 esac
-touch "$STAMP"
+echo "$KEY" > "$STAMP"
 log "installed balena-cli $out in $(( $(date +%s) - start )) s"
 echo "$BIN"
