@@ -45,6 +45,15 @@ cp "$SRC/package.json" "$SRC/package-lock.json" "$DIR/"
 # The CLI's postinstall must run (it patches its dependencies), whatever the user's npm config says.
 (cd "$DIR" && npm ci --ignore-scripts=false --no-audit --no-fund --loglevel=error >&2)
 [ -x "$BIN" ] || { log "no balena executable at $BIN after install"; exit 1; }
+# The CLI's postinstall patches packages with patch-package, which only warns when one is missing
+# (so a floating install once passed without exit-hook's patch): every patched package must be
+# where patch-package looks. Patch names: <name, / as +>+<version>.patch, `++` for a nested one.
+for patch in "$DIR"/node_modules/balena-cli/patches/{all,unix,linux}/*.patch; do
+  [ -e "$patch" ] || continue
+  name=$(basename "$patch" .patch); name=${name%+*}; name=${name//++//node_modules/}; name=${name//+//}
+  [ -f "$DIR/node_modules/balena-cli/node_modules/$name/package.json" ] ||
+    { log "the CLI patches $name, which is not installed: the install is not the CLI's shrinkwrap"; exit 1; }
+done
 # (its first run may warn on stderr, e.g. "spawn balena ENOENT"; only stdout is the version)
 if ! out=$("$BIN" version 2>"$DIR/.version.err"); then
   log "installed, but \`balena version\` fails:"; cat "$DIR/.version.err" >&2; exit 1

@@ -25,7 +25,9 @@ need_pkgs() {
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    [ -f "$DIR/.apt-updated" ] || { apt-get update -qq >&2 && touch "$DIR/.apt-updated"; }
+    # package lists are fetched each time something is missing: lists an earlier run fetched may
+    # name versions the mirror no longer has
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
   fi
 }

@@ -35,9 +35,9 @@ need_pkgs() {
   if [ -n "$bin" ] && [ -x "$bin/initdb" ] && command -v psql >/dev/null; then return; fi
   [ "$(id -u)" = 0 ] || { log "PostgreSQL is not installed and we are not root: install postgresql or set BOSUN_TEST_DATABASE_URL"; exit 1; }
   log "installing postgresql"
-  if [ ! -f "$DIR/.apt-updated" ]; then apt-get update -qq -o DPkg::Lock::Timeout=300 >&2 && touch "$DIR/.apt-updated"; fi
-  # package lists from an earlier update may be out of date: update once more before giving up
-  apt_install postgresql || { apt-get update -qq -o DPkg::Lock::Timeout=300 >&2 && apt_install postgresql; }
+  # fresh package lists each time (lists an earlier run fetched may name versions the mirror no longer has)
+  apt-get update -qq -o DPkg::Lock::Timeout=300 >&2
+  apt_install postgresql
 }
 
 # Commands on the private cluster run as the postgres OS user (the server refuses to run as root).

@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 ENGINE_DIR=${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}
 PG_DIR=${BOSUN_PG_DIR:-/tmp/bosun-pg}
-already_ours=$(ls "$ENGINE_DIR"/*.started 2>/dev/null || true)
-pg_already_ours=$(ls "$PG_DIR"/postgres.started 2>/dev/null || true)
+# What the scripts started before this run and still runs is someone else's (a concurrent run's):
+# left running. A stamp whose process is gone (a killed run's) does not count, else this run would
+# leave the engine or PostgreSQL it starts itself running.
+alive() { kill -0 "$(head -1 "$1" 2>/dev/null)" 2>/dev/null; }
+already_ours=$(for f in "$ENGINE_DIR"/*.started; do ! alive "$f" || echo "$f"; done)
+pg_already_ours=$(! [ -f "$PG_DIR/postgres.started" ] || ! alive "$PG_DIR/data/postmaster.pid" || echo yes)
 eval "$(bash scripts/engine.sh up)"
 cleanup() {
   [ -n "$pg_already_ours" ] || bash scripts/postgres.sh down
