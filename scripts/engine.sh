@@ -107,7 +107,12 @@ build_images() {
   local host=$1 reg="127.0.0.1:$REG_PORT" repo
   repo="$reg/bosun-test/app"
   export DOCKER_HOST=$host
-  if [ -f "$DIR/images.pushed" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"big"'; then return; fi
+  # One builder at a time (test runs share the registry). The stamp holds a digest of this recipe:
+  # images that an earlier, different recipe pushed are built again, not trusted.
+  exec 8>"$DIR/.images.lock"
+  flock 8
+  local recipe; recipe=$(declare -f build_images | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$DIR/images.pushed" 2>/dev/null)" = "$recipe" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"big"'; then return; fi
   need_pkgs
   local root="$DIR/rootfs"
   rm -rf "$root"; mkdir -p "$root/bin" "$root/tmp" "$root/data" "$root/etc" "$root/usr/local/bin"
@@ -134,7 +139,7 @@ build_images() {
   # Only the registry keeps them: whoever needs them pulls them, with credentials.
   for v in v1 v2 base big; do docker rmi "$repo:$v" >/dev/null 2>&1 || true; done
   rm -f "$DIR"/rootfs-*.tar
-  touch "$DIR/images.pushed"
+  echo "$recipe" > "$DIR/images.pushed"
 }
 
 print_env() {
