@@ -49,7 +49,7 @@ export class Executor {
   readonly failedReleases = new Map<number, number>();
   /**
    * container id → when the agent started it for a handover (ms): the handover timeout counts from
-   * there, even when the container restarts. Pruned by the reconciler once the container is gone.
+   * there, even when the container restarts. Pruned by each apply once the container is gone.
    */
   readonly handoverStarts = new Map<string, number>();
 

@@ -105,6 +105,7 @@ export class Reconciler {
       for (let round = 0; round < MAX_ROUNDS; round++) {
         const current = await readCurrentState(this.d.docker, this.d.scope);
         this.status.engineReachable = true;
+        this.forgetGoneHandovers(current);
         const steps = plan(current, desired, await this.context(current));
         this.d.executor.errors.retain(steps);
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
@@ -198,8 +199,6 @@ export class Reconciler {
    */
   private async handovers(current: CurrentState): Promise<{ complete: Set<string>; startedAt: Map<string, number> }> {
     const { executor, locks, docker } = this.d;
-    const ids = new Set(current.containers.map((c) => c.id));
-    for (const id of executor.handoverStarts.keys()) if (!ids.has(id)) executor.handoverStarts.delete(id);
     const byService = new Map<string, CurrentContainer[]>();
     for (const c of current.containers) {
       const key = `${c.appId}/${c.serviceName}`;
@@ -217,6 +216,15 @@ export class Reconciler {
       }
     }
     return { complete, startedAt };
+  }
+
+  /**
+   * The executor's record of handover starts keeps only containers that exist. Only an apply
+   * prunes it: no step runs between its read of the engine and this.
+   */
+  private forgetGoneHandovers(current: CurrentState): void {
+    const ids = new Set(current.containers.map((c) => c.id));
+    for (const id of this.d.executor.handoverStarts.keys()) if (!ids.has(id)) this.d.executor.handoverStarts.delete(id);
   }
 
   /** A wait is logged once, when it outlasts a round (most resolve within the same apply). */
