@@ -344,11 +344,13 @@ export class Agent {
 
   async currentState(): Promise<Record<string, AppReport>> {
     const current = await readCurrentState(this.docker, this.opts.engineScope);
+    const planned = await this.reconciler.pendingSteps(current);
     return reportCurrentState(current, this.desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
-      error: (a, s) => this.executor.serviceErrors.get(`${a}/${s}`),
+      error: (a, s) => this.executor.errors.get(a, s),
       applied: this.store.appliedReleases(),
+      planned,
     });
   }
 

@@ -5,9 +5,17 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ValidationError } from '../../src/shared/errors.js';
 import { containersOf, converge, docker, execIn, forgetImage, freshAppId, image, imagePresent, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
+import type { Agent } from '../../src/agent/agent.js';
 
+/** A device API GET with the device key, as a user (or the balena CLI) asks it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function deviceApi(agent: Agent, urlPath: string): Promise<Record<string, any>> {
+  const res = await fetch(`http://127.0.0.1:${agent.apiPort()}${urlPath}?apikey=${agent.apiKeys.deviceKey()}`);
+  assert.equal(res.status, 200, urlPath);
+  return (await res.json()) as Record<string, any>;
+}
 
-test('a lock held by the app defers the kill until released', async (t) => {
+test('a lock held by the app defers the kill until released; meanwhile the device says it is applying, and why', async (t) => {
   const appId = freshAppId();
   const { agent, dataDir, logs } = await startAgent(t, [appId]);
   await agent.setTarget(target({ [appId]: { services: { main: service(), side: service() } } }), 'test');
@@ -16,15 +24,30 @@ test('a lock held by the app defers the kill until released', async (t) => {
   // The app takes its lock from inside the container, as balena apps do.
   assert.equal((await execIn(side!.id, ['sh', '-c', 'set -C; echo app > /tmp/balena/updates.lock'])).exitCode, 0);
 
-  await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: service({ environment: { V: '2' } }), side: service() } } }), 'test');
+  // A new environment in the same release: the release stays recorded as applied, the change is not.
+  await agent.setTarget(target({ [appId]: { services: { main: service({ environment: { V: '2' } }), side: service() } } }), 'test');
   assert.equal(await agent.applyNow(), 'waiting');
   await sleep(1500);
   assert.equal(await agent.applyNow(), 'waiting');
   assert.deepEqual((await containersOf(appId)).map((c) => [c.id, c.state]), [[main!.id, 'running'], [side!.id, 'running']]);
   assert.ok(logs.some((l) => /Updates are locked by app \d+ .*updates\.lock.*retrying/.test(l)), logs.join('\n'));
+  const status = await deviceApi(agent, '/v2/state/status');
+  assert.equal(status.appState, 'applying', JSON.stringify(status));
+  const app = (await deviceApi(agent, '/v2/applications/state'))[`app${appId}`];
+  assert.equal(app.updateStatus, 'applying changes', JSON.stringify(app));
+  assert.equal(app.services.main.status, 'Running', 'the old container still runs');
+  assert.match(app.services.main.waiting ?? '', /^main waits: updates are locked by app \d+/);
+  assert.equal(app.services.side.waiting, null);
+  // what the control plane is told (it records a deployment as succeeded on `done`)
+  assert.equal((await agent.currentState())[appId]!.updateStatus, 'applying changes');
 
   await fs.rm(path.join(dataDir, 'locks', String(appId), 'side', 'updates.lock'));
   await converge(agent);
+  // (an apply the engine's events start may still run for a moment: the CLI, too, asks until it says applied)
+  await waitFor('the device to say applied', async () => (await deviceApi(agent, '/v2/state/status')).appState === 'applied');
+  const done = (await deviceApi(agent, '/v2/applications/state'))[`app${appId}`];
+  assert.equal(done.updateStatus, 'done');
+  assert.equal(done.services.main.waiting, null);
   const after = await containersOf(appId);
   assert.notEqual(after.find((c) => c.service === 'main')!.id, main!.id);
   assert.equal(after.find((c) => c.service === 'side')!.id, side!.id);
@@ -69,21 +92,78 @@ test('hand-over: the old container runs until the new one signals handover-compl
   assert.deepEqual((await containersOf(appId)).map((c) => c.id), [fresh.id]);
 });
 
-test('hand-over: the old container is killed when the timeout passes, not before', async (t) => {
+test('hand-over: the old container is killed when the timeout, counted from when the new one runs, passes; not before', async (t) => {
   const appId = freshAppId();
   const { agent } = await startAgent(t, [appId]);
-  const svc = (v: string) => service({ update_strategy: 'hand-over', handover_timeout: 4000, environment: { V: v } });
+  const timeoutMs = 3000;
+  const svc = (v: string) => service({ update_strategy: 'hand-over', handover_timeout: timeoutMs, environment: { V: v } });
   await agent.setTarget(target({ [appId]: { services: { main: svc('1') } } }), 'test');
   await converge(agent);
   const [old] = await containersOf(appId);
 
-  const started = Date.now();
+  // The new container is made late in a second: counted from its creation in whole seconds, the
+  // timeout would lose most of a second.
+  await sleep((1900 - (Date.now() % 1000)) % 1000);
+  const since = Math.floor(Date.now() / 1000) - 1;
   await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: svc('2') } } }), 'test');
   await agent.applyNow();
-  assert.equal((await containersOf(appId)).length, 2);
+  const fresh = (await containersOf(appId)).find((c) => c.id !== old!.id);
+  assert.ok(fresh, 'the new container runs beside the old one');
   await waitFor('old container gone', async () => !(await containersOf(appId)).some((c) => c.id === old!.id), 20_000);
-  // Creation timestamps have one-second resolution.
-  assert.ok(Date.now() - started >= 3000, `killed after ${Date.now() - started} ms`);
+
+  // The engine's own clock on both sides: when the new container started, and when the old one got its first signal.
+  const startedNs = nanos((await docker.getContainer(fresh.id).inspect()).State.StartedAt);
+  const events = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { container: [old!.id], event: ['kill', 'stop', 'die'] } });
+  let text = '';
+  for await (const chunk of events as AsyncIterable<Buffer>) text += chunk.toString();
+  const killedNs = text.split('\n').filter(Boolean).map((l) => BigInt((JSON.parse(l) as { timeNano: number | string }).timeNano)).sort()[0];
+  assert.ok(killedNs !== undefined, `the old container's kill is in the engine's events: ${text}`);
+  const early = startedNs + BigInt(timeoutMs) * 1_000_000n - killedNs;
+  assert.ok(early <= 0n, `killed ${Number(early) / 1e6} ms before the timeout`);
+});
+
+/** An engine time (RFC 3339 with nanoseconds) in nanoseconds since the epoch. */
+function nanos(iso: string): bigint {
+  const m = iso.match(/^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/)!;
+  return BigInt(Date.parse(`${m[1]}${m[3]}`)) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0').slice(0, 9));
+}
+
+test('an error goes with the attempt that made it: a release back to the running configuration clears it', async (t) => {
+  const appId = freshAppId();
+  const { agent } = await startAgent(t, [appId]);
+  await agent.setTarget(target({ [appId]: { services: { main: service() } } }), 'test');
+  await converge(agent);
+  const [running] = await containersOf(appId);
+
+  const missing = image('v1').replace(/:v1$/, ':no-such-tag');
+  await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: service({ image: missing }) } } }), 'test');
+  const failed = await waitFor('the pull failure to be reported', async () => {
+    await agent.applyNow();
+    const s = (await agent.currentState())[appId];
+    return s?.services.main?.error ? s : undefined;
+  });
+  assert.match(failed.services.main!.error!, /no-such-tag/);
+
+  await agent.setTarget(target({ [appId]: { releaseId: 3, services: { main: service() } } }), 'test');
+  await converge(agent);
+  assert.deepEqual((await containersOf(appId)).map((c) => c.id), [running!.id], 'release 3 is what runs');
+  const state = (await agent.currentState())[appId]!;
+  assert.deepEqual([state.releaseId, state.updateStatus, state.services.main!.status, state.services.main!.error], [3, 'done', 'Running', null]);
+  assert.equal((await deviceApi(agent, '/v1/device')).update_failed, false);
+});
+
+test('a container that cannot start keeps its error from its first failure while its start is retried', async (t) => {
+  const appId = freshAppId();
+  const { agent } = await startAgent(t, [appId]);
+  await agent.setTarget(target({ [appId]: { services: { main: service({ command: ['/no/such/program'] }) } } }), 'test');
+  // one apply creates the container and fails to start it; the container stays, created
+  await agent.applyNow();
+  assert.deepEqual((await containersOf(appId)).map((c) => c.state), ['created']);
+  // from then on, and past the first retry (2 s), the plan retries its start and the error stays
+  for (const until = Date.now() + 3000; Date.now() < until; await sleep(200)) {
+    await agent.applyNow();
+    assert.match((await agent.currentState())[appId]!.services.main!.error ?? 'no error', /no\/such\/program/);
+  }
 });
 
 test('kill-then-download kills before pulling; delete-then-download also deletes the old image', async (t) => {

@@ -13,6 +13,7 @@ const svc = (over: Partial<ServiceReport> = {}): ServiceReport => ({
   createdAt: '2026-01-01T00:00:00.000Z',
   downloadProgress: null,
   error: null,
+  waiting: null,
   ...over,
 });
 
@@ -82,7 +83,7 @@ describe('GET /v2/state/status and /v2/applications/state', () => {
 
   test('applications are keyed by name', () => {
     assert.deepEqual(applicationsByName([app()]), {
-      myapp: { appId: 7, appUuid: 'u7', commit: 'c0ffee', updateStatus: 'done', services: { main: { status: 'Running', image: 'registry/app:v2', releaseId: 2, downloadProgress: null } } },
+      myapp: { appId: 7, appUuid: 'u7', commit: 'c0ffee', updateStatus: 'done', services: { main: { status: 'Running', image: 'registry/app:v2', releaseId: 2, downloadProgress: null, waiting: null } } },
     });
   });
 });

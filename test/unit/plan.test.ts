@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceTarget, UpdateStrategy } from '../../src/shared/targetState.js';
-import { plan } from '../../src/agent/reconciler/plan.js';
+import { handoverDeadline, plan } from '../../src/agent/reconciler/plan.js';
 import type { CurrentState } from '../../src/agent/reconciler/types.js';
 import {
   NOW,
@@ -258,8 +258,10 @@ describe('update strategies', () => {
     const before = twoServices('hand-over', 'nginx:1.25');
     const after = twoServices('hand-over', 'nginx:1.26');
     const old = container(spec(before, 'web'));
-    const fresh = (ageMs: number) => container(spec(after, 'web'), { id: 'web-2', createdAt: NOW - ageMs });
-    const both = (ageMs: number) => state({ ...convergedState(before, { images: imagesOf(after) }), containers: [old, fresh(ageMs), container(spec(before, 'worker'))] });
+    // The engine lists creation times in whole seconds: the new container was made 10 s ago.
+    const fresh = container(spec(after, 'web'), { id: 'web-2', createdAt: NOW - 10_000 });
+    const both = state({ ...convergedState(before, { images: imagesOf(after) }), containers: [old, fresh, container(spec(before, 'worker'))] });
+    const running = (sinceMs: number) => ({ startedAt: new Map([['web-2', NOW - sinceMs]]) });
 
     test('creates the new container beside the old one, without the lock', () => {
       const steps = plan(convergedState(before, { images: [...imagesOf(before), ...imagesOf(after)] }), after, context());
@@ -267,27 +269,40 @@ describe('update strategies', () => {
       assert.deepEqual(only(steps, 'create')[0]!.service, spec(after, 'web'));
     });
 
-    test('waits while the new container runs and has not completed its handover', () => {
-      const steps = plan(both(5_000), after, context(held()));
+    test('waits while the new container runs and has not completed its handover, until its deadline', () => {
+      const steps = plan(both, after, context({ ...held(), ...running(5_000) }));
       assert.deepEqual(show(steps), ['noop web', 'releaseLock 1']);
       assert.deepEqual(reasons(steps), ['waiting for web to complete its handover (at most 55 s)']);
+      assert.equal(only(steps, 'noop')[0]!.until, NOW + 55_000, 'the reconciler plans again at the deadline');
     });
 
     test('kills the old container once the new one completed its handover', () => {
-      const ctx = { handoverComplete: new Set(['1/web']) };
-      assert.deepEqual(show(plan(both(5_000), after, context(ctx))), ['takeLock 1']);
-      const steps = plan(both(5_000), after, context({ ...ctx, ...held() }));
+      const ctx = { handoverComplete: new Set(['1/web']), ...running(5_000) };
+      assert.deepEqual(show(plan(both, after, context(ctx))), ['takeLock 1']);
+      const steps = plan(both, after, context({ ...ctx, ...held() }));
       assert.deepEqual(show(steps), ['kill web web-1']);
       assert.deepEqual(reasons(steps), ['handed over to the new container']);
     });
 
-    test('kills the old container once the handover timed out', () => {
-      assert.deepEqual(show(plan(both(60_000), after, context(held()))), ['kill web web-1']);
+    test('the timeout counts from when the new container started running, to the millisecond', () => {
+      assert.deepEqual(show(plan(both, after, context({ ...held(), ...running(60_000) }))), ['kill web web-1']);
+      const early = plan(both, after, context({ ...held(), ...running(59_999) }));
+      assert.deepEqual(show(early), ['noop web', 'releaseLock 1']);
+      assert.equal(only(early, 'noop')[0]!.until, NOW + 1);
       const short = twoServices('hand-over', 'nginx:1.26', { handover_timeout: 10_000 });
-      const shortBoth = state({ ...both(0), containers: [old, container(spec(short, 'web'), { id: 'web-2', createdAt: NOW - 4_000 }), container(spec(before, 'worker'))] });
-      assert.deepEqual(reasons(plan(shortBoth, short, context(held()))), ['waiting for web to complete its handover (at most 6 s)']);
-      const expired = state({ ...shortBoth, containers: shortBoth.containers.map((c) => (c.id === 'web-2' ? { ...c, createdAt: NOW - 10_000 } : c)) });
-      assert.deepEqual(show(plan(expired, short, context(held()))), ['kill web web-1']);
+      const shortBoth = state({ ...both, containers: [old, container(spec(short, 'web'), { id: 'web-2', createdAt: NOW - 10_000 }), container(spec(before, 'worker'))] });
+      // created 10 s ago (the whole timeout), but running for 4 s only
+      assert.deepEqual(reasons(plan(shortBoth, short, context({ ...held(), ...running(4_000) }))), ['waiting for web to complete its handover (at most 6 s)']);
+      assert.deepEqual(show(plan(shortBoth, short, context({ ...held(), ...running(10_000) }))), ['kill web web-1']);
+    });
+
+    test('a new container that has not run yet does not start the timeout: the old one keeps serving', () => {
+      const steps = plan(both, after, context(held()));
+      assert.deepEqual(show(steps), ['noop web', 'releaseLock 1']);
+      assert.deepEqual(reasons(steps), ['waiting for the new web container to run before it takes over']);
+      assert.equal(only(steps, 'noop')[0]!.until, undefined);
+      assert.equal(handoverDeadline(undefined, 60_000), Infinity);
+      assert.equal(handoverDeadline(NOW + 0.5, 60_000), NOW + 60_000.5);
     });
 
     test('with published ports it replaces kill-first instead', () => {
@@ -340,11 +355,14 @@ describe('update locks', () => {
     assert.deepEqual(only(steps, 'takeLock')[0], { action: 'takeLock', appId: 1, services: ['api', 'cache', 'db', 'web'] });
   });
 
-  test('while taking the lock is backed off, the kill waits', () => {
+  test('while the app holds its lock, the services it holds back say so, and the lock is retried after its backoff', () => {
     const steps = plan(current, after, context({ lockBackoff: new Map([[1, NOW + 20_000]]) }));
-    assert.deepEqual(show(steps), ['create cache start', 'noop app 1']);
-    assert.deepEqual(reasons(steps), ['updates are locked by app 1; retrying in 20 s']);
-    assert.deepEqual(show(plan(current, after, context({ lockBackoff: new Map([[1, NOW]]) }))), ['create cache start', 'takeLock 1']);
+    assert.deepEqual(show(steps), ['create cache start', 'noop api']);
+    assert.deepEqual(reasons(steps), ['api waits: updates are locked by app 1; retrying in 20 s']);
+    assert.deepEqual(only(steps, 'noop')[0]!.holds, ['kill api-1']);
+    const retry = plan(current, after, context({ lockBackoff: new Map([[1, NOW]]) }));
+    assert.deepEqual(show(retry), ['create cache start', 'noop api', 'takeLock 1']);
+    assert.deepEqual(reasons(retry), ['api waits: updates are locked by app 1']);
   });
 
   test('with the lock held the kill is planned', () => {

@@ -1,5 +1,5 @@
-// Reads the actual state from the engine: 4 list calls, no per-container inspect,
-// because everything the planner needs travels in labels.
+// Reads the actual state from the engine: 4 list calls, no per-container inspect, because
+// everything the planner needs travels in labels; only a handover asks when a container started.
 import type Docker from 'dockerode';
 import { withDeadline } from './deadline.js';
 import { LABEL, SUPERVISED_FILTER, ownedBy } from './labels.js';
@@ -60,4 +60,29 @@ export async function readCurrentState(docker: Docker, scope: string | undefined
       .map((v): CurrentVolume => ({ name: v.Name, appId: Number(v.Labels[LABEL.appId]) })),
     imageIdsInUse,
   };
+}
+
+/**
+ * When a container last started running (ms), from the engine's `State.StartedAt`: RFC 3339 with
+ * nanoseconds, rounded up so that a deadline counted from it is never early. Undefined when it
+ * never ran (the engine's zero time) or cannot be read.
+ */
+export function startedAtMs(startedAt: string | undefined): number | undefined {
+  const m = startedAt?.match(/^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/);
+  if (!m) return undefined;
+  const seconds = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(seconds) || seconds <= 0) return undefined;
+  const fraction = m[2] ?? '';
+  const ms = Number(fraction.slice(0, 3).padEnd(3, '0'));
+  return seconds + ms + (/[1-9]/.test(fraction.slice(3)) ? 1 : 0);
+}
+
+/** `startedAtMs` of one container; undefined when it is gone or the engine does not say. */
+export async function readStartedAt(docker: Docker, id: string): Promise<number | undefined> {
+  try {
+    const info = await withDeadline((d) => docker.getContainer(id).inspect({ ...d }));
+    return startedAtMs(info.State.StartedAt);
+  } catch {
+    return undefined;
+  }
 }

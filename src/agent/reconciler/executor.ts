@@ -14,8 +14,9 @@ import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
 import type { AgentStore } from '../store/agentStore.js';
 import type { ServiceSpec } from './serviceSpec.js';
+import { ServiceErrors } from './serviceErrors.js';
 import { supervisorAddressEnv } from './serviceEnvironment.js';
-import type { CurrentState, Step } from './types.js';
+import { stepKey, type CurrentState, type Step } from './types.js';
 
 type Phase = 'Installing' | 'Starting' | 'Stopping' | 'Killing';
 
@@ -37,8 +38,8 @@ const STATUS_NOT_FOUND = 404;
 export class Executor {
   /** `appId/service` → time before which create/start is not retried; cleared on success */
   readonly serviceBackoff = new Map<string, { retryAt: number; attempts: number }>();
-  /** `appId/service` → last error, shown in the current state */
-  readonly serviceErrors = new Map<string, string>();
+  /** each service's last error, shown in the current state while its step is planned */
+  readonly errors = new ServiceErrors();
   readonly lockBackoff = new Map<number, { retryAt: number; attempts: number }>();
   /** failed steps → time before which they are not retried (kept bounded by prune()) */
   private readonly stepBackoff = new Map<string, { retryAt: number; attempts: number }>();
@@ -46,6 +47,11 @@ export class Executor {
   readonly phases = new Map<string, Phase>();
   /** app → release of which a container failed to be created or started; cleared when a release is applied */
   readonly failedReleases = new Map<number, number>();
+  /**
+   * container id → when the agent started it for a handover (ms): the handover timeout counts from
+   * there, even when the container restarts. Pruned by each apply once the container is gone.
+   */
+  readonly handoverStarts = new Map<string, number>();
 
   constructor(private readonly d: ExecutorDeps) {}
 
@@ -72,9 +78,8 @@ export class Executor {
   }
 
   private forgetService(appId: number, serviceName: string): void {
-    const key = `${appId}/${serviceName}`;
-    this.serviceBackoff.delete(key);
-    this.serviceErrors.delete(key);
+    this.serviceBackoff.delete(`${appId}/${serviceName}`);
+    this.errors.delete(appId, serviceName);
   }
 
   private async runOne(step: Step, current: CurrentState): Promise<void> {
@@ -208,13 +213,13 @@ export class Executor {
     log.info(`Downloading image ${step.image} for ${step.serviceName}`);
     puller.pull(step.image, { appId: step.appId, serviceName: step.serviceName }, step.registry).then(
       () => {
-        this.serviceErrors.delete(`${step.appId}/${step.serviceName}`);
+        this.errors.delete(step.appId, step.serviceName);
         log.info(`Downloaded image ${step.image}`);
       },
       (err: Error) => {
         const failure = puller.failure(step.image);
         const retry = failure ? Math.ceil((failure.retryAt - Date.now()) / 1000) : 0;
-        this.serviceErrors.set(`${step.appId}/${step.serviceName}`, `failed to download ${step.image}: ${err.message}`);
+        this.errors.set(step.appId, step.serviceName, step, `failed to download ${step.image}: ${err.message}`);
         log.error(`Failed to download image ${step.image} for ${step.serviceName}: ${err.message}; retrying in ${retry} s`);
       },
     );
@@ -257,7 +262,11 @@ export class Executor {
       if (step.start) {
         this.phases.set(`${spec.appId}/${spec.serviceName}`, 'Starting');
         log.info(`Starting service ${spec.serviceName}`);
-        await withDeadline((d) => container.start({ ...d }));
+        await withDeadline((d) => container.start({ ...d })).catch((err: Error) => {
+          // The container stays, created: what the plan retries now is its start.
+          throw Object.assign(err, { created: container.id });
+        });
+        if (step.handover) this.handoverStarts.set(container.id, Date.now());
       }
     });
     this.forgetService(spec.appId, spec.serviceName);
@@ -324,7 +333,9 @@ export class Executor {
       this.serviceBackoff.set(key, this.stepBackoff.get(stepKey(step))!);
     }
     if (step.action === 'create') this.failedReleases.set(step.service.appId, step.service.releaseId);
-    this.serviceErrors.set(key, `${step.action} failed: ${err.message}`);
+    const created = (failure as { created?: string }).created;
+    const attempt: Step = created ? { action: 'start', appId: service.appId, serviceName: service.serviceName, containerId: created } : step;
+    this.errors.set(service.appId, service.serviceName, attempt, `${step.action} failed: ${err.message}`);
     log.error(`Failed to ${step.action} service ${service.serviceName}: ${err.message}; retrying in ${Math.ceil(delay / 1000)} s`);
   }
 }
@@ -339,32 +350,6 @@ function serviceOf(step: Step): { appId: number; serviceName: string } | undefin
 
 /** The engine answers a stop after the grace period plus the kill; allow it that and a margin. */
 const stopDeadline = (graceSeconds: number) => (graceSeconds + 30) * 1000;
-
-function stepKey(step: Step): string {
-  switch (step.action) {
-    case 'createNetwork':
-      return `createNetwork ${step.network.engineName}`;
-    case 'createVolume':
-      return `createVolume ${step.volume.engineName}`;
-    case 'create':
-      return `create ${step.service.appId}/${step.service.serviceName}`;
-    case 'removeNetwork':
-      return `removeNetwork ${step.name}`;
-    case 'removeImage':
-      return `removeImage ${step.ref}`;
-    case 'start':
-    case 'stop':
-    case 'kill':
-      return `${step.action} ${step.containerId}`;
-    case 'stopInitial':
-    case 'removeInitial':
-      return `${step.action} ${step.container.id}`;
-    case 'purgeData':
-      return `purgeData ${step.appId}/${step.serviceName}`;
-    default:
-      return `${step.action} ${'appId' in step ? step.appId : ''}`;
-  }
-}
 
 function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key: K, base: number, max: number): number {
   const attempts = (map.get(key)?.attempts ?? 0) + 1;

@@ -3,7 +3,7 @@
 import { findImage } from '../engine/imageRef.js';
 import type { DesiredApp, DesiredState } from './desiredState.js';
 import { describeConfigChange, redactConfig, type ContainerConfig, type ServiceSpec } from './serviceSpec.js';
-import { purgeKey, type CurrentContainer, type CurrentState, type ForeignContainer, type PlanContext, type Step } from './types.js';
+import { purgeKey, stepKey, type CurrentContainer, type CurrentState, type ForeignContainer, type PlanContext, type Step } from './types.js';
 
 const LIVE = new Set(['running', 'restarting', 'paused']);
 
@@ -42,6 +42,14 @@ function cleanupImages(current: CurrentState, desired: DesiredState, ctx: PlanCo
     steps.push({ action: 'removeImage', ref, imageId: wantedIds.has(image.id) ? '' : image.id });
   }
   return steps;
+}
+
+/**
+ * When a handover times out: its timeout counted from when the new container started running (ms);
+ * never while it has not run yet.
+ */
+export function handoverDeadline(startedAt: number | undefined, timeoutMs: number): number {
+  return startedAt === undefined ? Infinity : startedAt + timeoutMs;
 }
 
 class AppPlanner {
@@ -134,10 +142,10 @@ class AppPlanner {
   }
 
   /** True (after planning a wait) while initial containers hold back the release's containers. */
-  private waitingForInitial(serviceName: string): boolean {
+  private waitingForInitial(serviceName: string, ...held: Step[]): boolean {
     if (!this.initialRunning) return false;
     const names = this.initial.filter((c) => LIVE.has(c.state)).map((c) => c.name);
-    this.noop(serviceName, `${serviceName} waits for ${names.join(', ') || 'the initial containers'} to stop (remove_containers)`);
+    this.noop(serviceName, `${serviceName} waits for ${names.join(', ') || 'the initial containers'} to stop (remove_containers)`, ...held);
     return true;
   }
 
@@ -196,22 +204,27 @@ class AppPlanner {
   private planExisting(spec: ServiceSpec, c: CurrentContainer, stale: CurrentContainer[]): void {
     if (spec.running) {
       const needsStart = c.state === 'created' || (c.state === 'exited' && this.ctx.stoppedByAgent.has(c.id));
-      if (needsStart) this.startWhenReady(spec, () => ({ action: 'start', appId: this.appId, serviceName: spec.serviceName, containerId: c.id }));
+      if (needsStart) this.startWhenReady(spec, { action: 'start', appId: this.appId, serviceName: spec.serviceName, containerId: c.id });
     } else if (LIVE.has(c.state)) {
       this.destructive.push({ action: 'stop', appId: this.appId, serviceName: spec.serviceName, containerId: c.id, timeout: spec.config.stopTimeout });
     }
     for (const old of stale) {
-      // The old container serves until the new one says it took over or the timeout passes,
-      // even while the new one is still starting (or crashing): killing it early leaves nothing running.
+      // The old container serves until the new one says it took over or the timeout, counted from
+      // when the new one started running, passes; even while the new one is still starting (or
+      // crashing): killing it early leaves nothing running.
+      const deadline = handoverDeadline(this.ctx.startedAt.get(c.id), spec.handoverTimeoutMs);
       const handingOver =
         spec.strategy === 'hand-over' &&
         LIVE.has(old.state) &&
         !this.ctx.handoverComplete.has(this.key(spec.serviceName)) &&
-        this.ctx.now < c.createdAt + spec.handoverTimeoutMs;
-      if (handingOver) {
-        this.noop(spec.serviceName, `waiting for ${spec.serviceName} to complete its handover (at most ${Math.ceil((c.createdAt + spec.handoverTimeoutMs - this.ctx.now) / 1000)} s)`);
-      } else {
+        this.ctx.now < deadline;
+      if (!handingOver) {
         this.kill(old, spec.strategy === 'hand-over' ? 'handed over to the new container' : 'superseded by a newer container');
+      } else if (deadline === Infinity) {
+        this.noop(spec.serviceName, `waiting for the new ${spec.serviceName} container to run before it takes over`);
+      } else {
+        const reason = `waiting for ${spec.serviceName} to complete its handover (at most ${Math.ceil((deadline - this.ctx.now) / 1000)} s)`;
+        this.steps.push({ action: 'noop', appId: this.appId, serviceName: spec.serviceName, reason, until: deadline });
       }
     }
   }
@@ -274,22 +287,22 @@ class AppPlanner {
   }
 
   private create(spec: ServiceSpec, handover: boolean): void {
-    if (this.waitingForInitial(spec.serviceName)) return;
-    if (this.backedOff(spec)) return;
-    const start = spec.running && this.dependenciesMet(spec);
+    const step: Step = { action: 'create', service: spec, start: spec.running && this.dependenciesMet(spec), handover };
+    if (this.waitingForInitial(spec.serviceName, step)) return;
+    if (this.backedOff(spec, step)) return;
     if (spec.config.networkMode.startsWith('service:') && !this.dependenciesMet(spec)) {
-      this.noop(spec.serviceName, `${spec.serviceName} shares the network of ${spec.config.networkMode.slice(8)}, which does not run yet`);
+      this.noop(spec.serviceName, `${spec.serviceName} shares the network of ${spec.config.networkMode.slice(8)}, which does not run yet`, step);
       return;
     }
-    this.steps.push({ action: 'create', service: spec, start, handover });
+    this.steps.push(step);
   }
 
-  private startWhenReady(spec: ServiceSpec, step: () => Step): void {
-    if (this.waitingForInitial(spec.serviceName)) return;
-    if (this.backedOff(spec)) return;
+  private startWhenReady(spec: ServiceSpec, step: Step): void {
+    if (this.waitingForInitial(spec.serviceName, step)) return;
+    if (this.backedOff(spec, step)) return;
     const waitingFor = this.unmetDependencies(spec);
-    if (waitingFor.length) this.noop(spec.serviceName, `${spec.serviceName} waits for ${waitingFor.join(', ')} to run`);
-    else this.steps.push(step());
+    if (waitingFor.length) this.noop(spec.serviceName, `${spec.serviceName} waits for ${waitingFor.join(', ')} to run`, step);
+    else this.steps.push(step);
   }
 
   /** True when all the service's images are present; otherwise plans their pulls. */
@@ -297,9 +310,10 @@ class AppPlanner {
     const missing = spec.images.filter((ref) => !findImage(this.current.images, ref));
     for (const ref of missing) {
       const retryAt = this.ctx.pullBackoff.get(ref) ?? 0;
-      if (this.ctx.downloading.has(ref)) this.noop(spec.serviceName, `downloading ${ref}`);
-      else if (retryAt > this.ctx.now) this.noop(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
-      else this.steps.push({ action: 'fetch', appId: this.appId, serviceName: spec.serviceName, image: ref, ...(spec.registry ? { registry: spec.registry } : {}) });
+      const fetch: Step = { action: 'fetch', appId: this.appId, serviceName: spec.serviceName, image: ref, ...(spec.registry ? { registry: spec.registry } : {}) };
+      if (this.ctx.downloading.has(ref)) this.noop(spec.serviceName, `downloading ${ref}`, fetch);
+      else if (retryAt > this.ctx.now) this.noop(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, fetch);
+      else this.steps.push(fetch);
     }
     return missing.length === 0;
   }
@@ -336,10 +350,10 @@ class AppPlanner {
     return this.unmetDependencies(spec).length === 0;
   }
 
-  private backedOff(spec: ServiceSpec): boolean {
+  private backedOff(spec: ServiceSpec, step: Step): boolean {
     const retryAt = this.ctx.serviceBackoff.get(this.key(spec.serviceName)) ?? 0;
     if (retryAt <= this.ctx.now) return false;
-    this.noop(spec.serviceName, `${spec.serviceName} failed to start; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
+    this.noop(spec.serviceName, `${spec.serviceName} failed to start; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, step);
     return true;
   }
 
@@ -368,13 +382,21 @@ class AppPlanner {
       this.steps.push(...ordered);
       return;
     }
-    const retryAt = this.ctx.lockBackoff.get(this.appId) ?? 0;
-    if (retryAt > this.ctx.now) {
-      this.noop(undefined, `updates are locked by app ${this.appId}; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`);
-      return;
-    }
+    const retryAt = this.ctx.lockBackoff.get(this.appId);
+    // The app held its lock at the last attempt: each service whose stop or kill it holds back says so.
+    if (retryAt !== undefined) this.waitForLock(retryAt);
+    if (retryAt !== undefined && retryAt > this.ctx.now) return;
     const services = new Set([...(this.app?.services.keys() ?? []), ...this.containers.map((c) => c.serviceName)]);
     this.steps.push({ action: 'takeLock', appId: this.appId, services: [...services].sort() });
+  }
+
+  private waitForLock(retryAt: number): void {
+    const retry = retryAt > this.ctx.now ? `; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s` : '';
+    const serviceOf = (s: Step) => ('serviceName' in s ? s.serviceName : undefined);
+    for (const service of new Set(this.destructive.map(serviceOf))) {
+      const held = this.destructive.filter((s) => serviceOf(s) === service);
+      this.noop(service, `${service ? `${service} waits: ` : ''}updates are locked by app ${this.appId}${retry}`, ...held);
+    }
   }
 
   /** Holds back a stop/kill while a live container that depends on its service is stopped in the same pass. */
@@ -386,7 +408,7 @@ class AppPlanner {
         (c) => c.serviceName !== s.serviceName && LIVE.has(c.state) && stopping.has(c.serviceName) && c.dependsOn.includes(s.serviceName!),
       );
       if (dependents.length === 0) return true;
-      this.noop(s.serviceName, `${s.serviceName} stops after ${[...new Set(dependents.map((d) => d.serviceName))].join(', ')}`);
+      this.noop(s.serviceName, `${s.serviceName} stops after ${[...new Set(dependents.map((d) => d.serviceName))].join(', ')}`, s);
       return false;
     });
   }
@@ -421,8 +443,9 @@ class AppPlanner {
     return describeConfigChange(previous, redactConfig(spec.config)).join('; ') || 'configuration';
   }
 
-  private noop(serviceName: string | undefined, reason: string): void {
-    this.steps.push({ action: 'noop', appId: this.appId, ...(serviceName ? { serviceName } : {}), reason });
+  /** A wait; `held` are the steps it holds back (their errors stay while it lasts). */
+  private noop(serviceName: string | undefined, reason: string, ...held: Step[]): void {
+    this.steps.push({ action: 'noop', appId: this.appId, ...(serviceName ? { serviceName } : {}), reason, ...(held.length ? { holds: held.map(stepKey) } : {}) });
   }
 
   private key(serviceName: string): string {

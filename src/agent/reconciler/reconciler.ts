@@ -2,7 +2,7 @@
 // then wait for a trigger (new target, engine event, pull done) or the periodic interval.
 import type Docker from 'dockerode';
 import { engineErrorMessage } from '../engine/deadline.js';
-import { readCurrentState } from '../engine/readState.js';
+import { readCurrentState, readStartedAt } from '../engine/readState.js';
 import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
@@ -10,7 +10,7 @@ import type { AgentStore } from '../store/agentStore.js';
 import type { DesiredState } from './desiredState.js';
 import type { Executor } from './executor.js';
 import { plan } from './plan.js';
-import type { CurrentState, PlanContext, Step } from './types.js';
+import type { CurrentContainer, CurrentState, PlanContext, Step } from './types.js';
 
 export interface ReconcilerDeps {
   docker: Docker;
@@ -43,6 +43,8 @@ export class Reconciler {
   private loopDone: Promise<void> | undefined;
   private applying: Promise<unknown> = Promise.resolve();
   private previousWaits = new Set<string>();
+  /** the earliest time a wait of the last plan ends by itself (a handover's timeout) */
+  private wakeAt = Infinity;
   private loggedWaits = new Set<string>();
   /** for health checks and the device API */
   readonly status = {
@@ -103,9 +105,12 @@ export class Reconciler {
       for (let round = 0; round < MAX_ROUNDS; round++) {
         const current = await readCurrentState(this.d.docker, this.d.scope);
         this.status.engineReachable = true;
+        this.forgetGoneHandovers(current);
         const steps = plan(current, desired, await this.context(current));
+        this.d.executor.errors.retain(steps);
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
         this.reportWaits(steps);
+        this.wakeAt = Math.min(...steps.map((s) => (s.action === 'noop' && s.until) || Infinity));
         if (actionable.length === 0) return steps.length === 0 ? 'converged' : 'waiting';
         this.d.log.logger.debug({ steps: actionable.map(describeStep) }, 'executing');
         await this.d.executor.run(actionable, current);
@@ -128,7 +133,8 @@ export class Reconciler {
         this.d.onApplied?.(outcome);
         this.status.lastError = undefined;
         failures = 0;
-        if (outcome === 'waiting') delay = WAIT_POLL_MS;
+        // a wait that ends at a known time (a handover's timeout) is planned again right then
+        if (outcome === 'waiting') delay = Math.min(WAIT_POLL_MS, Math.max(1, this.wakeAt - Date.now()));
       } catch (err) {
         failures++;
         const message = engineErrorMessage(err);
@@ -154,8 +160,21 @@ export class Reconciler {
     });
   }
 
+  /**
+   * What a plan made now would do (for reports: an app is done only when none of it is its own).
+   * Errors of steps it no longer holds are dropped, as in an apply.
+   */
+  async pendingSteps(current: CurrentState): Promise<Step[]> {
+    const desired = this.d.desired();
+    if (!desired) return [];
+    const steps = plan(current, desired, await this.context(current));
+    this.d.executor.errors.retain(steps);
+    return steps;
+  }
+
   private async context(current: CurrentState): Promise<PlanContext> {
     const { store, locks, puller, executor } = this.d;
+    const handovers = await this.handovers(current);
     return {
       now: Date.now(),
       downloading: puller.downloading(),
@@ -163,7 +182,8 @@ export class Reconciler {
       serviceBackoff: new Map([...executor.serviceBackoff].map(([k, v]) => [k, v.retryAt])),
       locksHeld: locks.heldByAgent(),
       lockBackoff: new Map([...executor.lockBackoff].map(([k, v]) => [k, v.retryAt])),
-      handoverComplete: await this.handoversComplete(current),
+      handoverComplete: handovers.complete,
+      startedAt: handovers.startedAt,
       stoppedByAgent: store.stoppedContainers(),
       trackedImages: store.trackedImages(),
       appliedReleases: new Map([...store.appliedReleases()].map(([app, r]) => [app, r.releaseId])),
@@ -173,20 +193,38 @@ export class Reconciler {
     };
   }
 
-  /** Only services with two containers are mid-handover; only they need a look at the disk. */
-  private async handoversComplete(current: CurrentState): Promise<Set<string>> {
-    const counts = new Map<string, number>();
+  /**
+   * Only services with two containers are mid-handover; only they need a look at the disk and at
+   * when their containers started running (the agent's record of its start, else the engine's).
+   */
+  private async handovers(current: CurrentState): Promise<{ complete: Set<string>; startedAt: Map<string, number> }> {
+    const { executor, locks, docker } = this.d;
+    const byService = new Map<string, CurrentContainer[]>();
     for (const c of current.containers) {
       const key = `${c.appId}/${c.serviceName}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
+      byService.set(key, [...(byService.get(key) ?? []), c]);
     }
-    const done = new Set<string>();
-    for (const [key, n] of counts) {
-      if (n < 2) continue;
+    const complete = new Set<string>();
+    const startedAt = new Map<string, number>();
+    for (const [key, containers] of byService) {
+      if (containers.length < 2) continue;
       const [appId, service] = key.split('/');
-      if (await this.d.locks.handoverComplete(Number(appId), service!)) done.add(key);
+      if (await locks.handoverComplete(Number(appId), service!)) complete.add(key);
+      for (const c of containers) {
+        const at = executor.handoverStarts.get(c.id) ?? (await readStartedAt(docker, c.id));
+        if (at !== undefined) startedAt.set(c.id, at);
+      }
     }
-    return done;
+    return { complete, startedAt };
+  }
+
+  /**
+   * The executor's record of handover starts keeps only containers that exist. Only an apply
+   * prunes it: no step runs between its read of the engine and this.
+   */
+  private forgetGoneHandovers(current: CurrentState): void {
+    const ids = new Set(current.containers.map((c) => c.id));
+    for (const id of this.d.executor.handoverStarts.keys()) if (!ids.has(id)) this.d.executor.handoverStarts.delete(id);
   }
 
   /** A wait is logged once, when it outlasts a round (most resolve within the same apply). */

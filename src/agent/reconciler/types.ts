@@ -83,6 +83,8 @@ export interface PlanContext {
   lockBackoff: ReadonlyMap<number, number>;
   /** `appId/service` whose new container wrote handover-complete */
   handoverComplete: ReadonlySet<string>;
+  /** container id → when it started running (ms), for the containers of services mid-handover */
+  startedAt: ReadonlyMap<string, number>;
   /** containers the agent itself stopped (target `running: false`), so it may start them again */
   stoppedByAgent: ReadonlySet<string>;
   /** image refs the agent pulled: the only images cleanup may remove */
@@ -125,4 +127,43 @@ export type Step =
   | { action: 'removeInitial'; appId: number; container: ForeignContainer }
   | { action: 'purgeData'; appId: number; serviceName: string; releaseId: number; volumes: string[]; folders: string[] }
   | { action: 'markApplied'; appId: number; releaseId: number | null; commit: string | null }
-  | { action: 'noop'; appId?: number; serviceName?: string; reason: string };
+  | {
+      action: 'noop';
+      appId?: number;
+      serviceName?: string;
+      reason: string;
+      /** keys (stepKey) of the steps this wait holds back: their errors stay while it lasts */
+      holds?: string[];
+      /** when the wait ends by itself (ms), so the reconciler plans again then */
+      until?: number;
+    };
+
+/** A step's identity across plans: backoffs and errors are kept by it. */
+export function stepKey(step: Step): string {
+  switch (step.action) {
+    case 'fetch':
+      return `fetch ${step.image}`;
+    case 'createNetwork':
+      return `createNetwork ${step.network.engineName}`;
+    case 'createVolume':
+      return `createVolume ${step.volume.engineName}`;
+    case 'create':
+      // a new configuration is a new attempt
+      return `create ${step.service.appId}/${step.service.serviceName} ${step.service.hash}`;
+    case 'removeNetwork':
+      return `removeNetwork ${step.name}`;
+    case 'removeImage':
+      return `removeImage ${step.ref}`;
+    case 'start':
+    case 'stop':
+    case 'kill':
+      return `${step.action} ${step.containerId}`;
+    case 'stopInitial':
+    case 'removeInitial':
+      return `${step.action} ${step.container.id}`;
+    case 'purgeData':
+      return `purgeData ${step.appId}/${step.serviceName}`;
+    default:
+      return `${step.action} ${'appId' in step ? step.appId : ''}`;
+  }
+}

@@ -2,7 +2,7 @@
 // download progress and errors. Computed from the engine state plus what the agent is doing. Pure.
 import { findImage } from '../engine/imageRef.js';
 import type { DesiredState } from '../reconciler/desiredState.js';
-import type { CurrentContainer, CurrentState } from '../reconciler/types.js';
+import type { CurrentContainer, CurrentState, Step } from '../reconciler/types.js';
 import { isoTime } from '../../shared/isoTime.js';
 
 export type ServiceStatus =
@@ -19,6 +19,8 @@ export interface ServiceReport {
   createdAt: string | null;
   downloadProgress: number | null;
   error: string | null;
+  /** why a pending change of the service waits (e.g. its app holds the update lock); null when none does */
+  waiting: string | null;
 }
 
 export type UpdateStatus = 'done' | 'downloading' | 'downloaded' | 'applying changes' | 'aborted';
@@ -41,6 +43,8 @@ export interface ActivityFacts {
   progress(appId: number, service: string): number | null;
   error(appId: number, service: string): string | undefined;
   applied: ReadonlyMap<number, { releaseId: number; commit: string }>;
+  /** the steps a plan made from this state takes: an app is done only when none is its own */
+  planned: readonly Step[];
 }
 
 export function reportCurrentState(current: CurrentState, desired: DesiredState | undefined, facts: ActivityFacts): Record<string, AppReport> {
@@ -67,6 +71,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
         createdAt: container ? isoTime(container.createdAt) : null,
         downloadProgress: progress,
         error,
+        waiting: waitReason(facts.planned, appId, name),
       };
     }
     const applied = facts.applied.get(appId);
@@ -79,7 +84,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
       commit: applied?.commit ?? null,
       targetReleaseId: app?.releaseId ?? null,
       targetCommit: app?.commit ?? null,
-      updateStatus: updateStatus(reports, app !== undefined && applied?.releaseId === app.releaseId),
+      updateStatus: updateStatus(reports, app !== undefined && applied?.releaseId === app.releaseId && !facts.planned.some((s) => appOf(s) === appId)),
       services,
     };
   }
@@ -126,6 +131,19 @@ function serviceStatus(s: StatusInput): ServiceStatus {
   }
 }
 
+function appOf(step: Step): number | undefined {
+  if (step.action === 'create') return step.service.appId;
+  if (step.action === 'createNetwork') return step.network.appId;
+  if (step.action === 'createVolume') return step.volume.appId;
+  return 'appId' in step ? step.appId : undefined;
+}
+
+function waitReason(planned: readonly Step[], appId: number, service: string): string | null {
+  const reasons = planned.flatMap((s) => (s.action === 'noop' && s.appId === appId && s.serviceName === service ? [s.reason] : []));
+  return reasons.length ? [...new Set(reasons)].join('; ') : null;
+}
+
+/** `done` only when the release is recorded as applied and nothing of the app is planned. */
 function updateStatus(services: ServiceReport[], applied: boolean): UpdateStatus {
   if (services.some((s) => s.status === 'Aborted')) return 'aborted';
   if (services.some((s) => s.status === 'Downloading')) return 'downloading';

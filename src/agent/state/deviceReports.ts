@@ -76,7 +76,7 @@ export function applicationsByName(apps: AppReport[]) {
         commit: a.commit,
         updateStatus: a.updateStatus,
         services: Object.fromEntries(
-          Object.entries(a.services).map(([name, s]) => [name, { status: s.status, image: s.image, releaseId: s.releaseId, downloadProgress: s.downloadProgress }]),
+          Object.entries(a.services).map(([name, s]) => [name, { status: s.status, image: s.image, releaseId: s.releaseId, downloadProgress: s.downloadProgress, waiting: s.waiting }]),
         ),
       },
     ]),

@@ -123,6 +123,7 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
     locksHeld: new Set(),
     lockBackoff: new Map(),
     handoverComplete: new Set(),
+    startedAt: new Map(),
     stoppedByAgent: new Set(),
     trackedImages: new Set(),
     appliedReleases: new Map(),
