@@ -324,7 +324,7 @@ export class SafeRegex {
     const n = this.prog.length;
     this.mark = new Uint32Array(n);
     this.lists = [new Int32Array(n), new Int32Array(n)];
-    // a state is pushed at most once per closure, plus the two branches of a split
+    // a closure visits each state once, and a visit pushes at most two (a split's branches)
     this.stack = new Int32Array(2 * n + 2);
   }
 
