@@ -5,6 +5,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
+import { LockOverride } from './actions/lockOverride.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
 import type { LogShipper } from './logs/logShipper.js';
@@ -63,9 +64,9 @@ export interface AgentOptions {
   localMode?: boolean;
   /** in local mode only: expose the engine's socket on this TCP address (`127.0.0.1:2375`) for the balena CLI */
   engineTcp?: string;
-  /** AutoPi's local command API (main.ts: 9000): its port, 0 = any free one; absent = off */
+  /** AutoPi's local command API (AutoPi's port is 9000): its port, 0 = any free one; absent = off */
   commandApiPort?: number;
-  /** where it listens; default 127.0.0.1 (it asks for no key) */
+  /** where it listens (and the one Host it answers besides loopback); default 127.0.0.1 */
   commandApiAddress?: string;
   /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */
   metricsIntervalMs?: number;
@@ -100,9 +101,8 @@ export class Agent {
   private desired: DesiredState | undefined;
   /** `appId/service` stopped through the API; held until started, or until the agent restarts */
   private readonly heldStopped = new Set<string>();
-  /** `POST /v1/update {force: true}`: app locks are overridden until an apply started after it converges */
-  private forceUpdate = false;
-  private forceRequestedAt = 0;
+  /** `force` of an update or a local target: the locks it overrides, until an apply started after it converges */
+  private readonly lockOverride = new LockOverride();
   private api: ApiServer | undefined;
   private commandApi: ApiServer | undefined;
   private engineTcp: { port: number; close(): Promise<void> } | undefined;
@@ -156,7 +156,7 @@ export class Agent {
       locks: this.locks,
       store: this.store,
       log: this.log,
-      lockOverride: () => this.forceUpdate || ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
+      lockOverride: (appId) => this.lockOverride.covers(appId) || ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
     });
     this.reconciler = new Reconciler({
       docker: this.docker,
@@ -169,7 +169,7 @@ export class Agent {
       desired: () => this.desired,
       intervalMs: this.opts.intervalMs ?? 60_000,
       onApplied: (outcome) => {
-        if (outcome === 'converged' && this.reconciler.status.lastApplyStart >= this.forceRequestedAt) this.forceUpdate = false;
+        if (outcome === 'converged') this.lockOverride.converged(this.reconciler.status.lastApplyStart);
         this.cloud?.scheduleReport();
       },
     });
@@ -233,9 +233,10 @@ export class Agent {
   /**
    * Validates, persists and applies a target; an invalid one is rejected whole and changes nothing.
    * A `local` target (balena CLI) is accepted only in local mode; a managed target that arrives in
-   * local mode is kept and applied when local mode ends.
+   * local mode is kept and applied when local mode ends. `force` (balena's, of a local target)
+   * overrides every app's update lock until the device reaches this target.
    */
-  async setTarget(input: unknown, source: string): Promise<TargetState> {
+  async setTarget(input: unknown, source: string, force = false): Promise<TargetState> {
     const target = validateTargetState(input);
     if (source === 'local') {
       if (!this.localMode()) throw new ValidationError('', 'Target state can only set when device is in local mode', 'request');
@@ -247,6 +248,7 @@ export class Agent {
       if (this.localMode() && this.wasLocal) this.log.info(`Target from ${source} kept: the device is in local mode`);
     }
     await this.activate();
+    if (force) this.overrideLocks({ kind: 'device' });
     this.reconciler.trigger(`new target from ${source}`);
     return target;
   }
@@ -306,13 +308,17 @@ export class Agent {
     return [...(this.desired?.apps.get(appId)?.services.keys() ?? [])];
   }
 
-  /** `POST /v1/update`: apply now; `force` overrides app locks until the device converges. */
-  requestUpdate(force: boolean): void {
-    if (force) {
-      this.forceUpdate = true;
-      this.forceRequestedAt = Date.now();
-    }
+  /** `POST /v1/update`: apply now; `force` overrides the locks of the apps `scope` covers until the device converges. */
+  requestUpdate(force: boolean, scope: KeyScope = { kind: 'device' }): void {
+    if (force) this.overrideLocks(scope);
     this.reconciler.trigger(force ? 'forced update requested' : 'update requested');
+  }
+
+  /** Locks are overridden from now on (a lock's retry backoff too: the next apply takes them). */
+  private overrideLocks(scope: KeyScope): void {
+    this.lockOverride.grant(scope);
+    if (scope.kind === 'device') this.executor.lockBackoff.clear();
+    else this.executor.lockBackoff.delete(scope.appId);
   }
 
   /** The caller's key is replaced at once; the app's containers get the new one at the next apply. */
@@ -339,7 +345,10 @@ export class Agent {
 
   /** Waits until the engine matches the target (or only waits remain); for tests and tools. */
   async applyNow(): Promise<'converged' | 'waiting'> {
-    return this.reconciler.applyOnce();
+    const asked = Date.now();
+    const outcome = await this.reconciler.applyOnce();
+    if (outcome === 'converged') this.lockOverride.converged(asked);
+    return outcome;
   }
 
   async currentState(): Promise<Record<string, AppReport>> {
@@ -431,7 +440,7 @@ export class Agent {
    * its first request. A port taken by something else leaves it off; the agent runs on.
    */
   private async startCommandApi(port: number, address: string): Promise<void> {
-    const load = lazyApi(async () => (await import('./commands/localCommandApi.js')).buildLocalCommandApi(this));
+    const load = lazyApi(async () => (await import('./commands/localCommandApi.js')).buildLocalCommandApi(this, address));
     try {
       this.commandApi = await startApiServer(this, 'Local command API', load, port, address);
       this.log.info(`Local command API listening on ${address}:${this.commandApi.port}`);

@@ -1,9 +1,11 @@
 // Local mode as the balena CLI drives it (`balena push <device>`, `balena device logs <device>`),
 // at the HTTP level: the same requests in the same order, against a real agent and engine.
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { test } from 'node:test';
-import { containersOf, converge, docker, execIn, freshAppId, image, pullTestImage, service, startAgent, target, waitFor } from './harness.js';
+import { containersOf, converge, docker, execIn, freshAppId, image, pullTestImage, service, sleep, startAgent, target, waitFor } from './harness.js';
 
 /** The CLI builds `local_image_<service>:latest` on the device's engine; here they are tags of the test image. */
 async function localImage(name: string): Promise<string> {
@@ -168,4 +170,96 @@ test('leaving local mode returns to the managed target and removes what only loc
   assert.equal((await containersOf(localApp)).length, 0);
   await waitFor('the local app volume to go', async () => !(await docker.listVolumes({ filters: { label: [`io.balena.app-id=${localApp}`] } })).Volumes?.length);
   assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(localApp, 'x'))).status, 401, 'keys are required again');
+});
+
+/** A request with chosen headers (fetch would not send a chosen Host) and a raw body. */
+function rawCall(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const hostActions = async (dataDir: string) =>
+  (await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { action: string }).action);
+
+test('local mode waives the key for the names the LAN gives the device, not for a rebound domain; web pages of other origins are refused; curl -d forms still work', async (t) => {
+  const { agent, dataDir } = await startAgent(t, [], { localMode: true });
+  const port = agent.apiPort()!;
+  for (const host of [`127.0.0.1:${port}`, `192.168.1.77:${port}`, `a1b2c3d.local:${port}`, `localhost:${port}`, 'mydevice']) {
+    const r = await rawCall(port, 'GET', '/v2/local/target-state', { host });
+    assert.equal(r.status, 200, `${host}: ${r.status} ${r.text}`);
+  }
+  // DNS rebinding: the page's own domain now points at the device
+  const rebound = await rawCall(port, 'GET', '/v2/local/target-state', { host: `rebind.evil.example:${port}` });
+  assert.equal(rebound.status, 401, rebound.text);
+  assert.match(rebound.text, /local mode waives it only/);
+  assert.equal((await rawCall(port, 'GET', `/v2/local/target-state?apikey=${agent.apiKeys.deviceKey()}`, { host: `rebind.evil.example:${port}` })).status, 200, 'with the device key any Host is fine');
+
+  // a form posted by another origin's page, a no-cors fetch, a cross-site navigation: refused, nothing happens
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  for (const [path, headers, body] of [
+    ['/v1/reboot', { ...form, origin: 'http://evil.example' }, 'force=true'],
+    ['/v1/shutdown', { ...form, origin: 'null' }, 'force=true'],
+    ['/v1/blink', { 'content-type': 'text/plain', origin: `http://192.168.1.50:8080` }, 'x'],
+    ['/v1/blink', { 'sec-fetch-site': 'cross-site' }, undefined],
+    ['/v1/reboot', { ...form, referer: 'http://evil.example/page' }, 'force=true'],
+  ] as const) {
+    const r = await rawCall(port, 'POST', path, { host: `192.168.1.77:${port}`, ...headers }, body);
+    assert.equal(r.status, 403, `${path} ${JSON.stringify(headers)}: ${r.status} ${r.text}`);
+    assert.match(r.text, /cross-origin/);
+  }
+  assert.equal((await rawCall(port, 'GET', '/v2/cleanup-volumes', { 'sec-fetch-site': 'cross-site' })).status, 403, 'a GET that changes something too');
+  await sleep(800);
+  assert.deepEqual(await hostActions(dataDir), []);
+
+  // what curl -d sends (a form, no Origin) and the device's own origin are accepted
+  const curl = await rawCall(port, 'POST', '/v1/update', { ...form, host: `192.168.1.77:${port}` }, 'force=false');
+  assert.equal(curl.status, 204, curl.text);
+  const own = await rawCall(port, 'POST', '/v1/blink', { host: `192.168.1.77:${port}`, origin: `http://192.168.1.77:${port}` });
+  assert.equal(own.status, 200, own.text);
+  await waitFor('the blink', async () => (await hostActions(dataDir)).includes('blink'));
+});
+
+test('local mode: a target pushed with force is applied over a held update lock, for that push only', async (t) => {
+  const appId = freshAppId();
+  await localImage('first');
+  await localImage('second');
+  const { agent } = await startAgent(t, [appId], { localMode: true });
+  const base = `http://127.0.0.1:${agent.apiPort()}`;
+  assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'hello'))).status, 200);
+  await converge(agent);
+  const first = async () => (await containersOf(appId)).find((c) => c.service === 'first')!;
+  const greeting = async (id: string) => (await docker.getContainer(id).inspect()).Config.Env!.find((e) => e.startsWith('GREETING='));
+  const lockIn = async (id: string) => assert.equal((await execIn(id, ['sh', '-c', 'set -C; echo app > /tmp/balena/updates.lock'])).exitCode, 0);
+  const held = await first();
+  await lockIn(held.id);
+
+  assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'changed'))).status, 200);
+  assert.equal(await agent.applyNow(), 'waiting');
+  assert.equal((await first()).id, held.id, 'the lock holds the push back');
+
+  const bad = await call(base, 'POST', '/v2/local/target-state', { ...cliTarget(appId, 'forced'), force: 'yes' });
+  assert.equal(bad.status, 400, bad.text);
+  assert.match(bad.text, /force/);
+
+  const forced = await call(base, 'POST', '/v2/local/target-state', { ...cliTarget(appId, 'forced'), force: true });
+  assert.equal(forced.status, 200, forced.text);
+  await converge(agent);
+  const updated = await first();
+  assert.notEqual(updated.id, held.id);
+  assert.equal(await greeting(updated.id), 'GREETING=forced');
+
+  // the next push without force honours the lock again
+  await lockIn(updated.id);
+  assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(appId, 'after'))).status, 200);
+  assert.equal(await agent.applyNow(), 'waiting');
+  await sleep(1500);
+  assert.equal((await first()).id, updated.id);
+  assert.equal(await greeting(updated.id), 'GREETING=forced');
 });

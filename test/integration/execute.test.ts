@@ -113,7 +113,8 @@ test("the local command API (AutoPi's :9000): the unit id, commands run at once,
   const base = `http://127.0.0.1:${agent.commandApiPort()}`;
   const uuid = agent.device.uuid;
   const post = async (unit: string, body: unknown) => {
-    const res = await fetch(`${base}/dongle/${unit}/execute/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.apiKeys.deviceKey()}` };
+    const res = await fetch(`${base}/dongle/${unit}/execute/`, { method: 'POST', headers, body: JSON.stringify(body) });
     return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
   };
 

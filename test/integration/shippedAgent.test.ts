@@ -20,7 +20,7 @@ interface Shipped {
 
 async function runShipped(t: TestContext, args: string[]): Promise<Shipped> {
   await fs.access(LAUNCHER).catch(() => assert.fail(`${LAUNCHER} is missing: scripts/test.sh bundles the agent (node scripts/bundle-agent.mjs)`));
-  const child = spawn(LAUNCHER, ['--engine-scope', ENGINE_SCOPE, '--command-api-port', 'off', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(LAUNCHER, ['--engine-scope', ENGINE_SCOPE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   for (const s of [child.stdout!, child.stderr!]) s.on('data', (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -50,6 +50,7 @@ test('the shipped agent deploys from the authenticated registry under its launch
     return cs.length === 2 && cs.every((c) => c.state === 'running') ? cs : undefined;
   }, 90_000).catch(withOutput(agent));
   assert.ok(!agent.output.some((l) => /warning/i.test(l)), `no warnings at start:\n${agent.output.join('\n')}`);
+  assert.ok(!agent.output.some((l) => /Local command API/.test(l)), `the local command API is off unless asked for:\n${agent.output.join('\n')}`);
 
   // the launcher execs node (same pid) with its flags and glibc settings
   const pid = agent.child.pid!;

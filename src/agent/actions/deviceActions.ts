@@ -103,9 +103,9 @@ export class DeviceActions {
     this.d.reconciler.trigger(`purge of app ${appId}`);
   }
 
-  /** `GET /v2/cleanup-volumes`: the volumes of apps that are no longer in the target (kept until asked). */
-  async cleanupVolumes(): Promise<string[]> {
-    return this.d.reconciler.exclusive(() => this.removeVolumes((appId) => !this.d.desired()?.apps.has(appId)));
+  /** `GET /v2/cleanup-volumes`: the volumes of apps (of those `covered`) no longer in the target (kept until asked). */
+  async cleanupVolumes(covered: (appId: number) => boolean): Promise<string[]> {
+    return this.d.reconciler.exclusive(() => this.removeVolumes((appId) => covered(appId) && !this.d.desired()?.apps.has(appId)));
   }
 
   /** Removes the agent's volumes of the chosen apps; one still in use is kept, and the log says why. */
@@ -128,16 +128,17 @@ export class DeviceActions {
   }
 
   /**
-   * Stops every app (taking each app's lock unless forced; an app holding its lock refuses the
-   * whole action), halts the reconciler, and hands the action to the host shortly after.
+   * Stops every app (taking each app's lock unless `force` covers that app: an app's key overrides
+   * its own app's lock only; an app holding its lock refuses the whole action), halts the
+   * reconciler, and hands the action to the host shortly after.
    */
-  async power(action: PowerAction, force: boolean): Promise<void> {
+  async power(action: PowerAction, force: (appId: number) => boolean): Promise<void> {
     const { reconciler, locks, log, host } = this.d;
     await reconciler.exclusive(async () => {
       const current = await readCurrentState(this.d.docker, this.d.scope);
       const apps = [...new Set(current.containers.map((c) => c.appId))];
       try {
-        for (const appId of apps) await locks.take(appId, this.servicesOf(appId, current.containers), force);
+        for (const appId of apps) await locks.take(appId, this.servicesOf(appId, current.containers), force(appId));
       } catch (err) {
         for (const appId of apps) await locks.release(appId);
         throw err;

@@ -8,6 +8,8 @@ import { clientErrorStatus, UnauthorizedError, ValidationError } from '../../sha
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
 import type { KeyScope } from './apiKeys.js';
+import { assertAppAccess as assertScopeAccess, assertDeviceScope, DEVICE_SCOPE } from './keyScope.js';
+import { assertSameOrigin, isLanHost, presentedKey } from './requestGuard.js';
 import { localRoutes } from './localRoutes.js';
 import { telemetryRoutes } from '../telemetry/telemetryRoutes.js';
 import { v1Routes } from './v1Routes.js';
@@ -36,7 +38,10 @@ export async function buildDeviceApi(agent: Agent): Promise<Api> {
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorateRequest('keyScope', null as never);
   acceptBodies(app);
-  app.addHook('onRequest', async (req) => authenticate(agent, req));
+  app.addHook('onRequest', async (req) => {
+    assertSameOrigin(req.headers);
+    authenticate(agent, req);
+  });
   // The documented calls send no body at all (every field is optional): that is an empty object.
   app.addHook('preValidation', async (req) => {
     req.body ??= {};
@@ -75,21 +80,21 @@ function acceptBodies(app: Api): void {
   });
 }
 
-function presentedKey(req: FastifyRequest): string | undefined {
-  const q = (req.query as Record<string, unknown> | undefined)?.apikey;
-  if (typeof q === 'string' && q) return q;
-  const m = req.headers.authorization?.match(/^(?:Bearer|ApiKey)\s+(\S+)$/i);
-  return m?.[1];
-}
-
-async function authenticate(agent: Agent, req: FastifyRequest): Promise<void> {
+/**
+ * The caller's scope. Local mode needs no key (as balena, for the balena CLI), but only for
+ * requests addressed to the device as the LAN reaches it (see isLanHost: not a rebound domain).
+ */
+function authenticate(agent: Agent, req: FastifyRequest): void {
   const path = req.url.split('?')[0]!;
-  if (OPEN_ROUTES.has(path) || agent.localMode()) {
-    req.keyScope = { kind: 'device' };
+  if (OPEN_ROUTES.has(path) || (agent.localMode() && isLanHost(req.headers.host))) {
+    req.keyScope = DEVICE_SCOPE;
     return;
   }
-  const key = presentedKey(req);
-  if (!key) throw new UnauthorizedError('an API key is required: pass ?apikey=<key> or the header "Authorization: Bearer <key>"');
+  const key = presentedKey(req.query, req.headers);
+  if (!key) {
+    const local = agent.localMode() ? ` (local mode waives it only for requests to the device's IP address, localhost or <name>.local, not to Host ${req.headers.host ?? '(none)'})` : '';
+    throw new UnauthorizedError(`an API key is required${local}: pass ?apikey=<key> or the header "Authorization: Bearer <key>"`);
+  }
   const scope = agent.apiKeys.authenticate(key);
   if (!scope) throw new UnauthorizedError('invalid API key');
   req.keyScope = scope;
@@ -106,9 +111,12 @@ const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart?: s
 
 /** An app's key acts on its own app only (balena answers 401 for others). */
 export function assertAppAccess(req: FastifyRequest, appId: number): void {
-  if (req.keyScope.kind === 'app' && req.keyScope.appId !== appId) {
-    throw new UnauthorizedError(`this API key is not allowed to act on app ${appId}`);
-  }
+  assertScopeAccess(req.keyScope, appId);
+}
+
+/** Routes that reach every app's secrets or output: the device key (or local mode) only. */
+export function assertDevice(req: FastifyRequest, what: string): void {
+  assertDeviceScope(req.keyScope, what);
 }
 
 /** The engine did not answer or refused: the device cannot do it now (balena answers 503 too). */

@@ -7,6 +7,7 @@ import type { PowerAction } from '../host/host.js';
 import { parseHostConfigPatch } from '../host/hostConfig.js';
 import { legacyDeviceState } from '../state/deviceReports.js';
 import { assertAppAccess, parseAppId, type Api } from './deviceApi.js';
+import { coversApp, forceFor } from './keyScope.js';
 
 const NumericId = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]+$' })]);
 const ForceBody = Type.Object({ force: Type.Optional(Type.Boolean()) });
@@ -34,14 +35,15 @@ export const v1Routes = (agent: Agent) => async (app: Api) => {
   });
 
   app.post('/v1/update', { schema: { body: ForceBody } }, async (req, reply) => {
-    agent.requestUpdate(req.body.force === true);
+    agent.requestUpdate(req.body.force === true, req.keyScope);
     return reply.code(204).send();
   });
 
   for (const action of ['reboot', 'shutdown'] as PowerAction[]) {
     app.post(`/v1/${action}`, { schema: { body: ForceBody } }, async (req, reply) => {
       try {
-        await actions.power(action, req.body.force === true);
+        // an app's force overrides its own lock only: another app holding its lock still refuses
+        await actions.power(action, forceFor(req.keyScope, req.body.force === true));
       } catch (err) {
         if (err instanceof UpdatesLockedError) return reply.code(423).send({ Data: '', Error: err.message });
         throw err;
@@ -69,8 +71,8 @@ export const v1Routes = (agent: Agent) => async (app: Api) => {
     return reply.type('text/plain').send(key);
   });
 
-  app.get('/v1/device', async () => {
-    const apps = Object.values(await agent.currentState());
+  app.get('/v1/device', async (req) => {
+    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
     return legacyDeviceState(apps, agent.deviceFacts());
   });
 
@@ -92,7 +94,13 @@ export const v1Routes = (agent: Agent) => async (app: Api) => {
     return { appId, commit: c.commit, releaseId: c.releaseId, containerId: c.id, imageId: spec?.config.image ?? c.imageId, env };
   });
 
-  app.get('/v1/device/host-config', async () => agent.host.readConfig());
+  // the proxy's password is written to the host, never answered (any app's key may read this)
+  app.get('/v1/device/host-config', async () => {
+    const { network } = await agent.host.readConfig();
+    if (!network.proxy) return { network };
+    const { password: _secret, ...proxy } = network.proxy;
+    return { network: { ...network, proxy } };
+  });
 
   app.patch('/v1/device/host-config', async (req, reply) => {
     const patch = parseHostConfigPatch(req.body);

@@ -5,6 +5,7 @@ import type { Agent } from '../agent.js';
 import { applicationsByName, stateStatus } from '../state/deviceReports.js';
 import { BALENA_API_VERSION } from '../version.js';
 import { assertAppAccess, parseAppId, type Api } from './deviceApi.js';
+import { coversApp } from './keyScope.js';
 
 const AppParams = Type.Object({ appId: Type.String() });
 const ServiceBody = Type.Object({
@@ -58,9 +59,8 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
   });
 
   app.get('/v2/applications/state', async (req) => {
-    const apps = Object.values(await agent.currentState());
-    const scope = req.keyScope;
-    return applicationsByName(scope.kind === 'app' ? apps.filter((a) => a.appId === scope.appId) : apps);
+    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
+    return applicationsByName(apps);
   });
 
   app.get('/v2/applications/:appId/state', { schema: { params: AppParams } }, async (req) => {
@@ -80,9 +80,8 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
   });
 
   app.get('/v2/state/status', async (req) => {
-    const apps = Object.values(await agent.currentState());
-    const scope = req.keyScope;
-    return stateStatus(scope.kind === 'app' ? apps.filter((a) => a.appId === scope.appId) : apps, agent.reconciler.status.applying);
+    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
+    return stateStatus(apps, agent.reconciler.status.applying);
   });
 
   app.get('/v2/version', async () => ({ status: 'success', version: BALENA_API_VERSION }));
@@ -93,8 +92,7 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
 
   app.get('/v2/containerId', { schema: { querystring: ContainerIdQuery } }, async (req, reply) => {
     const wanted = req.query.serviceName ?? req.query.service;
-    const scope = req.keyScope;
-    const apps = Object.values(await agent.currentState()).filter((a) => scope.kind === 'device' || a.appId === scope.appId);
+    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
     const services: Record<string, string> = {};
     for (const a of apps) for (const [name, s] of Object.entries(a.services)) if (s.containerId) services[name] ??= s.containerId;
     if (wanted === undefined) return { status: 'success', services };
@@ -103,8 +101,9 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
     return { status: 'success', containerId: services[wanted] };
   });
 
-  app.get('/v2/cleanup-volumes', async () => {
-    const removed = await actions.cleanupVolumes();
+  // an app's key: only its own app's volumes, and only once the app has left the target
+  app.get('/v2/cleanup-volumes', async (req) => {
+    const removed = await actions.cleanupVolumes((appId) => coversApp(req.keyScope, appId));
     return { status: 'success', removed };
   });
 };

@@ -1,12 +1,14 @@
 // Salt's docker module as AutoPi devices run it, on the containers the agent owns only: another
 // container of the engine is never read or touched. A container is named by its service name (the
-// service's current container), its container name or its id.
+// service's current container), its container name or its id. An app's key sees and touches its
+// own app's containers only: another app's are not found.
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
 import type { Agent } from '../agent.js';
+import { coversApp, type KeyScope } from '../api/keyScope.js';
 import { withDeadline } from '../engine/deadline.js';
 import { LABEL, ownedBy, SUPERVISED_FILTER } from '../engine/labels.js';
 import { readCurrentState } from '../engine/readState.js';
@@ -20,10 +22,10 @@ const NameParam = { name: 'name', type: 'string', required: true } as const;
 const ForceParam = { name: 'force', type: 'boolean' } as const;
 
 /** `docker.ps [all=False]`: the agent's containers, keyed by id, as the engine lists them. */
-export async function ps(agent: Agent, call: ExecuteCommand): Promise<Record<string, unknown>> {
+export async function ps(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<Record<string, unknown>> {
   const { all } = bind(call, [{ name: 'all', type: 'boolean' }]);
   const list = await withDeadline((d) => agent.docker.listContainers({ all: all === true, filters: SUPERVISED_FILTER, ...d }));
-  const owned = list.filter((c) => ownedBy(c.Labels, agent.opts.engineScope) && c.Labels[LABEL.serviceName]);
+  const owned = list.filter((c) => ownedBy(c.Labels, agent.opts.engineScope) && c.Labels[LABEL.serviceName] && coversApp(scope, Number(c.Labels[LABEL.appId])));
   return Object.fromEntries(
     owned.map((c) => [
       c.Id,
@@ -48,11 +50,11 @@ export async function ps(agent: Agent, call: ExecuteCommand): Promise<Record<str
  * (stdout and stderr, in order) as one string. `since`: a UNIX time, an ISO date or a duration
  * back from now (`10m`, `2h`). Read as a stream, keeping the newest MAX_LOG_BYTES.
  */
-export async function logs(agent: Agent, call: ExecuteCommand): Promise<string> {
+export async function logs(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<string> {
   const a = bind(call, [NameParam, { name: 'tail', type: 'string' }, { name: 'since', type: 'string' }, { name: 'timestamps', type: 'boolean' }]);
   if (a.tail !== undefined && !/^(all|\d+)$/.test(a.tail)) throw new ValidationError('/kwarg/tail', 'a number of lines, or all', `arguments of ${call.command}`);
   const since = a.since === undefined ? 0 : sinceSeconds(a.since, call.command);
-  const c = await containerNamed(agent, a.name!);
+  const c = await containerNamed(agent, a.name!, scope);
   const kept = new NewestBytes(MAX_LOG_BYTES);
   await withDeadline(async (d) => {
     // a streamed answer, read as it comes: dockerode buffers a logs answer whole unless it follows
@@ -83,14 +85,14 @@ export async function logs(agent: Agent, call: ExecuteCommand): Promise<string> 
 }
 
 /** `docker.restart|stop|start <name> [force=True]`: through the device API's own actions (update locks honoured unless forced). */
-export const restart = (agent: Agent, call: ExecuteCommand) => changeState(agent, call, (appId, service, force) => agent.actions.restartService(appId, service, force));
-export const stop = (agent: Agent, call: ExecuteCommand) => changeState(agent, call, (appId, service, force) => agent.actions.stopService(appId, service, force));
-export const start = (agent: Agent, call: ExecuteCommand) => changeState(agent, call, (appId, service) => agent.actions.startService(appId, service));
+export const restart = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service, force) => agent.actions.restartService(appId, service, force));
+export const stop = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service, force) => agent.actions.stopService(appId, service, force));
+export const start = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service) => agent.actions.startService(appId, service));
 
 /** Salt's answer: `{result: true, state: {old, new}}`. */
-async function changeState(agent: Agent, call: ExecuteCommand, act: (appId: number, service: string, force: boolean) => Promise<unknown>) {
+async function changeState(agent: Agent, call: ExecuteCommand, scope: KeyScope, act: (appId: number, service: string, force: boolean) => Promise<unknown>) {
   const a = bind(call, [NameParam, ForceParam]);
-  const c = await containerNamed(agent, a.name!);
+  const c = await containerNamed(agent, a.name!, scope);
   const old = await stateOf(agent, c.id);
   await act(c.appId, c.serviceName, a.force === true);
   const now = await agent.actions.serviceContainer(c.appId, c.serviceName);
@@ -102,16 +104,17 @@ async function stateOf(agent: Agent, id: string): Promise<'running' | 'paused' |
   return State.Paused ? 'paused' : State.Running ? 'running' : 'stopped';
 }
 
-/** The owned container `name` stands for: a container name or id, else a service's current container. */
-async function containerNamed(agent: Agent, name: string): Promise<CurrentContainer> {
-  const { containers } = await readCurrentState(agent.docker, agent.opts.engineScope);
+/** The owned container (of an app the key covers) `name` stands for: a container name or id, else a service's current container. */
+async function containerNamed(agent: Agent, name: string, scope: KeyScope): Promise<CurrentContainer> {
+  const containers = (await readCurrentState(agent.docker, agent.opts.engineScope)).containers.filter((c) => coversApp(scope, c.appId));
   const exact = containers.find((c) => c.name === name || c.id === name || (name.length >= 12 && c.id.startsWith(name)));
   if (exact) return exact;
   const apps = [...new Set(containers.filter((c) => c.serviceName === name).map((c) => c.appId))];
   if (apps.length > 1) throw new ValidationError('/arg/0', `apps ${apps.join(' and ')} both have a service ${name}: name the container instead`, 'container name');
   if (apps.length === 1) return agent.actions.serviceContainer(apps[0]!, name);
   const services = [...new Set(containers.map((c) => c.serviceName))].sort();
-  throw new NotFoundError(`no container of this device's apps is named ${name}${services.length ? ` (its services: ${services.join(', ')})` : ''}`);
+  const whose = scope.kind === 'app' ? `app ${scope.appId}` : "this device's apps";
+  throw new NotFoundError(`no container of ${whose} is named ${name}${services.length ? ` (its services: ${services.join(', ')})` : ''}`);
 }
 
 /** `since` as the engine takes it: seconds since the epoch. */

@@ -4,10 +4,17 @@
 // sed and grep -i do), `count` (only the newest that many matches), `before`/`after` (lines of
 // context around each match) and `limit` (at most the newest that many lines; 0: all). One line
 // per message, oldest first: `<ISO time> [LEVEL   ] message`, so that AutoPi's `\[error` finds errors.
+// The patterns run on a linear-time matcher with a work budget (safeRegex.ts): a caller's pattern
+// must not be able to freeze the agent. The log covers every app: the device key only.
 import { ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
 import type { Agent } from '../agent.js';
+import { assertDeviceScope, type KeyScope } from '../api/keyScope.js';
 import { bind } from './params.js';
+import { PatternError, PatternTooCostly, SafeRegex, type Budget } from './safeRegex.js';
+
+/** State visits one query may spend (a plain pattern over the whole log needs a few million). */
+const WORK_BUDGET = 20_000_000;
 
 export interface LogQuery {
   until: string;
@@ -18,7 +25,8 @@ export interface LogQuery {
   limit: number;
 }
 
-export async function lastLogs(agent: Agent, call: ExecuteCommand): Promise<string> {
+export async function lastLogs(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<string> {
+  assertDeviceScope(scope, `${call.command} reads the agent's log, which covers every app`);
   const a = bind(call, [
     { name: 'file', type: 'string' },
     { name: 'until', type: 'string' },
@@ -39,10 +47,11 @@ export async function lastLogs(agent: Agent, call: ExecuteCommand): Promise<stri
 
 /** The lines (oldest first) that the query selects, oldest first. */
 export function queryLog(lines: readonly string[], q: LogQuery): string[] {
-  const until = pattern(q.until, '', 'until');
-  const match = pattern(q.match, 'i', 'match');
-  const candidates = lines.filter((l) => until.test(l));
-  let hits = candidates.flatMap((l, i) => (match.test(l) ? [i] : []));
+  const budget: Budget = { left: WORK_BUDGET };
+  const until = pattern(q.until, false, 'until', budget);
+  const match = pattern(q.match, true, 'match', budget);
+  const candidates = lines.filter((l) => until(l));
+  let hits = candidates.flatMap((l, i) => (match(l) ? [i] : []));
   // AutoPi reads the log newest first: `count` keeps the newest matches
   if (q.count > 0) hits = hits.slice(-q.count);
   const shown = new Set<number>();
@@ -51,10 +60,20 @@ export function queryLog(lines: readonly string[], q: LogQuery): string[] {
   return q.limit > 0 ? out.slice(-q.limit) : out;
 }
 
-function pattern(source: string, flags: string, name: string): RegExp {
+/** The pattern's test; its errors (a bad pattern, one that costs too much) name the argument. */
+function pattern(source: string, ignoreCase: boolean, name: string, budget: Budget): (line: string) => boolean {
+  const bad = (why: string) => new ValidationError(`/kwarg/${name}`, why, 'arguments of minionutil.last_logs');
+  let re: SafeRegex;
   try {
-    return new RegExp(source, flags);
+    re = new SafeRegex(source, { ignoreCase });
   } catch (err) {
-    throw new ValidationError(`/kwarg/${name}`, `not a regular expression: ${(err as Error).message}`, 'arguments of minionutil.last_logs');
+    throw err instanceof PatternError ? bad(`not a usable regular expression: ${err.message}`) : err;
   }
+  return (line) => {
+    try {
+      return re.test(line, budget);
+    } catch (err) {
+      throw err instanceof PatternTooCostly ? bad(err.message) : err;
+    }
+  };
 }

@@ -1,10 +1,12 @@
 // The module commands the agent runs, for the control plane's execute API (over the device link)
 // and the local command API alike: one registry, command name → handler. Loaded on first use (the
-// agent imports this module dynamically).
+// agent imports this module dynamically). The control plane's commands run with the device's scope;
+// the local command API's with the caller's key (an app's key: its own app, as on the device API).
 import { ValidationError } from '../../shared/errors.js';
 import { ExecuteCommandSchema, type CommandResult, type ExecuteCommand } from '../../shared/executeCommand.js';
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
+import { DEVICE_SCOPE, type KeyScope } from '../api/keyScope.js';
 import { engineErrorMessage } from '../engine/deadline.js';
 import * as docker from './dockerCommands.js';
 import { grainsItems } from './grains.js';
@@ -12,7 +14,7 @@ import { lastLogs } from './lastLogs.js';
 import { bind } from './params.js';
 import { blink, power, purgeApp, release, restartApp, stateSls } from './supervisorCommands.js';
 
-type Handler = (agent: Agent, call: ExecuteCommand) => Promise<unknown>;
+type Handler = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => Promise<unknown>;
 
 /** A result must fit in one request to the server (its device link takes at most 2 MiB). */
 const MAX_RESULT_BYTES = 2 * 1024 * 1024 - 1024;
@@ -42,10 +44,10 @@ const COMMANDS: Record<string, Handler> = {
  * Runs a command and gives its return value; a typed error when it cannot run (an unknown
  * command or argument, a container that is not the agent's, an app holding its update lock).
  */
-export async function runCommand(agent: Agent, call: ExecuteCommand): Promise<unknown> {
+export async function runCommand(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<unknown> {
   const handler = Object.hasOwn(COMMANDS, call.command) ? COMMANDS[call.command] : undefined;
   if (!handler) throw new ValidationError('/command', `'${call.command}' is not available; this device runs ${Object.keys(COMMANDS).join(', ')}`, 'command');
-  return handler(agent, call);
+  return handler(agent, call, scope);
 }
 
 /**
@@ -56,7 +58,7 @@ export async function commandResult(agent: Agent, payload: unknown): Promise<Com
   try {
     assertValid(ExecuteCommandSchema, payload, 'command');
     agent.log.logger.info({ command: payload.command }, 'running a remote command');
-    const result = { return: (await runCommand(agent, payload)) ?? null, success: true, retcode: 0 };
+    const result = { return: (await runCommand(agent, payload, DEVICE_SCOPE)) ?? null, success: true, retcode: 0 };
     const size = Buffer.byteLength(JSON.stringify(result));
     if (size > MAX_RESULT_BYTES) return { return: `the result is ${size} bytes, more than a device may send (2 MiB): ask for less`, success: false, retcode: 1 };
     return result;

@@ -28,8 +28,8 @@ export interface ExecutorDeps {
   locks: UpdateLocks;
   store: AgentStore;
   log: EventLog;
-  /** SUPERVISOR_OVERRIDE_LOCK or an API force: take app-held locks anyway */
-  lockOverride: () => boolean;
+  /** SUPERVISOR_OVERRIDE_LOCK or an API force covering the app: take its app-held locks anyway */
+  lockOverride: (appId: number) => boolean;
 }
 
 const STATUS_NOT_MODIFIED = 304;
@@ -130,7 +130,7 @@ export class Executor {
         return;
       }
       case 'takeLock':
-        await locks.take(step.appId, step.services, this.d.lockOverride());
+        await locks.take(step.appId, step.services, this.d.lockOverride(step.appId));
         this.lockBackoff.delete(step.appId);
         return;
       case 'releaseLock':
