@@ -50,6 +50,11 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   }).withTypeProvider<TypeBoxTypeProvider>();
   // every route's input: TypeBox's checker, an unknown field refused, bodies never coerced
   app.setValidatorCompiler(typeBoxCompiler);
+  // many clients send `Content-Type: application/json` on every request: an empty body is no body
+  // (a route that needs one says so by its schema), on any method
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => (body === '' ? done(null, undefined) : json(req, body as string, done)));
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },
