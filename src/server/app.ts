@@ -19,6 +19,7 @@ import { deviceLogRoutes } from './routes/deviceLogs.js';
 import { executeRoutes } from './routes/execute.js';
 import { logbookRoutes } from './routes/logbook.js';
 import { projectRoutes } from './routes/projects.js';
+import { provisioningRoutes } from './routes/provisioning.js';
 import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
@@ -71,6 +72,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   await app.register(registryRoutes(ctx));
   await app.register(projectRoutes(ctx));
   await app.register(releaseRoutes(ctx));
+  await app.register(provisioningRoutes(ctx));
   await app.register(deviceLinkRoutes(ctx));
   await app.register(deviceCommandRoutes(ctx));
   await app.register(supervisorProxyRoutes(ctx));
