@@ -19,6 +19,7 @@ import { deviceLogRoutes } from './routes/deviceLogs.js';
 import { executeRoutes } from './routes/execute.js';
 import { logbookRoutes } from './routes/logbook.js';
 import { projectRoutes } from './routes/projects.js';
+import { provisioningRoutes } from './routes/provisioning.js';
 import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
@@ -50,6 +51,11 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   }).withTypeProvider<TypeBoxTypeProvider>();
   // every route's input: TypeBox's checker, an unknown field refused, bodies never coerced
   app.setValidatorCompiler(typeBoxCompiler);
+  // many clients send `Content-Type: application/json` on every request: an empty body is no body
+  // (a route that needs one says so by its schema), on any method
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => (body === '' ? done(null, undefined) : json(req, body as string, done)));
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },
@@ -66,6 +72,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   await app.register(registryRoutes(ctx));
   await app.register(projectRoutes(ctx));
   await app.register(releaseRoutes(ctx));
+  await app.register(provisioningRoutes(ctx));
   await app.register(deviceLinkRoutes(ctx));
   await app.register(deviceCommandRoutes(ctx));
   await app.register(supervisorProxyRoutes(ctx));

@@ -58,7 +58,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     notifier = isPostgresUrl(opts.databaseUrl)
       ? await (await import('./targets/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
       : new LocalNotifier();
-    const targets = new DeviceTargets(db, secrets, notifier);
+    const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
     const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });

@@ -60,7 +60,7 @@ for (const backend of backends()) {
       assert.deepEqual((await call('GET', '/provisioning-keys/')).body.map((k) => k.name), ['fleet-wide']);
     });
 
-    test('register: 201 with the device id and its key; the same uuid again is a 409; a bad key is a 401; a project key adds the device to its project', async (t) => {
+    test('register: 201 with the device id and its key; the same uuid again, once the device used its key, is a 409; a bad key is a 401; a project key adds the device to its project', async (t) => {
       const server = await backend.start(t);
       const project = await newProject(server);
       const key = await provisioningKey(server, project);
@@ -74,6 +74,8 @@ for (const backend of backends()) {
       const row = await server.db.selectFrom('device').selectAll().where('id', '=', first.body.id).executeTakeFirstOrThrow();
       assert.ok(!JSON.stringify(row).includes(first.body.device_key), 'the device key is stored as a digest');
 
+      const base = await listen(server);
+      assert.equal((await device(base, first.body.device_key).state()).status, 200);
       const again = await register(server, key, { uuid: id.toUpperCase(), device_type: 'raspberrypi4-64' });
       assert.equal(again.status, 409);
       assert.match(String(again.body.detail), /already registered/);
@@ -289,7 +291,8 @@ for (const backend of backends()) {
       const listed = await call('GET', '/dongle/devices/');
       assert.equal(listed.status, 200);
       assert.deepEqual(listed.body.map((d) => d.id).sort(), [a.id, b.id].sort());
-      assert.deepEqual(Object.keys(listed.body[0]!).sort(), ['agent_version', 'device_type', 'docker_releases', 'id', 'last_seen', 'name', 'online', 'projects', 'state', 'unit_id']);
+      assert.deepEqual(Object.keys(listed.body[0]!).sort(), ['agent_version', 'device_type', 'docker_releases', 'id', 'last_seen', 'name', 'online', 'projects', 'state', 'target_error', 'unit_id']);
+      assert.equal(listed.body[0]!.target_error, null);
       assert.equal(listed.body[0]!.state, null);
       assert.equal(listed.body[0]!.online, true, 'registering is being seen');
 

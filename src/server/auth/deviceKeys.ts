@@ -1,6 +1,7 @@
 // How the /device/ routes know their caller: a provisioning or device key sent as
 // `Authorization: Bearer <key>`, stored only as its digest. A device key is checked in an onRequest
-// hook, before the body is even parsed, and marks the device seen.
+// hook, before the body is even parsed, and marks the device seen; its first use is recorded (from
+// then on its registration cannot be repeated: routes/provisioning.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../../shared/errors.js';
@@ -33,20 +34,26 @@ export function deviceKeyAuth(db: ServerDb) {
       const row = await db
         .selectFrom('device')
         .leftJoin('device_target', 'device_target.device_id', 'device.id')
-        .select(['device.id', 'device.last_seen_at', 'device_target.etag'])
+        .select(['device.id', 'device.last_seen_at', 'device.key_used_at', 'device_target.etag'])
         .where('device.device_key_hash', '=', digest(key))
         .executeTakeFirst();
       if (!row) throw new UnauthorizedError('unknown device key');
-      devices.set(req, row);
-      await markSeen(db, row);
+      const { key_used_at, ...device } = row;
+      devices.set(req, device);
+      await markSeen(db, device, key_used_at === null);
     },
     deviceOf: (req: FastifyRequest): AuthedDevice => devices.get(req)!,
   };
 }
 
-/** Records that the device was heard from now, unless that was recorded within SEEN_THROTTLE_MS. */
-async function markSeen(db: ServerDb, device: { id: string; last_seen_at: string | null }): Promise<void> {
+/** Records that the device was heard from now, unless that was recorded within SEEN_THROTTLE_MS (its key's first use, always). */
+async function markSeen(db: ServerDb, device: { id: string; last_seen_at: string | null }, firstUse: boolean): Promise<void> {
   const now = Date.now();
-  if (device.last_seen_at && now - Date.parse(device.last_seen_at) < SEEN_THROTTLE_MS) return;
-  await db.updateTable('device').set({ last_seen_at: new Date(now).toISOString() }).where('id', '=', device.id).execute();
+  if (!firstUse && device.last_seen_at && now - Date.parse(device.last_seen_at) < SEEN_THROTTLE_MS) return;
+  const at = new Date(now).toISOString();
+  await db
+    .updateTable('device')
+    .set({ last_seen_at: at, ...(firstUse ? { key_used_at: at } : {}) })
+    .where('id', '=', device.id)
+    .execute();
 }

@@ -19,6 +19,13 @@ export interface ServerTables {
     last_seen_at: string | null;
     agent_version: string | null;
     state_json: string | null;
+    // migration 0005_sealed_targets
+    /** the provisioning key it registered with: a repeat of its registration must use the same one */
+    provisioning_key_id: number | null;
+    /** when its device key was first used; until then a repeat of its registration may replace the key */
+    key_used_at: string | null;
+    /** why its latest target could not be built (it keeps the last one it had); null when it could */
+    target_error: string | null;
   };
   project: { id: Generated<number>; name: string; description: string; default_registry_id: number | null; created_at: string };
   project_device: { project_id: number; device_id: string };
@@ -46,6 +53,7 @@ export interface ServerTables {
     updated_at: string;
     finished_at: string | null;
   };
+  /** `target_json` keeps registry passwords sealed (deviceTargets.ts); they are opened only to serve the target */
   device_target: { device_id: string; etag: string; target_json: string; updated_at: string };
   device_command: {
     id: Generated<number>;

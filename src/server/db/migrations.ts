@@ -252,4 +252,19 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         .execute();
     },
   },
+  // Device targets keep registry passwords sealed (src/server/targets/deviceTargets.ts): the targets
+  // stored by earlier versions held them in clear, so they go (each is rebuilt at its device's next
+  // poll; on SQLite their pages are zeroed). A device's registration can be repeated with the same
+  // provisioning key until its key is first used (src/server/routes/provisioning.ts); a device whose
+  // target cannot be built says why.
+  '0005_sealed_targets': {
+    async up(db: Kysely<unknown>) {
+      if (dialect === 'sqlite') await sql`pragma secure_delete = on`.execute(db);
+      await sql`delete from device_target`.execute(db);
+      if (dialect === 'sqlite') await sql`pragma secure_delete = off`.execute(db);
+      await db.schema.alterTable('device').addColumn('provisioning_key_id', 'integer').execute();
+      await db.schema.alterTable('device').addColumn('key_used_at', 'text').execute();
+      await db.schema.alterTable('device').addColumn('target_error', 'text').execute();
+    },
+  },
 });

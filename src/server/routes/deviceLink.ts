@@ -1,9 +1,6 @@
-// The device link, server side, and the devices resource.
+// The device link, server side, and the devices resource (provisioning and registration:
+// provisioning.ts).
 //
-// - /provisioning-keys/ (user API): a provisioning key lets new devices register, fleet-wide or into
-//   one project. Shown once; only its digest is stored.
-// - POST /device/register (provisioning key): a device registers its uuid and type and receives its
-//   id and its own device key (shown once, stored as a digest).
 // - GET /device/v1/state (device key): the device's target state with its ETag; `If-None-Match` →
 //   304; `?wait=<s>` holds the request until the target changes (on any server node: the notifier)
 //   or the time is up. PATCH /device/v1/state: the device's current-state report, which also moves
@@ -12,18 +9,18 @@
 //   and a summary of their last report.
 //
 // The /device/ routes do not take user tokens (app.ts leaves them to this file): each one
-// authenticates its caller with a provisioning or device key in an onRequest hook, before its body is
-// even parsed.
-import { randomUUID } from 'node:crypto';
+// authenticates its caller with its device key in an onRequest hook, before its body is even parsed.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { PostgresAdapter, type Transaction } from 'kysely';
-import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
+import { NotFoundError, UnauthorizedError } from '../../shared/errors.js';
 import { TargetStateSchema, type TargetState } from '../../shared/targetState.js';
-import { bearer, deviceKeyAuth, digest, newKey } from '../auth/deviceKeys.js';
+import { deviceKeyAuth } from '../auth/deviceKeys.js';
 import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { ServerApp, ServerContext } from '../app.js';
 import { BatchedLoader } from '../targets/batchedLoader.js';
+import { scopeReport } from '../targets/reportScope.js';
+import { StatusError } from '../httpErrors.js';
 
 /** A device is online when it was heard from within this time. */
 export const ONLINE_WINDOW_MS = 2 * 60_000;
@@ -31,28 +28,15 @@ export const ONLINE_WINDOW_MS = 2 * 60_000;
 const HOLDING_SEEN_EVERY_MS = 60_000;
 export const MAX_WAIT_S = 300;
 const MAX_ERROR_TEXT = 4000;
+/** Bounds of a state report (the agent sends what changed: far less) and of the state kept from them. */
+const MAX_REPORT_BYTES = 512 * 1024;
+const MAX_REPORT_APPS = 256;
+const MAX_REPORT_SERVICES = 256;
+const MAX_STATE_CHARS = 1024 * 1024;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
 
 // ---- schemas ------------------------------------------------------------------------------------
-
-const ProvisioningKey = Type.Object({ id: Type.Integer(), name: Type.String(), project: Nullable(Type.Integer()), created_at: Type.String() });
-const NewProvisioningKey = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 200 }), project: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))) },
-  { additionalProperties: false },
-);
-
-const Registration = Type.Object(
-  {
-    /** the agent's config.json uuid */
-    uuid: Type.String({ pattern: '^[0-9a-fA-F]{7,64}$' }),
-    device_type: Type.String({ minLength: 1, maxLength: 100 }),
-    /** default (also when empty): the first 7 characters of the uuid, as the agent names itself */
-    name: Type.Optional(Type.String({ maxLength: 200 })),
-  },
-  { additionalProperties: false },
-);
-const Registered = Type.Object({ id: Type.String(), uuid: Type.String(), device_key: Type.String() });
 
 const UPDATE_STATUSES = ['done', 'downloading', 'downloaded', 'applying changes', 'aborted'] as const;
 const ReleaseId = Nullable(Type.Integer({ minimum: 1 }));
@@ -83,7 +67,7 @@ const AppReport = Type.Object(
     targetCommit: Type.Optional(Text(200)),
     updateStatus: Type.Optional(Type.Union(UPDATE_STATUSES.map((s) => Type.Literal(s)))),
     /** when present, the app's whole set of services (`null` for a service: it is gone) */
-    services: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Nullable(ServiceReport))),
+    services: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Nullable(ServiceReport), { maxProperties: MAX_REPORT_SERVICES })),
   },
   { additionalProperties: false },
 );
@@ -91,7 +75,7 @@ const StateReport = Type.Object(
   {
     agent_version: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     /** keyed by app id (the project's id); `null` removes an app the device no longer runs */
-    apps: Type.Optional(Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), Nullable(AppReport), { additionalProperties: false })),
+    apps: Type.Optional(Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), Nullable(AppReport), { additionalProperties: false, maxProperties: MAX_REPORT_APPS })),
   },
   { additionalProperties: false },
 );
@@ -137,6 +121,8 @@ const Device = Type.Object({
   docker_releases: Type.Array(Type.Integer()),
   projects: Type.Array(Type.Integer()),
   state: Nullable(StateSummary),
+  /** why the server could not build its latest target (it keeps the last one it had) */
+  target_error: Nullable(Type.String()),
 });
 type DeviceOut = Static<typeof Device>;
 const DevicePatch = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
@@ -170,104 +156,9 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
 
   // the caller of a /device/ route, set by its onRequest hook
   const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(db);
-  const provisioning = new WeakMap<FastifyRequest, { project_id: number | null }>();
-  const provisioningAuth = async (req: FastifyRequest) => {
-    const key = bearer(req);
-    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
-    const row = await db
-      .selectFrom('provisioning_key')
-      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
-      .select(['provisioning_key.project_id', 'project.id as project'])
-      .where('provisioning_key.key_hash', '=', digest(key))
-      .where('provisioning_key.revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
-    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
-    provisioning.set(req, { project_id: row.project_id });
-  };
 
-  // -- provisioning keys (user API) --
-  const keyTags = ['provisioning'];
-  app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => {
-    const rows = await db.selectFrom('provisioning_key').select(['id', 'name', 'project_id', 'created_at']).where('revoked_at', 'is', null).orderBy('id').execute();
-    return rows.map(({ project_id, ...r }) => ({ ...r, project: project_id }));
-  });
-  app.post(
-    '/provisioning-keys/',
-    { schema: { tags: keyTags, body: NewProvisioningKey, response: { 201: Type.Composite([ProvisioningKey, Type.Object({ key: Type.String() })]) } } },
-    async (req, reply) => {
-      const project = req.body.project ?? null;
-      if (project !== null && !(await db.selectFrom('project').select('id').where('id', '=', project).executeTakeFirst())) {
-        throw new ValidationError('/project', `no project ${project}`, 'provisioning key');
-      }
-      const key = newKey('bsp');
-      const row = await db
-        .insertInto('provisioning_key')
-        .values({ name: req.body.name, key_hash: digest(key), project_id: project, created_at: nowIso(), revoked_at: null })
-        .returning(['id', 'name', 'project_id', 'created_at'])
-        .executeTakeFirstOrThrow();
-      return reply.code(201).send({ id: row.id, name: row.name, project: row.project_id, created_at: row.created_at, key });
-    },
-  );
-  app.delete('/provisioning-keys/:id/', { schema: { tags: keyTags, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) } }, async (req, reply) => {
-    const { numUpdatedRows } = await db
-      .updateTable('provisioning_key')
-      .set({ revoked_at: nowIso() })
-      .where('id', '=', req.params.id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (!numUpdatedRows) throw new NotFoundError(`no provisioning key ${req.params.id}`);
-    return reply.code(204).send();
-  });
-
-  // -- the device link (provisioning and device keys) --
+  // -- the device link (device keys) --
   const linkTags = ['device link'];
-  app.post(
-    '/device/register',
-    {
-      onRequest: provisioningAuth,
-      schema: {
-        tags: linkTags,
-        description: 'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once.',
-        security: [],
-        body: Registration,
-        response: { 201: Registered },
-      },
-    },
-    async (req, reply) => {
-      const { project_id } = provisioning.get(req)!;
-      const uuid = req.body.uuid.toLowerCase();
-      const id = randomUUID();
-      const deviceKey = newKey('bsd');
-      try {
-        await db.transaction().execute(async (tx) => {
-          if (await tx.selectFrom('device').select('id').where('unit_id', '=', uuid).executeTakeFirst()) throw new ConflictError(`a device with uuid ${uuid} is already registered`);
-          await tx
-            .insertInto('device')
-            .values({
-              id,
-              unit_id: uuid,
-              device_type: req.body.device_type,
-              name: req.body.name || uuid.slice(0, 7),
-              device_key_hash: digest(deviceKey),
-              created_at: nowIso(),
-              last_seen_at: nowIso(),
-              agent_version: null,
-              state_json: null,
-            })
-            .execute();
-          if (project_id !== null) await tx.insertInto('project_device').values({ project_id, device_id: id }).execute();
-        });
-      } catch (err) {
-        // two registrations of one uuid at once: the second hits the unique index
-        if (isUniqueViolation(err)) throw new ConflictError(`a device with uuid ${uuid} is already registered`);
-        throw err;
-      }
-      await ctx.targets.refresh([id]);
-      return reply.code(201).send({ id, uuid, device_key: deviceKey });
-    },
-  );
-
   app.get(
     '/device/v1/state',
     {
@@ -288,7 +179,7 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
       const device = deviceOf(req);
       const known = etagsOf(req.headers['if-none-match']);
       let etag = device.etag ?? (await ensureTarget(ctx, device.id));
-      if (!matches(known, etag)) return sendTarget(reply, await storedTarget(device.id));
+      if (!matches(known, etag)) return sendTarget(reply, ctx, await storedTarget(device.id));
       const waitS = req.query.wait ?? 0;
       if (waitS === 0 || closing) return notModified(reply, etag);
 
@@ -341,7 +232,7 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
         reply.raw.destroy();
         return reply;
       }
-      if (changed) return sendTarget(reply, changed);
+      if (changed) return sendTarget(reply, ctx, changed);
       return notModified(reply, etag);
     },
   );
@@ -355,10 +246,12 @@ export const deviceLinkRoutes = (ctx: ServerContext) => async (app: ServerApp) =
         description:
           'The device reports its current state (`Authorization: Bearer <device key>`): apps keyed by app id (the project), each with the release ' +
           'applied, the target release, the update status and the services (status, download progress, error). A report carries what changed: ' +
-          'apps not named keep their last report; `null` removes an app.',
+          'apps not named keep their last report; `null` removes an app. Only the apps of the device\'s target count, with its own releases ' +
+          '(listed for it, deployed on it, or given by its target): others are dropped.',
         security: [],
         body: StateReport,
       },
+      bodyLimit: MAX_REPORT_BYTES,
     },
     async (req, reply) => {
       await applyReport(ctx, deviceOf(req).id, req.body);
@@ -408,19 +301,24 @@ const matches = (known: string[], etag: string) => known.includes(etag) || known
 
 const notModified = (reply: FastifyReply, etag: string) => reply.code(304).header('etag', `"${etag}"`).header('cache-control', 'no-cache').send();
 
-/** A device without a materialised target (none was built yet) gets one now. */
+/**
+ * A device without a materialised target (none was built yet) gets one now; one whose target cannot
+ * be built (deviceTargets.ts: a registry row stored unchecked) is told to come back (503).
+ */
 async function ensureTarget(ctx: ServerContext, deviceId: string): Promise<string> {
   await ctx.targets.refresh([deviceId]);
   const etag = await ctx.targets.etag(deviceId);
-  if (etag === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
-  return etag;
+  if (etag !== undefined) return etag;
+  const device = await ctx.db.selectFrom('device').select('target_error').where('id', '=', deviceId).executeTakeFirst();
+  if (!device) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
+  throw new StatusError(503, `the target of this device cannot be built now: ${device.target_error ?? 'it changed meanwhile'}`);
 }
 
 type StoredTarget = { etag: string; target_json: string };
 
-/** The stored target as it is: the body is exactly the TargetState JSON. */
-const sendTarget = (reply: FastifyReply, row: StoredTarget) =>
-  reply.code(200).header('etag', `"${row.etag}"`).header('cache-control', 'no-cache').type('application/json; charset=utf-8').send(row.target_json);
+/** The stored target with its registry passwords opened: the body is exactly the TargetState JSON; the ETag, the stored form's. */
+const sendTarget = (reply: FastifyReply, ctx: ServerContext, row: StoredTarget) =>
+  reply.code(200).header('etag', `"${row.etag}"`).header('cache-control', 'no-cache').type('application/json; charset=utf-8').send(ctx.targets.served(row.target_json));
 
 // ---- presence -----------------------------------------------------------------------------------
 
@@ -479,9 +377,11 @@ async function applyReport(ctx: ServerContext, deviceId: string, report: StateRe
     const row = await (postgres ? query.forUpdate() : query).executeTakeFirst();
     if (!row) throw new UnauthorizedError('unknown device key');
     const stored = row.state_json ? (JSON.parse(row.state_json) as StoredState) : undefined;
-    const state: StoredState = { reported_at: nowIso(), apps: { ...(stored?.apps ?? {}) } };
+    const target = await serverTarget(tx, deviceId);
+    // only the apps of its own target, with its own releases (reportScope.ts): what it no longer runs leaves its state
+    const state: StoredState = { reported_at: nowIso(), apps: Object.fromEntries(Object.entries(stored?.apps ?? {}).filter(([appId]) => target?.apps[appId])) };
     const touched: string[] = [];
-    for (const [appId, app] of Object.entries(report.apps ?? {})) {
+    for (const [appId, app] of Object.entries(await scopeReport(tx, deviceId, report.apps ?? {}, target))) {
       if (app === null) {
         delete state.apps[appId];
         continue;
@@ -493,13 +393,14 @@ async function applyReport(ctx: ServerContext, deviceId: string, report: StateRe
       state.apps[appId] = merged;
       touched.push(appId);
     }
+    const json = JSON.stringify(state);
+    if (json.length > MAX_STATE_CHARS) throw new StatusError(413, `the device's state would take more than ${MAX_STATE_CHARS} characters: report fewer services or shorter errors`);
     await tx
       .updateTable('device')
-      .set({ state_json: JSON.stringify(state), ...(report.agent_version !== undefined ? { agent_version: report.agent_version } : {}) })
+      .set({ state_json: json, ...(report.agent_version !== undefined ? { agent_version: report.agent_version } : {}) })
       .where('id', '=', deviceId)
       .execute();
     if (!touched.length) return;
-    const target = await serverTarget(tx, deviceId);
     for (const appId of touched) await recordDeployment(tx, deviceId, Number(appId), state.apps[appId]!, target);
   });
 }
@@ -576,8 +477,8 @@ async function recordDeployment(tx: Tx, deviceId: string, appId: number, app: St
 
 // ---- the devices resource -----------------------------------------------------------------------
 
-type DeviceRow = Pick<ServerTables['device'], 'id' | 'unit_id' | 'name' | 'device_type' | 'last_seen_at' | 'agent_version' | 'state_json'>;
-const deviceColumns = ['id', 'unit_id', 'name', 'device_type', 'last_seen_at', 'agent_version', 'state_json'] as const;
+type DeviceRow = Pick<ServerTables['device'], 'id' | 'unit_id' | 'name' | 'device_type' | 'last_seen_at' | 'agent_version' | 'state_json' | 'target_error'>;
+const deviceColumns = ['id', 'unit_id', 'name', 'device_type', 'last_seen_at', 'agent_version', 'state_json', 'target_error'] as const;
 
 async function findDevice(db: ServerDb, id: string): Promise<DeviceOut> {
   const row = await db.selectFrom('device').select(deviceColumns).where('id', '=', id).executeTakeFirst();
@@ -619,6 +520,7 @@ async function devicesOut(db: ServerDb, rows: DeviceRow[]): Promise<DeviceOut[]>
     docker_releases: releases.get(r.id) ?? [],
     projects: projects.get(r.id) ?? [],
     state: r.state_json ? summary(JSON.parse(r.state_json) as StoredState) : null,
+    target_error: r.target_error,
   }));
 }
 
@@ -637,9 +539,4 @@ export function summary(state: StoredState): StateSummary {
     else if (status === 'idle' && a.updateStatus && a.updateStatus !== 'done') status = 'updating';
   }
   return { reported_at: state.reported_at, status, apps };
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e.message ?? '');
 }

@@ -1,8 +1,10 @@
 // /docker/registries/: credentials devices use to pull images. The password is write-only: never
-// returned, never logged, sealed at rest with the server key.
+// returned, never logged, sealed at rest with the server key (and in the devices' stored targets).
+// A url is checked as the device targets use it before anything is stored.
 import { Type, type Static } from '@sinclair/typebox';
-import { ConflictError, NotFoundError } from '../../shared/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { nowIso } from '../db/database.js';
+import { registryHost } from '../targets/releaseTarget.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 const RegistryBody = Type.Object(
@@ -18,6 +20,13 @@ const Registry = Type.Object({ id: Type.Integer(), url: Type.String(), username:
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 type RegistryRow = Static<typeof Registry>;
 
+/** A url the device targets could not use (releaseTarget.ts) is refused; it is not echoed: it may hold credentials. */
+function checkUrl(url: string | undefined): void {
+  if (url !== undefined && !registryHost(url)) {
+    throw new ValidationError('/url', 'not a registry address: host[:port][/namespace], optionally with a scheme (https://registry.example.com:5000)', 'registry');
+  }
+}
+
 export const registryRoutes = ({ db, secrets, targets }: ServerContext) => async (app: ServerApp) => {
   const columns = ['id', 'url', 'username'] as const;
   const find = async (id: number): Promise<RegistryRow> => {
@@ -26,6 +35,7 @@ export const registryRoutes = ({ db, secrets, targets }: ServerContext) => async
     return row;
   };
   const update = async (id: number, body: Static<typeof RegistryPatch>): Promise<RegistryRow> => {
+    checkUrl(body.url);
     await find(id);
     const { password, ...plain } = body;
     if (Object.keys(body).length) {
@@ -40,6 +50,7 @@ export const registryRoutes = ({ db, secrets, targets }: ServerContext) => async
     db.selectFrom('registry').select(columns).orderBy('id').execute(),
   );
   app.post('/docker/registries/', { schema: { tags, body: RegistryBody, response: { 201: Registry } } }, async (req, reply) => {
+    checkUrl(req.body.url);
     const { password, ...plain } = req.body;
     const row = await db.insertInto('registry').values({ ...plain, password_sealed: secrets.seal(password), created_at: nowIso() }).returning(columns).executeTakeFirstOrThrow();
     return reply.code(201).send(row);

@@ -3,6 +3,13 @@
 // indexed read and its ETag a stored digest. A device gets, per project, the newest release that
 // lists it, or (when it joined the project after its releases were made) the project's active one;
 // registry credentials only for the registries those releases use.
+//
+// Registry passwords stay sealed at rest: a stored target names each registry's password in the
+// form the registry table keeps it (`password_sealed`), and `served()` opens it only as the target
+// is sent to its device. The ETag is the digest of the stored form, so it is the same at every serve
+// and changes when a registry's credentials do (a new password is sealed anew). A device whose
+// target cannot be built (a registry row an earlier version stored unchecked) keeps its last target;
+// the reason is logged and shown on the device (`target_error`), and the other devices go on.
 import { createHash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import stringify from 'safe-stable-stringify';
@@ -30,25 +37,67 @@ const releaseColumns = ['release.id', 'release.version_hash', 'release.remove_co
 /** Devices per batch of a refresh: its reads, its one upsert, its one notification. */
 const BATCH = 500;
 
-/** A target as stored: safe-stable-stringify's JSON (keys sorted) and its digest. */
+/** A target as stored: safe-stable-stringify's JSON (keys sorted, `registries` last) and its digest. */
 interface BuiltTarget {
   json: string;
   etag: string;
 }
+/** Why a device's target could not be built. */
+interface BuildFailure {
+  error: string;
+}
+
+/** A registry of a stored target: its password as the registry table keeps it, sealed with the server key. */
+interface SealedRegistry {
+  url: string;
+  username: string;
+  password_sealed: string;
+}
+/** A target as stored in `device_target`. */
+export type StoredTargetState = Omit<TargetState, 'registries'> & { registries: Record<string, SealedRegistry> };
+
+/** The last key of a stored target: a JSON string never holds an unescaped quote, so its last match is the top-level key. */
+const REGISTRIES_KEY = ',"registries":';
+/** Opened registry sets kept (their JSON), so that a fleet woken at once is not decrypted device by device. */
+const OPENED_CACHE = 64;
 
 const digest = (json: string) => createHash('sha256').update(json).digest('hex').slice(0, 32);
 
 export class DeviceTargets {
+  /** sealed registries JSON → opened registries JSON */
+  private readonly opened = new Map<string, string>();
+
   constructor(
     private readonly db: ServerDb,
     private readonly secrets: SecretBox,
     private readonly notifier: TargetNotifier,
+    /** devices whose target could not be built (they keep their last one) */
+    private readonly onBuildError: (message: string) => void = () => {},
   ) {}
 
-  /** The stored target of a device, with its ETag. */
+  /** The target of a device as it is served, with its ETag. */
   async get(deviceId: string): Promise<{ etag: string; target: TargetState } | undefined> {
     const row = await this.db.selectFrom('device_target').select(['etag', 'target_json']).where('device_id', '=', deviceId).executeTakeFirst();
-    return row ? { etag: row.etag, target: JSON.parse(row.target_json) as TargetState } : undefined;
+    return row ? { etag: row.etag, target: JSON.parse(this.served(row.target_json)) as TargetState } : undefined;
+  }
+
+  /** A stored target's JSON as its device gets it: the registry passwords opened. */
+  served(stored: string): string {
+    const found = stored.lastIndexOf(REGISTRIES_KEY);
+    if (found < 0) return stored; // not written by the builder (a test's hand-made row)
+    const at = found + REGISTRIES_KEY.length;
+    const sealed = stored.slice(at, -1);
+    if (sealed === '{}') return stored;
+    let opened = this.opened.get(sealed);
+    if (opened === undefined) {
+      const registries = JSON.parse(sealed) as Record<string, SealedRegistry>;
+      opened = stringify(
+        Object.fromEntries(Object.entries(registries).map(([key, r]) => [key, { url: r.url, username: r.username, password: this.secrets.open(r.password_sealed) }])),
+      )!;
+      if (this.opened.size >= OPENED_CACHE) this.opened.delete(this.opened.keys().next().value!);
+      this.opened.set(sealed, opened);
+    }
+    return `${stored.slice(0, at)}${opened}}`;
   }
 
   async etag(deviceId: string): Promise<string | undefined> {
@@ -67,7 +116,9 @@ export class DeviceTargets {
     const builder = new TargetBuilder(this.db, await this.registries());
     for (const batch of inChunks(ids, BATCH)) {
       const [targets, etags] = await Promise.all([builder.build(batch), this.etags(batch)]);
-      const rows = [...targets].filter(([id, t]) => etags.get(id) !== t.etag).map(([id, t]) => ({ device_id: id, etag: t.etag, target_json: t.json, updated_at: nowIso() }));
+      const built = [...targets].filter((e): e is [string, BuiltTarget] => 'json' in e[1]);
+      await this.recordFailures(built.map(([id]) => id), [...targets].filter((e): e is [string, BuildFailure] => 'error' in e[1]));
+      const rows = built.filter(([id, t]) => etags.get(id) !== t.etag).map(([id, t]) => ({ device_id: id, etag: t.etag, target_json: t.json, updated_at: nowIso() }));
       if (!rows.length) continue;
       await this.db
         .insertInto('device_target')
@@ -84,10 +135,27 @@ export class DeviceTargets {
     return changed;
   }
 
-  /** The device's target from the database; undefined for an unknown device. */
-  async build(deviceId: string): Promise<TargetState | undefined> {
+  /** The device's target from the database, as it would be stored; undefined for an unknown device. */
+  async build(deviceId: string): Promise<StoredTargetState | undefined> {
     const built = (await new TargetBuilder(this.db, await this.registries()).build([deviceId])).get(deviceId);
-    return built ? (JSON.parse(built.json) as TargetState) : undefined;
+    if (built && 'error' in built) throw new Error(built.error);
+    return built ? (JSON.parse(built.json) as StoredTargetState) : undefined;
+  }
+
+  /** `target_error` of the devices: set (and logged) for those that failed, cleared for those built. */
+  private async recordFailures(built: string[], failed: [string, BuildFailure][]): Promise<void> {
+    if (built.length) await this.db.updateTable('device').set({ target_error: null }).where('id', 'in', built).where('target_error', 'is not', null).execute();
+    const byError = new Map<string, string[]>();
+    for (const [id, { error }] of failed) {
+      const ids = byError.get(error) ?? [];
+      ids.push(id);
+      byError.set(error, ids);
+    }
+    for (const [error, ids] of byError) {
+      await this.db.updateTable('device').set({ target_error: error }).where('id', 'in', ids).execute();
+      const some = ids.length > 3 ? `${ids.slice(0, 3).join(', ')} and ${ids.length - 3} more` : ids.join(', ');
+      this.onBuildError(`the target of device(s) ${some} could not be built (they keep their last target): ${error}`);
+    }
   }
 
   private async etags(deviceIds: readonly string[]): Promise<Map<string, string>> {
@@ -95,10 +163,10 @@ export class DeviceTargets {
     return new Map(rows.map((r) => [r.device_id, r.etag]));
   }
 
-  /** Registries with their passwords opened: read once per refresh, not once per device. */
+  /** The registries, read once per refresh; `password` holds the sealed password, as the builder stores it. */
   private async registries(): Promise<Map<number, RegistryRecord>> {
     const rows = await this.db.selectFrom('registry').select(['id', 'url', 'username', 'password_sealed']).execute();
-    return new Map(rows.map((r) => [r.id, { id: r.id, url: r.url, username: r.username, password: this.secrets.open(r.password_sealed) }]));
+    return new Map(rows.map((r) => [r.id, { id: r.id, url: r.url, username: r.username, password: r.password_sealed }]));
   }
 }
 
@@ -108,16 +176,17 @@ export class DeviceTargets {
  * releases is validated and serialised once; a device adds its name to that JSON.
  */
 class TargetBuilder {
-  private readonly apps = new Map<number, { projectId: number; app: AppTarget; registries: Record<string, RegistryCredentials> }>();
+  /** each release's app, or why it cannot be built */
+  private readonly apps = new Map<number, { projectId: number; app: AppTarget; registries: Record<string, RegistryCredentials> } | BuildFailure>();
   /** sorted release ids → the JSON of `apps` and of `registries` of a target running them */
-  private readonly sets = new Map<string, { apps: string; registries: string }>();
+  private readonly sets = new Map<string, { apps: string; registries: string } | BuildFailure>();
 
   constructor(
     private readonly db: ServerDb,
     private readonly registries: ReadonlyMap<number, RegistryRecord>,
   ) {}
 
-  async build(deviceIds: readonly string[]): Promise<Map<string, BuiltTarget>> {
+  async build(deviceIds: readonly string[]): Promise<Map<string, BuiltTarget | BuildFailure>> {
     if (!deviceIds.length) return new Map();
     const [devices, listed, joined] = await Promise.all([
       this.db.selectFrom('device').select(['id', 'name']).where('id', 'in', deviceIds).execute(),
@@ -145,9 +214,13 @@ class TargetBuilder {
       releasesOf.set(r.device_id, perProject);
     }
     await this.loadApps(new Set([...releasesOf.values()].flatMap((m) => [...m.values()])));
-    const out = new Map<string, BuiltTarget>();
+    const out = new Map<string, BuiltTarget | BuildFailure>();
     for (const device of devices) {
       const set = this.releaseSet([...(releasesOf.get(device.id)?.values() ?? [])].sort((a, b) => a - b));
+      if ('error' in set) {
+        out.set(device.id, set);
+        continue;
+      }
       // safe-stable-stringify's key order: apps, name, registries
       const json = `{"apps":${set.apps},"name":${JSON.stringify(device.name)},"registries":${set.registries}}`;
       out.set(device.id, { json, etag: digest(json) });
@@ -155,21 +228,33 @@ class TargetBuilder {
     return out;
   }
 
-  private releaseSet(releaseIds: number[]): { apps: string; registries: string } {
+  private releaseSet(releaseIds: number[]): { apps: string; registries: string } | BuildFailure {
     const key = releaseIds.join(',');
     let set = this.sets.get(key);
     if (!set) {
-      const target: TargetState = { name: 'device', apps: {}, registries: {} };
-      for (const id of releaseIds) {
-        const { projectId, app, registries } = this.apps.get(id)!;
-        target.apps[String(projectId)] = app;
-        Object.assign(target.registries as Record<string, RegistryCredentials>, registries);
-      }
-      validateTargetState(target);
-      set = { apps: stringify(target.apps)!, registries: stringify(target.registries)! };
+      set = this.buildSet(releaseIds);
       this.sets.set(key, set);
     }
     return set;
+  }
+
+  private buildSet(releaseIds: number[]): { apps: string; registries: string } | BuildFailure {
+    const target: TargetState = { name: 'device', apps: {}, registries: {} };
+    for (const id of releaseIds) {
+      const built = this.apps.get(id) ?? { error: `release ${id} was deleted meanwhile` }; // (its deletion refreshes the device again)
+      if ('error' in built) return built;
+      target.apps[String(built.projectId)] = built.app;
+      Object.assign(target.registries as Record<string, RegistryCredentials>, built.registries);
+    }
+    try {
+      validateTargetState(target);
+    } catch (err) {
+      return { error: `releases ${releaseIds.join(', ')}: ${(err as Error).message}` };
+    }
+    const sealed = Object.fromEntries(
+      Object.entries(target.registries!).map(([k, r]): [string, SealedRegistry] => [k, { url: r.url, username: r.username, password_sealed: r.password }]),
+    );
+    return { apps: stringify(target.apps)!, registries: stringify(sealed)! };
   }
 
   private async loadApps(releaseIds: Set<number>): Promise<void> {
@@ -180,12 +265,17 @@ class TargetBuilder {
         this.db.selectFrom('release_container').selectAll().where('release_id', 'in', part).orderBy('release_id').orderBy('position').execute(),
       ]);
       for (const r of releases) {
-        const { app, registries } = releaseApp(
-          { id: r.id, version_hash: r.version_hash, remove_containers: JSON.parse(r.remove_containers) as string[], project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
-          containers.filter((c) => c.release_id === r.id).map(releaseContainerOf),
-          this.registries,
-        );
-        this.apps.set(r.id, { projectId: r.project_id, app, registries });
+        try {
+          const { app, registries } = releaseApp(
+            { id: r.id, version_hash: r.version_hash, remove_containers: JSON.parse(r.remove_containers) as string[], project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
+            containers.filter((c) => c.release_id === r.id).map(releaseContainerOf),
+            this.registries,
+          );
+          this.apps.set(r.id, { projectId: r.project_id, app, registries });
+        } catch (err) {
+          // what the database holds, not this request, is wrong: only the devices running it wait
+          this.apps.set(r.id, { error: `release ${r.id}: ${(err as Error).message}` });
+        }
       }
     }
   }

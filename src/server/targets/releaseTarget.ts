@@ -229,7 +229,8 @@ function imageReference(c: ReleaseContainer, registry: RegistryRecord | undefine
   let prefix = '';
   if (registry && !ownHost) {
     const host = registryHost(registry.url);
-    if (!host) fail(`${at}/registry`, `registry ${registry.id} has no usable address ("${registry.url}")`);
+    // (the url is not echoed: one stored before urls were checked may hold credentials)
+    if (!host) fail(`${at}/registry`, `registry ${registry.id} has no usable address: correct its url`);
     prefix = `${host}/`;
   }
   return `${prefix}${image}${digest ? '@' : ':'}${tag}`;
