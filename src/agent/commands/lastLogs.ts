@@ -4,17 +4,21 @@
 // sed and grep -i do), `count` (only the newest that many matches), `before`/`after` (lines of
 // context around each match) and `limit` (at most the newest that many lines; 0: all). One line
 // per message, oldest first: `<ISO time> [LEVEL   ] message`, so that AutoPi's `\[error` finds errors.
-// The patterns run on a linear-time matcher with a work budget (safeRegex.ts): a caller's pattern
-// must not be able to freeze the agent. The log covers every app: the device key only.
+// The patterns run on RE2 with a work budget (logPattern.ts): a caller's pattern must not be able
+// to freeze the agent. The log covers every app: the device key only.
 import { ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
 import type { Agent } from '../agent.js';
 import { assertDeviceScope, type KeyScope } from '../api/keyScope.js';
 import { bind } from './params.js';
-import { PatternError, PatternTooCostly, SafeRegex, type Budget } from './safeRegex.js';
+import { LogPattern, PatternError, PatternTooCostly, type Budget } from './logPattern.js';
 
-/** State visits one query may spend (a plain pattern over the whole log needs a few million). */
-const WORK_BUDGET = 20_000_000;
+/**
+ * Program instructions × characters one query may spend (logPattern.ts). A typical pattern (program
+ * size 10 to 100) over a full log (2,000 messages, ~250,000 characters) needs a few million to 25
+ * million; the costliest searches measured (RE2's NFA, a thousand threads alive) take ~25 ns a unit.
+ */
+const WORK_BUDGET = 40_000_000;
 
 export interface LogQuery {
   until: string;
@@ -63,9 +67,9 @@ export function queryLog(lines: readonly string[], q: LogQuery): string[] {
 /** The pattern's test; its errors (a bad pattern, one that costs too much) name the argument. */
 function pattern(source: string, ignoreCase: boolean, name: string, budget: Budget): (line: string) => boolean {
   const bad = (why: string) => new ValidationError(`/kwarg/${name}`, why, 'arguments of minionutil.last_logs');
-  let re: SafeRegex;
+  let re: LogPattern;
   try {
-    re = new SafeRegex(source, { ignoreCase });
+    re = new LogPattern(source, { ignoreCase });
   } catch (err) {
     throw err instanceof PatternError ? bad(`not a usable regular expression: ${err.message}`) : err;
   }
