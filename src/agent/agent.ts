@@ -353,7 +353,8 @@ export class Agent {
     const current = await readCurrentState(this.docker, this.opts.engineScope);
     const desired = this.desired;
     const applied = this.store.appliedReleases();
-    const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied) : undefined;
+    const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => this.puller.progress(appId, s) !== null);
+    const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
     return reportCurrentState(current, desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),

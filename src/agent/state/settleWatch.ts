@@ -36,10 +36,16 @@ export class SettleWatch {
   constructor(private readonly d: SettleWatchDeps) {}
 
   /**
-   * The verdict of each app of `desired`. Before its release is applied (a service waits for
-   * another that crash-loops, say), only its failures count: they are the reason it does not get there.
+   * The verdict of each app of `desired`. Before its release is applied (another service's image
+   * cannot be pulled, say), only its failures count: they may be why it does not get there. An app
+   * that is `downloading` is left for later: its state is reported every few seconds meanwhile.
    */
-  async check(current: CurrentState, desired: DesiredState | undefined, applied: ReadonlyMap<number, { releaseId: number }>): Promise<Map<number, AppSettle>> {
+  async check(
+    current: CurrentState,
+    desired: DesiredState | undefined,
+    applied: ReadonlyMap<number, { releaseId: number }>,
+    downloading: (appId: number) => boolean,
+  ): Promise<Map<number, AppSettle>> {
     this.forgetGone(desired);
     const verdicts = new Map<number, AppSettle>();
     for (const [appId, app] of desired?.apps ?? []) {
@@ -48,6 +54,7 @@ export class SettleWatch {
         verdicts.set(appId, { state: 'settled', failures: new Map(), recheckAt: undefined });
         continue;
       }
+      if (!isApplied && downloading(appId)) continue;
       const verdict = await this.checkApp(current, appId, app);
       if (isApplied && verdict.state === 'settled') this.settled.set(appId, app.releaseId);
       verdicts.set(appId, verdict);
