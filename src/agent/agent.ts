@@ -3,12 +3,14 @@ import fs from 'node:fs';
 import fsp from './fsAsync.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
+import { DEFAULT_SETTLE_MS } from '../shared/deployments.js';
 import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { LockOverride } from './actions/lockOverride.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
 import type { LogShipper } from './logs/logShipper.js';
+import type { SettleWatch } from './state/settleWatch.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
 import { deviceApiLoader, lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
@@ -68,6 +70,8 @@ export interface AgentOptions {
   commandApiPort?: number;
   /** where it listens (and the one Host it answers besides loopback); default 127.0.0.1 */
   commandApiAddress?: string;
+  /** a release is deployed once its services ran this long without a restart (ms); default 30 s (src/shared/deployments.ts) */
+  settleMs?: number;
   /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */
   metricsIntervalMs?: number;
   log?: EventLog;
@@ -112,6 +116,8 @@ export class Agent {
   private telemetrySettings!: TelemetrySettings;
   /** telemetry's disk buffer, upload and device metrics, loaded on first use */
   private telemetryLoad: Promise<Telemetry> | undefined;
+  /** watches target releases until they settle; loaded with the first target that has apps */
+  private settleWatch: Promise<SettleWatch> | undefined;
   /** the device API (fastify), loaded on first use */
   private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
@@ -223,6 +229,7 @@ export class Agent {
     await this.commandApi?.close();
     await this.engineTcp?.close();
     await this.reconciler?.stop();
+    (await this.settleWatch?.catch(() => undefined))?.stop();
     await this.store?.db.destroy();
   }
 
@@ -353,14 +360,26 @@ export class Agent {
 
   async currentState(): Promise<Record<string, AppReport>> {
     const current = await readCurrentState(this.docker, this.opts.engineScope);
+    const desired = this.desired;
+    const applied = this.store.appliedReleases();
     const planned = await this.reconciler.pendingSteps(current);
-    return reportCurrentState(current, this.desired, {
+    const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => this.puller.progress(appId, s) !== null);
+    const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
+    return reportCurrentState(current, desired, {
       phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
       progress: (a, s) => this.puller.progress(a, s),
       error: (a, s) => this.executor.errors.get(a, s),
-      applied: this.store.appliedReleases(),
+      applied,
       planned,
+      settle: (a) => settle?.get(a),
     });
+  }
+
+  private settleWatcher(): Promise<SettleWatch> {
+    this.settleWatch ??= import('./state/settleWatch.js').then(
+      ({ SettleWatch }) => new SettleWatch({ docker: this.docker, settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS, onRecheck: () => this.cloud?.scheduleReport() }),
+    );
+    return this.settleWatch;
   }
 
   /** Chooses the target to apply (local or managed), makes sure its apps have API keys, builds the desired state. */

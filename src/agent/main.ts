@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // bosun-agent: the on-device agent.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_SETTLE_MS } from '../shared/deployments.js';
 import { Agent } from './agent.js';
 import { migrateDatabaseFile } from './store/database.js';
 
@@ -25,6 +26,7 @@ interface Options {
   dockerHost?: string;
   interval: number;
   minFreeDisk: number;
+  settleTime: number;
   engineScope?: string;
   apiPort?: number;
   apiAddress: string;
@@ -46,6 +48,7 @@ const program = new Command('bosun-agent')
   .option('--docker-host <url>', 'engine address (default: $DOCKER_HOST or the local socket)')
   .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
   .option('--min-free-disk <MiB>', 'keep at least this much free on the engine disk when pulling', positiveInt, 100)
+  .option('--settle-time <s>', 'a release counts as deployed once its services ran this long without a restart (and healthy, where they have a healthcheck)', positiveInt, DEFAULT_SETTLE_MS / 1000)
   .option('--engine-scope <name>', 'share the engine with other agents: own only what this scope created (tests, simulators)', process.env.BOSUN_ENGINE_SCOPE)
   .option('--api-port <port>', 'device API port (default: listenPort of config.json, else 48484)', port)
   .option('--api-address <ip>', 'device API listen address (containers reach it at their network gateway)', '0.0.0.0')
@@ -71,6 +74,7 @@ const program = new Command('bosun-agent')
       ...(o.dockerHost ? { dockerHost: o.dockerHost } : {}),
       intervalMs: o.interval,
       minFreeDiskBytes: o.minFreeDisk * 1024 * 1024,
+      settleMs: o.settleTime * 1000,
       ...(o.engineScope ? { engineScope: o.engineScope } : {}),
       ...(o.apiPort !== undefined ? { apiPort: o.apiPort } : {}),
       apiAddress: o.apiAddress,

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import type { AgentOptions } from '../../src/agent/agent.js';
 import { openServer, type Server } from '../../src/server/server.js';
 import { registry, removeApps, startAgent, waitFor, type TestAgent } from './harness.js';
 
@@ -48,7 +49,7 @@ export async function controlPlane(t: TestContext): Promise<ControlPlane & { sto
 }
 
 /** A registry, a project and a provisioning key on the control plane; a new device's agent provisioned with it. */
-export async function provisionedDevice(t: TestContext, cp: ControlPlane, name: string, config: Record<string, unknown> = {}): Promise<TestAgent & { appId: number; dataDir: string; deviceId: () => Promise<string> }> {
+export async function provisionedDevice(t: TestContext, cp: ControlPlane, name: string, config: Record<string, unknown> = {}, agentOptions: Partial<AgentOptions> = {}): Promise<TestAgent & { appId: number; dataDir: string; deviceId: () => Promise<string> }> {
   const { call } = cp;
   const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
   assert.equal(reg.status, 201);
@@ -62,7 +63,7 @@ export async function provisionedDevice(t: TestContext, cp: ControlPlane, name: 
   // app ids are the server's project ids (small numbers): clear what an interrupted earlier run left
   await removeApps([appId]);
   t.after(() => removeApps([appId]));
-  const started = await startAgent(t, [], { dataDir });
+  const started = await startAgent(t, [], { ...agentOptions, dataDir });
   const deviceId = async () =>
     (await waitFor('registration', async () => {
       const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };

@@ -144,7 +144,8 @@ export async function startAgent(t: TestContext, appIds: number[], opts: Partial
   const { log, logs } = captureLog();
   // The device API on a free port, all interfaces (containers reach it at their network's gateway);
   // an agent restarted on the same data dir keeps its port, as a device does (the port is in the apps' env).
-  const agent = new Agent({ dataDir, intervalMs: 500, log, engineScope: ENGINE_SCOPE, apiPort: apiPorts.get(dataDir) ?? 0, ...opts });
+  // (a release counts as deployed once its services ran 1 s without a restart: tests need not wait 30 s)
+  const agent = new Agent({ dataDir, intervalMs: 500, log, engineScope: ENGINE_SCOPE, apiPort: apiPorts.get(dataDir) ?? 0, settleMs: 1000, ...opts });
   cleanup.agents.push(agent);
   await agent.start();
   const port = agent.apiPort();

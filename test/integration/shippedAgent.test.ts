@@ -90,7 +90,7 @@ test('the shipped agent in cloud mode registers, deploys a release and ships wha
   t.after(() => fs.rm(dataDir, { recursive: true, force: true }));
   const configFile = path.join(dataDir, 'config.json');
   await fs.writeFile(configFile, JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, deviceType: 'generic-amd64', appUpdatePollInterval: 5000 }));
-  const agent = await runShipped(t, ['--data-dir', dataDir, '--api-port', String(await freePort())]);
+  const agent = await runShipped(t, ['--data-dir', dataDir, '--api-port', String(await freePort()), '--settle-time', '1']);
 
   const deviceId = await waitFor('registration', async () => (JSON.parse(await fs.readFile(configFile, 'utf8')) as { deviceId?: string }).deviceId, 60_000).catch(withOutput(agent));
   const release = await cp.call('POST', `/docker/projects/${appId}/releases/`, {

@@ -106,7 +106,7 @@ for (const backend of backends()) {
       assert.ok(deployments.body.every((d) => typeof d.created_at === 'string' && typeof d.updated_at === 'string'));
 
       // a release is its own hash: a second one gets another
-      const second = await call('POST', `${releases}/`, { version: '1.0.1', containers: [] });
+      const second = await call('POST', `${releases}/`, { version: '1.0.1', containers: [], allow_empty: true });
       assert.equal(second.status, 201);
       assert.notEqual(second.body.version_hash, hash);
       assert.deepEqual(second.body.containers, []);
@@ -264,7 +264,7 @@ for (const backend of backends()) {
         ['an environment of the wrong type', { version: '1', containers: [{ ...ok, startup_parameters: { environment: 7 } }] }, '/containers/0/startup_parameters/environment'],
         ['an unterminated quote', { version: '1', containers: [{ ...ok, startup_parameters: { environment: "A='x" } }] }, '/containers/0/startup_parameters/environment'],
         ['a registry that does not exist', { version: '1', containers: [ok, { ...ok, name: 'b', registry: 999 }] }, '/containers/1/registry'],
-        ['a device that does not exist', { version: '1', devices: ['dev-a', 'ghost'], containers: [] }, '/devices/1'],
+        ['a device that does not exist', { version: '1', devices: ['dev-a', 'ghost'], containers: [ok] }, '/devices/1'],
         ['a relative bind', { version: '1', containers: [{ ...ok, startup_parameters: { binds: ['data/x:/x'] } }] }, '/containers/0/startup_parameters/binds/0'],
         ['a bad port', { version: '1', containers: [{ ...ok, startup_parameters: { port_bindings: { '80/tcp': 99999 } } }] }, '/containers/0/startup_parameters/port_bindings/80~1tcp'],
         ['a bad restart policy', { version: '1', containers: [{ ...ok, startup_parameters: { restart_policy: 'sometimes' } }] }, '/containers/0/startup_parameters/restart_policy'],
@@ -312,7 +312,7 @@ for (const backend of backends()) {
       assert.equal((await call('GET', `${releases}/abc/`)).status, 400);
       // a release is found only under its own project
       const other = Number((await call('POST', '/docker/projects/', { name: 'vans' })).body.id);
-      const created = await call('POST', `${releases}/`, { version: '1', containers: [] });
+      const created = await call('POST', `${releases}/`, { version: '1', containers: [{ name: 'app', image: 'acme/app' }] });
       assert.equal((await call('GET', `/docker/projects/${other}/releases/${String(created.body.id)}/`)).status, 404);
       assert.equal((await call('GET', `/docker/projects/${project}/releases/${String(created.body.id)}/`)).status, 200);
     });
@@ -320,7 +320,7 @@ for (const backend of backends()) {
     test('version hashes are unique: a generated hash already taken is drawn again', async (t) => {
       const server = await backend.start(t);
       const { call, releases } = await fixture(server);
-      const first = await call('POST', `${releases}/`, { version: '1', containers: [] });
+      const first = await call('POST', `${releases}/`, { version: '1', containers: [{ name: 'app', image: 'acme/app' }] });
       const taken = String(first.body.version_hash);
       const draws = [taken, taken, '0badc0de'];
       const original = versionHashes.next;
@@ -328,10 +328,59 @@ for (const backend of backends()) {
       t.after(() => {
         versionHashes.next = original;
       });
-      const second = await call('POST', `${releases}/`, { version: '2', containers: [] });
+      const second = await call('POST', `${releases}/`, { version: '2', containers: [{ name: 'app', image: 'acme/app' }] });
       assert.equal(second.status, 201);
       assert.equal(second.body.version_hash, '0badc0de');
       assert.equal(draws.length, 0);
+    });
+
+    test('a release without containers only with allow_empty (400 naming containers); a version taken in the project is a 409 naming it', async (t) => {
+      const server = await backend.start(t);
+      const { call, project, releases } = await fixture(server);
+      const app = { name: 'app', image: 'acme/app', tag: 'v1' };
+      const first = await call('POST', `${releases}/`, { version: '1.0.0', containers: [app] });
+      assert.equal(first.status, 201);
+      const id = Number(first.body.id);
+      const running = async () => (await server.targets.get('dev-a'))!.target.apps[String(project)]!.release;
+      const before = await running();
+
+      // an empty release would stop every service of the project on its devices
+      const empty = await call('POST', `${releases}/`, { version: '2.0.0', containers: [] });
+      assert.equal(empty.status, 400, JSON.stringify(empty.body));
+      assert.equal(empty.body.field, '/containers');
+      assert.match(String(empty.body.detail), /allow_empty/);
+      for (const [method, body] of [['PUT', { version: '1.0.0', containers: [] }], ['PATCH', { containers: [] }]] as const) {
+        const refused = await call(method, `${releases}/${id}/`, body);
+        assert.equal(refused.status, 400, `${method}: ${JSON.stringify(refused.body)}`);
+        assert.equal(refused.body.field, '/containers');
+      }
+      assert.deepEqual((await call('GET', `${releases}/`)).body.map((r) => r.id), [id], 'nothing was stored');
+      assert.deepEqual(await running(), before, 'the devices keep their release');
+
+      // …unless the request says it means it
+      const meant = await call('POST', `${releases}/`, { version: '2.0.0', containers: [], allow_empty: true });
+      assert.equal(meant.status, 201, JSON.stringify(meant.body));
+      assert.deepEqual(meant.body.containers, []);
+      assert.equal('allow_empty' in meant.body, false, 'a flag of the request, not stored');
+      assert.deepEqual((await running()).services, {});
+      assert.equal((await call('PATCH', `${releases}/${String(meant.body.id)}/`, { devices: ['dev-a'] })).status, 200, 'a change that leaves its containers alone needs no flag');
+      assert.equal((await call('PATCH', `${releases}/${id}/`, { containers: [], allow_empty: true })).status, 200);
+
+      // versions are unique in a project: a second 1.0.0 is refused, naming the release that has it
+      const again = await call('POST', `${releases}/`, { version: '1.0.0', containers: [{ ...app, tag: 'v2' }] });
+      assert.equal(again.status, 409, JSON.stringify(again.body));
+      assert.match(String(again.body.detail), new RegExp(`^version: release ${id} .*"1\\.0\\.0"`));
+      const renamed = await call('PATCH', `${releases}/${String(meant.body.id)}/`, { version: '1.0.0' });
+      assert.equal(renamed.status, 409);
+      assert.equal((await call('PUT', `${releases}/${String(meant.body.id)}/`, { version: '1.0.0', containers: [app] })).status, 409);
+      assert.equal((await call('PATCH', `${releases}/${id}/`, { version: '1.0.0', containers: [app] })).status, 200, 'a release keeps its own version');
+      assert.deepEqual((await call('GET', `${releases}/`)).body.map((r) => [r.id, r.version]), [[id, '1.0.0'], [meant.body.id, '2.0.0']]);
+      const elsewhere = Number((await call('POST', '/docker/projects/', { name: 'vans' })).body.id);
+      assert.equal((await call('POST', `/docker/projects/${elsewhere}/releases/`, { version: '1.0.0', containers: [app] })).status, 201, 'another project may use it');
+
+      // at once (on PostgreSQL, from any number of connections): one wins
+      const racing = await Promise.all(Array.from({ length: 5 }, () => call('POST', `${releases}/`, { version: '3.0.0', containers: [app] })));
+      assert.deepEqual(racing.map((r) => r.status).sort(), [201, 409, 409, 409, 409]);
     });
 
     test('the OpenAPI document describes the release endpoints', async (t) => {

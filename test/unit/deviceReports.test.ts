@@ -26,6 +26,7 @@ const app = (over: Partial<AppReport> = {}, services: Record<string, ServiceRepo
   targetReleaseId: 2,
   targetCommit: 'c0ffee',
   updateStatus: 'done',
+  settle: 'settled',
   services,
   ...over,
 });

@@ -166,6 +166,7 @@ export class CloudLink {
         releaseId: a.releaseId,
         targetReleaseId: a.targetReleaseId,
         updateStatus: a.updateStatus,
+        settle: a.settle,
         services: Object.fromEntries(Object.entries(a.services).map(([n, s]) => [n, { status: s.status, downloadProgress: s.downloadProgress, error: s.error }])),
       };
       const json = JSON.stringify(summary);

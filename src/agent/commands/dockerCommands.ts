@@ -2,13 +2,11 @@
 // container of the engine is never read or touched. A container is named by its service name (the
 // service's current container), its container name or its id. An app's key sees and touches its
 // own app's containers only: another app's are not found.
-import { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
 import type { Agent } from '../agent.js';
 import { coversApp, type KeyScope } from '../api/keyScope.js';
+import { readLogs } from '../engine/containerLogs.js';
 import { withDeadline } from '../engine/deadline.js';
 import { LABEL, ownedBy, SUPERVISED_FILTER } from '../engine/labels.js';
 import { readCurrentState } from '../engine/readState.js';
@@ -56,31 +54,8 @@ export async function logs(agent: Agent, call: ExecuteCommand, scope: KeyScope):
   const since = a.since === undefined ? 0 : sinceSeconds(a.since, call.command);
   const c = await containerNamed(agent, a.name!, scope);
   const kept = new NewestBytes(MAX_LOG_BYTES);
-  await withDeadline(async (d) => {
-    // a streamed answer, read as it comes: dockerode buffers a logs answer whole unless it follows
-    // (and a follow asked to stop at `until` only ends when the container prints again)
-    const raw = await new Promise<Readable>((resolve, reject) =>
-      agent.docker.modem.dial(
-        {
-          path: `/containers/${c.id}/logs?`,
-          method: 'GET',
-          isStream: true,
-          abortSignal: d.abortSignal,
-          statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
-          options: { stdout: true, stderr: true, timestamps: a.timestamps === true, tail: a.tail ?? 'all', since },
-        },
-        (err, stream) => (err ? reject(err) : resolve(stream as Readable)),
-      ),
-    );
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        kept.push(chunk);
-        done();
-      },
-    });
-    agent.docker.modem.demuxStream(raw, sink, sink);
-    await finished(raw);
-  });
+  // (a follow asked to stop at `until` would only end when the container prints again)
+  await readLogs(agent.docker, c.id, { tail: a.tail ?? 'all', since, timestamps: a.timestamps === true }, (chunk) => kept.push(chunk));
   return kept.text();
 }
 

@@ -4,6 +4,7 @@ import { findImage } from '../engine/imageRef.js';
 import type { DesiredState } from '../reconciler/desiredState.js';
 import type { CurrentContainer, CurrentState, Step } from '../reconciler/types.js';
 import { isoTime } from '../../shared/isoTime.js';
+import type { SettleState } from '../../shared/deployments.js';
 
 export type ServiceStatus =
   | 'Downloading' | 'Downloaded' | 'Installing' | 'Installed' | 'Starting' | 'Running'
@@ -35,6 +36,8 @@ export interface AppReport {
   targetReleaseId: number | null;
   targetCommit: string | null;
   updateStatus: UpdateStatus;
+  /** whether the applied release settled (src/shared/deployments.ts); null unless the target release is applied */
+  settle: SettleState | null;
   services: Record<string, ServiceReport>;
 }
 
@@ -45,6 +48,8 @@ export interface ActivityFacts {
   applied: ReadonlyMap<number, { releaseId: number; commit: string }>;
   /** the steps a plan made from this state takes: an app is done only when none is its own */
   planned: readonly Step[];
+  /** the target release's settle verdict (settleWatch.ts): its state (reported once applied), and why services failed */
+  settle?(appId: number): { state: SettleState; failures: ReadonlyMap<string, string> } | undefined;
 }
 
 export function reportCurrentState(current: CurrentState, desired: DesiredState | undefined, facts: ActivityFacts): Record<string, AppReport> {
@@ -52,6 +57,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
   const appIds = new Set([...(desired?.apps.keys() ?? []), ...current.containers.map((c) => c.appId)]);
   for (const appId of [...appIds].sort((a, b) => a - b)) {
     const app = desired?.apps.get(appId);
+    const settle = app ? facts.settle?.(appId) : undefined;
     const containers = current.containers.filter((c) => c.appId === appId).sort((a, b) => b.createdAt - a.createdAt);
     const names = new Set([...(app?.services.keys() ?? []), ...containers.map((c) => c.serviceName)]);
     const services: Record<string, ServiceReport> = {};
@@ -61,7 +67,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
       const container = (spec && mine.find((c) => c.configHash === spec.hash)) ?? mine[0];
       const image = spec?.config.image ?? '';
       const progress = facts.progress(appId, name);
-      const error = facts.error(appId, name) ?? null;
+      const error = facts.error(appId, name) ?? settle?.failures.get(name) ?? null;
       services[name] = {
         status: serviceStatus({ spec: spec !== undefined, running: spec?.running ?? true, container, isTarget: !!spec && container?.configHash === spec.hash, handover: mine.length > 1, phase: facts.phase(appId, name), downloading: progress !== null, imagePresent: !!findImage(current.images, image), error }),
         releaseId: container?.releaseId ?? null,
@@ -85,6 +91,7 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
       targetReleaseId: app?.releaseId ?? null,
       targetCommit: app?.commit ?? null,
       updateStatus: updateStatus(reports, app !== undefined && applied?.releaseId === app.releaseId && !facts.planned.some((s) => appOf(s) === appId)),
+      settle: app && applied?.releaseId === app.releaseId ? (settle?.state ?? null) : null,
       services,
     };
   }

@@ -2,6 +2,7 @@
 // PostgreSQL when given a postgres:// URL (several server nodes on one database). Migrated on open.
 import type { ColumnType, Generated } from 'kysely';
 import type { LogStream } from '../../shared/deviceLogs.js';
+import type { DeploymentState } from '../deployments/stateMachine.js';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import { serverMigrations } from './migrations.js';
 
@@ -47,7 +48,7 @@ export interface ServerTables {
     id: Generated<number>;
     release_id: number;
     device_id: string;
-    state: 'pending' | 'downloading' | 'applying' | 'succeeded' | 'failed';
+    state: DeploymentState;
     error: string | null;
     created_at: string;
     updated_at: string;

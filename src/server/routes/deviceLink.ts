@@ -21,6 +21,8 @@ import type { ServerApp, ServerContext } from '../app.js';
 import { BatchedLoader } from '../targets/batchedLoader.js';
 import { scopeReport } from '../targets/reportScope.js';
 import { StatusError } from '../httpErrors.js';
+import { recordDeployment } from '../deployments/recordDeployment.js';
+import { SETTLE_STATES } from '../../shared/deployments.js';
 
 /** A device is online when it was heard from within this time. */
 export const ONLINE_WINDOW_MS = 2 * 60_000;
@@ -66,6 +68,8 @@ const AppReport = Type.Object(
     targetReleaseId: Type.Optional(ReleaseId),
     targetCommit: Type.Optional(Text(200)),
     updateStatus: Type.Optional(Type.Union(UPDATE_STATUSES.map((s) => Type.Literal(s)))),
+    /** of the applied release (src/shared/deployments.ts); null while none is applied */
+    settle: Type.Optional(Nullable(Type.Union(SETTLE_STATES.map((s) => Type.Literal(s))))),
     /** when present, the app's whole set of services (`null` for a service: it is gone) */
     services: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Nullable(ServiceReport), { maxProperties: MAX_REPORT_SERVICES })),
   },
@@ -367,7 +371,6 @@ class Presence {
 // ---- reports and deployments --------------------------------------------------------------------
 
 type Tx = Transaction<ServerTables>;
-type DeploymentState = ServerTables['deployment']['state'];
 
 async function applyReport(ctx: ServerContext, deviceId: string, report: StateReport): Promise<void> {
   const postgres = ctx.db.getExecutor().adapter instanceof PostgresAdapter;
@@ -408,71 +411,6 @@ async function applyReport(ctx: ServerContext, deviceId: string, report: StateRe
 async function serverTarget(tx: Tx, deviceId: string): Promise<TargetState | undefined> {
   const row = await tx.selectFrom('device_target').select('target_json').where('device_id', '=', deviceId).executeTakeFirst();
   return row ? (JSON.parse(row.target_json) as TargetState) : undefined;
-}
-
-/** What an app's report says of the deployment of a release on the device. */
-export function deploymentUpdate(
-  app: StoredApp,
-  serverTargetRelease: number | undefined,
-): { releaseId: number; state: DeploymentState; error: string | null } | undefined {
-  if (app.updateStatus === 'done' && app.releaseId) return { releaseId: app.releaseId, state: 'succeeded', error: null };
-  // the release the device is moving to: what it says, else what the server gives it
-  const target = app.targetReleaseId ?? serverTargetRelease;
-  if (!target) return undefined;
-  const errors = Object.entries(app.services ?? {})
-    .filter(([, s]) => s.error)
-    .map(([name, s]) => `${name}: ${s.error!}`);
-  if (app.updateStatus === 'aborted' || errors.length) {
-    const text = errors.join('; ') || 'the update was aborted';
-    return { releaseId: target, state: 'failed', error: text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text };
-  }
-  if (app.updateStatus === 'downloading' || app.updateStatus === 'downloaded') return { releaseId: target, state: 'downloading', error: null };
-  if (app.updateStatus === 'applying changes') return { releaseId: target, state: 'applying', error: null };
-  return undefined;
-}
-
-/**
- * Which moves a deployment may make: a success is final; a failure stays until the release
- * succeeds after all (the agent keeps retrying) or fails again with another error.
- */
-function mayMove(from: DeploymentState, to: DeploymentState): boolean {
-  if (from === 'succeeded') return false;
-  if (from === 'failed') return to === 'succeeded' || to === 'failed';
-  return true;
-}
-
-async function recordDeployment(tx: Tx, deviceId: string, appId: number, app: StoredApp, target: TargetState | undefined): Promise<void> {
-  const update = deploymentUpdate(app, target?.apps[String(appId)]?.release.id);
-  if (!update) return;
-  // only a release of this app's project that still exists
-  const release = await tx.selectFrom('release').select('project_id').where('id', '=', update.releaseId).executeTakeFirst();
-  if (!release || release.project_id !== appId) return;
-  const now = nowIso();
-  const finished = update.state === 'succeeded' || update.state === 'failed' ? now : null;
-  const existing = await tx
-    .selectFrom('deployment')
-    .select(['state', 'error'])
-    .where('release_id', '=', update.releaseId)
-    .where('device_id', '=', deviceId)
-    .executeTakeFirst();
-  if (!existing) {
-    const { numInsertedOrUpdatedRows } = await tx
-      .insertInto('deployment')
-      .values({ release_id: update.releaseId, device_id: deviceId, state: update.state, error: update.error, created_at: now, updated_at: now, finished_at: finished })
-      .onConflict((oc) => oc.columns(['release_id', 'device_id']).doNothing())
-      .executeTakeFirst();
-    if (numInsertedOrUpdatedRows) return;
-  } else if (!mayMove(existing.state, update.state) || (existing.state === update.state && existing.error === update.error)) {
-    return;
-  }
-  const forbidden: DeploymentState[] = update.state === 'succeeded' ? ['succeeded'] : update.state === 'failed' ? ['succeeded'] : ['succeeded', 'failed'];
-  await tx
-    .updateTable('deployment')
-    .set({ state: update.state, error: update.error, updated_at: now, finished_at: finished })
-    .where('release_id', '=', update.releaseId)
-    .where('device_id', '=', deviceId)
-    .where('state', 'not in', forbidden)
-    .execute();
 }
 
 // ---- the devices resource -----------------------------------------------------------------------
@@ -536,7 +474,7 @@ export function summary(state: StoredState): StateSummary {
     }
     apps[appId] = { release: a.releaseId ?? null, target_release: a.targetReleaseId ?? null, update_status: a.updateStatus ?? null, services };
     if (a.updateStatus === 'aborted') status = 'error';
-    else if (status === 'idle' && a.updateStatus && a.updateStatus !== 'done') status = 'updating';
+    else if (status === 'idle' && ((a.updateStatus && a.updateStatus !== 'done') || a.settle === 'settling')) status = 'updating';
   }
   return { reported_at: state.reported_at, status, apps };
 }

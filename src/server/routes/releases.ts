@@ -1,10 +1,14 @@
 // /docker/projects/{project_pk}/releases/: the releases of a project, with AutoPi's paths and shapes.
 // Each device runs, per project, the newest release that lists it; creating or changing a release
 // records a pending deployment for each device new to it and refreshes the affected device targets.
+// A version names one release of its project (409 for a second); a release without containers
+// (which stops every service of the project on its devices) needs `"allow_empty": true`.
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import stringify from 'safe-stable-stringify';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { PostgresAdapter } from 'kysely';
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+import { DEPLOYMENT_STATES } from '../deployments/stateMachine.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
 import {
@@ -37,9 +41,11 @@ const ContainerBody = Type.Object(
 );
 const ReleaseBody = Type.Object(
   {
-    version: Type.String({ minLength: 1, maxLength: 200 }),
+    version: Type.String({ minLength: 1, maxLength: 200, description: 'unique in the project' }),
     devices: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: "device ids; default: the project's devices" })),
-    containers: Type.Array(ContainerBody, { maxItems: 100 }),
+    containers: Type.Array(ContainerBody, { maxItems: 100, description: 'at least one, unless allow_empty' }),
+    /** not stored: says that an empty `containers` is meant */
+    allow_empty: Type.Optional(Type.Boolean({ description: 'true: a release without containers is meant (it stops and removes every service of the project on its devices)' })),
     remove_containers: Type.Optional(
       Type.Array(Type.String({ pattern: CONTAINER_NAME_PATTERN }), { uniqueItems: true, description: 'containers stopped before the deployment, removed when it succeeds' }),
     ),
@@ -74,7 +80,14 @@ const Release = Type.Object({
 });
 const Deployment = Type.Object({
   device: Type.String(),
-  state: Type.Union(['pending', 'downloading', 'applying', 'succeeded', 'failed'].map((s) => Type.Literal(s))),
+  state: Type.Union(
+    DEPLOYMENT_STATES.map((s) => Type.Literal(s)),
+    {
+      description:
+        'succeeded: every service ran the settle period without a restart (healthy where it has a healthcheck); failed: `error` says why (a pull, create or start, ' +
+        'or a service that exited, restarted or is unhealthy: exit code, restarts, last lines); superseded: the device moved on to a newer release first',
+    },
+  ),
   error: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String(),
   updated_at: Type.String(),
@@ -114,6 +127,7 @@ export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: Ser
   app.post(`${base}/`, { schema: { tags, params: ProjectParams, body: ReleaseBody, response: { 201: Release } } }, async (req, reply) => {
     const project = await findProject(db, req.params.project_pk);
     const body = req.body;
+    refuseEmpty(body.containers, body.allow_empty);
     const input: ReleaseInput = {
       version: body.version,
       devices: body.devices ?? (await projectDevices(db, project.id)),
@@ -123,6 +137,7 @@ export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: Ser
     await check(db, project, input, 0);
     const id = await withFreshHash(() =>
       db.transaction().execute(async (tx) => {
+        await refuseTakenVersion(tx, project.id, input.version, 0);
         const row = await tx
           .insertInto('release')
           .values({
@@ -167,6 +182,7 @@ export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: Ser
     const contentChanged =
       stringify(before.containers) !== stringify(next.containers) || stringify(before.remove_containers) !== stringify(next.remove_containers);
     await db.transaction().execute(async (tx) => {
+      await refuseTakenVersion(tx, projectId, next.version, id);
       await tx.updateTable('release').set({ version: next.version, remove_containers: JSON.stringify(next.remove_containers) }).where('id', '=', id).execute();
       if (contentChanged) await writeContainers(tx, id, next.containers);
       await setDevices(tx, id, next.devices, contentChanged);
@@ -176,6 +192,7 @@ export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: Ser
   };
   app.put(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleaseBody, response: { 200: Release } } }, async (req) => {
     const body = req.body;
+    refuseEmpty(body.containers, body.allow_empty);
     return update(req.params.project_pk, req.params.id, async () => ({
       version: body.version,
       devices: body.devices ?? (await projectDevices(db, req.params.project_pk)),
@@ -185,6 +202,7 @@ export const releaseRoutes = ({ db, targets }: ServerContext) => async (app: Ser
   });
   app.patch(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleasePatch, response: { 200: Release } } }, async (req) => {
     const body = req.body;
+    refuseEmpty(body.containers, body.allow_empty);
     return update(req.params.project_pk, req.params.id, async (current) => ({
       version: body.version ?? current.version,
       devices: body.devices ?? current.devices,
@@ -285,6 +303,26 @@ async function check(db: ServerDb, project: ProjectRow, input: ReleaseInput, rel
     if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${input.devices[index]}`, 'release');
   }
   validateReleaseApp({ id: releaseId, version_hash: '00000000', project }, input.containers, registries);
+}
+
+/** A release without containers stops and removes every service of the project on its devices: only when the request says it means that. */
+function refuseEmpty(containers: unknown[] | undefined, allowEmpty: boolean | undefined): void {
+  if (containers?.length === 0 && allowEmpty !== true) {
+    throw new ValidationError('/containers', 'no containers: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant', 'release');
+  }
+}
+
+/**
+ * Versions are unique in a project (a release is changed with PUT or PATCH, never shadowed by a
+ * namesake). On PostgreSQL the project's row is locked, so that two server nodes cannot both
+ * create a version; SQLite runs one transaction at a time.
+ */
+async function refuseTakenVersion(tx: ServerDb, projectId: number, version: string, releaseId: number): Promise<void> {
+  if (tx.getExecutor().adapter instanceof PostgresAdapter) await tx.selectFrom('project').select('id').where('id', '=', projectId).forUpdate().execute();
+  const taken = await tx.selectFrom('release').select('id').where('project_id', '=', projectId).where('version', '=', version).where('id', '!=', releaseId).executeTakeFirst();
+  if (taken) {
+    throw new ConflictError(`version: release ${taken.id} of project ${projectId} is version "${version}" already (versions are unique in a project): use another version, or change release ${taken.id} with PUT or PATCH`);
+  }
 }
 
 async function writeContainers(tx: ServerDb, releaseId: number, containers: ReleaseContainer[]): Promise<void> {
