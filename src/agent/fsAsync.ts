@@ -9,12 +9,18 @@ export default {
   appendFile: promisify(fs.appendFile),
   chmod: promisify(fs.chmod),
   link: promisify(fs.link),
+  lstat: promisify(fs.lstat),
   mkdir: promisify(fs.mkdir),
+  opendir: promisify(fs.opendir),
   readdir: promisify(fs.readdir),
   readFile: promisify(fs.readFile),
+  readlink: promisify(fs.readlink),
+  realpath: promisify(fs.realpath),
   rename: promisify(fs.rename),
   rm: promisify(fs.rm),
+  rmdir: promisify(fs.rmdir),
   statfs: promisify(fs.statfs),
+  unlink: promisify(fs.unlink),
   writeFile: promisify(fs.writeFile),
 };
 
@@ -22,6 +28,8 @@ export default {
 export const fd = {
   open: promisify(fs.open),
   close: promisify(fs.close),
+  fchmod: promisify(fs.fchmod),
+  fstat: promisify(fs.fstat),
   fsync: promisify(fs.fsync),
   read: promisify(fs.read),
 };

@@ -117,6 +117,9 @@ test('remove_containers: stopped before the release, removed when it runs, start
   const spare = await initial(`bosun-spare-${process.pid}`);
   const dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-purge-'));
   t.after(() => fs.rm(dataRoot, { recursive: true, force: true }));
+  // the data area purge_data may empty, for the server and the agent (both in this process)
+  process.env.BOSUN_DATA_ROOTS = dataRoot;
+  t.after(() => delete process.env.BOSUN_DATA_ROOTS);
   await fs.mkdir(path.join(dataRoot, 'data', 'cache'), { recursive: true });
   await fs.writeFile(path.join(dataRoot, 'data', 'cache', 'old.db'), 'from the factory app');
   await fs.writeFile(path.join(dataRoot, 'keep.txt'), 'outside the bind');

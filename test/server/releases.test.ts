@@ -54,7 +54,7 @@ const documented = (registry: number) => ({
       required_tags: [],
       startup_parameters: {
         environment: ['RAVEN_ARGS=--config-path /opt/RavenDB/Server/RavenData/settings.json', 'RAVEN_Setup_Mode=None'],
-        binds: ['/home/balenaEngine/data:/opt/RavenDB/Server/RavenData'],
+        binds: ['/data/ravendb:/opt/RavenDB/Server/RavenData'],
         port_bindings: { '8080/tcp': 8080, '38888/tcp': ['127.0.0.1', 38888] },
         restart_policy: 'always',
         privileged: true,
@@ -138,7 +138,7 @@ for (const backend of backends()) {
         ravendb: {
           image: 'registry.example.com:5000/ravendb:base',
           environment: { RAVEN_ARGS: '--config-path /opt/RavenDB/Server/RavenData/settings.json', RAVEN_Setup_Mode: 'None' },
-          volumes: ['/home/balenaEngine/data:/opt/RavenDB/Server/RavenData'],
+          volumes: ['/data/ravendb:/opt/RavenDB/Server/RavenData'],
           ports: ['8080:8080/tcp', '127.0.0.1:38888:38888/tcp'],
           restart: 'always',
           privileged: true,
@@ -272,6 +272,9 @@ for (const backend of backends()) {
         ['a non-boolean privileged', { version: '1', containers: [{ ...ok, startup_parameters: { privileged: 'yes' } }] }, '/containers/0/startup_parameters/privileged'],
         ['duplicate devices', { version: '1', devices: ['dev-a', 'dev-a'], containers: [] }, '/devices'],
         ['purge_data of a system folder', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/etc:/host-etc'] } }] }, '/containers/0/purge_data'],
+        ['purge_data outside the data areas', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/var/log/app:/logs'] } }] }, '/containers/0/purge_data'],
+        ['purge_data of a data root itself', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data:/d'] } }] }, '/containers/0/purge_data'],
+        ['purge_data escaping a data area', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data/../root/app:/d'] } }] }, '/containers/0/purge_data'],
         ['a bad remove_containers name', { version: '1', containers: [], remove_containers: ['no spaces'] }, '/remove_containers/0'],
       ];
       for (const [what, body, field] of cases) {

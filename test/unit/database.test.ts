@@ -67,3 +67,21 @@ test('migrations can run in a child process (the agent itself with --migrate-dat
   const fresh = await tempDb(t);
   await assert.rejects(openAgentDb(fresh, { execPath: process.execPath, args: ['-e', "console.error('disk full'); process.exit(1)", '--'] }), /migrating .* failed: disk full/);
 });
+
+test('it holds keys and passwords: the file and its WAL and shared-memory files are 0600, also when they were wider', async (t) => {
+  const file = await tempDb(t);
+  const mode = async (f: string) => (await fs.stat(f)).mode & 0o777;
+  const umask = process.umask(0o022);
+  t.after(() => process.umask(umask));
+  const db = await openAgentDb(file);
+  await db.insertInto('config').values({ key: 'k', value: 'v' }).execute();
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(await mode(f), 0o600, f);
+  await db.destroy();
+
+  // an older agent's files, as its umask left them; a WAL left by a crash included
+  await fs.writeFile(`${file}-wal`, '');
+  for (const f of [file, `${file}-wal`]) await fs.chmod(f, 0o644);
+  const again = await openAgentDb(file);
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(await mode(f), 0o600, f);
+  await again.destroy();
+});

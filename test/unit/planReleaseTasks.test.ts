@@ -126,12 +126,12 @@ describe('purge_data', () => {
     assert.deepEqual(show(steps), ['noop main', 'stopInitial factory']);
   });
 
-  test('the target refuses purging a system or top-level folder', () => {
+  test('the target refuses purging a bind outside the data areas', () => {
     const bad = (path: string) => target({ 1: app({ main: { image: 'x', volumes: [`${path}:/d`], purge_data: true } }) });
-    for (const path of ['/etc', '/home', '/usr/lib/x', '/var/lib/docker/volumes']) {
+    for (const path of ['/etc', '/home', '/usr/lib/x', '/var/lib/docker/volumes', '/var/lib/app', '/var/log/app', '/mnt/boot/x', '/root/app', '/home/app/data', '/data']) {
       assert.throws(() => validateTargetState(bad(path)), (e: unknown) => e instanceof ValidationError && e.field === '/apps/1/release/services/main/purge_data', path);
     }
-    validateTargetState(bad('/home/app/data'));
+    validateTargetState(bad('/data/app'));
     validateTargetState(target({ 1: app({ main: { image: 'x', volumes: ['/etc:/d:ro'], purge_data: true } }) }));
   });
 });

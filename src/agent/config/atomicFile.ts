@@ -4,7 +4,11 @@ import fs, { fd } from '../fsAsync.js';
 
 export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await synced(await fd.open(tmp, 'w', mode), (f) => fs.writeFile(f, data));
+  // fchmod: a temp file a crash left behind keeps its old mode through open()
+  await synced(await fd.open(tmp, 'w', mode), async (f) => {
+    await fd.fchmod(f, mode);
+    await fs.writeFile(f, data);
+  });
   await fs.rename(tmp, file);
   await synced(await fd.open(path.dirname(file), 'r')); // the folder, for its new entry
 }

@@ -42,6 +42,7 @@ export async function readConfigJson(file: string): Promise<ConfigJson> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw err;
   }
+  await ownerOnly(file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -51,6 +52,17 @@ export async function readConfigJson(file: string): Promise<ConfigJson> {
   // the schema is walked directly (see validateTarget.ts: no compiled checker, it only cost memory)
   assertValid(ConfigJsonSchema, parsed, `config file ${file}`);
   return parsed;
+}
+
+/**
+ * config.json holds the device's keys: owner-only, as the agent writes it, also when it was
+ * provisioned with a wider mode. A boot partition that cannot carry modes (FAT) or is read-only is
+ * left as it is.
+ */
+async function ownerOnly(file: string): Promise<void> {
+  await fs.chmod(file, 0o600).catch((err: NodeJS.ErrnoException) => {
+    if (!['EPERM', 'EROFS', 'ENOTSUP'].includes(err.code ?? '')) throw err;
+  });
 }
 
 export async function writeConfigJson(file: string, config: ConfigJson): Promise<void> {

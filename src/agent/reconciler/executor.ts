@@ -1,9 +1,8 @@
 // Runs planned steps against the engine. Each step is small and idempotent enough that a crash
 // between two of them leaves a state the next plan repairs. Pulls run in the background.
 import fs from '../fsAsync.js';
-import path from 'node:path';
 import type Docker from 'dockerode';
-import { purgeRefusal } from '../../shared/dataPurge.js';
+import { dataRoots, purgeRefusal } from '../../shared/dataPurge.js';
 import { UpdatesLockedError } from '../../shared/errors.js';
 import { containerName, createOptions } from '../engine/containerOptions.js';
 import { engineErrorMessage, withDeadline } from '../engine/deadline.js';
@@ -12,6 +11,7 @@ import { LABEL, scopeLabel } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
+import { emptyFolder } from '../untrustedFs.js';
 import type { AgentStore } from '../store/agentStore.js';
 import type { ServiceSpec } from './serviceSpec.js';
 import { ServiceErrors } from './serviceErrors.js';
@@ -225,20 +225,27 @@ export class Executor {
     );
   }
 
-  /** Empties (never deletes) the service's volumes and host folders, so that other users of them keep working. */
+  /**
+   * Empties (never deletes) the service's volumes and host folders, so that other users of them keep
+   * working. A host folder is checked once resolved on this device (a symlink cannot lead the purge
+   * out of the data areas); inside, nothing is followed and nothing blocks (untrustedFs.ts).
+   */
   private async purgeData(step: Extract<Step, { action: 'purgeData' }>): Promise<void> {
     const { docker, log, store } = this.d;
-    const folders = [...step.folders];
+    const mountpoints: string[] = [];
     for (const name of step.volumes) {
       const volume = await withDeadline((d) => docker.getVolume(name).inspect({ ...d }));
       if (volume.Driver !== 'local' || !volume.Mountpoint) throw new Error(`volume ${name} (driver ${volume.Driver}) cannot be purged: its data is not on this host`);
-      folders.push(volume.Mountpoint);
+      mountpoints.push(volume.Mountpoint);
     }
-    for (const folder of folders) {
-      const refusal = step.folders.includes(folder) ? purgeRefusal(folder) : undefined;
-      if (refusal) throw new Error(refusal);
+    const roots = step.folders.length ? await resolvedDataRoots() : [];
+    const outsideDataAreas = (folder: string) => (real: string) => {
+      const refusal = purgeRefusal(real, roots);
+      return refusal && real !== folder ? `${folder} is ${real}: ${refusal}` : refusal;
+    };
+    for (const [folder, bind] of [...step.folders.map((f) => [f, true] as const), ...mountpoints.map((m) => [m, false] as const)]) {
       log.info(`Purging data of ${step.serviceName} in ${folder} (purge_data, release ${step.releaseId})`);
-      await emptyFolder(folder);
+      await emptyFolder(folder, bind ? outsideDataAreas(folder) : undefined);
     }
     await store.markPurged(step.appId, step.serviceName, step.releaseId);
   }
@@ -358,16 +365,9 @@ function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key:
   return delay;
 }
 
-/** Removes what a folder holds; a folder that does not exist holds nothing. */
-async function emptyFolder(folder: string): Promise<void> {
-  let entries: string[];
-  try {
-    entries = await fs.readdir(folder);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  await Promise.all(entries.map((e) => fs.rm(path.join(folder, e), { recursive: true, force: true })));
+/** The data roots as this device resolves them (a root that is a symlink counts where it leads). */
+async function resolvedDataRoots(): Promise<string[]> {
+  return Promise.all(dataRoots().map((r) => fs.realpath(r).catch(() => r)));
 }
 
 async function ignoreStatus(p: Promise<unknown>, ...codes: number[]): Promise<void> {

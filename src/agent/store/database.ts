@@ -1,5 +1,6 @@
 // The agent's SQLite database (better-sqlite3 through kysely), migrated on open.
 // WAL + synchronous=NORMAL: a crash loses at most the last transaction, never a torn one.
+import fs from 'node:fs';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, type Generated } from 'kysely';
 import { migrationNames } from './migrations.js';
@@ -32,6 +33,7 @@ export interface MigrationProcess {
  * BENCHMARKS.md §3). Without it they run here.
  */
 export async function openAgentDb(file: string, migrateIn?: MigrationProcess): Promise<AgentDb> {
+  ownerOnly(file);
   let sqlite = new SQLite(file);
   if (migrateIn && !isMigrated(sqlite)) {
     sqlite.close();
@@ -53,6 +55,22 @@ export async function openAgentDb(file: string, migrateIn?: MigrationProcess): P
     }
   }
   return db;
+}
+
+/**
+ * The database holds API keys and registry passwords: owner-only (0600), a file an older version
+ * (or the umask) left wider included. SQLite gives the WAL, shared-memory and journal files it
+ * creates the database file's mode; existing ones are narrowed here too.
+ */
+function ownerOnly(file: string): void {
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 /** Applies pending migrations to the file and closes it (the `--migrate-database` child). */
