@@ -76,13 +76,7 @@ export async function exists(p: string): Promise<boolean> {
  */
 export async function discard(dir: string, name: string): Promise<void> {
   const p = path.join(dir, name);
-  try {
-    await fsa.unlink(p);
-    return;
-  } catch (err) {
-    if (code(err) === 'ENOENT') return;
-    if (code(err) !== 'EISDIR') throw err;
-  }
+  if (!(await unlinkUnlessDirectory(p))) return;
   try {
     await fsa.rmdir(p);
   } catch (err) {
@@ -127,13 +121,7 @@ async function emptyPinned(dirFd: number, dev: number, depth: number, top: strin
 
 async function removeIn(dirFd: number, name: string, dev: number, depth: number, top: string): Promise<void> {
   const p = viaFd(dirFd, name);
-  try {
-    await fsa.unlink(p);
-    return;
-  } catch (err) {
-    if (code(err) === 'ENOENT') return;
-    if (code(err) !== 'EISDIR') throw err;
-  }
+  if (!(await unlinkUnlessDirectory(p))) return;
   // swapped for something else since: the next pass sees it
   const sub = await pin(p, O_DIRECTORY | O_NOFOLLOW, ['ENOENT', 'ENOTDIR', 'ELOOP']);
   if (sub === undefined) return;
@@ -147,5 +135,17 @@ async function removeIn(dirFd: number, name: string, dev: number, depth: number,
     await fsa.rmdir(p);
   } catch (err) {
     if (!['ENOENT', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST', 'EBUSY'].includes(code(err))) throw err;
+  }
+}
+
+/** Unlinks what is at `p` (never following it); true when it is a directory, which unlink leaves. */
+async function unlinkUnlessDirectory(p: string): Promise<boolean> {
+  try {
+    await fsa.unlink(p);
+    return false;
+  } catch (err) {
+    if (code(err) === 'ENOENT') return false;
+    if (code(err) !== 'EISDIR') throw err;
+    return true;
   }
 }

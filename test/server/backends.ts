@@ -25,7 +25,17 @@ export async function freshPostgres(adminUrl = process.env.BOSUN_TEST_DATABASE_U
   await admin(`create database ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+  const drop = async (attempt = 0): Promise<void> => {
+    try {
+      await admin(`drop database if exists ${name} with (force)`);
+    } catch (err) {
+      // 42501: an autovacuum worker (no role) on it, which a forced drop may not terminate; it ends soon
+      if ((err as { code?: string }).code !== '42501' || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+      await drop(attempt + 1);
+    }
+  };
+  return { url: url.toString(), drop: () => drop() };
 }
 
 export function backends(): Backend[] {
