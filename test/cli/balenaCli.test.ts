@@ -75,11 +75,12 @@ function cliEnv(dataDir: string): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<string> {
+/** Runs a command to its end; its output (stdout then stderr, or with `stdoutOnly` stdout alone). */
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; stdoutOnly?: boolean }): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { cwd: repo, env: opts.env ?? process.env, timeout: opts.timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${err.message}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
-      else resolve(stdout + stderr);
+      else resolve(opts.stdoutOnly ? stdout : stdout + stderr);
     });
   });
 }
@@ -175,7 +176,8 @@ test('balena push to a Bosun device in local mode: builds, runs, logs, recreates
   });
 
   // 1. The real CLI, installed once into the cache.
-  const balena = (await run('bash', ['scripts/balena-cli.sh'], { timeoutMs: 15 * 60_000 })).trim().split('\n').pop()!;
+  // the script prints the CLI's path on stdout (its progress, on a first install, goes to stderr)
+  const balena = (await run('bash', ['scripts/balena-cli.sh'], { timeoutMs: 15 * 60_000, stdoutOnly: true })).trim();
   await fs.access(balena);
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-cli-'));
   defer(() => fs.rm(tmp, { recursive: true, force: true }));
