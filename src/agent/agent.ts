@@ -272,8 +272,7 @@ export class Agent {
   /** Locks are overridden from now on (a lock's retry backoff too: the next apply takes them). */
   private overrideLocks(scope: KeyScope): void {
     this.lockOverride.grant(scope);
-    if (scope.kind === 'device') this.executor.lockBackoff.clear();
-    else this.executor.lockBackoff.delete(scope.appId);
+    this.executor.overrideLocks(scope.kind === 'app' ? scope.appId : undefined);
   }
 
   /** The caller's key is replaced at once; the app's containers get the new one at the next apply. */
