@@ -69,7 +69,6 @@ export class Executor {
     return this.stepBackoff.retryAt(stepKey(step));
   }
 
-  /** A failed step is not retried before its backoff ends. */
   backedOff(step: Step): boolean {
     return (this.retryAt(step) ?? 0) > Date.now();
   }
@@ -86,9 +85,8 @@ export class Executor {
   }
 
   /**
-   * A lock wait come due, looked at on the lock files alone (no plan, no engine read): while the
-   * file the last take failed on is still the app's, a take would fail on it again, so this counts
-   * as that failed attempt (backoff and log alike). False when the next apply should try the take.
+   * A lock wait come due, looked at on the lock files alone (no plan, no engine read): while the file
+   * the last take failed on is the app's, a take would fail again; this counts as that attempt.
    */
   async lockStillHeld(appId: number): Promise<boolean> {
     const lockPath = this.blockingLock.get(appId);
