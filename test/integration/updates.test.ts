@@ -56,6 +56,32 @@ test('a lock held by the app defers the kill until released; meanwhile the devic
   assert.deepEqual(left.filter((f) => f.endsWith('.lock')), []);
 });
 
+test('an idle device whose app holds its lock reads nothing from the engine while it waits, and updates once the lock goes', async (t) => {
+  const appId = freshAppId();
+  // the default periodic re-check (60 s): only the lock's retries wake the loop here
+  const { agent, dataDir, logs } = await startAgent(t, [appId], { intervalMs: 60_000 });
+  await agent.setTarget(target({ [appId]: { services: { main: service() } } }), 'test');
+  await converge(agent);
+  const [main] = await containersOf(appId);
+  assert.equal((await execIn(main!.id, ['sh', '-c', 'set -C; echo app > /tmp/balena/updates.lock'])).exitCode, 0);
+  const locked = () => logs.filter((l) => /Updates are locked by app \d+/.test(l)).length;
+  await agent.setTarget(target({ [appId]: { services: { main: service({ environment: { V: '2' } }) } } }), 'test');
+  await waitFor('the loop to find the lock held and end its apply', async () => locked() > 0 && !agent.reconciler.status.applying);
+
+  // every engine read of the agent lists the containers first (engine/readState.ts)
+  let reads = 0;
+  const list = agent.docker.listContainers.bind(agent.docker);
+  agent.docker.listContainers = ((...args: Parameters<typeof list>) => (reads++, list(...args))) as typeof list;
+  const before = locked();
+  await sleep(4500); // the lock is retried 1 s, then 2 s after the first attempt (backoff 1 s, 2 s, 4 s, ...)
+  assert.ok(locked() >= before + 2, `the lock was looked at again while waiting:\n${logs.join('\n')}`);
+  assert.equal(reads, 0, 'no engine reads while only the held lock keeps the update waiting');
+
+  await fs.rm(path.join(dataDir, 'locks', String(appId), 'main', 'updates.lock'));
+  await waitFor('the update once the lock is released', async () => (await containersOf(appId)).every((c) => c.id !== main!.id), 30_000);
+  assert.ok(reads > 0);
+});
+
 test('SUPERVISOR_OVERRIDE_LOCK forces the update through a held lock', async (t) => {
   const appId = freshAppId();
   const { agent } = await startAgent(t, [appId]);

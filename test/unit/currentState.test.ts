@@ -38,7 +38,7 @@ test('steps of another app or image cleanup do not keep an app from done', () =>
   const d = release({ V: '1' });
   const report = reportCurrentState(convergedState(d), d, facts([
     { action: 'removeImage', ref: 'library/old:1', imageId: 'sha256:old' },
-    { action: 'noop', appId: 2, serviceName: 'web', reason: 'downloading library/x:1' },
+    { action: 'noop', appId: 2, serviceName: 'web', reason: 'downloading library/x:1', retryAt: 0 },
   ]))['1']!;
   assert.equal(report.updateStatus, 'done');
   assert.equal(report.services.web!.waiting, null);

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceTarget, UpdateStrategy } from '../../src/shared/targetState.js';
-import { handoverDeadline, plan } from '../../src/agent/reconciler/plan.js';
+import { handoverDeadline, plan, POLL_MS } from '../../src/agent/reconciler/plan.js';
 import type { CurrentState } from '../../src/agent/reconciler/types.js';
 import {
   NOW,
@@ -273,7 +273,7 @@ describe('update strategies', () => {
       const steps = plan(both, after, context({ ...held(), ...running(5_000) }));
       assert.deepEqual(show(steps), ['noop web', 'releaseLock 1']);
       assert.deepEqual(reasons(steps), ['waiting for web to complete its handover (at most 55 s)']);
-      assert.equal(only(steps, 'noop')[0]!.until, NOW + 55_000, 'the reconciler plans again at the deadline');
+      assert.equal(only(steps, 'noop')[0]!.retryAt, NOW + POLL_MS, 'the handover file is looked at again before the deadline');
     });
 
     test('kills the old container once the new one completed its handover', () => {
@@ -288,7 +288,7 @@ describe('update strategies', () => {
       assert.deepEqual(show(plan(both, after, context({ ...held(), ...running(60_000) }))), ['kill web web-1']);
       const early = plan(both, after, context({ ...held(), ...running(59_999) }));
       assert.deepEqual(show(early), ['noop web', 'releaseLock 1']);
-      assert.equal(only(early, 'noop')[0]!.until, NOW + 1);
+      assert.equal(only(early, 'noop')[0]!.retryAt, NOW + 1, 'planned again at the deadline');
       const short = twoServices('hand-over', 'nginx:1.26', { handover_timeout: 10_000 });
       const shortBoth = state({ ...both, containers: [old, container(spec(short, 'web'), { id: 'web-2', createdAt: NOW - 10_000 }), container(spec(before, 'worker'))] });
       // created 10 s ago (the whole timeout), but running for 4 s only
@@ -300,7 +300,7 @@ describe('update strategies', () => {
       const steps = plan(both, after, context(held()));
       assert.deepEqual(show(steps), ['noop web', 'releaseLock 1']);
       assert.deepEqual(reasons(steps), ['waiting for the new web container to run before it takes over']);
-      assert.equal(only(steps, 'noop')[0]!.until, undefined);
+      assert.equal(only(steps, 'noop')[0]!.retryAt, NOW + POLL_MS);
       assert.equal(handoverDeadline(undefined, 60_000), Infinity);
       assert.equal(handoverDeadline(NOW + 0.5, 60_000), NOW + 60_000.5);
     });
@@ -363,6 +363,14 @@ describe('update locks', () => {
     const retry = plan(current, after, context({ lockBackoff: new Map([[1, NOW]]) }));
     assert.deepEqual(show(retry), ['create cache start', 'noop api', 'takeLock 1']);
     assert.deepEqual(reasons(retry), ['api waits: updates are locked by app 1']);
+  });
+
+  test('a lock wait is planned again when its backoff ends, and says only the lock holds it until then', () => {
+    const wait = only(plan(current, after, context({ lockBackoff: new Map([[1, NOW + 20_000]]) })), 'noop')[0]!;
+    assert.equal(wait.retryAt, NOW + 20_000);
+    assert.equal(wait.lock, true);
+    const due = only(plan(current, after, context({ lockBackoff: new Map([[1, NOW]]) })), 'noop')[0]!;
+    assert.equal(due.lock, undefined, 'the take is due: the plan tries it');
   });
 
   test('with the lock held the kill is planned', () => {
@@ -483,6 +491,7 @@ describe('run state', () => {
     const creating = plan(noWeb, running, context(backoff));
     assert.deepEqual(show(creating), ['noop web']);
     assert.deepEqual(reasons(creating), ['web failed to start; retrying in 15 s']);
+    assert.equal(only(creating, 'noop')[0]!.retryAt, NOW + 15_000, 'planned again when the backoff ends');
     assert.deepEqual(show(plan(withWeb(running, { state: 'created' }), running, context(backoff))), ['noop web']);
     assert.deepEqual(show(plan(noWeb, running, context({ serviceBackoff: new Map([['1/web', NOW]]) }))), ['create web start']);
   });

@@ -68,7 +68,7 @@ describe('service errors', () => {
     const start: Step = { action: 'start', appId: 1, serviceName: 'b', containerId: 'b-1' };
     errors.set(1, 'a', fetch, 'pull failed');
     errors.set(1, 'b', start, 'start failed');
-    errors.retain([{ action: 'noop', appId: 1, serviceName: 'b', reason: 'b failed to start; retrying in 2 s', holds: ['start b-1'] }]);
+    errors.retain([{ action: 'noop', appId: 1, serviceName: 'b', reason: 'b failed to start; retrying in 2 s', retryAt: 0, holds: ['start b-1'] }]);
     assert.deepEqual([errors.get(1, 'a'), errors.get(1, 'b')], [undefined, 'start failed']);
   });
 });

@@ -86,10 +86,15 @@ export class UpdateLocks {
     for (const dir of await this.serviceDirs(this.appDir(appId))) {
       for (const file of LOCK_FILES) {
         const p = path.join(dir, file);
-        if ((await exists(p)) && !(await isAgentLock(p))) held.push(p);
+        if (await this.heldByAppAt(p)) held.push(p);
       }
     }
     return held;
+  }
+
+  /** Whether the lock file at `p` (one a take failed on) is the app's: a take would fail on it. */
+  async heldByAppAt(p: string): Promise<boolean> {
+    return (await exists(p)) && !(await isAgentLock(p));
   }
 
   /** After a restart: lock files a previous run of the agent left behind are ours to remove. */

@@ -13,6 +13,7 @@ import type { ImagePuller } from '../images/imagePuller.js';
 import type { UpdateLocks } from '../locks/updateLock.js';
 import { emptyFolder } from '../untrustedFs.js';
 import type { AgentStore } from '../store/agentStore.js';
+import { Backoff } from './backoff.js';
 import type { ServiceSpec } from './serviceSpec.js';
 import { ServiceErrors } from './serviceErrors.js';
 import { supervisorAddressEnv } from './serviceEnvironment.js';
@@ -36,13 +37,15 @@ const STATUS_NOT_MODIFIED = 304;
 const STATUS_NOT_FOUND = 404;
 
 export class Executor {
-  /** `appId/service` → time before which create/start is not retried; cleared on success */
-  readonly serviceBackoff = new Map<string, { retryAt: number; attempts: number }>();
   /** each service's last error, shown in the current state while its step is planned */
   readonly errors = new ServiceErrors();
-  readonly lockBackoff = new Map<number, { retryAt: number; attempts: number }>();
-  /** failed steps → time before which they are not retried (kept bounded by prune()) */
-  private readonly stepBackoff = new Map<string, { retryAt: number; attempts: number }>();
+  /** failed steps (by stepKey) → when they are retried (kept bounded by prune()) */
+  private readonly stepBackoff = new Backoff<string>(2000, 5 * 60_000);
+  /** `appId/service` → when its create/start is retried; cleared on success */
+  private readonly serviceBackoff = new Backoff<string>(2000, 5 * 60_000);
+  /** app → when taking its update lock is retried, and the app's lock file the last take failed on */
+  private readonly lockBackoff = new Backoff<number>(1000, 10_000);
+  private readonly blockingLock = new Map<number, string>();
   /** `appId/service` → step in progress, for the current-state status */
   readonly phases = new Map<string, Phase>();
   /** app → release of which a container failed to be created or started; cleared when a release is applied */
@@ -61,9 +64,35 @@ export class Executor {
     await Promise.all(steps.map((s) => this.runOne(s, current)));
   }
 
-  /** A failed step is not retried before its backoff ends. */
+  /** When a failed step is retried: it is not run before (undefined: it did not fail). */
+  retryAt(step: Step): number | undefined {
+    return this.stepBackoff.retryAt(stepKey(step));
+  }
+
   backedOff(step: Step): boolean {
-    return (this.stepBackoff.get(stepKey(step))?.retryAt ?? 0) > Date.now();
+    return (this.retryAt(step) ?? 0) > Date.now();
+  }
+
+  /** For the plan: when each service's create/start and each app's lock are retried. */
+  backoffs(): { services: Map<string, number>; locks: Map<number, number> } {
+    return { services: this.serviceBackoff.retryAts(), locks: this.lockBackoff.retryAts() };
+  }
+
+  /** Locks are overridden (of one app, or all): the next apply takes them, without waiting for a retry. */
+  overrideLocks(appId?: number): void {
+    if (appId === undefined) this.lockBackoff.clear();
+    else this.lockBackoff.delete(appId);
+  }
+
+  /**
+   * A lock wait come due, looked at on the lock files alone (no plan, no engine read): while the file
+   * the last take failed on is the app's, a take would fail again; this counts as that attempt.
+   */
+  async lockStillHeld(appId: number): Promise<boolean> {
+    const lockPath = this.blockingLock.get(appId);
+    if (!lockPath || this.d.lockOverride(appId) || !(await this.d.locks.heldByAppAt(lockPath))) return false;
+    this.lockedOut(appId, lockPath);
+    return true;
   }
 
   /**
@@ -72,9 +101,14 @@ export class Executor {
    */
   private prune(): void {
     const stale = Date.now() - 15 * 60_000;
-    for (const map of [this.stepBackoff, this.serviceBackoff, this.lockBackoff] as Map<unknown, { retryAt: number }>[]) {
-      for (const [k, v] of map) if (v.retryAt < stale) map.delete(k);
-    }
+    for (const backoff of [this.stepBackoff, this.serviceBackoff, this.lockBackoff]) backoff.prune(stale);
+    for (const appId of this.blockingLock.keys()) if (this.lockBackoff.retryAt(appId) === undefined) this.blockingLock.delete(appId);
+  }
+
+  private lockedOut(appId: number, lockPath: string): void {
+    const delay = this.lockBackoff.failed(appId);
+    this.blockingLock.set(appId, lockPath);
+    this.d.log.warn(`Updates are locked by app ${appId} (${lockPath}); retrying in ${Math.ceil(delay / 1000)} s`);
   }
 
   private forgetService(appId: number, serviceName: string): void {
@@ -132,6 +166,7 @@ export class Executor {
       case 'takeLock':
         await locks.take(step.appId, step.services, this.d.lockOverride(step.appId));
         this.lockBackoff.delete(step.appId);
+        this.blockingLock.delete(step.appId);
         return;
       case 'releaseLock':
         await locks.release(step.appId);
@@ -324,12 +359,8 @@ export class Executor {
   private onFailure(step: Step, failure: Error): void {
     const { log } = this.d;
     const err = failure.name === 'AbortError' || failure.name === 'TimeoutError' ? new Error(engineErrorMessage(failure)) : failure;
-    if (err instanceof UpdatesLockedError && step.action === 'takeLock') {
-      const delay = nextBackoff(this.lockBackoff, step.appId, 1000, 10_000);
-      log.warn(`Updates are locked by app ${step.appId} (${err.lockPath}); retrying in ${Math.ceil(delay / 1000)} s`);
-      return;
-    }
-    const delay = nextBackoff(this.stepBackoff, stepKey(step), 2000, 5 * 60_000);
+    if (err instanceof UpdatesLockedError && step.action === 'takeLock') return this.lockedOut(step.appId, err.lockPath);
+    const delay = this.stepBackoff.failed(stepKey(step));
     const service = serviceOf(step);
     if (!service) {
       log.error(`Step ${step.action} failed: ${err.message}; retrying in ${Math.ceil(delay / 1000)} s`);
@@ -337,7 +368,7 @@ export class Executor {
     }
     const key = `${service.appId}/${service.serviceName}`;
     if (step.action === 'create' || step.action === 'start') {
-      this.serviceBackoff.set(key, this.stepBackoff.get(stepKey(step))!);
+      this.serviceBackoff.set(key, this.stepBackoff.entry(stepKey(step))!);
     }
     if (step.action === 'create') this.failedReleases.set(step.service.appId, step.service.releaseId);
     const created = (failure as { created?: string }).created;
@@ -357,13 +388,6 @@ function serviceOf(step: Step): { appId: number; serviceName: string } | undefin
 
 /** The engine answers a stop after the grace period plus the kill; allow it that and a margin. */
 const stopDeadline = (graceSeconds: number) => (graceSeconds + 30) * 1000;
-
-function nextBackoff<K>(map: Map<K, { retryAt: number; attempts: number }>, key: K, base: number, max: number): number {
-  const attempts = (map.get(key)?.attempts ?? 0) + 1;
-  const delay = Math.min(base * 2 ** (attempts - 1), max);
-  map.set(key, { retryAt: Date.now() + delay, attempts });
-  return delay;
-}
 
 /** The data roots as this device resolves them (a root that is a symlink counts where it leads). */
 async function resolvedDataRoots(): Promise<string[]> {

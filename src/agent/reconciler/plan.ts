@@ -6,6 +6,12 @@ import { describeConfigChange, redactConfig, type ContainerConfig, type ServiceS
 import { purgeKey, stepKey, type CurrentContainer, type CurrentState, type ForeignContainer, type PlanContext, type Step } from './types.js';
 
 const LIVE = new Set(['running', 'restarting', 'paused']);
+/**
+ * Every wait says when to plan again (`retryAt`, controller-runtime's RequeueAfter): a backoff or
+ * a timeout at its end; what the agent sees only by looking (a handover's signal file, a container
+ * coming up, a download's end) this often.
+ */
+export const POLL_MS = 1000;
 
 export function plan(current: CurrentState, desired: DesiredState, ctx: PlanContext): Step[] {
   const appIds = new Set<number>([
@@ -224,7 +230,7 @@ class AppPlanner {
         this.noop(spec.serviceName, `waiting for the new ${spec.serviceName} container to run before it takes over`);
       } else {
         const reason = `waiting for ${spec.serviceName} to complete its handover (at most ${Math.ceil((deadline - this.ctx.now) / 1000)} s)`;
-        this.steps.push({ action: 'noop', appId: this.appId, serviceName: spec.serviceName, reason, until: deadline });
+        this.wait(spec.serviceName, reason, Math.min(deadline, this.ctx.now + POLL_MS), []);
       }
     }
   }
@@ -312,7 +318,7 @@ class AppPlanner {
       const retryAt = this.ctx.pullBackoff.get(ref) ?? 0;
       const fetch: Step = { action: 'fetch', appId: this.appId, serviceName: spec.serviceName, image: ref, ...(spec.registry ? { registry: spec.registry } : {}) };
       if (this.ctx.downloading.has(ref)) this.noop(spec.serviceName, `downloading ${ref}`, fetch);
-      else if (retryAt > this.ctx.now) this.noop(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, fetch);
+      else if (retryAt > this.ctx.now) this.wait(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, retryAt, [fetch]);
       else this.steps.push(fetch);
     }
     return missing.length === 0;
@@ -353,7 +359,7 @@ class AppPlanner {
   private backedOff(spec: ServiceSpec, step: Step): boolean {
     const retryAt = this.ctx.serviceBackoff.get(this.key(spec.serviceName)) ?? 0;
     if (retryAt <= this.ctx.now) return false;
-    this.noop(spec.serviceName, `${spec.serviceName} failed to start; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, step);
+    this.wait(spec.serviceName, `${spec.serviceName} failed to start; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, retryAt, [step]);
     return true;
   }
 
@@ -390,12 +396,16 @@ class AppPlanner {
     this.steps.push({ action: 'takeLock', appId: this.appId, services: [...services].sort() });
   }
 
+  /** Until `retryAt` the wait is on the lock alone (`lock`): the loop may look at the lock files instead of planning again. */
   private waitForLock(retryAt: number): void {
-    const retry = retryAt > this.ctx.now ? `; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s` : '';
+    const backedOff = retryAt > this.ctx.now;
+    const retry = backedOff ? `; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s` : '';
     const serviceOf = (s: Step) => ('serviceName' in s ? s.serviceName : undefined);
     for (const service of new Set(this.destructive.map(serviceOf))) {
       const held = this.destructive.filter((s) => serviceOf(s) === service);
-      this.noop(service, `${service ? `${service} waits: ` : ''}updates are locked by app ${this.appId}${retry}`, ...held);
+      const reason = `${service ? `${service} waits: ` : ''}updates are locked by app ${this.appId}${retry}`;
+      if (backedOff) this.wait(service, reason, retryAt, held, true);
+      else this.noop(service, reason, ...held);
     }
   }
 
@@ -443,9 +453,22 @@ class AppPlanner {
     return describeConfigChange(previous, redactConfig(spec.config)).join('; ') || 'configuration';
   }
 
-  /** A wait; `held` are the steps it holds back (their errors stay while it lasts). */
+  /** A wait on what is seen only by looking: planned again after POLL_MS. `held`: see wait(). */
   private noop(serviceName: string | undefined, reason: string, ...held: Step[]): void {
-    this.steps.push({ action: 'noop', appId: this.appId, ...(serviceName ? { serviceName } : {}), reason, ...(held.length ? { holds: held.map(stepKey) } : {}) });
+    this.wait(serviceName, reason, this.ctx.now + POLL_MS, held);
+  }
+
+  /** A wait planned again at `retryAt`; `held` are the steps it holds back (their errors stay while it lasts). */
+  private wait(serviceName: string | undefined, reason: string, retryAt: number, held: Step[], lock = false): void {
+    this.steps.push({
+      action: 'noop',
+      appId: this.appId,
+      ...(serviceName ? { serviceName } : {}),
+      reason,
+      retryAt,
+      ...(held.length ? { holds: held.map(stepKey) } : {}),
+      ...(lock ? { lock } : {}),
+    });
   }
 
   private key(serviceName: string): string {

@@ -1,5 +1,7 @@
 // The control loop: read actual state → plan → execute, repeated until the plan is empty;
-// then wait for a trigger (new target, engine event, pull done) or the periodic interval.
+// then wait for a trigger (new target, engine event, pull done), the periodic interval, or, while
+// waits remain, the earliest time one of them is to be looked at again (its retryAt). A wait held
+// only by an app's update lock is looked at on the lock files: no engine read while the lock is held.
 import type Docker from 'dockerode';
 import { engineErrorMessage } from '../engine/deadline.js';
 import { readCurrentState, readStartedAt } from '../engine/readState.js';
@@ -9,7 +11,7 @@ import type { UpdateLocks } from '../locks/updateLock.js';
 import type { AgentStore } from '../store/agentStore.js';
 import type { DesiredState } from './desiredState.js';
 import type { Executor } from './executor.js';
-import { plan } from './plan.js';
+import { plan, POLL_MS } from './plan.js';
 import type { CurrentContainer, CurrentState, PlanContext, Step } from './types.js';
 
 export interface ReconcilerDeps {
@@ -32,7 +34,12 @@ export type ApplyOutcome = 'converged' | 'waiting';
 
 /** Upper bound of plan/execute rounds in one apply; each round makes progress or waits. */
 const MAX_ROUNDS = 50;
-const WAIT_POLL_MS = 1000;
+
+/** A wait of the last apply: when to look again, and the app whose lock alone holds it until then. */
+interface Requeue {
+  retryAt: number;
+  lockOf?: number | undefined;
+}
 
 export class Reconciler {
   private running = false;
@@ -43,8 +50,8 @@ export class Reconciler {
   private loopDone: Promise<void> | undefined;
   private applying: Promise<unknown> = Promise.resolve();
   private previousWaits = new Set<string>();
-  /** the earliest time a wait of the last plan ends by itself (a handover's timeout) */
-  private wakeAt = Infinity;
+  /** the last apply's waits (empty when it converged) */
+  private waits: Requeue[] = [];
   private loggedWaits = new Set<string>();
   /** for health checks and the device API */
   readonly status = {
@@ -110,11 +117,12 @@ export class Reconciler {
         this.d.executor.errors.retain(steps);
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
         this.reportWaits(steps);
-        this.wakeAt = Math.min(...steps.map((s) => (s.action === 'noop' && s.until) || Infinity));
+        this.waits = this.requeues(steps);
         if (actionable.length === 0) return steps.length === 0 ? 'converged' : 'waiting';
         this.d.log.logger.debug({ steps: actionable.map(describeStep) }, 'executing');
         await this.d.executor.run(actionable, current);
       }
+      this.waits = [{ retryAt: Date.now() + POLL_MS }];
       return 'waiting';
     } finally {
       this.status.applying = false;
@@ -133,9 +141,9 @@ export class Reconciler {
         this.d.onApplied?.(outcome);
         this.status.lastError = undefined;
         failures = 0;
-        // a wait that ends at a known time (a handover's timeout) is planned again right then
-        if (outcome === 'waiting') delay = Math.min(WAIT_POLL_MS, Math.max(1, this.wakeAt - Date.now()));
+        if (outcome === 'waiting') delay = this.requeueAfter();
       } catch (err) {
+        this.waits = [];
         failures++;
         const message = engineErrorMessage(err);
         this.status.lastError = message;
@@ -143,8 +151,46 @@ export class Reconciler {
         delay = Math.min(500 * 2 ** failures, 60_000);
         this.d.log.error(`Apply failed: ${message}; retrying in ${Math.ceil(delay / 1000)} s`);
       }
-      if (!this.pending && this.running) await this.sleep(delay);
+      while (!this.pending && this.running) {
+        await this.sleep(delay);
+        const next = this.pending || !this.running ? undefined : await this.recheckLocks();
+        if (next === undefined) break;
+        delay = next;
+      }
     }
+  }
+
+  /** The waits of a plan: a wait's own retryAt; a failed step's, its backoff's end. */
+  private requeues(steps: Step[]): Requeue[] {
+    return steps.flatMap((s): Requeue[] => {
+      if (s.action === 'noop') return [{ retryAt: s.retryAt, lockOf: s.lock ? s.appId : undefined }];
+      const retryAt = this.d.executor.retryAt(s);
+      return retryAt !== undefined && retryAt > Date.now() ? [{ retryAt }] : [];
+    });
+  }
+
+  /** How long the loop sleeps: until the earliest wait is due (RequeueAfter), at most the interval. */
+  private requeueAfter(): number {
+    const earliest = Math.min(...this.waits.map((w) => w.retryAt));
+    return Math.min(this.d.intervalMs, Math.max(1, earliest - Date.now()));
+  }
+
+  /**
+   * Woken by time: when every wait now due is on an update lock its app still holds (the lock
+   * files say so), a plan would change nothing. Those waits move to their new retry time and the
+   * loop sleeps again (the new delay) without reading the engine; undefined: apply.
+   */
+  private async recheckLocks(): Promise<number | undefined> {
+    const now = Date.now();
+    const due = this.waits.filter((w) => w.retryAt <= now);
+    if (due.length === 0 || due.some((w) => w.lockOf === undefined)) return undefined;
+    const { executor } = this.d;
+    for (const appId of new Set(due.map((w) => w.lockOf!))) {
+      if (!(await this.exclusive(() => executor.lockStillHeld(appId)))) return undefined;
+    }
+    const locks = executor.backoffs().locks;
+    for (const w of due) w.retryAt = locks.get(w.lockOf!) ?? now;
+    return this.requeueAfter();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -175,13 +221,14 @@ export class Reconciler {
   private async context(current: CurrentState): Promise<PlanContext> {
     const { store, locks, puller, executor } = this.d;
     const handovers = await this.handovers(current);
+    const backoffs = executor.backoffs();
     return {
       now: Date.now(),
       downloading: puller.downloading(),
       pullBackoff: puller.backoff(),
-      serviceBackoff: new Map([...executor.serviceBackoff].map(([k, v]) => [k, v.retryAt])),
+      serviceBackoff: backoffs.services,
       locksHeld: locks.heldByAgent(),
-      lockBackoff: new Map([...executor.lockBackoff].map(([k, v]) => [k, v.retryAt])),
+      lockBackoff: backoffs.locks,
       handoverComplete: handovers.complete,
       startedAt: handovers.startedAt,
       stoppedByAgent: store.stoppedContainers(),

@@ -134,8 +134,10 @@ export type Step =
       reason: string;
       /** keys (stepKey) of the steps this wait holds back: their errors stay while it lasts */
       holds?: string[];
-      /** when the wait ends by itself (ms), so the reconciler plans again then */
-      until?: number;
+      /** when to plan again (ms): the wait may have ended by then (RequeueAfter) */
+      retryAt: number;
+      /** until `retryAt` only the app's update lock holds the wait: the lock files, not the engine, tell whether it still does */
+      lock?: boolean;
     };
 
 /** A step's identity across plans: backoffs and errors are kept by it. */

@@ -1,0 +1,112 @@
+// Start-up facts and wiring of the agent: its config.json and update locks, the device's
+// identity, the engine's data root, the local command API, and the engine events that wake the loop.
+import type Docker from 'dockerode';
+import fsp from './fsAsync.js';
+import type { Agent } from './agent.js';
+import { lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
+import { newUuid, readConfigJson, writeConfigJson, type ConfigJson } from './config/configJson.js';
+import { engineErrorMessage, withDeadline } from './engine/deadline.js';
+import { SUPERVISED_FILTER } from './engine/labels.js';
+import type { EventLog } from './eventLog.js';
+import { UpdateLocks } from './locks/updateLock.js';
+import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
+
+/** config.json, with a uuid of its own from the first start on. */
+export async function loadConfig(configPath: string): Promise<ConfigJson & { uuid: string }> {
+  const config = await readConfigJson(configPath);
+  if (config.uuid) return { ...config, uuid: config.uuid };
+  const withUuid = { ...config, uuid: await newUuid() };
+  await writeConfigJson(configPath, withUuid);
+  return withUuid;
+}
+
+/** The update locks; what a previous run of the agent held is released. */
+export async function openLocks(lockRoot: string, log: EventLog): Promise<UpdateLocks> {
+  const locks = new UpdateLocks(lockRoot);
+  const stale = await locks.removeStaleAgentLocks();
+  if (stale) log.info(`Removed ${stale} update lock file(s) left by a previous run of the agent`);
+  return locks;
+}
+
+/**
+ * AutoPi's local command API: the port is bound now, the API (fastify, the commands) loaded on
+ * its first request. A port taken by something else leaves it off; the agent runs on.
+ */
+export async function startCommandApi(agent: Agent, port: number, address: string): Promise<ApiServer | undefined> {
+  const load = lazyApi(async () => (await import('./commands/localCommandApi.js')).buildLocalCommandApi(agent, address));
+  try {
+    const api = await startApiServer(agent, 'Local command API', load, port, address);
+    agent.log.info(`Local command API listening on ${address}:${api.port}`);
+    return api;
+  } catch (err) {
+    agent.log.error(`Local command API not started on ${address}:${port}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'aarch64', arm: 'armv7hf', ia32: 'i386' };
+
+/** Who the device is: config.json's word, else what this machine is. `config.uuid` is set by then. */
+export async function deviceIdentity(config: ConfigJson & { uuid: string }): Promise<DeviceIdentity> {
+  return {
+    uuid: config.uuid,
+    type: config.deviceType ?? `generic-${ARCH[process.arch] ?? process.arch}`,
+    arch: config.deviceArch ?? ARCH[process.arch] ?? process.arch,
+    name: config.initialDeviceName ?? config.uuid.slice(0, 7),
+    osVersion: await osVersion(),
+  };
+}
+
+async function osVersion(): Promise<string | undefined> {
+  const text = await fsp.readFile('/etc/os-release', 'utf8').catch(() => '');
+  return text.match(/^PRETTY_NAME="?([^"\n]*)"?/m)?.[1];
+}
+
+/** Where the engine keeps its data (for the free-disk check of pulls); undefined when it cannot be reached yet. */
+export async function engineDataRoot(docker: Docker, log: EventLog): Promise<string | undefined> {
+  try {
+    // @types/dockerode lacks info()'s options; dockerode takes an abortSignal there as everywhere.
+    const info = (await withDeadline((d) => (docker.info as (o: object) => Promise<unknown>).call(docker, d), 10_000)) as { DockerRootDir?: string };
+    return info.DockerRootDir;
+  } catch (err) {
+    log.warn(`Engine not reachable yet: ${engineErrorMessage(err)}`);
+    return undefined;
+  }
+}
+
+/** Engine events wake the loop at once: a container that died or was removed by hand. Reconnects until stopped. */
+export class EngineEvents {
+  private events: NodeJS.ReadableStream | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly onEvent: () => void,
+  ) {}
+
+  watch(): void {
+    if (this.stopped) return;
+    const retry = () => {
+      this.events = undefined;
+      if (!this.stopped) setTimeout(() => this.watch(), 1000).unref();
+    };
+    this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], ...SUPERVISED_FILTER } }).then(
+      (stream) => {
+        if (this.stopped) {
+          (stream as unknown as { destroy(): void }).destroy();
+          return;
+        }
+        this.events = stream;
+        stream.on('data', this.onEvent);
+        stream.on('error', retry);
+        stream.on('end', retry);
+      },
+      retry,
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    (this.events as { destroy?: () => void } | undefined)?.destroy?.();
+  }
+}
