@@ -7,11 +7,18 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../shared/errors.js';
 import type { ApiTokens } from './auth/apiTokens.js';
 import type { SecretBox } from './auth/secretBox.js';
+import type { CallbackKey } from './commands/callbackKey.js';
+import type { DeviceCommands } from './commands/deviceCommands.js';
+import type { ExecuteJobs } from './commands/executeJobs.js';
 import type { ServerDb } from './db/database.js';
 import type { Logbook } from './logbook/logbook.js';
 import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
+import type { Devices } from './services/devices.js';
+import type { Projects } from './services/projects.js';
+import type { Registries } from './services/registries.js';
+import type { Releases } from './services/releases.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceLinkRoutes } from './routes/deviceLink.js';
@@ -33,12 +40,20 @@ export interface ServerContext {
   db: ServerDb;
   tokens: ApiTokens;
   secrets: SecretBox;
-  /** every change that can alter a device's target calls targets.refresh(…) after it commits */
+  /** a change that can alter a device's target goes through a service (services/targetWrites.ts), which refreshes it */
   targets: DeviceTargets;
   notifier: TargetNotifier;
   /** the devices' logs: uploads, reads, live tails */
   deviceLogs: DeviceLogs;
   logbook: Logbook;
+  /** the services that own their tables (services/): built once, in server.ts */
+  releases: Releases;
+  projects: Projects;
+  registries: Registries;
+  devices: Devices;
+  commands: DeviceCommands;
+  jobs: ExecuteJobs;
+  callbackKey: CallbackKey;
 }
 
 /** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */

@@ -1,17 +1,30 @@
-// Opens the server's parts (database, tokens, secret box) and its HTTP API. The first start on an
-// empty database creates an admin token, returned once so that it can be shown to the operator.
+// Opens the server's parts (database, tokens, secret box), builds each service once, starts their
+// housekeeping and the HTTP API over them. The first start on an empty database creates an admin
+// token, returned once so that it can be shown to the operator.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiTokens } from './auth/apiTokens.js';
 import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
 import { CallbackDelivery } from './commands/callbackDelivery.js';
+import { CallbackKey } from './commands/callbackKey.js';
+import { DeviceCommands } from './commands/deviceCommands.js';
+import { ExecuteJobs } from './commands/executeJobs.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { Logbook, type LogbookOptions } from './logbook/logbook.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
+import { PeriodicTask } from './periodicTask.js';
+import { Devices } from './services/devices.js';
+import { Projects } from './services/projects.js';
+import { Registries } from './services/registries.js';
+import { Releases } from './services/releases.js';
+import { TargetWrites } from './services/targetWrites.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
 import type { TargetNotifier } from './targets/notifier.js';
+
+/** Expired commands are marked and old results deleted this often, on every node. */
+const COMMAND_SWEEP_EVERY_MS = 60_000;
 
 export interface ServerOptions {
   dataDir: string;
@@ -61,13 +74,28 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
-    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const writes = new TargetWrites(db, targets);
+    const commands = new DeviceCommands(db, notifier);
+    const jobs = new ExecuteJobs(db, commands);
+    const callbackKey = new CallbackKey(db, secrets);
+    const services = {
+      releases: new Releases(writes),
+      projects: new Projects(writes),
+      registries: new Registries(writes, secrets),
+      devices: new Devices(writes, notifier),
+      commands,
+      jobs,
+      callbackKey,
+    };
+    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
-    // every node prunes device logs and telemetry beyond their retention
+    // every node prunes device logs, telemetry and finished commands beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));
     logbook.startPruning((err) => app.log.error(err));
+    const commandSweep = new PeriodicTask(() => commands.sweep(), COMMAND_SWEEP_EVERY_MS);
+    commandSweep.start((err) => app.log.error(err));
     // the callbacks of remote executions: every node delivers whichever are due
-    const callbacks = new CallbackDelivery({ db, notifier, secrets, log: app.log });
+    const callbacks = new CallbackDelivery({ db, commands, jobs, key: callbackKey, log: app.log });
     callbacks.start();
     const theNotifier = notifier;
     return {
@@ -84,6 +112,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
         await app.close();
         await deviceLogs.stopPruning();
         await logbook.stopPruning();
+        await commandSweep.stop();
         await callbacks.close();
         await theNotifier.close();
         await db.destroy();
