@@ -7,18 +7,12 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../shared/errors.js';
 import type { ApiTokens } from './auth/apiTokens.js';
 import type { SecretBox } from './auth/secretBox.js';
-import type { CallbackKey } from './commands/callbackKey.js';
-import type { DeviceCommands } from './commands/deviceCommands.js';
-import type { ExecuteJobs } from './commands/executeJobs.js';
 import type { ServerDb } from './db/database.js';
 import type { Logbook } from './logbook/logbook.js';
 import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
-import type { Devices } from './services/devices.js';
-import type { Projects } from './services/projects.js';
-import type { Registries } from './services/registries.js';
-import type { Releases } from './services/releases.js';
+import type { Services } from './services/index.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceLinkRoutes } from './routes/deviceLink.js';
@@ -36,7 +30,8 @@ import { BOSUN_VERSION } from '../agent/version.js';
 
 export type ServerApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export interface ServerContext {
+/** The server's parts and its services (services/index.ts), built once in server.ts. */
+export interface ServerContext extends Services {
   db: ServerDb;
   tokens: ApiTokens;
   secrets: SecretBox;
@@ -46,14 +41,6 @@ export interface ServerContext {
   /** the devices' logs: uploads, reads, live tails */
   deviceLogs: DeviceLogs;
   logbook: Logbook;
-  /** the services that own their tables (services/): built once, in server.ts */
-  releases: Releases;
-  projects: Projects;
-  registries: Registries;
-  devices: Devices;
-  commands: DeviceCommands;
-  jobs: ExecuteJobs;
-  callbackKey: CallbackKey;
 }
 
 /** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */

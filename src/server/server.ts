@@ -7,18 +7,11 @@ import { ApiTokens } from './auth/apiTokens.js';
 import { SecretBox } from './auth/secretBox.js';
 import { buildServer, type ServerApp } from './app.js';
 import { CallbackDelivery } from './commands/callbackDelivery.js';
-import { CallbackKey } from './commands/callbackKey.js';
-import { DeviceCommands } from './commands/deviceCommands.js';
-import { ExecuteJobs } from './commands/executeJobs.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { Logbook, type LogbookOptions } from './logbook/logbook.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { PeriodicTask } from './periodicTask.js';
-import { Devices } from './services/devices.js';
-import { Projects } from './services/projects.js';
-import { Registries } from './services/registries.js';
-import { Releases } from './services/releases.js';
-import { TargetWrites } from './services/targetWrites.js';
+import { buildServices, type Services } from './services/index.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
 import type { TargetNotifier } from './targets/notifier.js';
@@ -47,6 +40,8 @@ export interface Server {
   notifier: TargetNotifier;
   deviceLogs: DeviceLogs;
   logbook: Logbook;
+  /** releases, projects, registries, devices, commands… (services/index.ts) */
+  services: Services;
   /** set on the first start only: the admin token, never stored in clear */
   firstAdminToken?: string;
   close(): Promise<void>;
@@ -74,28 +69,16 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
-    const writes = new TargetWrites(db, targets);
-    const commands = new DeviceCommands(db, notifier);
-    const jobs = new ExecuteJobs(db, commands);
-    const callbackKey = new CallbackKey(db, secrets);
-    const services = {
-      releases: new Releases(writes),
-      projects: new Projects(writes),
-      registries: new Registries(writes, secrets),
-      devices: new Devices(writes, notifier),
-      commands,
-      jobs,
-      callbackKey,
-    };
+    const services = buildServices({ db, targets, notifier, secrets });
     const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
     // every node prunes device logs, telemetry and finished commands beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));
     logbook.startPruning((err) => app.log.error(err));
-    const commandSweep = new PeriodicTask(() => commands.sweep(), COMMAND_SWEEP_EVERY_MS);
+    const commandSweep = new PeriodicTask(() => services.commands.sweep(), COMMAND_SWEEP_EVERY_MS);
     commandSweep.start((err) => app.log.error(err));
     // the callbacks of remote executions: every node delivers whichever are due
-    const callbacks = new CallbackDelivery({ db, commands, jobs, key: callbackKey, log: app.log });
+    const callbacks = new CallbackDelivery({ db, commands: services.commands, jobs: services.jobs, key: services.callbackKey, log: app.log });
     callbacks.start();
     const theNotifier = notifier;
     return {
@@ -106,6 +89,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       notifier,
       deviceLogs,
       logbook,
+      services,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
         // the app first: closing it answers the long polls it holds, which need the database

@@ -1,6 +1,9 @@
-// Changes to a device an operator makes (its project membership is the project's: projects.ts).
-// Its name is part of its target, so a rename refreshes it (targetWrites.ts).
+// Devices as a whole: registration, a rename, removal (later changes to its project membership are
+// the project's: projects.ts). Its name and project are part of its target, which the writes
+// refresh (targetWrites.ts).
+import type { Insertable } from 'kysely';
 import { NotFoundError } from '../../shared/errors.js';
+import type { ServerTables } from '../db/database.js';
 import type { TargetNotifier } from '../targets/notifier.js';
 import type { TargetWrites } from './targetWrites.js';
 
@@ -9,6 +12,17 @@ export class Devices {
     private readonly writes: TargetWrites,
     private readonly notifier: TargetNotifier,
   ) {}
+
+  /** A new device, a member of project `projectId` when given: its target is built at once. */
+  async register(device: Insertable<ServerTables['device']>, projectId: number | null): Promise<void> {
+    await this.writes.commit(
+      async (tx) => {
+        await tx.insertInto('device').values(device).execute();
+        if (projectId !== null) await tx.insertInto('project_device').values({ project_id: projectId, device_id: device.id }).execute();
+      },
+      () => [device.id],
+    );
+  }
 
   async rename(id: string, name: string): Promise<void> {
     const { numUpdatedRows } = await this.writes.commit(
