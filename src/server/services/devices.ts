@@ -13,6 +13,10 @@ export class Devices {
     private readonly notifier: TargetNotifier,
   ) {}
 
+  async exists(id: string): Promise<boolean> {
+    return (await this.writes.db.selectFrom('device').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  }
+
   /** A new device, a member of project `projectId` when given: its target is built at once. */
   async register(device: Insertable<ServerTables['device']>, projectId: number | null): Promise<void> {
     await this.writes.commit(
