@@ -70,7 +70,8 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
     const services = buildServices({ db, targets, notifier, secrets });
-    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const context = { db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services };
+    const app = await buildServer(context, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
     // every node prunes device logs, telemetry and finished commands beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));

@@ -13,7 +13,9 @@ const RegistryBody = Type.Object(
 );
 const RegistryPatch = Type.Partial(RegistryBody, { additionalProperties: false });
 /** PUT replaces the entity; the password may be left out to keep the stored one (it is never shown). */
-const RegistryPut = Type.Composite([Type.Omit(RegistryBody, ['password']), Type.Partial(Type.Pick(RegistryBody, ['password']))], { additionalProperties: false });
+const RegistryPut = Type.Composite([Type.Omit(RegistryBody, ['password']), Type.Partial(Type.Pick(RegistryBody, ['password']))], {
+  additionalProperties: false,
+});
 const Registry = Type.Object({ id: Type.Integer(), url: Type.String(), username: Type.String() });
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 

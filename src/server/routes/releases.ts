@@ -88,10 +88,11 @@ export const releaseRoutes = ({ releases }: ServerContext) => async (app: Server
   app.post(`${base}/`, { schema: { tags, params: ProjectParams, body: ReleaseBody, response: { 201: Release } } }, async (req, reply) =>
     reply.code(201).send(await releases.create(req.params.project_pk, req.body)),
   );
-  app.get(`${base}/active/`, { schema: { tags, params: ProjectParams, response: { 200: Release }, description: 'the newest release of the project' } }, async (req) =>
-    releases.active(req.params.project_pk),
+  const activeSchema = { tags, params: ProjectParams, response: { 200: Release }, description: 'the newest release of the project' };
+  app.get(`${base}/active/`, { schema: activeSchema }, async (req) => releases.active(req.params.project_pk));
+  app.get(`${base}/:id/`, { schema: { tags, params: ReleaseParams, response: { 200: Release } } }, async (req) =>
+    releases.get(req.params.project_pk, req.params.id),
   );
-  app.get(`${base}/:id/`, { schema: { tags, params: ReleaseParams, response: { 200: Release } } }, async (req) => releases.get(req.params.project_pk, req.params.id));
   app.put(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleaseBody, response: { 200: Release } } }, async (req) =>
     releases.replace(req.params.project_pk, req.params.id, req.body),
   );

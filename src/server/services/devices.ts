@@ -2,8 +2,8 @@
 // the project's: projects.ts). Its name and project are part of its target, which the writes
 // refresh (targetWrites.ts).
 import type { Insertable } from 'kysely';
-import { NotFoundError } from '../../shared/errors.js';
-import type { ServerTables } from '../db/database.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { inChunks, type ServerDb, type ServerTables } from '../db/database.js';
 import type { TargetNotifier } from '../targets/notifier.js';
 import type { TargetWrites } from './targetWrites.js';
 
@@ -42,4 +42,14 @@ export class Devices {
     if (!numDeletedRows) throw new NotFoundError(`no device ${id}`);
     await this.notifier.notify([id]); // a poll it holds ends (401: its key is gone)
   }
+}
+
+/** A device named in a request (`/devices/<i>` of `entity`) that does not exist is the caller's mistake: a 400 naming it. */
+export async function refuseUnknownDevices(db: ServerDb, devices: readonly string[], entity: string): Promise<void> {
+  const known = new Set<string>();
+  for (const part of inChunks([...devices])) {
+    for (const d of await db.selectFrom('device').select('id').where('id', 'in', part).execute()) known.add(d.id);
+  }
+  const index = devices.findIndex((d) => !known.has(d));
+  if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${devices[index]}`, entity);
 }

@@ -3,6 +3,7 @@
 // refreshes them (targetWrites.ts).
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
+import { refuseUnknownDevices } from './devices.js';
 import type { TargetWrites, Tx } from './targetWrites.js';
 
 export interface Project {
@@ -103,12 +104,7 @@ export class Projects {
       const found = await this.db.selectFrom('registry').select('id').where('id', '=', body.default_registry).executeTakeFirst();
       if (!found) throw new ValidationError('/default_registry', `no registry ${body.default_registry}`, 'project');
     }
-    if (body.devices?.length) {
-      const known = new Set<string>();
-      for (const part of inChunks(body.devices)) for (const d of await this.db.selectFrom('device').select('id').where('id', 'in', part).execute()) known.add(d.id);
-      const index = body.devices.findIndex((d) => !known.has(d));
-      if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${body.devices[index]}`, 'project');
-    }
+    await refuseUnknownDevices(this.db, body.devices ?? [], 'project');
   }
 }
 

@@ -25,7 +25,8 @@ const columns = ['id', 'url', 'username'] as const;
 /** A url the device targets could not use (releaseTarget.ts) is refused; it is not echoed: it may hold credentials. */
 function checkUrl(url: string | undefined): void {
   if (url !== undefined && !registryHost(url)) {
-    throw new ValidationError('/url', 'not a registry address: host[:port][/namespace], optionally with a scheme (https://registry.example.com:5000)', 'registry');
+    const what = 'not a registry address: host[:port][/namespace], optionally with a scheme (https://registry.example.com:5000)';
+    throw new ValidationError('/url', what, 'registry');
   }
 }
 
@@ -53,7 +54,8 @@ export class Registries {
   async create(body: RegistryInput): Promise<Registry> {
     checkUrl(body.url);
     const { password, ...plain } = body;
-    return this.db.insertInto('registry').values({ ...plain, password_sealed: this.secrets.seal(password), created_at: nowIso() }).returning(columns).executeTakeFirstOrThrow();
+    const row = { ...plain, password_sealed: this.secrets.seal(password), created_at: nowIso() };
+    return this.db.insertInto('registry').values(row).returning(columns).executeTakeFirstOrThrow();
   }
 
   /** PUT and PATCH: the password may be left out to keep the stored one (it is never shown). */
@@ -62,8 +64,9 @@ export class Registries {
     await this.get(id);
     const { password, ...plain } = body;
     if (Object.keys(body).length) {
+      const set = { ...plain, ...(password !== undefined ? { password_sealed: this.secrets.seal(password) } : {}) };
       await this.writes.commit(
-        (tx) => tx.updateTable('registry').set({ ...plain, ...(password !== undefined ? { password_sealed: this.secrets.seal(password) } : {}) }).where('id', '=', id).execute(),
+        (tx) => tx.updateTable('registry').set(set).where('id', '=', id).execute(),
         () => 'all', // devices pulling through it get the new address or credentials
       );
     }

@@ -11,10 +11,12 @@ import type { DeploymentState } from '../deployments/stateMachine.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
 import { fullyQualifiedName, validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../targets/releaseTarget.js';
+import { refuseUnknownDevices } from './devices.js';
 import type { TargetWrites, Tx } from './targetWrites.js';
 
 /** A container as a caller gives it: defaults for what it leaves out. */
-export type ContainerInput = Pick<ReleaseContainer, 'name' | 'image'> & Partial<Omit<ReleaseContainer, 'name' | 'image' | 'registry'>> & { registry?: number | null };
+export type ContainerInput = Pick<ReleaseContainer, 'name' | 'image'> &
+  Partial<Omit<ReleaseContainer, 'name' | 'image' | 'registry'>> & { registry?: number | null };
 export interface ReleaseInput {
   version: string;
   /** default: the project's devices */
@@ -173,7 +175,8 @@ export class Releases {
     await this.writes.commit(
       async (tx) => {
         await refuseTakenVersion(tx, projectId, next.version, id);
-        await tx.updateTable('release').set({ version: next.version, remove_containers: JSON.stringify(next.remove_containers) }).where('id', '=', id).execute();
+        const set = { version: next.version, remove_containers: JSON.stringify(next.remove_containers) };
+        await tx.updateTable('release').set(set).where('id', '=', id).execute();
         if (contentChanged) await writeContainers(tx, id, next.containers);
         await setDevices(tx, id, next.devices, contentChanged);
       },
@@ -208,7 +211,13 @@ export class Releases {
     const [containers, devices, succeeded] = await Promise.all([
       this.db.selectFrom('release_container').selectAll().where('release_id', 'in', ids).orderBy('release_id').orderBy('position').execute(),
       this.db.selectFrom('release_device').select(['release_id', 'device_id']).where('release_id', 'in', ids).orderBy('device_id').execute(),
-      this.db.selectFrom('deployment').select(['release_id', 'device_id']).where('release_id', 'in', ids).where('state', '=', 'succeeded').orderBy('device_id').execute(),
+      this.db
+        .selectFrom('deployment')
+        .select(['release_id', 'device_id'])
+        .where('release_id', 'in', ids)
+        .where('state', '=', 'succeeded')
+        .orderBy('device_id')
+        .execute(),
     ]);
     const by = <T extends { release_id: number }>(list: T[], id: number) => list.filter((x) => x.release_id === id);
     return rows.map((r) => ({
@@ -238,12 +247,7 @@ export class Releases {
     input.containers.forEach((c, i) => {
       if (c.registry !== null && !registries.has(c.registry)) throw new ValidationError(`/containers/${i}/registry`, `no registry ${c.registry}`, 'release');
     });
-    if (input.devices.length) {
-      const known = new Set<string>();
-      for (const part of inChunks(input.devices)) for (const d of await this.db.selectFrom('device').select('id').where('id', 'in', part).execute()) known.add(d.id);
-      const index = input.devices.findIndex((d) => !known.has(d));
-      if (index >= 0) throw new ValidationError(`/devices/${index}`, `no device ${input.devices[index]}`, 'release');
-    }
+    await refuseUnknownDevices(this.db, input.devices, 'release');
     validateReleaseApp({ id: releaseId, version_hash: '00000000', project }, input.containers, registries);
   }
 }
@@ -261,7 +265,11 @@ const containerOf = (c: ContainerInput): ReleaseContainer => ({
 /** A release without containers stops and removes every service of the project on its devices: only when the request says it means that. */
 function refuseEmpty(containers: unknown[] | undefined, allowEmpty: boolean | undefined): void {
   if (containers?.length === 0 && allowEmpty !== true) {
-    throw new ValidationError('/containers', 'no containers: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant', 'release');
+    throw new ValidationError(
+      '/containers',
+      'no containers: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant',
+      'release',
+    );
   }
 }
 
@@ -272,9 +280,18 @@ function refuseEmpty(containers: unknown[] | undefined, allowEmpty: boolean | un
  */
 async function refuseTakenVersion(tx: Tx, projectId: number, version: string, releaseId: number): Promise<void> {
   if (tx.getExecutor().adapter instanceof PostgresAdapter) await tx.selectFrom('project').select('id').where('id', '=', projectId).forUpdate().execute();
-  const taken = await tx.selectFrom('release').select('id').where('project_id', '=', projectId).where('version', '=', version).where('id', '!=', releaseId).executeTakeFirst();
+  const taken = await tx
+    .selectFrom('release')
+    .select('id')
+    .where('project_id', '=', projectId)
+    .where('version', '=', version)
+    .where('id', '!=', releaseId)
+    .executeTakeFirst();
   if (taken) {
-    throw new ConflictError(`version: release ${taken.id} of project ${projectId} is version "${version}" already (versions are unique in a project): use another version, or change release ${taken.id} with PUT or PATCH`);
+    throw new ConflictError(
+      `version: release ${taken.id} of project ${projectId} is version "${version}" already (versions are unique in a project): ` +
+        `use another version, or change release ${taken.id} with PUT or PATCH`,
+    );
   }
 }
 
@@ -325,7 +342,8 @@ async function setDevices(tx: Tx, releaseId: number, devices: string[], contentC
       .execute();
   }
   for (const part of contentChanged ? inChunks(kept) : []) {
-    await tx.updateTable('deployment').set(pending).where('release_id', '=', releaseId).where('device_id', 'in', part).where('state', '!=', 'pending').execute();
+    const stale = tx.updateTable('deployment').set(pending).where('release_id', '=', releaseId).where('device_id', 'in', part);
+    await stale.where('state', '!=', 'pending').execute();
   }
 }
 
