@@ -34,7 +34,7 @@ export interface Server {
   app: ServerApp;
   db: ServerDb;
   tokens: ApiTokens;
-  /** each device's materialised target; `refresh(ids)` after changing what a target depends on */
+  /** each device's materialised target; the services' writes refresh it (services/targetWrites.ts) */
   targets: DeviceTargets;
   /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
   notifier: TargetNotifier;
