@@ -12,6 +12,7 @@ import type { Logbook } from './logbook/logbook.js';
 import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { TargetNotifier } from './targets/notifier.js';
+import type { Services } from './services/index.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceLinkRoutes } from './routes/deviceLink.js';
@@ -29,11 +30,12 @@ import { BOSUN_VERSION } from '../agent/version.js';
 
 export type ServerApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export interface ServerContext {
+/** The server's parts and its services (services/index.ts), built once in server.ts. */
+export interface ServerContext extends Services {
   db: ServerDb;
   tokens: ApiTokens;
   secrets: SecretBox;
-  /** every change that can alter a device's target calls targets.refresh(…) after it commits */
+  /** a change that can alter a device's target goes through a service (services/targetWrites.ts), which refreshes it */
   targets: DeviceTargets;
   notifier: TargetNotifier;
   /** the devices' logs: uploads, reads, live tails */

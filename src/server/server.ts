@@ -1,5 +1,6 @@
-// Opens the server's parts (database, tokens, secret box) and its HTTP API. The first start on an
-// empty database creates an admin token, returned once so that it can be shown to the operator.
+// Opens the server's parts (database, tokens, secret box), builds each service once, starts their
+// housekeeping and the HTTP API over them. The first start on an empty database creates an admin
+// token, returned once so that it can be shown to the operator.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiTokens } from './auth/apiTokens.js';
@@ -9,9 +10,14 @@ import { CallbackDelivery } from './commands/callbackDelivery.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { Logbook, type LogbookOptions } from './logbook/logbook.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
+import { PeriodicTask } from './periodicTask.js';
+import { buildServices, type Services } from './services/index.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
 import { LocalNotifier } from './targets/localNotifier.js';
 import type { TargetNotifier } from './targets/notifier.js';
+
+/** Expired commands are marked and old results deleted this often, on every node. */
+const COMMAND_SWEEP_EVERY_MS = 60_000;
 
 export interface ServerOptions {
   dataDir: string;
@@ -28,12 +34,14 @@ export interface Server {
   app: ServerApp;
   db: ServerDb;
   tokens: ApiTokens;
-  /** each device's materialised target; `refresh(ids)` after changing what a target depends on */
+  /** each device's materialised target; the services' writes refresh it (services/targetWrites.ts) */
   targets: DeviceTargets;
   /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
   notifier: TargetNotifier;
   deviceLogs: DeviceLogs;
   logbook: Logbook;
+  /** releases, projects, registries, devices, commands… (services/index.ts) */
+  services: Services;
   /** set on the first start only: the admin token, never stored in clear */
   firstAdminToken?: string;
   close(): Promise<void>;
@@ -61,13 +69,17 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
-    const app = await buildServer({ db, tokens, secrets, targets, notifier, deviceLogs, logbook }, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const services = buildServices({ db, targets, notifier, secrets });
+    const context = { db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services };
+    const app = await buildServer(context, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
-    // every node prunes device logs and telemetry beyond their retention
+    // every node prunes device logs, telemetry and finished commands beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));
     logbook.startPruning((err) => app.log.error(err));
+    const commandSweep = new PeriodicTask(() => services.commands.sweep(), COMMAND_SWEEP_EVERY_MS);
+    commandSweep.start((err) => app.log.error(err));
     // the callbacks of remote executions: every node delivers whichever are due
-    const callbacks = new CallbackDelivery({ db, notifier, secrets, log: app.log });
+    const callbacks = new CallbackDelivery({ db, commands: services.commands, jobs: services.jobs, key: services.callbackKey, log: app.log });
     callbacks.start();
     const theNotifier = notifier;
     return {
@@ -78,12 +90,14 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       notifier,
       deviceLogs,
       logbook,
+      services,
       ...(firstAdminToken ? { firstAdminToken } : {}),
       close: async () => {
         // the app first: closing it answers the long polls it holds, which need the database
         await app.close();
         await deviceLogs.stopPruning();
         await logbook.stopPruning();
+        await commandSweep.stop();
         await callbacks.close();
         await theNotifier.close();
         await db.destroy();

@@ -9,11 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { BOSUN_VERSION } from '../../agent/version.js';
 import { nowIso, type ServerDb } from '../db/database.js';
-import type { TargetNotifier } from '../targets/notifier.js';
-import type { SecretBox } from '../auth/secretBox.js';
-import { CallbackKey, signature, SIGNATURE_HEADER } from './callbackKey.js';
-import { DeviceCommands } from './deviceCommands.js';
-import { ExecuteJobs, jobDocument } from './executeJobs.js';
+import { signature, SIGNATURE_HEADER, type CallbackKey } from './callbackKey.js';
+import type { DeviceCommands } from './deviceCommands.js';
+import { jobDocument, type ExecuteJobs } from './executeJobs.js';
 
 const MAX_ATTEMPTS = 10;
 /** One attempt may take this long (the receiver answering included). */
@@ -29,8 +27,9 @@ const BATCH = 50;
 
 export interface CallbackDeliveryDeps {
   db: ServerDb;
-  notifier: TargetNotifier;
-  secrets: SecretBox;
+  commands: DeviceCommands;
+  jobs: ExecuteJobs;
+  key: CallbackKey;
   log: FastifyBaseLogger;
 }
 
@@ -41,15 +40,8 @@ export class CallbackDelivery {
   private readonly stop = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly attempts = new Set<Promise<void>>();
-  private readonly commands: DeviceCommands;
-  private readonly jobs: ExecuteJobs;
-  private readonly key: CallbackKey;
 
-  constructor(private readonly d: CallbackDeliveryDeps) {
-    this.commands = new DeviceCommands(d.db, d.notifier);
-    this.jobs = new ExecuteJobs(d.db, this.commands);
-    this.key = new CallbackKey(d.db, d.secrets);
-  }
+  constructor(private readonly d: CallbackDeliveryDeps) {}
 
   start(): void {
     this.loop ??= this.run();
@@ -85,7 +77,7 @@ export class CallbackDelivery {
       .limit(BATCH)
       .execute();
     // a job whose time is up is timed out before its callback says so
-    await this.commands.expire(due.filter((j) => j.state === 'pending' || j.state === 'delivered').map((j) => j.command_id));
+    await this.d.commands.expire(due.filter((j) => j.state === 'pending' || j.state === 'delivered').map((j) => j.command_id));
     for (const job of due) {
       const deadline = new Date(Date.now() + ATTEMPT_TIMEOUT_MS + LEASE_MARGIN_MS).toISOString();
       const { numUpdatedRows } = await this.d.db
@@ -102,12 +94,12 @@ export class CallbackDelivery {
   }
 
   private async attempt(jid: string, attempt: number, taken: string): Promise<void> {
-    const job = await this.jobs.find(jid);
+    const job = await this.d.jobs.find(jid);
     if (!job?.callback_url) return;
     const body = JSON.stringify(jobDocument(job));
     let failure: string;
     try {
-      const { key } = await this.key.current();
+      const { key } = await this.d.key.current();
       const res = await fetch(job.callback_url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': `bosun-server/${BOSUN_VERSION}`, [SIGNATURE_HEADER]: signature(key, body) },

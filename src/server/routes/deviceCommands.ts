@@ -34,14 +34,12 @@ import { Type } from '@sinclair/typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { deviceKeyAuth } from '../auth/deviceKeys.js';
-import { DeviceCommands, queueKey } from '../commands/deviceCommands.js';
+import { queueKey, type DeviceCommands } from '../commands/deviceCommands.js';
 import { ExecuteResultSchema } from '../commands/executeJobs.js';
 import { typeBoxCompiler } from '../validation.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 export const MAX_COMMAND_WAIT_S = 300;
-/** Expired commands are marked and old results deleted this often, on every node. */
-const SWEEP_EVERY_MS = 60_000;
 const MAX_RESULT_BYTES = 2 * 1024 * 1024;
 
 export const SupervisorResult = Type.Object(
@@ -79,16 +77,12 @@ interface Poll {
 }
 
 export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const { db } = ctx;
-  const commands = new DeviceCommands(db, ctx.notifier);
+  const { db, commands } = ctx;
   const polls = new Set<Poll>();
   let closing = false;
-  const sweeper = setInterval(() => void commands.sweep().catch((err: Error) => app.log.error(err)), SWEEP_EVERY_MS);
-  sweeper.unref();
   app.addHook('preClose', async () => {
     // held polls answer now (204: the device polls again, another node or after the restart)
     closing = true;
-    clearInterval(sweeper);
     for (const p of polls) p.stop.abort();
     await Promise.all([...polls].map((p) => p.answered));
   });

@@ -53,8 +53,8 @@ const Filter = {
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
 export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const { db, deviceLogs } = ctx;
-  const deviceExists = async (id: string) => (await db.selectFrom('device').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  const { db, deviceLogs, devices } = ctx;
+  const deviceExists = (id: string) => devices.exists(id);
   const tails = new LogTails({ logs: deviceLogs, notifier: ctx.notifier, deviceExists, onError: (err) => app.log.error(err) });
   // open tails end first: the server then has no connection left to wait for
   app.addHook('preClose', () => tails.close());

@@ -17,9 +17,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { ExecuteCommandFields, type ExecuteCommand } from '../../shared/executeCommand.js';
-import { CallbackKey } from '../commands/callbackKey.js';
-import { DeviceCommands } from '../commands/deviceCommands.js';
-import { EXECUTE_TIMEOUT_S, ExecuteJobs, jobDocument } from '../commands/executeJobs.js';
+import { EXECUTE_TIMEOUT_S, jobDocument } from '../commands/executeJobs.js';
 import { parseRawCommand } from '../commands/rawCommand.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
@@ -69,10 +67,7 @@ interface Callback {
   callback_timeout?: number;
 }
 
-export const executeRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const commands = new DeviceCommands(ctx.db, ctx.notifier);
-  const jobs = new ExecuteJobs(ctx.db, commands);
-  const callbackKey = new CallbackKey(ctx.db, ctx.secrets);
+export const executeRoutes = ({ jobs, callbackKey }: ServerContext) => async (app: ServerApp) => {
   const tags = ['dongle'];
 
   const execute = async (deviceId: string, command: ExecuteCommand, cb: Callback) => {

@@ -1,0 +1,42 @@
+// The server's services, built once per server (server.ts) and given to every route through the
+// app's context: each owns its tables, and those whose writes change device targets write through
+// TargetWrites, which refreshes the targets after the commit.
+import type { SecretBox } from '../auth/secretBox.js';
+import { CallbackKey } from '../commands/callbackKey.js';
+import { DeviceCommands } from '../commands/deviceCommands.js';
+import { ExecuteJobs } from '../commands/executeJobs.js';
+import type { ServerDb } from '../db/database.js';
+import type { DeviceTargets } from '../targets/deviceTargets.js';
+import type { TargetNotifier } from '../targets/notifier.js';
+import { Devices } from './devices.js';
+import { Projects } from './projects.js';
+import { Registries } from './registries.js';
+import { Releases } from './releases.js';
+import { TargetWrites } from './targetWrites.js';
+
+export interface Services {
+  releases: Releases;
+  projects: Projects;
+  registries: Registries;
+  devices: Devices;
+  /** the device command queue (long polls, results, expiry) */
+  commands: DeviceCommands;
+  /** remote executions (jobs over commands) */
+  jobs: ExecuteJobs;
+  /** the key that signs execution callbacks */
+  callbackKey: CallbackKey;
+}
+
+export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifier: TargetNotifier; secrets: SecretBox }): Services {
+  const writes = new TargetWrites(d.db, d.targets);
+  const commands = new DeviceCommands(d.db, d.notifier);
+  return {
+    releases: new Releases(writes),
+    projects: new Projects(writes),
+    registries: new Registries(writes, d.secrets),
+    devices: new Devices(writes, d.notifier),
+    commands,
+    jobs: new ExecuteJobs(d.db, commands),
+    callbackKey: new CallbackKey(d.db, d.secrets),
+  };
+}
