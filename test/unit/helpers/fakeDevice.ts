@@ -2,8 +2,10 @@
 // of every action asked of it, so that routes can be tested with fastify's inject() in
 // milliseconds, without an agent or an engine. What the real agent does behind the port is tested
 // on real parts (test/integration/deviceApi*.test.ts).
-import type { DevicePort } from '../../../src/agent/api/devicePort.js';
+import type { ContainerInfo } from 'dockerode';
+import type { CommandPort, DevicePort, EnginePort, LoggedEvent } from '../../../src/agent/api/devicePort.js';
 import type { KeyScope } from '../../../src/agent/api/keyScope.js';
+import { LABEL } from '../../../src/agent/engine/labels.js';
 import type { LogLine } from '../../../src/agent/logs/logFollower.js';
 import type { CurrentContainer } from '../../../src/agent/reconciler/types.js';
 import type { AppReport, ServiceReport } from '../../../src/agent/state/currentState.js';
@@ -147,4 +149,44 @@ export class FakeDevice implements DevicePort {
     return () => this.record('stopFollowing');
   }
   recordTelemetry = async (points: unknown) => this.record('recordTelemetry', points);
+}
+
+/** The commands' port: the fake device with a fake engine (the containers above) and event log. */
+export class FakeCommandDevice extends FakeDevice implements CommandPort {
+  engineDown: Error | undefined;
+  readonly logs: Record<string, string> = { 'web-container': 'web line 1\nweb line 2\n', 'db-container': 'db line\n' };
+  readonly eventRows: LoggedEvent[] = [
+    { ts: '2026-01-01T00:00:00.000Z', level: 'info', message: 'Agent started' },
+    { ts: '2026-01-01T00:00:01.000Z', level: 'error', message: 'Failed to pull image' },
+  ];
+
+  private engineUp(): void {
+    if (this.engineDown) throw this.engineDown;
+  }
+
+  readonly engine: EnginePort = {
+    listContainers: async () => {
+      this.engineUp();
+      return Object.entries(SERVICES).flatMap(([appId, services]) =>
+        services.map((s) => ({ Id: `${s}-container`, Names: [`/${s}_1`], Labels: { [LABEL.appId]: appId, [LABEL.serviceName]: s } }) as unknown as ContainerInfo),
+      );
+    },
+    containers: async () => {
+      this.engineUp();
+      return Object.entries(SERVICES).flatMap(([appId, services]) => services.map((s) => container(Number(appId), s)));
+    },
+    containerState: async () => 'running',
+    containerLogs: async (id, _query, onChunk) => {
+      this.engineUp();
+      onChunk(Buffer.from(this.logs[id] ?? ''));
+    },
+    version: async () => {
+      this.engineUp();
+      return '27.0.0';
+    },
+  };
+
+  applyNow = async () => 'waiting' as const;
+  waitReasons = () => ['app 2 holds its update lock'];
+  events = async () => this.eventRows;
 }
