@@ -4,7 +4,7 @@
 // control plane's supervisor proxy) go through the same handlers, in process.
 import http from 'node:http';
 import type { Agent } from '../agent.js';
-import type { Api } from './deviceApi.js';
+import type { Api } from './apiRequest.js';
 
 export interface ApiServer {
   readonly port: number;
@@ -21,8 +21,12 @@ export function lazyApi(build: () => Promise<Api>): () => Promise<Api> {
   };
 }
 
-/** The device API (balena Supervisor API). */
-export const deviceApiLoader = (agent: Agent) => lazyApi(async () => (await import('./deviceApi.js')).buildDeviceApi(agent));
+/** The device API (balena Supervisor API), over the agent's port (both loaded with the first request). */
+export const deviceApiLoader = (agent: Agent) =>
+  lazyApi(async () => {
+    const [{ buildDeviceApi }, { agentPort }] = await Promise.all([import('./deviceApi.js'), import('./agentPort.js')]);
+    return buildDeviceApi(agentPort(agent));
+  });
 
 /** `name` is for the log: which API could not be built. */
 export async function startApiServer(agent: Agent, name: string, load: () => Promise<Api>, port: number, address: string): Promise<ApiServer> {

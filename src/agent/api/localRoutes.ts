@@ -5,36 +5,35 @@
 // app's key its own services' lines only.
 import { fromBalenaLocalTarget } from '../../shared/balenaTarget.js';
 import { ValidationError } from '../../shared/errors.js';
-import type { Agent } from '../agent.js';
-import { followLogs } from '../logs/logFollower.js';
-import { assertDevice, type Api } from './deviceApi.js';
+import { assertDevice, type Api } from './apiRequest.js';
+import type { DevicePort } from './devicePort.js';
 import { coversApp } from './keyScope.js';
 
-export const localRoutes = (agent: Agent) => async (app: Api) => {
+export const localRoutes = (device: DevicePort) => async (app: Api) => {
   app.get('/v2/local/device-info', async () => ({
     status: 'success',
-    info: { arch: agent.device.arch, deviceType: agent.device.type },
+    info: { arch: device.identity().arch, deviceType: device.identity().type },
   }));
 
   app.get('/v2/local/target-state', async (req) => {
     assertDevice(req, "the target state holds every app's environment");
-    const target = agent.getTarget();
+    const target = device.getTarget();
     return {
       status: 'success',
-      state: { local: { name: agent.deviceName(), config: target?.config ?? {}, apps: target?.apps ?? {} } },
+      state: { local: { name: device.deviceName(), config: target?.config ?? {}, apps: target?.apps ?? {} } },
     };
   });
 
   app.post('/v2/local/target-state', async (req) => {
     assertDevice(req, 'a local target replaces every app');
-    if (!agent.localMode()) throw new ValidationError('', 'Target state can only set when device is in local mode', 'request');
+    if (!device.localMode()) throw new ValidationError('', 'Target state can only set when device is in local mode', 'request');
     // balena's top-level `force`: this target is applied over the apps' update locks
     const force = (req.body as { force?: unknown } | null)?.force;
     if (force !== undefined && typeof force !== 'boolean') throw new ValidationError('/force', 'must be true or false', 'local target state');
     const dropped: string[] = [];
     const target = fromBalenaLocalTarget(req.body, dropped);
-    if (dropped.length) agent.log.warn(`Local target: unsupported compose keys ignored: ${dropped.join(', ')}`);
-    await agent.setTarget(target, 'local', force === true);
+    if (dropped.length) device.log.warn(`Local target: unsupported compose keys ignored: ${dropped.join(', ')}`);
+    await device.setLocalTarget(target, force === true);
     return { status: 'success', message: 'OK' };
   });
 
@@ -44,7 +43,7 @@ export const localRoutes = (agent: Agent) => async (app: Api) => {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     res.write(`${JSON.stringify({ message: 'Streaming logs', isSystem: true })}\n`);
     const scope = req.keyScope;
-    const stop = followLogs(agent.docker, agent.opts.engineScope, agent.log, (line) => {
+    const stop = device.followLogs((line) => {
       // an app's key: its services' lines (the agent's own messages name every app)
       if (scope.kind === 'app' && (line.isSystem || line.appId === undefined || !coversApp(scope, line.appId))) return;
       // a slow reader must not make the agent buffer without bound: lines are dropped instead

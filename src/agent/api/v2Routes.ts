@@ -1,10 +1,10 @@
 // The v2 endpoints of the balena Supervisor API that apps use today.
 import { Type } from '@sinclair/typebox';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
-import type { Agent } from '../agent.js';
 import { applicationsByName, stateStatus } from '../state/deviceReports.js';
 import { BALENA_API_VERSION } from '../version.js';
-import { assertAppAccess, parseAppId, type Api } from './deviceApi.js';
+import { assertAppAccess, parseAppId, type Api } from './apiRequest.js';
+import type { DevicePort } from './devicePort.js';
 import { coversApp } from './keyScope.js';
 
 const AppParams = Type.Object({ appId: Type.String() });
@@ -16,8 +16,8 @@ const ServiceBody = Type.Object({
 const ForceBody = Type.Object({ force: Type.Optional(Type.Boolean()) });
 const ContainerIdQuery = Type.Object({ serviceName: Type.Optional(Type.String()), service: Type.Optional(Type.String()), apikey: Type.Optional(Type.String()) });
 
-export const v2Routes = (agent: Agent) => async (app: Api) => {
-  const { actions } = agent;
+export const v2Routes = (device: DevicePort) => async (app: Api) => {
+  const { actions } = device;
 
   /** The app id of the path, checked against the caller's key. */
   const appOf = (raw: string, req: Parameters<typeof assertAppAccess>[0]) => {
@@ -31,7 +31,7 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
     if (body?.serviceName) return body.serviceName;
     if (body?.imageId === undefined) throw new ValidationError('serviceName', 'Missing serviceName (or imageId) in the body', 'request body');
     const containers = await actions.containersOf(appId);
-    const match = containers.find((c) => c.imageId === String(body.imageId) || agent.desiredService(appId, c.serviceName)?.config.image === String(body.imageId));
+    const match = containers.find((c) => c.imageId === String(body.imageId) || device.desiredService(appId, c.serviceName)?.config.image === String(body.imageId));
     if (!match) throw new NotFoundError(`Service not found for imageId ${body.imageId}`);
     return match.serviceName;
   };
@@ -59,13 +59,13 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
   });
 
   app.get('/v2/applications/state', async (req) => {
-    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
+    const apps = Object.values(await device.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
     return applicationsByName(apps);
   });
 
   app.get('/v2/applications/:appId/state', { schema: { params: AppParams } }, async (req) => {
     const appId = appOf(req.params.appId, req);
-    const report = (await agent.currentState())[String(appId)];
+    const report = (await device.currentState())[String(appId)];
     if (!report) throw new ConflictError(`Application ID does not exist: ${appId}`);
     return {
       commit: report.commit,
@@ -80,19 +80,19 @@ export const v2Routes = (agent: Agent) => async (app: Api) => {
   });
 
   app.get('/v2/state/status', async (req) => {
-    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
-    return stateStatus(apps, agent.reconciler.status.applying);
+    const apps = Object.values(await device.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
+    return stateStatus(apps, device.applying());
   });
 
   app.get('/v2/version', async () => ({ status: 'success', version: BALENA_API_VERSION }));
 
-  app.get('/v2/device/name', async () => ({ status: 'success', deviceName: agent.deviceName() }));
+  app.get('/v2/device/name', async () => ({ status: 'success', deviceName: device.deviceName() }));
 
   app.get('/v2/device/vpn', async () => ({ status: 'success', vpn: { enabled: false, connected: false } }));
 
   app.get('/v2/containerId', { schema: { querystring: ContainerIdQuery } }, async (req, reply) => {
     const wanted = req.query.serviceName ?? req.query.service;
-    const apps = Object.values(await agent.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
+    const apps = Object.values(await device.currentState()).filter((a) => coversApp(req.keyScope, a.appId));
     const services: Record<string, string> = {};
     for (const a of apps) for (const [name, s] of Object.entries(a.services)) if (s.containerId) services[name] ??= s.containerId;
     if (wanted === undefined) return { status: 'success', services };

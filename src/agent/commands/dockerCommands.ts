@@ -4,12 +4,9 @@
 // own app's containers only: another app's are not found.
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
-import type { Agent } from '../agent.js';
+import type { CommandPort } from '../api/devicePort.js';
 import { coversApp, type KeyScope } from '../api/keyScope.js';
-import { readLogs } from '../engine/containerLogs.js';
-import { withDeadline } from '../engine/deadline.js';
-import { LABEL, ownedBy, SUPERVISED_FILTER } from '../engine/labels.js';
-import { readCurrentState } from '../engine/readState.js';
+import { LABEL } from '../engine/labels.js';
 import type { CurrentContainer } from '../reconciler/types.js';
 import { bind } from './params.js';
 
@@ -20,10 +17,9 @@ const NameParam = { name: 'name', type: 'string', required: true } as const;
 const ForceParam = { name: 'force', type: 'boolean' } as const;
 
 /** `docker.ps [all=False]`: the agent's containers, keyed by id, as the engine lists them. */
-export async function ps(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<Record<string, unknown>> {
+export async function ps(device: CommandPort, call: ExecuteCommand, scope: KeyScope): Promise<Record<string, unknown>> {
   const { all } = bind(call, [{ name: 'all', type: 'boolean' }]);
-  const list = await withDeadline((d) => agent.docker.listContainers({ all: all === true, filters: SUPERVISED_FILTER, ...d }));
-  const owned = list.filter((c) => ownedBy(c.Labels, agent.opts.engineScope) && c.Labels[LABEL.serviceName] && coversApp(scope, Number(c.Labels[LABEL.appId])));
+  const owned = (await device.engine.listContainers(all === true)).filter((c) => coversApp(scope, Number(c.Labels[LABEL.appId])));
   return Object.fromEntries(
     owned.map((c) => [
       c.Id,
@@ -48,45 +44,40 @@ export async function ps(agent: Agent, call: ExecuteCommand, scope: KeyScope): P
  * (stdout and stderr, in order) as one string. `since`: a UNIX time, an ISO date or a duration
  * back from now (`10m`, `2h`). Read as a stream, keeping the newest MAX_LOG_BYTES.
  */
-export async function logs(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<string> {
+export async function logs(device: CommandPort, call: ExecuteCommand, scope: KeyScope): Promise<string> {
   const a = bind(call, [NameParam, { name: 'tail', type: 'string' }, { name: 'since', type: 'string' }, { name: 'timestamps', type: 'boolean' }]);
   if (a.tail !== undefined && !/^(all|\d+)$/.test(a.tail)) throw new ValidationError('/kwarg/tail', 'a number of lines, or all', `arguments of ${call.command}`);
   const since = a.since === undefined ? 0 : sinceSeconds(a.since, call.command);
-  const c = await containerNamed(agent, a.name!, scope);
+  const c = await containerNamed(device, a.name!, scope);
   const kept = new NewestBytes(MAX_LOG_BYTES);
   // (a follow asked to stop at `until` would only end when the container prints again)
-  await readLogs(agent.docker, c.id, { tail: a.tail ?? 'all', since, timestamps: a.timestamps === true }, (chunk) => kept.push(chunk));
+  await device.engine.containerLogs(c.id, { tail: a.tail ?? 'all', since, timestamps: a.timestamps === true }, (chunk) => kept.push(chunk));
   return kept.text();
 }
 
 /** `docker.restart|stop|start <name> [force=True]`: through the device API's own actions (update locks honoured unless forced). */
-export const restart = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service, force) => agent.actions.restartService(appId, service, force));
-export const stop = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service, force) => agent.actions.stopService(appId, service, force));
-export const start = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => changeState(agent, call, scope, (appId, service) => agent.actions.startService(appId, service));
+export const restart = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service, force) => device.actions.restartService(appId, service, force));
+export const stop = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service, force) => device.actions.stopService(appId, service, force));
+export const start = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service) => device.actions.startService(appId, service));
 
 /** Salt's answer: `{result: true, state: {old, new}}`. */
-async function changeState(agent: Agent, call: ExecuteCommand, scope: KeyScope, act: (appId: number, service: string, force: boolean) => Promise<unknown>) {
+async function changeState(device: CommandPort, call: ExecuteCommand, scope: KeyScope, act: (appId: number, service: string, force: boolean) => Promise<unknown>) {
   const a = bind(call, [NameParam, ForceParam]);
-  const c = await containerNamed(agent, a.name!, scope);
-  const old = await stateOf(agent, c.id);
+  const c = await containerNamed(device, a.name!, scope);
+  const old = await device.engine.containerState(c.id);
   await act(c.appId, c.serviceName, a.force === true);
-  const now = await agent.actions.serviceContainer(c.appId, c.serviceName);
-  return { result: true, state: { old, new: await stateOf(agent, now.id) } };
-}
-
-async function stateOf(agent: Agent, id: string): Promise<'running' | 'paused' | 'stopped'> {
-  const { State } = await withDeadline((d) => agent.docker.getContainer(id).inspect({ ...d }));
-  return State.Paused ? 'paused' : State.Running ? 'running' : 'stopped';
+  const now = await device.actions.serviceContainer(c.appId, c.serviceName);
+  return { result: true, state: { old, new: await device.engine.containerState(now.id) } };
 }
 
 /** The owned container (of an app the key covers) `name` stands for: a container name or id, else a service's current container. */
-async function containerNamed(agent: Agent, name: string, scope: KeyScope): Promise<CurrentContainer> {
-  const containers = (await readCurrentState(agent.docker, agent.opts.engineScope)).containers.filter((c) => coversApp(scope, c.appId));
+async function containerNamed(device: CommandPort, name: string, scope: KeyScope): Promise<CurrentContainer> {
+  const containers = (await device.engine.containers()).filter((c) => coversApp(scope, c.appId));
   const exact = containers.find((c) => c.name === name || c.id === name || (name.length >= 12 && c.id.startsWith(name)));
   if (exact) return exact;
   const apps = [...new Set(containers.filter((c) => c.serviceName === name).map((c) => c.appId))];
   if (apps.length > 1) throw new ValidationError('/arg/0', `apps ${apps.join(' and ')} both have a service ${name}: name the container instead`, 'container name');
-  if (apps.length === 1) return agent.actions.serviceContainer(apps[0]!, name);
+  if (apps.length === 1) return device.actions.serviceContainer(apps[0]!, name);
   const services = [...new Set(containers.map((c) => c.serviceName))].sort();
   const whose = scope.kind === 'app' ? `app ${scope.appId}` : "this device's apps";
   throw new NotFoundError(`no container of ${whose} is named ${name}${services.length ? ` (its services: ${services.join(', ')})` : ''}`);

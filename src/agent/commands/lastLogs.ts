@@ -8,7 +8,7 @@
 // to freeze the agent. The log covers every app: the device key only.
 import { ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
-import type { Agent } from '../agent.js';
+import type { CommandPort } from '../api/devicePort.js';
 import { assertDeviceScope, type KeyScope } from '../api/keyScope.js';
 import { bind } from './params.js';
 import { LogPattern, PatternError, PatternTooCostly, type Budget } from './logPattern.js';
@@ -29,7 +29,7 @@ export interface LogQuery {
   limit: number;
 }
 
-export async function lastLogs(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<string> {
+export async function lastLogs(device: CommandPort, call: ExecuteCommand, scope: KeyScope): Promise<string> {
   assertDeviceScope(scope, `${call.command} reads the agent's log, which covers every app`);
   const a = bind(call, [
     { name: 'file', type: 'string' },
@@ -44,7 +44,7 @@ export async function lastLogs(agent: Agent, call: ExecuteCommand, scope: KeySco
   for (const name of ['count', 'before', 'after', 'limit'] as const) {
     if ((a[name] ?? 0) < 0) throw new ValidationError(`/kwarg/${name}`, 'must not be negative', `arguments of ${call.command}`);
   }
-  const rows = await agent.store.db.selectFrom('event').select(['ts', 'level', 'message']).orderBy('id').execute();
+  const rows = await device.events();
   const lines = rows.map((r) => `${r.ts} [${r.level.toUpperCase().padEnd(8)}] ${r.message}`);
   return queryLog(lines, { until: a.until ?? '$', match: a.match ?? '.*', count: a.count ?? 0, before: a.before ?? 0, after: a.after ?? 0, limit: a.limit ?? 100 }).join('\n');
 }

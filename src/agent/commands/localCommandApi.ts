@@ -22,7 +22,8 @@ import { clientErrorStatus, NotFoundError, UnauthorizedError, ValidationError } 
 import { ExecuteCommandSchema } from '../../shared/executeCommand.js';
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
-import type { Api } from '../api/deviceApi.js';
+import { agentPort } from '../api/agentPort.js';
+import type { Api } from '../api/apiRequest.js';
 import { assertSameOrigin, ForbiddenRequest, isCommandApiHost, presentedKey } from '../api/requestGuard.js';
 import { runCommand } from './registry.js';
 
@@ -30,6 +31,7 @@ import { runCommand } from './registry.js';
 const sameUnit = (a: string, b: string) => a.replace(/-/g, '').toLowerCase() === b.replace(/-/g, '').toLowerCase();
 
 export async function buildLocalCommandApi(agent: Agent, listenAddress: string): Promise<Api> {
+  const device = agentPort(agent);
   const app = Fastify({ logger: false, routerOptions: { ignoreTrailingSlash: true } });
   app.addHook('onRequest', async (req) => {
     if (!isCommandApiHost(req.headers.host, listenAddress)) {
@@ -39,22 +41,23 @@ export async function buildLocalCommandApi(agent: Agent, listenAddress: string):
   });
   app.setErrorHandler((err: Error, _req, reply) => {
     const status = clientErrorStatus(err) ?? 500;
-    if (status >= 500) agent.log.logger.warn({ err }, 'local command API request failed');
+    if (status >= 500) device.log.logger.warn({ err }, 'local command API request failed');
     reply.code(status).send({ detail: err.message, ...(err instanceof ValidationError ? { field: err.field } : {}) });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/', async () => ({ unit_id: agent.device.uuid }));
+  app.get('/', async () => ({ unit_id: device.identity().uuid }));
 
   app.post<{ Params: { unitId: string } }>('/dongle/:unitId/execute/', async (req, reply) => {
     const key = presentedKey(req.query, req.headers);
     if (!key) throw new UnauthorizedError('a key is required: send "Authorization: Bearer <key>" with the device API key or your app\'s BALENA_SUPERVISOR_API_KEY');
-    const scope = agent.apiKeys.authenticate(key);
+    const scope = device.authenticate(key);
     if (!scope) throw new UnauthorizedError('invalid key');
-    if (!sameUnit(req.params.unitId, agent.device.uuid)) throw new NotFoundError(`this is device ${agent.device.uuid}, not ${req.params.unitId}`);
+    const { uuid } = device.identity();
+    if (!sameUnit(req.params.unitId, uuid)) throw new NotFoundError(`this is device ${uuid}, not ${req.params.unitId}`);
     const call = req.body ?? {};
     assertValid(ExecuteCommandSchema, call, 'request body');
-    const value = await runCommand(agent, call, scope);
+    const value = await runCommand(device, call, scope);
     // the return value as JSON, strings included (fastify would send a string as text)
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(value ?? null));
   });

@@ -6,6 +6,8 @@ import { ValidationError } from '../../shared/errors.js';
 import { ExecuteCommandSchema, type CommandResult, type ExecuteCommand } from '../../shared/executeCommand.js';
 import { assertValid } from '../../shared/validate.js';
 import type { Agent } from '../agent.js';
+import { agentPort } from '../api/agentPort.js';
+import type { CommandPort } from '../api/devicePort.js';
 import { DEVICE_SCOPE, type KeyScope } from '../api/keyScope.js';
 import { engineErrorMessage } from '../engine/deadline.js';
 import * as docker from './dockerCommands.js';
@@ -13,13 +15,13 @@ import { grainsItems } from './grains.js';
 import { bind } from './params.js';
 import { blink, power, purgeApp, release, restartApp, stateSls } from './supervisorCommands.js';
 
-type Handler = (agent: Agent, call: ExecuteCommand, scope: KeyScope) => Promise<unknown>;
+type Handler = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => Promise<unknown>;
 
 /** A result must fit in one request to the server (its device link takes at most 2 MiB). */
 const MAX_RESULT_BYTES = 2 * 1024 * 1024 - 1024;
 
 const COMMANDS: Record<string, Handler> = {
-  'test.ping': async (_agent, call) => {
+  'test.ping': async (_device, call) => {
     bind(call, []);
     return true;
   },
@@ -44,21 +46,23 @@ const COMMANDS: Record<string, Handler> = {
  * Runs a command and gives its return value; a typed error when it cannot run (an unknown
  * command or argument, a container that is not the agent's, an app holding its update lock).
  */
-export async function runCommand(agent: Agent, call: ExecuteCommand, scope: KeyScope): Promise<unknown> {
+export async function runCommand(device: CommandPort, call: ExecuteCommand, scope: KeyScope): Promise<unknown> {
   const handler = Object.hasOwn(COMMANDS, call.command) ? COMMANDS[call.command] : undefined;
   if (!handler) throw new ValidationError('/command', `'${call.command}' is not available; this device runs ${Object.keys(COMMANDS).join(', ')}`, 'command');
-  return handler(agent, call, scope);
+  return handler(device, call, scope);
 }
 
 /**
  * A command from the control plane, whatever its payload holds: what it came to, as a Salt job
- * returns it (a failure's return is its message, retcode 1); never a throw.
+ * returns it (a failure's return is its message, retcode 1); never a throw. The agent calls this
+ * with itself: the commands get its port.
  */
 export async function commandResult(agent: Agent, payload: unknown): Promise<CommandResult> {
+  const device = agentPort(agent);
   try {
     assertValid(ExecuteCommandSchema, payload, 'command');
-    agent.log.logger.info({ command: payload.command }, 'running a remote command');
-    const result = { return: (await runCommand(agent, payload, DEVICE_SCOPE)) ?? null, success: true, retcode: 0 };
+    device.log.logger.info({ command: payload.command }, 'running a remote command');
+    const result = { return: (await runCommand(device, payload, DEVICE_SCOPE)) ?? null, success: true, retcode: 0 };
     const size = Buffer.byteLength(JSON.stringify(result));
     if (size > MAX_RESULT_BYTES) return { return: `the result is ${size} bytes, more than a device may send (2 MiB): ask for less`, success: false, retcode: 1 };
     return result;

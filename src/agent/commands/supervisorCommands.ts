@@ -4,7 +4,7 @@
 // the action fail unless `force=True`, which an app's key may give for its own app only.
 import { ValidationError } from '../../shared/errors.js';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
-import type { Agent } from '../agent.js';
+import type { CommandPort } from '../api/devicePort.js';
 import { assertAppAccess, coversApp, forceFor, type KeyScope } from '../api/keyScope.js';
 import type { PowerAction } from '../host/host.js';
 import { bind } from './params.js';
@@ -12,37 +12,37 @@ import { bind } from './params.js';
 const ForceParam = { name: 'force', type: 'boolean' } as const;
 const AppParams = [{ name: 'app_id', type: 'integer', required: true }, ForceParam] as const;
 
-export const power = (action: PowerAction) => async (agent: Agent, call: ExecuteCommand, scope: KeyScope) => {
+export const power = (action: PowerAction) => async (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => {
   const { force } = bind(call, [ForceParam]);
-  await agent.actions.power(action, forceFor(scope, force === true));
+  await device.actions.power(action, forceFor(scope, force === true));
   return true;
 };
 
-export async function blink(agent: Agent, call: ExecuteCommand) {
+export async function blink(device: CommandPort, call: ExecuteCommand) {
   bind(call, []);
-  agent.host.blink();
+  device.host.blink();
   return true;
 }
 
-export async function purgeApp(agent: Agent, call: ExecuteCommand, scope: KeyScope) {
+export async function purgeApp(device: CommandPort, call: ExecuteCommand, scope: KeyScope) {
   const a = bind(call, AppParams);
   assertAppAccess(scope, a.app_id!);
-  await agent.actions.purgeApp(a.app_id!, a.force === true);
+  await device.actions.purgeApp(a.app_id!, a.force === true);
   return true;
 }
 
-export async function restartApp(agent: Agent, call: ExecuteCommand, scope: KeyScope) {
+export async function restartApp(device: CommandPort, call: ExecuteCommand, scope: KeyScope) {
   const a = bind(call, AppParams);
   assertAppAccess(scope, a.app_id!);
-  await agent.actions.restartApp(a.app_id!, a.force === true);
+  await device.actions.restartApp(a.app_id!, a.force === true);
   return true;
 }
 
 /** `state.sls docker.release`: the only state this device has. */
-export async function stateSls(agent: Agent, call: ExecuteCommand, scope: KeyScope) {
+export async function stateSls(device: CommandPort, call: ExecuteCommand, scope: KeyScope) {
   const { mods, force } = bind(call, [{ name: 'mods', type: 'string', required: true }, ForceParam]);
   if (mods !== 'docker.release') throw new ValidationError('/arg/0', `no state ${mods} on this device (it has docker.release)`, `arguments of ${call.command}`);
-  return applyTarget(agent, force === true, scope);
+  return applyTarget(device, force === true, scope);
 }
 
 /**
@@ -50,17 +50,17 @@ export async function stateSls(agent: Agent, call: ExecuteCommand, scope: KeySco
  * it has it; this re-checks and repairs, `force` overriding update locks until it converges). Done
  * when the apply is: the device runs its target, or waits (a download under way, a lock held).
  */
-export async function release(agent: Agent, call: ExecuteCommand, scope: KeyScope) {
+export async function release(device: CommandPort, call: ExecuteCommand, scope: KeyScope) {
   const { force } = bind(call, [ForceParam]);
-  return applyTarget(agent, force === true, scope);
+  return applyTarget(device, force === true, scope);
 }
 
 /** An app's key sees its own app only (the wait reasons name every app: the device key's). */
-async function applyTarget(agent: Agent, force: boolean, scope: KeyScope) {
-  agent.requestUpdate(force, scope);
-  const outcome = await agent.applyNow();
-  const apps = Object.values(await agent.currentState()).filter((a) => coversApp(scope, a.appId));
-  const waits = scope.kind === 'device' ? `: ${agent.reconciler.status.waitReasons.join('; ')}` : '';
+async function applyTarget(device: CommandPort, force: boolean, scope: KeyScope) {
+  device.requestUpdate(force, scope);
+  const outcome = await device.applyNow();
+  const apps = Object.values(await device.currentState()).filter((a) => coversApp(scope, a.appId));
+  const waits = scope.kind === 'device' ? `: ${device.waitReasons().join('; ')}` : '';
   return {
     result: true,
     converged: outcome === 'converged',

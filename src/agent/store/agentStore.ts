@@ -183,6 +183,11 @@ export class AgentStore {
     });
   }
 
+  /** The system messages the event table holds, oldest first. */
+  events(): Promise<{ ts: string; level: string; message: string }[]> {
+    return this.db.selectFrom('event').select(['ts', 'level', 'message']).orderBy('id').execute();
+  }
+
   async addEvent(level: string, message: string): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       const { id } = await tx

@@ -10,16 +10,16 @@
 // The route is part of the device API; what it feeds (the buffer, the upload) loads on its first call.
 import { Type } from '@sinclair/typebox';
 import { MAX_POINTS_PER_REQUEST, parsePoint, parsePoints, PointSchema } from '../../shared/telemetry.js';
-import type { Agent } from '../agent.js';
-import type { Api } from '../api/deviceApi.js';
+import type { Api } from '../api/apiRequest.js';
+import type { DevicePort } from '../api/devicePort.js';
 
 const Body = Type.Union([PointSchema, Type.Array(PointSchema, { minItems: 1, maxItems: MAX_POINTS_PER_REQUEST })]);
 
-export const telemetryRoutes = (agent: Agent) => async (app: Api) => {
+export const telemetryRoutes = (device: DevicePort) => async (app: Api) => {
   app.post('/v2/telemetry', { schema: { body: Body } }, async (req, reply) => {
     const now = Date.now() * 1000;
     const points = Array.isArray(req.body) ? parsePoints(req.body, '', now) : [parsePoint(req.body, '', now)];
-    await (await agent.telemetry()).record(points);
+    await device.recordTelemetry(points);
     return reply.code(202).send({ status: 'success', accepted: points.length });
   });
 };
