@@ -79,7 +79,7 @@ module.exports = process.env.DEBUG ? require('debug') : () => off;`,
 
 const REQUIRE_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 
-const escape = (m) => m.replace(/[/.]/g, '\\$&');
+const escapeRegex = (m) => m.replace(/[/.]/g, '\\$&');
 
 const esmDir = 'dist/.agent-esm';
 // chunk names carry a content hash: drop the previous build's
@@ -106,7 +106,7 @@ const built = await build({
     {
       name: 'stub-unused',
       setup(b) {
-        const filter = new RegExp(`^(${unused.map(escape).join('|')})$`);
+        const filter = new RegExp(`^(${unused.map(escapeRegex).join('|')})$`);
         b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stub' }));
         b.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({
           contents: `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is not part of the agent bundle`)}); };
@@ -119,7 +119,7 @@ module.exports = new Proxy({}, { get: (_t, k) => (k === '__esModule' ? false : f
       name: 'lazy-and-replaced-requires',
       setup(b) {
         const rules = [...lazyRequires.map((r) => ({ ...r, kind: 'lazy' })), ...replacedRequires.map((r) => ({ ...r, kind: 'replaced' }))];
-        const filter = new RegExp(`^(${[...new Set(rules.map((r) => r.module))].map(escape).join('|')})$`);
+        const filter = new RegExp(`^(${[...new Set(rules.map((r) => r.module))].map(escapeRegex).join('|')})$`);
         b.onResolve({ filter }, (args) => {
           // the stand-ins' own require() of the module resolves as usual
           if (args.namespace === 'lazy' || args.namespace === 'replaced') return undefined;
