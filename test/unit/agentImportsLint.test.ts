@@ -52,7 +52,10 @@ function lint(): Map<string, number[]> {
     const lines = new Map<string, number[]>();
     for (const d of report.diagnostics) {
       assert.equal(d.category, 'plugin');
-      lines.set(d.location.path, [...(lines.get(d.location.path) ?? []), d.location.start.line].sort((a, b) => a - b));
+      lines.set(
+        d.location.path,
+        [...(lines.get(d.location.path) ?? []), d.location.start.line].sort((a, b) => a - b),
+      );
     }
     return lines;
   } finally {
