@@ -115,6 +115,12 @@ for (const launcher of (process.env.BENCH_RSS_COMPARE ?? '').split(';').map((f) 
 // BENCH_RSS_ONLY="shipped;lite-mode": only the variants whose name contains one of these (the bare-node baseline always runs)
 const only = (process.env.BENCH_RSS_ONLY ?? '').split(';').map((f) => f.trim()).filter(Boolean);
 if (only.length) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => only.some((o) => v.name.includes(o))));
+/**
+ * BENCH_RSS_CHECK_MB: the short form CI runs (`npm run bench:rss-check`): only what ships, on a
+ * fresh data dir, no baseline; the bench fails when the agent's idle RSS (final) is above this.
+ */
+const CHECK_MB = process.env.BENCH_RSS_CHECK_MB ? Number(process.env.BENCH_RSS_CHECK_MB) : undefined;
+if (CHECK_MB !== undefined) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => v.name === shippedName));
 const BARE: Variant = { name: 'bare node (setInterval)', args: () => ['-e', 'setInterval(() => {}, 1000)'], agent: false };
 
 interface Measured {
@@ -277,13 +283,14 @@ async function measure(v: Variant, root: string): Promise<Measured> {
 await runBench('agentRss', async () => {
   if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
   if (!SHIPPED_FLAGS) throw new Error(`could not read the node flags from ${LAUNCHER}`);
+  if (CHECK_MB !== undefined && !(CHECK_MB > 0)) throw new Error(`BENCH_RSS_CHECK_MB=${process.env.BENCH_RSS_CHECK_MB} is not a number of MB`);
   await ensureImage();
   const root = await tempDir('bosun-bench-rss-');
   log(`agent RSS: ${SERVICES} services, ${IDLE_S} s idle after converging, VmRSS sampled every second`);
   const results: Measured[] = [];
   for (const [i, v] of VARIANTS.entries()) {
     // the bare-node baseline needs no engine: it is measured beside the first variant
-    const [m, bare] = await Promise.all([measure(v, root), i === 0 ? measure(BARE, root) : undefined]);
+    const [m, bare] = await Promise.all([measure(v, root), i === 0 && CHECK_MB === undefined ? measure(BARE, root) : undefined]);
     for (const r of [bare, m]) {
       if (!r) continue;
       results.push(r);
@@ -303,5 +310,11 @@ await runBench('agentRss', async () => {
     // the goal is the RSS while supervising: the idle agent's (final), not the first seconds' peak
     meetsGoal: r.ok && r.finalMb <= GOAL_MB,
   }));
-  return { services: SERVICES, idleS: IDLE_S, goalMb: GOAL_MB, baselineBareNodeMb: bareFinal, results: table };
+  if (CHECK_MB !== undefined) {
+    const r = results[0];
+    if (!r?.ok) throw new Error(`the shipped agent could not be measured: ${r?.error ?? 'no result'}`);
+    if (!(r.finalMb <= CHECK_MB)) throw new Error(`the shipped agent idles at ${r.finalMb} MB RSS after ${IDLE_S} s, above the ${CHECK_MB} MB limit`);
+    log(`  within the limit: ${r.finalMb} MB <= ${CHECK_MB} MB`);
+  }
+  return { services: SERVICES, idleS: IDLE_S, goalMb: GOAL_MB, baselineBareNodeMb: bareFinal, checkMb: CHECK_MB, results: table };
 });

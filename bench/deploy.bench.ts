@@ -35,6 +35,7 @@ async function bosunDeploy(n: number): Promise<number> {
   const label = `io.balena.app-id=${appId}`;
   const b = await startAgent();
   const undo = onCleanup(() => removeApp(appId));
+  let elapsed: number;
   try {
     const before = await countAll(label);
     if (before.containers || before.networks) throw new Error(`app ${appId} is not empty before the run`);
@@ -45,15 +46,17 @@ async function bosunDeploy(n: number): Promise<number> {
     const seconds = (performance.now() - t0) / 1000;
     const running = await countRunning(label);
     if (running !== n) throw new Error(`bosun: ${running}/${n} containers running after converge`);
-    return seconds;
+    elapsed = seconds;
   } finally {
     // the agent first, so it does not react to the removals
     await b.stop();
     await removeApp(appId);
     undo();
-    const after = await countAll(label);
-    if (after.containers || after.networks) throw new Error(`bosun teardown left ${JSON.stringify(after)}`);
   }
+  // after the finally block, so that a failed run reports its own error
+  const after = await countAll(label);
+  if (after.containers || after.networks) throw new Error(`bosun teardown left ${JSON.stringify(after)}`);
+  return elapsed;
 }
 
 async function composeDeploy(dir: string, n: number, rep: string): Promise<number> {
@@ -62,6 +65,7 @@ async function composeDeploy(dir: string, n: number, rep: string): Promise<numbe
   const file = path.join(dir, `n${n}.yml`);
   const down = () => run('docker-compose', ['-p', project, '-f', file, 'down', '-t', '1'], { cwd: dir, timeoutMs: 120_000 });
   const undo = onCleanup(down);
+  let elapsed: number;
   try {
     const before = await countAll(label);
     if (before.containers || before.networks) throw new Error(`compose project ${project} is not empty before the run`);
@@ -70,13 +74,15 @@ async function composeDeploy(dir: string, n: number, rep: string): Promise<numbe
     const seconds = (performance.now() - t0) / 1000;
     const running = await countRunning(label);
     if (running !== n) throw new Error(`compose: ${running}/${n} containers running after up -d`);
-    return seconds;
+    elapsed = seconds;
   } finally {
     await down();
     undo();
-    const after = await countAll(label);
-    if (after.containers || after.networks) throw new Error(`compose teardown left ${JSON.stringify(after)}`);
   }
+  // after the finally block, so that a failed run reports its own error
+  const after = await countAll(label);
+  if (after.containers || after.networks) throw new Error(`compose teardown left ${JSON.stringify(after)}`);
+  return elapsed;
 }
 
 function composeFile(n: number): string {

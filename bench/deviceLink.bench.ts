@@ -20,11 +20,8 @@
 // writes (device key digests as it computes them; their materialised targets as DeviceTargets
 // builds them: the one it builds for the first, renamed; checked against `targets.build()` on
 // samples). A release is created with `POST /docker/projects/{id}/releases/` (sent by the fleet
-// process, which timestamps it); when the API refuses it (at 10k devices it hits the SQL parameter
-// limit: the route inserts every device's deployment row in one statement), the bench writes the
-// rows the route would, in one transaction, and calls `targets.refresh(devices)` as the route does
-// after its commit, and says so in the result (`mode: 'direct'`, `apiError`). During each round a
-// probe asks the server something trivial every 50 ms: how long anything else waits meanwhile.
+// process, which timestamps it). During each round a probe asks the server something trivial every
+// 50 ms: how long anything else waits meanwhile.
 //
 // Knobs: BENCH_DL_BACKENDS (sqlite,postgres), BENCH_DL_SIZES (1000,10000), BENCH_DL_ROUNDS (3),
 // BENCH_DL_ROUND_TIMEOUT_S (50), BENCH_DL_CONNS (50), BENCH_DL_LOAD_S (6, after 2 s of warm-up),
@@ -43,6 +40,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { TargetNotifier } from '../src/server/targets/notifier.js';
 import type { Server } from '../src/server/server.js';
+import { freshPostgres } from '../test/server/backends.js';
 import { intEnv, log, onCleanup, percentile, round, runBench, sleep, tempDir, waitFor } from './lib.js';
 
 const SIZES = (process.env.BENCH_DL_SIZES ?? '1000,10000').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
@@ -492,7 +490,7 @@ class Fleet {
     } finally {
       conn.forget();
     }
-    // refused: nothing changed, the polls are still held (the caller may create it another way)
+    // refused: nothing changed, the polls are still held (the bench fails)
     if (post.status !== 201) {
       await this.stopProbe();
       return { post };
@@ -721,22 +719,6 @@ interface Backend {
   adminUrl?: string;
 }
 
-/** A new database on the cluster, dropped at the end (after every connection to it closed). */
-async function freshPostgres(adminUrl: string): Promise<string> {
-  const { default: pg } = await import('pg');
-  const name = `bosun_b_${randomBytes(6).toString('hex')}`;
-  const admin = async (query: string) => {
-    const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000 });
-    await c.connect();
-    await c.query(query).finally(() => c.end());
-  };
-  await admin(`create database ${name}`);
-  onCleanup(() => admin(`drop database if exists ${name} with (force)`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 /** A full GC (for the memory figures: what the held polls retain, not garbage not yet collected). */
 let gcFn: (() => void) | undefined;
 function fullGc(): void {
@@ -756,7 +738,9 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
   const { default: Fastify } = await import('fastify');
 
   const dataDir = await tempDir('bosun-bench-server-');
-  const databaseUrl = backend.adminUrl ? await freshPostgres(backend.adminUrl) : undefined;
+  const database = backend.adminUrl ? await freshPostgres(backend.adminUrl) : undefined;
+  if (database) onCleanup(() => database.drop());
+  const databaseUrl = database?.url;
   const server: Server = await openServer({ dataDir, ...(databaseUrl ? { databaseUrl } : {}), logger: false });
   let closed = false;
   const closeServer = async () => {
@@ -843,8 +827,6 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
     }
     const c = await connect(size);
     log(`[${backend.name}] ${c.connected} devices connected (${c.seconds} s to connect the new ones and fetch their targets)`);
-    let mode: 'api' | 'direct' = 'api';
-    let apiError: string | undefined;
     const rounds: Record<string, unknown>[] = [];
     for (let r = 1; r <= ROUNDS; r++) {
       if (r > 1 && (performance.now() - backendStarted) / 1000 > budgetS) {
@@ -872,55 +854,38 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       const body = { version: `bench-${size}-${r}`, containers: [{ name: 'web', image: 'example/web', tag: `v${round_}` }] };
       const stop = meter();
       type Collected = { devices: number; notified: number; notAnswered: number; otherAnswers: Record<string, number>; repolls: number; latency: LatencyStats; probe?: LatencyStats; fleetCpu: number };
-      let res: (Collected & { post?: { status: number; ms: number; error?: string } }) | undefined;
-      let writeMs: number | undefined;
-      if (mode === 'api') {
-        const a = await fleet.call<Partial<Collected> & { post: { status: number; ms: number; error?: string } }>(
-          'release',
-          { path: `/docker/projects/${project}/releases/`, body, timeoutMs: ROUND_TIMEOUT_MS },
-          POST_TIMEOUT_MS + ROUND_TIMEOUT_MS + 30_000,
-        );
-        if (a.post.status === 201) res = a as Collected & { post: { status: number; ms: number } };
-        else {
-          mode = 'direct';
-          apiError = `POST …/releases/ → ${a.post.status} ${a.post.error ?? ''}`.trim();
-          log(`[${backend.name}] ${size} devices: the API refused the release (${apiError}); writing its rows directly from now on`);
-        }
-      }
-      if (mode === 'direct') {
-        const t0 = hr();
-        const collecting = fleet.call<Collected>('collect', { t0: String(t0), timeoutMs: ROUND_TIMEOUT_MS }, ROUND_TIMEOUT_MS + 30_000);
-        const tw = performance.now();
-        await directRelease(server, project, body.version, body.containers[0]!.tag, nowIso);
-        writeMs = round(performance.now() - tw, 1);
-        res = await collecting;
-      }
+      const a = await fleet.call<Partial<Collected> & { post: { status: number; ms: number; error?: string } }>(
+        'release',
+        { path: `/docker/projects/${project}/releases/`, body, timeoutMs: ROUND_TIMEOUT_MS },
+        POST_TIMEOUT_MS + ROUND_TIMEOUT_MS + 30_000,
+      );
+      if (a.post.status !== 201) throw new Error(`${size} devices: POST …/releases/ → ${a.post.status} ${a.post.error ?? ''}`.trim());
+      const res = a as Collected & { post: { status: number; ms: number } };
       const m = stop();
       const row = {
         round: r,
-        mode,
         devices: size,
-        notified: res!.notified,
-        notAnswered: res!.notAnswered,
-        otherAnswers: res!.otherAnswers,
-        repolls: res!.repolls,
-        ...res!.latency,
+        notified: res.notified,
+        notAnswered: res.notAnswered,
+        otherAnswers: res.otherAnswers,
+        repolls: res.repolls,
+        ...res.latency,
         // the server's answer time to a request needing neither the database nor a device, every 50 ms during the round
-        probeP50Ms: res!.probe?.p50Ms,
-        probeMaxMs: res!.probe?.maxMs,
-        ...(res!.post ? { postMs: res!.post.ms } : { writeAndRefreshMs: writeMs }),
+        probeP50Ms: res.probe?.p50Ms,
+        probeMaxMs: res.probe?.maxMs,
+        postMs: res.post.ms,
         armS,
         // the server process with the polls held, after a full GC, and what holding them added
         serverRssHeldMb: mb(held.rss),
         serverHeapHeldMb: mb(held.heapUsed),
         heapPerPollKb: round((held.heapUsed - before.heapUsed) / 1024 / size, 2),
-        fleetCpu: res!.fleetCpu,
+        fleetCpu: res.fleetCpu,
         ...m,
       };
       rounds.push(row);
       log(
-        `[${backend.name}] notify ${size} (${mode}) round ${r}: ${row.notified}/${size} notified, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, first ${row.minMs} ms` +
-          `${res!.post ? `; POST answered in ${res!.post.ms} ms` : `; rows + refresh ${writeMs} ms`}${res!.repolls ? `; ${res!.repolls} polls ran out and were sent again` : ''} (server CPU ${m.serverCpu}, ELU ${m.serverElu}; meanwhile the server answered a trivial request in ${res!.probe?.p50Ms} ms median, ${res!.probe?.maxMs} ms at worst)`,
+        `[${backend.name}] notify ${size} round ${r}: ${row.notified}/${size} notified, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, first ${row.minMs} ms` +
+          `; POST answered in ${res.post.ms} ms${res.repolls ? `; ${res.repolls} polls ran out and were sent again` : ''} (server CPU ${m.serverCpu}, ELU ${m.serverElu}; meanwhile the server answered a trivial request in ${res.probe?.p50Ms} ms median, ${res.probe?.maxMs} ms at worst)`,
       );
     }
     const done = rounds.filter((x): x is typeof x & LatencyStats & { notified: number } => !('skipped' in x));
@@ -929,8 +894,6 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
     const med = (f: (x: (typeof heard)[number]) => number) => (heard.length ? round(percentile(heard.map(f), 50), 1) : undefined);
     notify.push({
       devices: size,
-      mode,
-      ...(apiError ? { apiError } : {}),
       rounds,
       medianOfRounds: done.length
         ? {
@@ -939,8 +902,8 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
             p99Ms: med((x) => x.p99Ms),
             maxMs: med((x) => x.maxMs),
             firstMs: med((x) => x.minMs),
-            /** the POST's answer (api), or writing the rows and refreshing the targets (direct) */
-            createMs: round(percentile(done.map((x) => Number((x as Record<string, unknown>).postMs ?? (x as Record<string, unknown>).writeAndRefreshMs)), 50), 1),
+            /** the release POST's answer */
+            createMs: round(percentile(done.map((x) => Number((x as Record<string, unknown>).postMs)), 50), 1),
             notifiedMin: Math.min(...done.map((x) => x.notified)),
             /** the slowest answer to the trivial probe request in any round */
             probeMaxMs: Math.max(...done.map((x) => Number((x as Record<string, unknown>).probeMaxMs ?? NaN))),
@@ -1012,36 +975,6 @@ async function insertDevices(server: Server, project: number, n: number, nowIso:
   return devices.map(({ id, key }) => ({ id, key }));
 }
 
-/**
- * The rows `POST …/releases/` writes for a release of the project's devices (in one transaction,
- * statements chunked), then `targets.refresh(devices)` as the route does after its commit.
- */
-async function directRelease(server: Server, project: number, version: string, tag: string, nowIso: () => string): Promise<void> {
-  const db = server.db;
-  const devices = (await db.selectFrom('project_device').select('device_id').where('project_id', '=', project).orderBy('device_id').execute()).map((r) => r.device_id);
-  const now = nowIso();
-  await db.transaction().execute(async (tx) => {
-    const { id } = await tx
-      .insertInto('release')
-      .values({ project_id: project, version, version_hash: randomBytes(4).toString('hex'), remove_containers: '[]', created_at: now })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    await tx
-      .insertInto('release_container')
-      .values({ release_id: id, position: 0, name: 'web', image: 'example/web', tag, required_tags: '[]', startup_parameters: '{}', purge_data: 0, registry_id: null })
-      .execute();
-    for (let i = 0; i < devices.length; i += 1000) {
-      const chunk = devices.slice(i, i + 1000);
-      await tx.insertInto('release_device').values(chunk.map((device_id) => ({ release_id: id, device_id }))).execute();
-      await tx
-        .insertInto('deployment')
-        .values(chunk.map((device_id) => ({ release_id: id, device_id, state: 'pending' as const, error: null, created_at: now, updated_at: now, finished_at: null })))
-        .execute();
-    }
-  });
-  await server.targets.refresh(devices);
-}
-
 async function main(): Promise<Record<string, unknown>> {
   const backends: Backend[] = [];
   const wanted = (process.env.BENCH_DL_BACKENDS ?? 'sqlite,postgres').split(',');
@@ -1084,9 +1017,9 @@ async function main(): Promise<Record<string, unknown>> {
       const m = n.medianOfRounds as { rounds: number; p50Ms?: number; p99Ms?: number; maxMs?: number; firstMs?: number; createMs: number; notifiedMin: number; probeMaxMs: number } | undefined;
       lines.push(
         m
-          ? `  ${r.backend}: notify ${n.devices} devices (${n.mode === 'api' ? 'release POSTed' : 'release rows + targets.refresh: the API POST failed'}; median of ${m.rounds} round(s)): ` +
+          ? `  ${r.backend}: notify ${n.devices} devices (release POSTed; median of ${m.rounds} round(s)): ` +
               (m.p50Ms === undefined ? 'nobody notified; ' : `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, max ${m.maxMs} ms, first ${m.firstMs} ms; `) +
-              `${n.mode === 'api' ? 'POST answered' : 'rows + refresh'} in ${m.createMs} ms; ` +
+              `POST answered in ${m.createMs} ms; ` +
               `notified ≥ ${m.notifiedMin}/${n.devices} within ${ROUND_TIMEOUT_MS / 1000} s; a trivial request took up to ${m.probeMaxMs} ms meanwhile`
           : `  ${r.backend}: notify ${n.devices}: no round ran`,
       );

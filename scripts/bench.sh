@@ -6,6 +6,8 @@
 # Env: BENCH_REPS (5), BENCH_NOOP_ITERATIONS (200), BENCH_RSS_IDLE_S (20), BENCH_DEPLOY_SIZES (5,20),
 #      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there),
 #      BENCH_TIMEOUT_S (420: the last-resort limit of each bench).
+# agentRss: BENCH_RSS_CHECK_MB (CI's short form, `npm run bench:rss-check`: only the shipped launcher, failing
+#      when its idle RSS is above this), BENCH_RSS_ONLY, BENCH_RSS_COMPARE (see bench/agentRss.bench.ts).
 # deviceLink, logbook: BENCH_DATABASE_URL (a PostgreSQL where it may create a database; default: the test
 #      cluster of scripts/postgres.sh, started for it and stopped after when we started it), BENCH_DL_*
 #      (see bench/deviceLink.bench.ts), BENCH_LB_* (see bench/logbook.bench.ts).
@@ -14,12 +16,6 @@ cd "$(dirname "$0")/.."
 log() { echo "[bench] $*" >&2; }
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
-if ! command -v docker-compose >/dev/null; then
-  log "installing docker-compose (Debian's, v1)"
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
-fi
-
 ENGINE_DIR=${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}
 already_ours=$(ls "$ENGINE_DIR"/*.started 2>/dev/null || true)
 out=$(mktemp -d "${TMPDIR:-/tmp}/bosun-bench-out-XXXXXX")
@@ -37,6 +33,12 @@ npm run build --silent >&2
 
 benches=(deploy noopReconcile agentRss)
 [ $# -gt 0 ] && benches=("$@")
+# the deploy bench compares with docker-compose; the others do without it
+if [[ " ${benches[*]} " == *" deploy "* ]] && ! command -v docker-compose >/dev/null; then
+  log "installing docker-compose (Debian's, v1)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
+fi
 
 if [[ " ${benches[*]} " == *" deviceLink "* || " ${benches[*]} " == *" logbook "* ]]; then
   # 10k simulated devices: each socket is a file descriptor in the server process and in the fleet process

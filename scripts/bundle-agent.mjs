@@ -8,12 +8,14 @@
 // uses are replaced by stubs that throw if reached: docker-modem's ssh transport (ssh2, ~18 MB
 // RSS), dockerode's buildkit session (grpc, protobufjs) and image builds (tar-fs). Modules that dependencies require at load but use
 // only on paths the agent rarely or never takes are loaded on first use instead, and a few are
-// replaced by smaller equivalents (`lazyRequires`, `replacedRequires`). better-sqlite3 stays
+// replaced by smaller equivalents (`lazyRequires`, `replacedRequires`; the build fails when one of
+// these rules matched nothing, see scripts/bundleRequireRules.mjs). better-sqlite3 stays
 // external: it is a native addon loaded from node_modules.
 // BENCHMARKS.md §3 has what each of these saves.
 import fs from 'node:fs';
 import path from 'node:path';
 import { build, transform } from 'esbuild';
+import { exactly, requireRules } from './bundleRequireRules.mjs';
 
 // ssh transport; buildkit sessions; image build contexts (tar-fs with tar-stream, bl and
 // readable-stream: dockerode's buildImage, which the agent never calls); fastify's default schema
@@ -79,13 +81,12 @@ module.exports = process.env.DEBUG ? require('debug') : () => off;`,
 
 const REQUIRE_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 
-const escape = (m) => m.replace(/[/.]/g, '\\$&');
-
 const esmDir = 'dist/.agent-esm';
 // chunk names carry a content hash: drop the previous build's
 for (const dir of ['dist/chunks', esmDir]) fs.rmSync(dir, { recursive: true, force: true });
 for (const old of ['dist/agent.mjs', 'dist/agent.mjs.map']) fs.rmSync(old, { force: true });
 
+const rules = requireRules(lazyRequires, replacedRequires);
 const built = await build({
   entryPoints: { agent: 'src/agent/main.ts' },
   outdir: esmDir,
@@ -106,7 +107,7 @@ const built = await build({
     {
       name: 'stub-unused',
       setup(b) {
-        const filter = new RegExp(`^(${unused.map(escape).join('|')})$`);
+        const filter = exactly(unused);
         b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stub' }));
         b.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({
           contents: `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is not part of the agent bundle`)}); };
@@ -115,46 +116,18 @@ module.exports = new Proxy({}, { get: (_t, k) => (k === '__esModule' ? false : f
         }));
       },
     },
-    {
-      name: 'lazy-and-replaced-requires',
-      setup(b) {
-        const rules = [...lazyRequires.map((r) => ({ ...r, kind: 'lazy' })), ...replacedRequires.map((r) => ({ ...r, kind: 'replaced' }))];
-        const filter = new RegExp(`^(${[...new Set(rules.map((r) => r.module))].map(escape).join('|')})$`);
-        b.onResolve({ filter }, (args) => {
-          // the stand-ins' own require() of the module resolves as usual
-          if (args.namespace === 'lazy' || args.namespace === 'replaced') return undefined;
-          const rule = rules.find((r) => r.module === args.path && r.importer.test(args.importer) && args.kind === (r.importKind ?? 'require-call'));
-          return rule ? { path: args.path, namespace: rule.kind, pluginData: { rule, resolveDir: args.resolveDir } } : undefined;
-        });
-        // The lazy stand-in is a function so that callable modules keep working. An object that has
-        // it as its prototype (docker-modem's http.js does that with https) gets what is assigned to
-        // it as its own property, as with the real module.
-        b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({
-          contents: `let real;
-const load = () => (real ??= require(${JSON.stringify(args.path)}));
-const lazy = new Proxy(function () {}, {
-  get: (_t, k) => load()[k],
-  set: (_t, k, v, receiver) =>
-    receiver === lazy ? Reflect.set(load(), k, v) : Reflect.defineProperty(receiver, k, { value: v, writable: true, enumerable: true, configurable: true }),
-  has: (_t, k) => k in load(),
-  apply: (_t, self, a) => Reflect.apply(load(), self, a),
-  construct: (_t, a) => Reflect.construct(load(), a),
-});
-module.exports = lazy;`,
-          resolveDir: args.pluginData.resolveDir,
-          loader: 'js',
-        }));
-        b.onLoad({ filter: /.*/, namespace: 'replaced' }, (args) => ({
-          contents: args.pluginData.rule.contents,
-          resolveDir: args.pluginData.resolveDir,
-          loader: 'js',
-        }));
-      },
-    },
+    rules.plugin,
   ],
   logLevel: 'warning',
   metafile: !!process.env.BUNDLE_META,
 });
+// a rule that matched nothing no longer saves what it was written for (a dependency moved the file or the require)
+const unmatched = rules.unmatched();
+if (unmatched.length) {
+  console.error(`bundle-agent: ${unmatched.length} require rule(s) matched nothing; update them (scripts/bundle-agent.mjs) to the dependencies as they are now:`);
+  for (const u of unmatched) console.error(`  ${u}`);
+  process.exit(1);
+}
 
 /** Each split ESM file as CommonJS, its imports of other chunks pointing at their `.cjs` names. */
 async function toCommonJs(from, to) {

@@ -23,6 +23,14 @@ pg_env=$(bash scripts/postgres.sh up)
 eval "$pg_env"
 # the shipped agent (dist/bosun-agent, dist/agent.cjs) is tested as bundled from these sources
 node scripts/bundle-agent.mjs
-files=(test/unit/*.test.ts test/integration/*.test.ts test/server/*.test.ts)
-[ $# -gt 0 ] && files=("$@")
-node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${files[@]}"
+run() { node --import tsx --test --test-timeout=300000 "$@"; }
+if [ $# -gt 0 ]; then
+  run --test-concurrency=1 "$@"
+else
+  # unit and server test files need no engine and share nothing (temporary dirs and databases, ports
+  # the kernel picks): several at a time. The engine tests one file at a time. Both run either way.
+  status=0
+  run --test-concurrency="${BOSUN_TEST_CONCURRENCY:-4}" test/unit/*.test.ts test/server/*.test.ts || status=1
+  run --test-concurrency=1 test/integration/*.test.ts || status=1
+  exit $status
+fi

@@ -31,7 +31,7 @@ const registry = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes start with ESC
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, describe?: () => string): Promise<T> {

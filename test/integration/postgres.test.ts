@@ -82,7 +82,7 @@ test('LISTEN/NOTIFY between two connections: delivered on commit, not on rollbac
   const waiters: (() => void)[] = [];
   listener.on('notification', (n) => {
     received.push({ channel: n.channel, payload: n.payload, at: performance.now() });
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
   const next = (count: number, ms: number) =>
     new Promise<void>((resolve, reject) => {

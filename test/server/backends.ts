@@ -18,7 +18,7 @@ export async function freshPostgres(adminUrl = process.env.BOSUN_TEST_DATABASE_U
   const { default: pg } = await import('pg');
   const name = `bosun_t_${randomBytes(6).toString('hex')}`;
   const admin = async (query: string) => {
-    const c = new pg.Client({ connectionString: adminUrl });
+    const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000 });
     await c.connect();
     await c.query(query).finally(() => c.end());
   };

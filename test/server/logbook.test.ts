@@ -245,5 +245,5 @@ for (const backend of backends()) {
 
 function assertClose(actual: number[], expected: number[]): void {
   assert.equal(actual.length, expected.length, `${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`);
-  actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]!) < 1e-9, `${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`));
+  for (const [i, a] of actual.entries()) assert.ok(Math.abs(a - expected[i]!) < 1e-9, `${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`);
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fromBalenaLocalTarget } from '../../src/shared/balenaTarget.js';
-import { ValidationError } from '../../src/shared/errors.js';
+import type { ValidationError } from '../../src/shared/errors.js';
 import { validateTargetState } from '../../src/shared/validateTarget.js';
 
 /** The shape the balena CLI sends (issue 7, measured with balena-cli 22.5.5). */

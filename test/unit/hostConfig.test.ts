@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { ValidationError } from '../../src/shared/errors.js';
+import type { ValidationError } from '../../src/shared/errors.js';
 import { HostConfigFiles, parseHostConfigPatch, parseRedsocks } from '../../src/agent/host/hostConfig.js';
 
 const tmpRoot = () => fs.mkdtemp(path.join(os.tmpdir(), 'bosun-host-'));

@@ -138,6 +138,7 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
 
 /** One line per step with what matters at a glance; details are asserted separately. */
 export function show(steps: Step[]): string[] {
+  // biome-ignore lint/suspicious/useIterableCallbackReturn: the switch covers every action (tsc checks that it returns)
   return steps.map((s) => {
     switch (s.action) {
       case 'fetch': return `fetch ${s.serviceName} ${s.image}`;
