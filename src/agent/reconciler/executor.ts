@@ -359,7 +359,10 @@ export class Executor {
   private onFailure(step: Step, failure: Error): void {
     const { log } = this.d;
     const err = failure.name === 'AbortError' || failure.name === 'TimeoutError' ? new Error(engineErrorMessage(failure)) : failure;
-    if (err instanceof UpdatesLockedError && step.action === 'takeLock') return this.lockedOut(step.appId, err.lockPath);
+    if (err instanceof UpdatesLockedError && step.action === 'takeLock') {
+      this.lockedOut(step.appId, err.lockPath);
+      return;
+    }
     const delay = this.stepBackoff.failed(stepKey(step));
     const service = serviceOf(step);
     if (!service) {

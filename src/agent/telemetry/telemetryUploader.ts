@@ -38,7 +38,7 @@ export class TelemetryUploader {
   /** There are new points: upload soon (unless an upload or a retry is already on its way). */
   kick(delayMs = SEND_DELAY_MS): void {
     if (this.stopped) return;
-    if (this.draining) this.again = true;
+    if (this.draining !== undefined) this.again = true;
     else this.timer ??= setTimeout(() => this.startDrain(), delayMs).unref();
   }
 

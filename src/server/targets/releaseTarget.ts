@@ -467,7 +467,9 @@ function portBindings(pb: NonNullable<StartupParameters['port_bindings']>, at: s
       if (!m) fail(field, `"${key}" is not a container port ("80", "80/tcp", "53/udp")`);
       const container = portNumber(m[1]!, field, 'container');
       const proto = m[2] ?? 'tcp';
-      if (Array.isArray(value) && !isTuple(value)) value.forEach((h, i) => push(portEntry(container, proto, dockerPyHost(h, `${field}/${i}`)), field));
+      if (Array.isArray(value) && !isTuple(value)) {
+        for (const [i, h] of value.entries()) push(portEntry(container, proto, dockerPyHost(h, `${field}/${i}`)), field);
+      }
       else push(portEntry(container, proto, dockerPyHost(value, field)), field);
     }
     return out;
