@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import { RegisteredSchema, RegistrationSchema } from '../../shared/deviceLink.js';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { bearer, digest, newKey } from '../auth/deviceKeys.js';
 import { nowIso } from '../db/database.js';
@@ -26,18 +27,6 @@ const NewProvisioningKey = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 200 }), project: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))) },
   { additionalProperties: false },
 );
-
-const Registration = Type.Object(
-  {
-    /** the agent's config.json uuid */
-    uuid: Type.String({ pattern: '^[0-9a-fA-F]{7,64}$' }),
-    device_type: Type.String({ minLength: 1, maxLength: 100 }),
-    /** default (also when empty): the first 7 characters of the uuid, as the agent names itself */
-    name: Type.Optional(Type.String({ maxLength: 200 })),
-  },
-  { additionalProperties: false },
-);
-const Registered = Type.Object({ id: Type.String(), uuid: Type.String(), device_key: Type.String() });
 
 interface ProvisioningKeyRow {
   id: number;
@@ -107,8 +96,8 @@ export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp)
           'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once. ' +
           'Repeated with the same uuid and provisioning key before the device has used its key: 200 with a new key for it (the earlier one stops working).',
         security: [],
-        body: Registration,
-        response: { 200: Registered, 201: Registered },
+        body: RegistrationSchema,
+        response: { 200: RegisteredSchema, 201: RegisteredSchema },
       },
     },
     async (req, reply) => {
