@@ -71,7 +71,7 @@ const resultValidator: FastifySchemaCompiler<any> = (route) => {
   };
 };
 
-export const deviceCommandRoutes = (ctx: ServerContext, { onRequest: deviceAuth, deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
+export const deviceCommandRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
   const { db } = ctx;
   const commands = new DeviceCommands(db, ctx.notifier);
   const polls = new HeldRequests();
@@ -88,7 +88,6 @@ export const deviceCommandRoutes = (ctx: ServerContext, { onRequest: deviceAuth,
   app.get(
     '/device/v1/commands',
     {
-      onRequest: deviceAuth,
       schema: {
         tags,
         description:
@@ -133,7 +132,6 @@ export const deviceCommandRoutes = (ctx: ServerContext, { onRequest: deviceAuth,
   app.post(
     '/device/v1/commands/:id/result',
     {
-      onRequest: deviceAuth,
       validatorCompiler: resultValidator,
       bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
       schema: {

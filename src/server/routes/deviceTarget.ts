@@ -16,7 +16,7 @@ export const MAX_WAIT_S = 300;
 
 type StoredTarget = { etag: string; target_json: string };
 
-export const deviceTargetRoutes = (ctx: ServerContext, { onRequest: deviceAuth, deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
+export const deviceTargetRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
   const { db } = ctx;
   const presence = new Presence(db, (err) => app.log.error(err));
   const targetRows = new BatchedLoader(async (ids: string[]) => {
@@ -40,7 +40,6 @@ export const deviceTargetRoutes = (ctx: ServerContext, { onRequest: deviceAuth, 
   app.get(
     '/device/v1/state',
     {
-      onRequest: deviceAuth,
       schema: {
         tags: ['device link'],
         description:

@@ -33,25 +33,9 @@ interface ProvisioningKeyRow {
   project_id: number | null;
 }
 
-export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+/** Provisioning keys (operator API). */
+export const provisioningKeyRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { db } = ctx;
-  const provisioning = new WeakMap<FastifyRequest, ProvisioningKeyRow>();
-  const provisioningAuth = async (req: FastifyRequest) => {
-    const key = bearer(req);
-    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
-    const row = await db
-      .selectFrom('provisioning_key')
-      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
-      .select(['provisioning_key.id', 'provisioning_key.project_id', 'project.id as project'])
-      .where('provisioning_key.key_hash', '=', digest(key))
-      .where('provisioning_key.revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
-    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
-    provisioning.set(req, { id: row.id, project_id: row.project_id });
-  };
-
-  // -- provisioning keys (user API) --
   const keyTags = ['provisioning'];
   app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => {
     const rows = await db.selectFrom('provisioning_key').select(['id', 'name', 'project_id', 'created_at']).where('revoked_at', 'is', null).orderBy('id').execute();
@@ -84,11 +68,32 @@ export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp)
     if (!numUpdatedRows) throw new NotFoundError(`no provisioning key ${req.params.id}`);
     return reply.code(204).send();
   });
+};
 
-  // -- registration (provisioning key) --
+/** Registration (device link): the one route that takes a provisioning key, not a device key. */
+export const registrationRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { db } = ctx;
+  const provisioning = new WeakMap<FastifyRequest, ProvisioningKeyRow>();
+  const provisioningAuth = async (req: FastifyRequest) => {
+    const key = bearer(req);
+    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
+    const row = await db
+      .selectFrom('provisioning_key')
+      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
+      .select(['provisioning_key.id', 'provisioning_key.project_id', 'project.id as project'])
+      .where('provisioning_key.key_hash', '=', digest(key))
+      .where('provisioning_key.revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
+    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
+    provisioning.set(req, { id: row.id, project_id: row.project_id });
+  };
+
   app.post(
     '/device/register',
     {
+      // not a device key: it checks its provisioning key itself
+      config: { public: true },
       onRequest: provisioningAuth,
       schema: {
         tags: ['device link'],

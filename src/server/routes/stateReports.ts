@@ -8,11 +8,10 @@ import type { ServerApp, ServerContext } from '../app.js';
 /** A report's size bound (the agent sends what changed: far less). */
 const MAX_REPORT_BYTES = 512 * 1024;
 
-export const stateReportRoutes = (ctx: ServerContext, { onRequest: deviceAuth, deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
+export const stateReportRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
   app.patch(
     '/device/v1/state',
     {
-      onRequest: deviceAuth,
       schema: {
         tags: ['device link'],
         description:
