@@ -86,8 +86,9 @@ export const MAX_RESULT_BYTES = 2 * 1024 * 1024;
 export const DeviceCommandSchema = Type.Object({ id: Type.Integer(), kind: Type.String(), payload: Type.Unknown() });
 export type DeviceCommand = Static<typeof DeviceCommandSchema>;
 /** The payload of a `supervisor` command: a call to the device's own API (built by the server: routes/supervisorProxy.ts). */
+export const SUPERVISOR_METHODS = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE'] as const;
 export interface SupervisorPayload {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  method: (typeof SUPERVISOR_METHODS)[number];
   /** "/ping", "/v1/…" or "/v2/…", with any query string */
   path: string;
   /** the caller's JSON body; absent when it gave none */

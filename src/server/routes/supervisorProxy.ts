@@ -20,7 +20,7 @@
 // Wrong input → 400 naming the field; an unknown device or project → 404.
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import type { SupervisorPayload } from '../../shared/deviceLink.js';
+import { SUPERVISOR_METHODS, type SupervisorPayload } from '../../shared/deviceLink.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { DeviceCommands, TooManyCommandsError, type Command } from '../commands/deviceCommands.js';
 import { dropAnswer, HeldRequests } from '../longPoll.js';
@@ -28,8 +28,6 @@ import type { ServerApp, ServerContext } from '../app.js';
 
 export const PROXY_TIMEOUT_MS = 30_000;
 export const MAX_PROXY_TIMEOUT_S = 300;
-export const PROXY_METHODS = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE'] as const;
-type ProxyMethod = (typeof PROXY_METHODS)[number];
 
 export interface SupervisorProxyOptions {
   /** how long to wait for a device when the call does not say (ms) */
@@ -158,8 +156,8 @@ export const supervisorProxyRoutes =
             'request body',
           );
         }
-        const method = (body.method ?? 'POST').toUpperCase() as ProxyMethod;
-        if (!PROXY_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${PROXY_METHODS.join(', ')}`, 'request body');
+        const method = (body.method ?? 'POST').toUpperCase() as SupervisorPayload['method'];
+        if (!SUPERVISOR_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${SUPERVISOR_METHODS.join(', ')}`, 'request body');
         const path = devicePath(req.url);
         const timeoutMs = body.timeout !== undefined ? Math.round(body.timeout * 1000) : defaultTimeoutMs;
         const payload: SupervisorPayload = { method, path, ...(body.data !== undefined ? { body: body.data } : {}) };
