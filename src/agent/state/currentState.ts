@@ -25,7 +25,6 @@ export interface ServiceReport {
   waiting: string | null;
 }
 
-
 export interface AppReport {
   appId: number;
   appUuid: string;
