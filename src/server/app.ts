@@ -1,5 +1,7 @@
 // The control plane's HTTP API (fastify + TypeBox, OpenAPI at /openapi.json): AutoPi-compatible
-// resources under /docker/ and /dongle/, API tokens under /auth/.
+// resources under /docker/ and /dongle/, API tokens under /auth/. Two encapsulated contexts, each with
+// its own auth hook, so that a route is protected unless it opts out: the operator API (user API
+// tokens) and the device link (/device/…, device keys). Only the API description is outside both.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -15,12 +17,15 @@ import type { TargetNotifier } from './targets/notifier.js';
 import type { Services } from './services/index.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
-import { deviceLinkRoutes } from './routes/deviceLink.js';
-import { deviceLogRoutes } from './routes/deviceLogs.js';
+import { deviceTargetRoutes } from './routes/deviceTarget.js';
+import { deviceRoutes } from './routes/devices.js';
+import { stateReportRoutes } from './routes/stateReports.js';
+import { deviceKeyAuth, type DeviceKeyAuth } from './auth/deviceKeys.js';
+import { deviceLogRoutes, logUploadRoutes } from './routes/deviceLogs.js';
 import { executeRoutes } from './routes/execute.js';
-import { logbookRoutes } from './routes/logbook.js';
+import { logbookRoutes, telemetryUploadRoutes } from './routes/logbook.js';
 import { projectRoutes } from './routes/projects.js';
-import { provisioningRoutes } from './routes/provisioning.js';
+import { provisioningKeyRoutes, registrationRoutes } from './routes/provisioning.js';
 import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
@@ -43,8 +48,37 @@ export interface ServerContext extends Services {
   logbook: Logbook;
 }
 
-/** Open without a user token: the API description and its interactive page; the device link (/device/…) checks its own keys. */
-const isPublic = (path: string) => path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/') || path.startsWith('/device/');
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Its context's auth hook does not run: the route checks its caller itself, or is public on purpose. */
+    public?: boolean;
+  }
+}
+
+type RoutePlugin = (app: ServerApp) => Promise<void>;
+
+/**
+ * The operator API (user API tokens), an encapsulated context: every route registered in it needs a
+ * token unless it opts out (`config: { public: true }`).
+ */
+export const operatorApi = (tokens: ApiTokens, routes: RoutePlugin[]) => async (app: ServerApp) => {
+  app.addHook('onRequest', async (req) => {
+    if (!req.routeOptions.config.public) await authenticate(tokens, req);
+  });
+  for (const r of routes) await app.register(r);
+};
+
+/**
+ * The device link (/device/…, device keys), an encapsulated context: every route registered in it
+ * needs a device key (checked before the body is parsed; `deviceOf` is its device) unless it opts out.
+ */
+export const deviceLinkApi = (db: ServerDb, routes: (keys: DeviceKeyAuth) => RoutePlugin[]) => async (app: ServerApp) => {
+  const keys = deviceKeyAuth(db);
+  app.addHook('onRequest', async (req) => {
+    if (!req.routeOptions.config.public) await keys.onRequest(req);
+  });
+  for (const r of routes(keys)) await app.register(r);
+};
 
 export async function buildServer(ctx: ServerContext, opts: { logger?: boolean } = {}): Promise<ServerApp> {
   const app = Fastify({
@@ -66,27 +100,42 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.addHook('onRequest', async (req) => authenticate(ctx.tokens, req));
   app.setErrorHandler((err, _req, reply) => sendError(err as Error, reply, (e) => app.log.error(e)));
+  // an unknown path outside the device link answers 401 without a token, as the operator API's do
+  app.addHook('onRequest', async (req) => {
+    if (req.is404 && !req.url.startsWith('/device/')) await authenticate(ctx.tokens, req);
+  });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(tokenRoutes(ctx));
-  await app.register(registryRoutes(ctx));
-  await app.register(projectRoutes(ctx));
-  await app.register(releaseRoutes(ctx));
-  await app.register(provisioningRoutes(ctx));
-  await app.register(deviceLinkRoutes(ctx));
-  await app.register(deviceCommandRoutes(ctx));
-  await app.register(supervisorProxyRoutes(ctx));
-  await app.register(deviceLogRoutes(ctx));
-  await app.register(executeRoutes(ctx));
-  await app.register(logbookRoutes(ctx));
+  await app.register(
+    operatorApi(ctx.tokens, [
+      tokenRoutes(ctx),
+      registryRoutes(ctx),
+      projectRoutes(ctx),
+      releaseRoutes(ctx),
+      provisioningKeyRoutes(ctx),
+      deviceRoutes(ctx),
+      supervisorProxyRoutes(ctx),
+      deviceLogRoutes(ctx),
+      executeRoutes(ctx),
+      logbookRoutes(ctx),
+    ]),
+  );
+  await app.register(
+    deviceLinkApi(ctx.db, (keys) => [
+      registrationRoutes(ctx),
+      deviceTargetRoutes(ctx, keys),
+      stateReportRoutes(ctx, keys),
+      deviceCommandRoutes(ctx, keys),
+      logUploadRoutes(ctx, keys),
+      telemetryUploadRoutes(ctx, keys),
+    ]),
+  );
   await app.ready();
   return app;
 }
 
 async function authenticate(tokens: ApiTokens, req: FastifyRequest): Promise<void> {
-  if (isPublic(req.url.split('?')[0]!)) return;
   const m = req.headers.authorization?.match(/^(?:APIToken|Bearer)\s+(\S+)$/i);
   if (!m) throw new UnauthorizedError('an API token is required: send "Authorization: APIToken <token>"');
   if (!(await tokens.verify(m[1]!))) throw new UnauthorizedError('invalid, revoked or expired API token');

@@ -2,6 +2,7 @@
 // and keyword arguments): the same schema for the control plane's execute API, the device link and
 // the device's local command API.
 import { Type, type Static } from '@sinclair/typebox';
+import type { ExecuteResult } from './deviceLink.js';
 
 export const COMMAND_NAME = '^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*$';
 
@@ -13,9 +14,5 @@ export const ExecuteCommandFields = {
 export const ExecuteCommandSchema = Type.Object(ExecuteCommandFields, { additionalProperties: false });
 export type ExecuteCommand = Static<typeof ExecuteCommandSchema>;
 
-/** What a command came to, as a Salt job returns it: its return value, and retcode 0 when it succeeded. */
-export interface CommandResult {
-  return: unknown;
-  success: boolean;
-  retcode: number;
-}
+/** What a command came to, as a Salt job returns it (deviceLink.ts: ExecuteResultSchema). */
+export type CommandResult = ExecuteResult;

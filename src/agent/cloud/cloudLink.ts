@@ -3,6 +3,7 @@
 // what changed, throttled, retried with backoff and jitter. Offline, the agent keeps applying the
 // last target it had (it is persisted); the link just keeps trying.
 import { BOSUN_VERSION } from '../version.js';
+import type { AppReportPatch, CommandResultBody, DeviceCommand, StateReport, SupervisorPayload } from '../../shared/deviceLink.js';
 import type { CommandResult } from '../../shared/executeCommand.js';
 import type { AppReport } from '../state/currentState.js';
 import { request, type HttpAnswer } from './httpClient.js';
@@ -26,12 +27,6 @@ export interface CloudLinkDeps {
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
-
-interface DeviceCommand {
-  id: number;
-  kind: string;
-  payload: unknown;
-}
 
 /** Exponential backoff with full jitter: many devices coming back at once do not arrive together. */
 export const backoffMs = (attempt: number, base = 1000) => Math.round(Math.random() * Math.min(MAX_BACKOFF_MS, base * 2 ** attempt));
@@ -134,9 +129,9 @@ export class CloudLink {
   }
 
   private async run(command: DeviceCommand): Promise<void> {
-    let result: { status: number; body: string; headers?: Record<string, string> } | CommandResult | { error: string };
+    let result: CommandResultBody;
     if (command.kind === 'supervisor') {
-      const { method, path, body } = command.payload as { method: string; path: string; body?: unknown };
+      const { method, path, body } = command.payload as SupervisorPayload;
       result = await this.d.deviceApiCall({ method, path, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => ({ status: 503, body: JSON.stringify({ status: 'failed', message: err.message }) }));
     } else if (command.kind === 'execute') {
       result = await this.d.executeCommand(command.payload);
@@ -159,10 +154,10 @@ export class CloudLink {
   private async report(): Promise<void> {
     if (this.stopped || !this.d.deviceKey()) return;
     this.lastReportAt = Date.now();
-    const apps: Record<string, unknown> = {};
+    const apps: NonNullable<StateReport['apps']> = {};
     const sent = new Map<string, string>();
     for (const [appId, a] of Object.entries(await this.d.currentState())) {
-      const summary = {
+      const summary: AppReportPatch = {
         releaseId: a.releaseId,
         targetReleaseId: a.targetReleaseId,
         updateStatus: a.updateStatus,
@@ -180,7 +175,7 @@ export class CloudLink {
       const answer = await request(`${this.d.endpoint}/device/v1/state`, {
         method: 'PATCH',
         headers: this.headers(),
-        body: { agent_version: BOSUN_VERSION, apps },
+        body: { agent_version: BOSUN_VERSION, apps } satisfies StateReport,
         timeoutMs: 30_000,
         signal: this.abort.signal,
       });

@@ -5,6 +5,7 @@ import type { DesiredState } from '../reconciler/desiredState.js';
 import type { CurrentContainer, CurrentState, Step } from '../reconciler/types.js';
 import { isoTime } from '../../shared/isoTime.js';
 import type { SettleState } from '../../shared/deployments.js';
+import type { UpdateStatus } from '../../shared/deviceLink.js';
 
 export type ServiceStatus =
   | 'Downloading' | 'Downloaded' | 'Installing' | 'Installed' | 'Starting' | 'Running'
@@ -23,8 +24,6 @@ export interface ServiceReport {
   /** why a pending change of the service waits (e.g. its app holds the update lock); null when none does */
   waiting: string | null;
 }
-
-export type UpdateStatus = 'done' | 'downloading' | 'downloaded' | 'applying changes' | 'aborted';
 
 export interface AppReport {
   appId: number;

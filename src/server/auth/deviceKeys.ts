@@ -46,6 +46,8 @@ export function deviceKeyAuth(db: ServerDb) {
   };
 }
 
+export type DeviceKeyAuth = ReturnType<typeof deviceKeyAuth>;
+
 /** Records that the device was heard from now, unless that was recorded within SEEN_THROTTLE_MS (its key's first use, always). */
 async function markSeen(db: ServerDb, device: { id: string; last_seen_at: string | null }, firstUse: boolean): Promise<void> {
   const now = Date.now();

@@ -4,7 +4,6 @@
 // `{return, success, retcode}` back. A job the device does not answer within its timeout (the
 // callback_timeout, else EXECUTE_TIMEOUT_S) has timed out: the command expires, and a device
 // coming back later does not run it. Jobs go with their command when its retention ends (24 h).
-import { Type } from '@sinclair/typebox';
 import { NotFoundError } from '../../shared/errors.js';
 import type { CommandResult, ExecuteCommand } from '../../shared/executeCommand.js';
 import type { ServerDb } from '../db/database.js';
@@ -14,15 +13,6 @@ import type { DeviceCommands } from './deviceCommands.js';
 export const EXECUTE_TIMEOUT_S = 600;
 
 /** The device's answer to an execute command, over the device link. */
-export const ExecuteResultSchema = Type.Object(
-  {
-    return: Type.Unknown({ description: "the command's return value" }),
-    success: Type.Boolean(),
-    retcode: Type.Integer({ description: '0 when the command succeeded' }),
-  },
-  { additionalProperties: false },
-);
-
 export type JobState = 'pending' | 'done' | 'timed_out';
 
 /** A job as `GET …/command_result/{jid}/` shows it and its callback receives it. */

@@ -4,6 +4,7 @@
 // Last-Event-ID continues after it. A comment every heartbeat keeps proxies from closing a quiet
 // stream; a tail of a device that was deleted ends.
 import type { FastifyReply } from 'fastify';
+import { HeldRequests, listenThenLook } from '../longPoll.js';
 import type { TargetNotifier } from '../targets/notifier.js';
 import { logsKey, type DeviceLogs, type LogFilter, type StoredLogLine } from './deviceLogs.js';
 
@@ -30,7 +31,7 @@ export interface LogTailsOptions {
 }
 
 export class LogTails {
-  private readonly open = new Set<{ stop: AbortController; done: Promise<void> }>();
+  private readonly open = new HeldRequests();
 
   constructor(private readonly o: LogTailsOptions) {}
 
@@ -38,11 +39,7 @@ export class LogTails {
   async serve(reply: FastifyReply, t: TailRequest): Promise<void> {
     reply.hijack();
     const res = reply.raw;
-    const stop = new AbortController();
-    let ended!: () => void;
-    const tail = { stop, done: new Promise<void>((resolve) => (ended = resolve)) };
-    this.open.add(tail);
-    res.once('close', () => stop.abort());
+    const tail = this.open.hold(reply.request, reply);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     res.flushHeaders();
     const { deviceId, service, since } = t;
@@ -54,43 +51,33 @@ export class LogTails {
         last = await this.o.logs.lastId(deviceId);
         if (t.backlog) send(await this.o.logs.read(deviceId, { ...filter, upTo: last, limit: t.backlog }));
       }
-      while (!stop.signal.aborted) {
+      while (!tail.signal.aborted) {
         // listen first, then read: a line stored in between wakes the next round
-        const cancel = new AbortController();
-        const relay = () => cancel.abort();
-        stop.signal.addEventListener('abort', relay, { once: true });
-        const woken = this.o.notifier.waitForChange(logsKey(deviceId), this.o.heartbeatMs ?? HEARTBEAT_MS, cancel.signal);
-        try {
+        const deviceGone = await listenThenLook(this.o.notifier, logsKey(deviceId), this.o.heartbeatMs ?? HEARTBEAT_MS, tail.signal, async (woken) => {
           // up to the newest line now, so that lines the filter leaves out are not read again
           const upTo = await this.o.logs.lastId(deviceId);
           const lines = await this.o.logs.read(deviceId, { ...filter, afterId: last, upTo, limit: PAGE });
           send(lines);
-          last = lines.length === PAGE ? lines.at(-1)!.id : Math.max(last, upTo);
-          if (res.writableLength > MAX_UNSENT) await drained(res, stop.signal);
-          if (lines.length === PAGE) continue;
-          if (!(await woken) && !stop.signal.aborted) {
-            if (!(await this.o.deviceExists(deviceId))) break;
-            res.write(': keep-alive\n\n');
-          }
-        } finally {
-          cancel.abort();
-          stop.signal.removeEventListener('abort', relay);
-        }
+          last = lines.length === PAGE ? lines.at(-1)!.id : Math.max(last!, upTo);
+          if (res.writableLength > MAX_UNSENT) await drained(res, tail.signal);
+          if (lines.length === PAGE || (await woken) || tail.signal.aborted) return false;
+          if (!(await this.o.deviceExists(deviceId))) return true;
+          res.write(': keep-alive\n\n');
+          return false;
+        });
+        if (deviceGone) break;
       }
     } catch (err) {
-      if (!stop.signal.aborted) this.o.onError(err as Error);
+      if (!tail.signal.aborted) this.o.onError(err as Error);
     } finally {
       res.end();
-      this.open.delete(tail);
-      ended();
+      tail.release();
     }
   }
 
   /** Ends every tail (the server is closing: clients reconnect, to another node or after the restart). */
-  async close(): Promise<void> {
-    const tails = [...this.open];
-    for (const t of tails) t.stop.abort();
-    await Promise.all(tails.map((t) => t.done));
+  close(): Promise<void> {
+    return this.open.close();
   }
 }
 

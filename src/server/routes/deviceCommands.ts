@@ -33,25 +33,23 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
-import { deviceKeyAuth } from '../auth/deviceKeys.js';
+import {
+  DeviceCommandSchema,
+  ExecuteResultSchema,
+  FailedResultSchema,
+  MAX_RESULT_BYTES,
+  SupervisorResultSchema,
+  type CommandResultBody,
+} from '../../shared/deviceLink.js';
+import type { DeviceKeyAuth } from '../auth/deviceKeys.js';
 import { queueKey, type DeviceCommands } from '../commands/deviceCommands.js';
-import { ExecuteResultSchema } from '../commands/executeJobs.js';
 import { typeBoxCompiler } from '../validation.js';
+import { dropAnswer, HeldRequests, waitFor } from '../longPoll.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 export const MAX_COMMAND_WAIT_S = 300;
-const MAX_RESULT_BYTES = 2 * 1024 * 1024;
 
-export const SupervisorResult = Type.Object(
-  {
-    status: Type.Integer({ minimum: 200, maximum: 599 }),
-    body: Type.String({ maxLength: MAX_RESULT_BYTES }),
-    headers: Type.Optional(Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 8192 }))),
-  },
-  { additionalProperties: false },
-);
-export const FailedResult = Type.Object({ error: Type.String({ minLength: 1, maxLength: 10_000 }) }, { additionalProperties: false });
-const ResultBody = Type.Union([SupervisorResult, ExecuteResultSchema, FailedResult]);
+const ResultBody = Type.Union([SupervisorResultSchema, ExecuteResultSchema, FailedResultSchema]);
 
 /**
  * The server's validator, but a result body is checked against the branch it is (a body with
@@ -62,38 +60,28 @@ const ResultBody = Type.Union([SupervisorResult, ExecuteResultSchema, FailedResu
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const resultValidator: FastifySchemaCompiler<any> = (route) => {
   if (route.httpPart !== 'body') return typeBoxCompiler(route);
-  const failed = typeBoxCompiler({ ...route, schema: FailedResult });
+  const failed = typeBoxCompiler({ ...route, schema: FailedResultSchema });
   const executed = typeBoxCompiler({ ...route, schema: ExecuteResultSchema });
-  const answered = typeBoxCompiler({ ...route, schema: SupervisorResult });
+  const answered = typeBoxCompiler({ ...route, schema: SupervisorResultSchema });
   return (data: unknown) => {
     const has = (key: string) => data !== null && typeof data === 'object' && key in data;
     return (has('error') ? failed : has('retcode') ? executed : answered)(data);
   };
 };
 
-interface Poll {
-  stop: AbortController;
-  answered: Promise<unknown>;
-}
-
-export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+export const deviceCommandRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
   const { db, commands } = ctx;
-  const polls = new Set<Poll>();
-  let closing = false;
+  const polls = new HeldRequests();
   app.addHook('preClose', async () => {
     // held polls answer now (204: the device polls again, another node or after the restart)
-    closing = true;
-    for (const p of polls) p.stop.abort();
-    await Promise.all([...polls].map((p) => p.answered));
+    await polls.close();
   });
 
-  const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(db);
   const tags = ['device link'];
 
   app.get(
     '/device/v1/commands',
     {
-      onRequest: deviceAuth,
       schema: {
         tags,
         description:
@@ -102,7 +90,7 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
         security: [],
         querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_COMMAND_WAIT_S })) }),
         response: {
-          200: Type.Array(Type.Object({ id: Type.Integer(), kind: Type.String(), payload: Type.Unknown() })),
+          200: Type.Array(DeviceCommandSchema),
           204: Type.Null({ description: 'nothing to do' }),
         },
       },
@@ -110,49 +98,22 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
     async (req, reply) => {
       const device = deviceOf(req);
       const waitS = req.query.wait ?? 0;
-      let settle!: () => void;
-      const poll: Poll = { stop: new AbortController(), answered: new Promise<void>((resolve) => (settle = resolve)) };
-      reply.raw.once('close', settle);
-      reply.raw.once('finish', settle);
-      const onClose = () => {
-        if (!reply.raw.writableFinished) poll.stop.abort();
-      };
-      reply.raw.once('close', onClose);
-      const gone = () => reply.raw.destroyed || !!req.raw.socket?.destroyed;
-      if (gone()) {
-        poll.stop.abort();
-        settle();
-      }
-      polls.add(poll);
-      const deadline = Date.now() + waitS * 1000;
+      const poll = polls.hold(req, reply);
+      // closing: no waiting, what is queued now goes out
+      const deadline = polls.closing ? 0 : Date.now() + waitS * 1000;
       let taken: Awaited<ReturnType<DeviceCommands['next']>> = [];
       try {
-        for (;;) {
-          if (poll.stop.signal.aborted) break;
-          const left = deadline - Date.now();
-          // listen first, then look: a command queued between the two is not missed
-          const cancel = new AbortController();
-          const relay = () => cancel.abort();
-          poll.stop.signal.addEventListener('abort', relay, { once: true });
-          const woken = left > 0 && !closing ? ctx.notifier.waitForChange(queueKey(device.id), left, cancel.signal) : Promise.resolve(false);
-          try {
-            taken = await commands.next(device.id);
-            if (taken.length || !(await woken)) break;
-          } finally {
-            cancel.abort();
-            poll.stop.signal.removeEventListener('abort', relay);
-          }
-        }
+        taken = (await waitFor(ctx.notifier, queueKey(device.id), deadline, poll.signal, async () => {
+          const next = await commands.next(device.id);
+          return next.length ? next : undefined;
+        })) ?? [];
       } finally {
-        reply.raw.off('close', onClose);
-        void poll.answered.then(() => polls.delete(poll));
+        poll.release();
       }
-      if (gone() || (poll.stop.signal.aborted && !closing)) {
+      if (poll.hungUp()) {
         // the device hung up: what this poll took goes back to the queue for its next poll
         await commands.undeliver(device.id, taken.map((c) => c.id));
-        reply.hijack();
-        reply.raw.destroy();
-        return reply;
+        return dropAnswer(reply);
       }
       if (taken.length) return reply.code(200).header('cache-control', 'no-store').send(taken);
       if (waitS > 0 && !(await db.selectFrom('device').select('id').where('id', '=', device.id).executeTakeFirst())) {
@@ -165,7 +126,6 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
   app.post(
     '/device/v1/commands/:id/result',
     {
-      onRequest: deviceAuth,
       validatorCompiler: resultValidator,
       bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
       schema: {
@@ -183,7 +143,7 @@ export const deviceCommandRoutes = (ctx: ServerContext) => async (app: ServerApp
     async (req, reply) => {
       const device = deviceOf(req);
       const id = Number(req.params.id);
-      const body = req.body as { status: number; body: string; headers?: Record<string, string> } | { retcode: number } | { error: string };
+      const body = req.body as CommandResultBody;
       const command = await commands.get(id);
       if (!command || command.deviceId !== device.id) throw new NotFoundError(`no command ${id} for this device`);
       if ('error' in body) return finish(await commands.complete(id, device.id, { error: body.error }, 'failed'));

@@ -28,7 +28,7 @@
 import { Type } from '@sinclair/typebox';
 import { NotFoundError } from '../../shared/errors.js';
 import { LOG_STREAMS, ShippedLogLine } from '../../shared/deviceLogs.js';
-import { deviceKeyAuth } from '../auth/deviceKeys.js';
+import type { DeviceKeyAuth } from '../auth/deviceKeys.js';
 import { LogTails } from '../logs/logTail.js';
 import { acceptNdjson, gunzipBody } from '../logs/ndjsonBody.js';
 import type { ServerApp, ServerContext } from '../app.js';
@@ -52,19 +52,14 @@ const Filter = {
 };
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
-export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const { db, deviceLogs, devices } = ctx;
-  const deviceExists = (id: string) => devices.exists(id);
-  const tails = new LogTails({ logs: deviceLogs, notifier: ctx.notifier, deviceExists, onError: (err) => app.log.error(err) });
-  // open tails end first: the server then has no connection left to wait for
-  app.addHook('preClose', () => tails.close());
+/** The device link's upload (device key: the device link context's hook). */
+export const logUploadRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
+  const { deviceLogs } = ctx;
   acceptNdjson(app, 'log batch');
-  const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(db);
 
   app.post(
     '/device/v1/logs',
     {
-      onRequest: deviceAuth,
       preParsing: gunzipBody,
       bodyLimit: MAX_BATCH_BYTES,
       schema: {
@@ -81,7 +76,15 @@ export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) =>
     },
     async (req) => deviceLogs.ingest(deviceOf(req).id, req.query.queue, req.body),
   );
+};
 
+/** The operator API's reads and live tails. */
+export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { deviceLogs, devices } = ctx;
+  const deviceExists = (id: string) => devices.exists(id);
+  const tails = new LogTails({ logs: deviceLogs, notifier: ctx.notifier, deviceExists, onError: (err) => app.log.error(err) });
+  // open tails end first: the server then has no connection left to wait for
+  app.addHook('preClose', () => tails.close());
   const tags = ['dongle'];
   app.get(
     '/dongle/devices/:id/logs/',

@@ -17,7 +17,7 @@
 import { Type } from '@sinclair/typebox';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { MAX_POINTS_PER_REQUEST, parsePoints, PointSchema } from '../../shared/telemetry.js';
-import { deviceKeyAuth } from '../auth/deviceKeys.js';
+import type { DeviceKeyAuth } from '../auth/deviceKeys.js';
 import { MAX_RAW_POINTS } from '../logbook/logbook.js';
 import { ReadParams, readQuery } from '../logbook/readQuery.js';
 import type { ServerApp, ServerContext } from '../app.js';
@@ -39,14 +39,13 @@ const ReadAnswer = Type.Array(
   ]),
 );
 
-export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+/** The device link's upload (device key: the device link context's hook). */
+export const telemetryUploadRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
   const { logbook } = ctx;
-  const { onRequest: deviceAuth, deviceOf } = deviceKeyAuth(ctx.db);
 
   app.post(
     '/device/v1/telemetry',
     {
-      onRequest: deviceAuth,
       // (10,000 points, long strings among them)
       bodyLimit: 16 * 1024 * 1024,
       schema: {
@@ -64,7 +63,11 @@ export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
       return { batch: req.body.batch, ...(await logbook.store(deviceOf(req).id, req.body.batch, points)) };
     },
   );
+};
 
+/** The operator API's reads. */
+export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { logbook } = ctx;
   app.get(
     '/logbook/storage/read/',
     {

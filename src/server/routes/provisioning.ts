@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import { RegisteredSchema, RegistrationSchema } from '../../shared/deviceLink.js';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../shared/errors.js';
 import { bearer, digest, newKey } from '../auth/deviceKeys.js';
 import { nowIso } from '../db/database.js';
@@ -27,42 +28,14 @@ const NewProvisioningKey = Type.Object(
   { additionalProperties: false },
 );
 
-const Registration = Type.Object(
-  {
-    /** the agent's config.json uuid */
-    uuid: Type.String({ pattern: '^[0-9a-fA-F]{7,64}$' }),
-    device_type: Type.String({ minLength: 1, maxLength: 100 }),
-    /** default (also when empty): the first 7 characters of the uuid, as the agent names itself */
-    name: Type.Optional(Type.String({ maxLength: 200 })),
-  },
-  { additionalProperties: false },
-);
-const Registered = Type.Object({ id: Type.String(), uuid: Type.String(), device_key: Type.String() });
-
 interface ProvisioningKeyRow {
   id: number;
   project_id: number | null;
 }
 
-export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+/** Provisioning keys (operator API). */
+export const provisioningKeyRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { db } = ctx;
-  const provisioning = new WeakMap<FastifyRequest, ProvisioningKeyRow>();
-  const provisioningAuth = async (req: FastifyRequest) => {
-    const key = bearer(req);
-    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
-    const row = await db
-      .selectFrom('provisioning_key')
-      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
-      .select(['provisioning_key.id', 'provisioning_key.project_id', 'project.id as project'])
-      .where('provisioning_key.key_hash', '=', digest(key))
-      .where('provisioning_key.revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
-    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
-    provisioning.set(req, { id: row.id, project_id: row.project_id });
-  };
-
-  // -- provisioning keys (user API) --
   const keyTags = ['provisioning'];
   app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => {
     const rows = await db.selectFrom('provisioning_key').select(['id', 'name', 'project_id', 'created_at']).where('revoked_at', 'is', null).orderBy('id').execute();
@@ -95,11 +68,32 @@ export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp)
     if (!numUpdatedRows) throw new NotFoundError(`no provisioning key ${req.params.id}`);
     return reply.code(204).send();
   });
+};
 
-  // -- registration (provisioning key) --
+/** Registration (device link): the one route that takes a provisioning key, not a device key. */
+export const registrationRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { db } = ctx;
+  const provisioning = new WeakMap<FastifyRequest, ProvisioningKeyRow>();
+  const provisioningAuth = async (req: FastifyRequest) => {
+    const key = bearer(req);
+    if (!key) throw new UnauthorizedError('a provisioning key is required: send "Authorization: Bearer <provisioning key>"');
+    const row = await db
+      .selectFrom('provisioning_key')
+      .leftJoin('project', 'project.id', 'provisioning_key.project_id')
+      .select(['provisioning_key.id', 'provisioning_key.project_id', 'project.id as project'])
+      .where('provisioning_key.key_hash', '=', digest(key))
+      .where('provisioning_key.revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) throw new UnauthorizedError('invalid or revoked provisioning key');
+    if (row.project_id !== null && row.project === null) throw new UnauthorizedError(`the provisioning key's project ${row.project_id} no longer exists`);
+    provisioning.set(req, { id: row.id, project_id: row.project_id });
+  };
+
   app.post(
     '/device/register',
     {
+      // not a device key: it checks its provisioning key itself
+      config: { public: true },
       onRequest: provisioningAuth,
       schema: {
         tags: ['device link'],
@@ -107,8 +101,8 @@ export const provisioningRoutes = (ctx: ServerContext) => async (app: ServerApp)
           'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once. ' +
           'Repeated with the same uuid and provisioning key before the device has used its key: 200 with a new key for it (the earlier one stops working).',
         security: [],
-        body: Registration,
-        response: { 200: Registered, 201: Registered },
+        body: RegistrationSchema,
+        response: { 200: RegisteredSchema, 201: RegisteredSchema },
       },
     },
     async (req, reply) => {

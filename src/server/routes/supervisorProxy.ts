@@ -20,14 +20,14 @@
 // Wrong input → 400 naming the field; an unknown device or project → 404.
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
+import { SUPERVISOR_METHODS, type SupervisorPayload } from '../../shared/deviceLink.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
-import { DeviceCommands, TooManyCommandsError, type Command } from '../commands/deviceCommands.js';
+import { TooManyCommandsError, type Command } from '../commands/deviceCommands.js';
+import { dropAnswer, HeldRequests } from '../longPoll.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 export const PROXY_TIMEOUT_MS = 30_000;
 export const MAX_PROXY_TIMEOUT_S = 300;
-export const PROXY_METHODS = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE'] as const;
-type ProxyMethod = (typeof PROXY_METHODS)[number];
 
 export interface SupervisorProxyOptions {
   /** how long to wait for a device when the call does not say (ms) */
@@ -105,17 +105,11 @@ type Outcome = { status: number; text: string } | { status: number; detail: stri
 export const supervisorProxyRoutes =
   (ctx: ServerContext, opts: SupervisorProxyOptions = {}) =>
   async (app: ServerApp) => {
-    const { db } = ctx;
-    const commands = new DeviceCommands(db, ctx.notifier);
+    const { db, commands } = ctx;
     const defaultTimeoutMs = opts.timeoutMs ?? PROXY_TIMEOUT_MS;
-    const inFlight = new Set<{ stop: AbortController; answered: Promise<unknown> }>();
-    let closing = false;
-    app.addHook('preClose', async () => {
-      // calls still waiting for a device answer now (503) instead of holding the close
-      closing = true;
-      for (const c of inFlight) c.stop.abort();
-      await Promise.all([...inFlight].map((c) => c.answered));
-    });
+    const calls = new HeldRequests();
+    // calls still waiting for a device answer now (503) instead of holding the close
+    app.addHook('preClose', () => calls.close());
 
     /** What one command came to, for the device named `who`. */
     const outcomeOf = (c: Command | undefined, who: string, timeoutMs: number): Outcome => {
@@ -161,11 +155,11 @@ export const supervisorProxyRoutes =
             'request body',
           );
         }
-        const method = (body.method ?? 'POST').toUpperCase() as ProxyMethod;
-        if (!PROXY_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${PROXY_METHODS.join(', ')}`, 'request body');
+        const method = (body.method ?? 'POST').toUpperCase() as SupervisorPayload['method'];
+        if (!SUPERVISOR_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${SUPERVISOR_METHODS.join(', ')}`, 'request body');
         const path = devicePath(req.url);
         const timeoutMs = body.timeout !== undefined ? Math.round(body.timeout * 1000) : defaultTimeoutMs;
-        const payload = { method, path, ...(body.data !== undefined ? { body: body.data } : {}) };
+        const payload: SupervisorPayload = { method, path, ...(body.data !== undefined ? { body: body.data } : {}) };
 
         const devices =
           body.appId !== undefined
@@ -177,15 +171,7 @@ export const supervisorProxyRoutes =
                 .execute();
         if (!devices.length && body.appId === undefined) throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
 
-        let settle!: () => void;
-        const call = { stop: new AbortController(), answered: new Promise<void>((resolve) => (settle = resolve)) };
-        reply.raw.once('close', settle);
-        reply.raw.once('finish', settle);
-        const onClose = () => {
-          if (!reply.raw.writableFinished) call.stop.abort();
-        };
-        reply.raw.once('close', onClose);
-        inFlight.add(call);
+        const call = calls.hold(req, reply);
         let outcomes: Outcome[];
         try {
           const queued = await commands.queueMany(
@@ -198,20 +184,15 @@ export const supervisorProxyRoutes =
             devices.map(async (d): Promise<Outcome> => {
               const id = queued.get(d.id)!;
               if (id instanceof TooManyCommandsError) return { status: 429, detail: id.message };
-              return outcomeOf(await commands.awaitResult(id, timeoutMs, call.stop.signal), d.unit_id, timeoutMs);
+              return outcomeOf(await commands.awaitResult(id, timeoutMs, call.signal), d.unit_id, timeoutMs);
             }),
           );
         } finally {
-          reply.raw.off('close', onClose);
-          void call.answered.then(() => inFlight.delete(call));
+          call.release();
         }
-        if (closing) return (reply as FastifyReply).code(503).send({ detail: 'the server is shutting down; ask again' });
-        if (call.stop.signal.aborted) {
-          // the caller hung up; the command stays queued until it expires, and runs if the device comes
-          reply.hijack();
-          reply.raw.destroy();
-          return reply;
-        }
+        if (calls.closing) return (reply as FastifyReply).code(503).send({ detail: 'the server is shutting down; ask again' });
+        // the caller hung up; the command stays queued until it expires, and runs if the device comes
+        if (call.hungUp()) return dropAnswer(reply);
 
         if (body.appId !== undefined) {
           return reply.code(207).send(
