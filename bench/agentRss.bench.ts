@@ -54,9 +54,17 @@ interface Variant {
 // default 48484 may be taken by another agent on this machine).
 const SCOPE = `bench-rss-${process.pid}`;
 const agentArgs = (dataDir: string, target: string) => [
-  '--data-dir', dataDir, '--target', target, '--engine-scope', SCOPE, ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
+  '--data-dir',
+  dataDir,
+  '--target',
+  target,
+  '--engine-scope',
+  SCOPE,
+  ...(API_PORT_OPTION ? ['--api-port', '0'] : []),
 ];
-const bundled = (flags: string[]): Variant['args'] => (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
+const bundled =
+  (flags: string[]): Variant['args'] =>
+  (d, t) => [...flags, BUNDLE, ...agentArgs(d, t)];
 const LITE = ['--lite-mode', '--max-semi-space-size=1'];
 /**
  * The launcher devices run (`dist/bosun-agent`, which execs node: same pid): what ships is measured,
@@ -105,15 +113,24 @@ const VARIANTS: Variant[] = [
   { name: 'unbundled (node --import tsx src/agent/main.ts)', args: (d, t) => ['--import', 'tsx', 'src/agent/main.ts', ...agentArgs(d, t)], agent: true },
 ];
 // BENCH_RSS_EXTRA="--jitless;--lite-mode --max-semi-space-size=1": more flag sets for the bundle
-for (const flags of (process.env.BENCH_RSS_EXTRA ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
+for (const flags of (process.env.BENCH_RSS_EXTRA ?? '')
+  .split(';')
+  .map((f) => f.trim())
+  .filter(Boolean)) {
   VARIANTS.push({ name: `bundled ${flags}`, args: bundled(flags.split(/\s+/)), agent: true });
 }
 // BENCH_RSS_COMPARE=dir/bosun-agent: another build's launcher (say, the previous commit's)
-for (const launcher of (process.env.BENCH_RSS_COMPARE ?? '').split(';').map((f) => f.trim()).filter(Boolean)) {
+for (const launcher of (process.env.BENCH_RSS_COMPARE ?? '')
+  .split(';')
+  .map((f) => f.trim())
+  .filter(Boolean)) {
   VARIANTS.push({ name: launcher, command: launcher, args: agentArgs, agent: true });
 }
 // BENCH_RSS_ONLY="shipped;lite-mode": only the variants whose name contains one of these (the bare-node baseline always runs)
-const only = (process.env.BENCH_RSS_ONLY ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+const only = (process.env.BENCH_RSS_ONLY ?? '')
+  .split(';')
+  .map((f) => f.trim())
+  .filter(Boolean);
 if (only.length) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => only.some((o) => v.name.includes(o))));
 /**
  * BENCH_RSS_CHECK_MB: the short form CI runs (`npm run bench:rss-check`): only what ships, on a
@@ -188,7 +205,10 @@ async function measure(v: Variant, root: string): Promise<Measured> {
   const label = [`io.balena.app-id=${appId}`, `io.bosun.scope=${SCOPE}`];
   const spawnAgent = () => {
     const out = fs.openSync(path.join(dir, 'agent.log'), 'w');
-    const child = spawn(v.command ?? process.execPath, v.args(dataDir, targetFile), { stdio: ['ignore', out, out], env: { ...process.env, BOSUN_LOG_LEVEL: 'info' } });
+    const child = spawn(v.command ?? process.execPath, v.args(dataDir, targetFile), {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, BOSUN_LOG_LEVEL: 'info' },
+    });
     fs.closeSync(out);
     return child;
   };

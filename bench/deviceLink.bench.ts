@@ -43,7 +43,11 @@ import type { Server } from '../src/server/server.js';
 import { freshPostgres } from '../test/server/backends.js';
 import { intEnv, log, onCleanup, percentile, round, runBench, sleep, tempDir, waitFor } from './lib.js';
 
-const SIZES = (process.env.BENCH_DL_SIZES ?? '1000,10000').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
+const SIZES = (process.env.BENCH_DL_SIZES ?? '1000,10000')
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0)
+  .sort((a, b) => a - b);
 const ROUNDS = intEnv('BENCH_DL_ROUNDS', 3);
 const CONNS = intEnv('BENCH_DL_CONNS', 50);
 const LOAD_S = intEnv('BENCH_DL_LOAD_S', 6);
@@ -75,7 +79,14 @@ function stats(xs: number[]): LatencyStats {
   const s = Float64Array.from(xs).sort();
   const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]! : NaN);
   const p50 = s.length ? (s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2) : NaN;
-  return { count: s.length, p50Ms: round(p50, 2), p90Ms: round(at(90), 2), p99Ms: round(at(99), 2), maxMs: round(s[s.length - 1] ?? NaN, 2), minMs: round(s[0] ?? NaN, 2) };
+  return {
+    count: s.length,
+    p50Ms: round(p50, 2),
+    p90Ms: round(at(90), 2),
+    p99Ms: round(at(99), 2),
+    maxMs: round(s[s.length - 1] ?? NaN, 2),
+    minMs: round(s[0] ?? NaN, 2),
+  };
 }
 
 /** CPU time of the process over the wall time: 1.0 = one core busy all along */
@@ -337,7 +348,15 @@ class Fleet {
     );
     const wallMs = performance.now() - t0;
     for (const c of conns) c.forget();
-    return { registered: latencies.length, failed, firstError, seconds: round(wallMs / 1000, 2), perSecond: round(latencies.length / (wallMs / 1000), 0), latency: stats(latencies), fleetCpu: cpuShare(process.cpuUsage(cpu0), wallMs) };
+    return {
+      registered: latencies.length,
+      failed,
+      firstError,
+      seconds: round(wallMs / 1000, 2),
+      perSecond: round(latencies.length / (wallMs / 1000), 0),
+      latency: stats(latencies),
+      fleetCpu: cpuShare(process.cpuUsage(cpu0), wallMs),
+    };
   }
 
   /** Devices written directly into the database by the server process. */
@@ -417,7 +436,18 @@ class Fleet {
     const fleetCpu = cpuShare(process.cpuUsage(cpuMeasured ?? cpu0), durationMs);
     for (const l of lanes) if (l.own) l.conn.forget();
     const s = stats(latencies);
-    return { kind, conns, durationS: durationMs / 1000, requests: s.count, perSecond: round(s.count / (durationMs / 1000), 0), latency: s, wrongStatus: statuses, errors, firstError, fleetCpu };
+    return {
+      kind,
+      conns,
+      durationS: durationMs / 1000,
+      requests: s.count,
+      perSecond: round(s.count / (durationMs / 1000), 0),
+      latency: s,
+      wrongStatus: statuses,
+      errors,
+      firstError,
+      fleetCpu,
+    };
   }
 
   /**
@@ -535,7 +565,17 @@ class Fleet {
     const s = stats(latencies);
     const repolls = this.armed.reduce((a, d) => a + (d.repolls ?? 0), 0);
     const probe = await this.stopProbe();
-    return { devices: this.armed.length, notified: s.count, notAnswered: pending, otherAnswers: other, repolls, timedOut, latency: s, probe, fleetCpu: cpuShare(process.cpuUsage(cpu0), performance.now() - wall0) };
+    return {
+      devices: this.armed.length,
+      notified: s.count,
+      notAnswered: pending,
+      otherAnswers: other,
+      repolls,
+      timedOut,
+      latency: s,
+      probe,
+      fleetCpu: cpuShare(process.cpuUsage(cpu0), performance.now() - wall0),
+    };
   }
 
   /**
@@ -708,7 +748,10 @@ function fdLimit(): number {
 
 const sysctl = (name: string) => {
   try {
-    return fs.readFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').trim().replace(/\s+/g, ' ');
+    return fs
+      .readFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8')
+      .trim()
+      .replace(/\s+/g, ' ');
   } catch {
     return 'unknown';
   }
@@ -764,7 +807,11 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
   onCleanup(() => fleet.stop());
   // each backend its own source addresses: the previous one's closed sockets (TIME_WAIT) are not in the way
   const addrs = [1, 2, 3, 4].map((i) => `127.0.${10 + index}.${i}`);
-  await fleet.call('setup', { port, baselinePort: Number(new URL(baselineAddress).port), addrs, adminToken: server.firstAdminToken! } satisfies FleetSetup, 30_000);
+  await fleet.call(
+    'setup',
+    { port, baselinePort: Number(new URL(baselineAddress).port), addrs, adminToken: server.firstAdminToken! } satisfies FleetSetup,
+    30_000,
+  );
 
   const admin = async (method: 'POST' | 'GET', url: string, payload?: object) => {
     const r = await server.app.inject({ method, url, headers: { authorization: `APIToken ${server.firstAdminToken!}` }, ...(payload ? { payload } : {}) });
@@ -783,7 +830,9 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
     180_000,
   );
   if (registration.failed) throw new Error(`${registration.failed} registrations failed: ${registration.firstError}`);
-  log(`[${backend.name}]   ${registration.registered} registered, ${registration.perSecond}/s, p50 ${registration.latency.p50Ms} ms, p99 ${registration.latency.p99Ms} ms`);
+  log(
+    `[${backend.name}]   ${registration.registered} registered, ${registration.perSecond}/s, p50 ${registration.latency.p50Ms} ms, p99 ${registration.latency.p99Ms} ms`,
+  );
   let deviceCount = registration.registered;
 
   const connect = async (n: number) => {
@@ -796,14 +845,20 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
   // ---- 1. the 304 path ----
   const load = async (kind: 'device' | 'baseline' | 'bosunNoDb') => {
     const stop = meter();
-    const r = await fleet.call<{ perSecond: number; latency: LatencyStats; errors: number; wrongStatus: Record<string, number>; firstError?: string; fleetCpu: number }>(
-      'load',
-      { kind, conns: CONNS, warmupMs: WARMUP_S * 1000, durationMs: LOAD_S * 1000 },
-      (WARMUP_S + LOAD_S) * 1000 + 30_000,
-    );
+    const r = await fleet.call<{
+      perSecond: number;
+      latency: LatencyStats;
+      errors: number;
+      wrongStatus: Record<string, number>;
+      firstError?: string;
+      fleetCpu: number;
+    }>('load', { kind, conns: CONNS, warmupMs: WARMUP_S * 1000, durationMs: LOAD_S * 1000 }, (WARMUP_S + LOAD_S) * 1000 + 30_000);
     const m = stop();
-    if (r.errors || Object.keys(r.wrongStatus).length) throw new Error(`load ${kind}: ${r.errors} errors, wrong statuses ${JSON.stringify(r.wrongStatus)}: ${r.firstError}`);
-    log(`[${backend.name}]   ${kind}: ${r.perSecond} req/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms (server CPU ${m.serverCpu}, fleet CPU ${r.fleetCpu}, machine ${m.machineBusyCores} cores)`);
+    if (r.errors || Object.keys(r.wrongStatus).length)
+      throw new Error(`load ${kind}: ${r.errors} errors, wrong statuses ${JSON.stringify(r.wrongStatus)}: ${r.firstError}`);
+    log(
+      `[${backend.name}]   ${kind}: ${r.perSecond} req/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms (server CPU ${m.serverCpu}, fleet CPU ${r.fleetCpu}, machine ${m.machineBusyCores} cores)`,
+    );
     return { ...r, ...m };
   };
   log(`[${backend.name}] 304 path: ${CONNS} keep-alive connections, ${WARMUP_S} s warm-up + ${LOAD_S} s`);
@@ -844,7 +899,8 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       if (known === undefined) await sleep(2000 + size / 2);
       else {
         // held, or already answered (a device whose target changed meanwhile gets its 200 at once)
-        const settled = async () => (pendingWaits(server.notifier) ?? 0) + (await fleet.call<{ answered: number }>('answered', {}, 10_000)).answered >= armed.armed;
+        const settled = async () =>
+          (pendingWaits(server.notifier) ?? 0) + (await fleet.call<{ answered: number }>('answered', {}, 10_000)).answered >= armed.armed;
         await waitFor(`${armed.armed} long polls held by the server`, settled, 120_000, 50);
       }
       const armS = round((performance.now() - armStart) / 1000, 2);
@@ -853,7 +909,16 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       await sleep(300);
       const body = { version: `bench-${size}-${r}`, containers: [{ name: 'web', image: 'example/web', tag: `v${round_}` }] };
       const stop = meter();
-      type Collected = { devices: number; notified: number; notAnswered: number; otherAnswers: Record<string, number>; repolls: number; latency: LatencyStats; probe?: LatencyStats; fleetCpu: number };
+      type Collected = {
+        devices: number;
+        notified: number;
+        notAnswered: number;
+        otherAnswers: Record<string, number>;
+        repolls: number;
+        latency: LatencyStats;
+        probe?: LatencyStats;
+        fleetCpu: number;
+      };
       const a = await fleet.call<Partial<Collected> & { post: { status: number; ms: number; error?: string } }>(
         'release',
         { path: `/docker/projects/${project}/releases/`, body, timeoutMs: ROUND_TIMEOUT_MS },
@@ -903,7 +968,13 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
             maxMs: med((x) => x.maxMs),
             firstMs: med((x) => x.minMs),
             /** the release POST's answer */
-            createMs: round(percentile(done.map((x) => Number((x as Record<string, unknown>).postMs)), 50), 1),
+            createMs: round(
+              percentile(
+                done.map((x) => Number((x as Record<string, unknown>).postMs)),
+                50,
+              ),
+              1,
+            ),
             notifiedMin: Math.min(...done.map((x) => x.notified)),
             /** the slowest answer to the trivial probe request in any round */
             probeMaxMs: Math.max(...done.map((x) => Number((x as Record<string, unknown>).probeMaxMs ?? NaN))),
@@ -948,7 +1019,10 @@ async function insertDevices(server: Server, project: number, n: number, nowIso:
           })),
         )
         .execute();
-      await tx.insertInto('project_device').values(chunk.map((d) => ({ project_id: project, device_id: d.id }))).execute();
+      await tx
+        .insertInto('project_device')
+        .values(chunk.map((d) => ({ project_id: project, device_id: d.id })))
+        .execute();
     });
   }
   // Their targets: the devices differ only by name (same project, same releases), so the target
@@ -971,7 +1045,8 @@ async function insertDevices(server: Server, project: number, n: number, nowIso:
     const built = stringify(await server.targets.build(d.id));
     if (built !== targetOf(d).json) throw new Error(`the target written for a direct device differs from the server's: ${built} vs ${targetOf(d).json}`);
   }
-  if ((await server.targets.refresh([devices[0]!.id, devices[n - 1]!.id])).length) throw new Error('refresh changed a directly written target: its ETag differs');
+  if ((await server.targets.refresh([devices[0]!.id, devices[n - 1]!.id])).length)
+    throw new Error('refresh changed a directly written target: its ETag differs');
   return devices.map(({ id, key }) => ({ id, key }));
 }
 
@@ -992,9 +1067,12 @@ async function main(): Promise<Record<string, unknown>> {
     tcpMaxSynBacklog: sysctl('net.ipv4.tcp_max_syn_backlog'),
     ephemeralPorts: sysctl('net.ipv4.ip_local_port_range'),
   };
-  log(`deviceLink: open files limit ${limit}, somaxconn ${env.somaxconn}, ephemeral ports ${env.ephemeralPorts}; source addresses 127.0.1x.1-4 (devices spread over 4)`);
+  log(
+    `deviceLink: open files limit ${limit}, somaxconn ${env.somaxconn}, ephemeral ports ${env.ephemeralPorts}; source addresses 127.0.1x.1-4 (devices spread over 4)`,
+  );
   // this process holds the server side of every device's socket, the fleet process the client side
-  if (limit < maxSize + 1000) throw new Error(`the open files limit (${limit}) is too low for ${maxSize} devices: raise it (ulimit -n ${maxSize * 2 + 2000}; scripts/bench.sh does)`);
+  if (limit < maxSize + 1000)
+    throw new Error(`the open files limit (${limit}) is too low for ${maxSize} devices: raise it (ulimit -n ${maxSize * 2 + 2000}; scripts/bench.sh does)`);
   const [lo, hi] = env.ephemeralPorts.split(' ').map(Number);
   if (hi! - lo! < maxSize / 4 + 1000) log(`deviceLink: only ${hi! - lo!} ephemeral ports per source address`);
 
@@ -1014,7 +1092,9 @@ async function main(): Promise<Record<string, unknown>> {
         ('bosunNoDb' in t && t.bosunNoDb ? `; Bosun app without the database ${t.bosunNoDb.perSecond} req/s` : ''),
     );
     for (const n of r.notify) {
-      const m = n.medianOfRounds as { rounds: number; p50Ms?: number; p99Ms?: number; maxMs?: number; firstMs?: number; createMs: number; notifiedMin: number; probeMaxMs: number } | undefined;
+      const m = n.medianOfRounds as
+        | { rounds: number; p50Ms?: number; p99Ms?: number; maxMs?: number; firstMs?: number; createMs: number; notifiedMin: number; probeMaxMs: number }
+        | undefined;
       lines.push(
         m
           ? `  ${r.backend}: notify ${n.devices} devices (release POSTed; median of ${m.rounds} round(s)): ` +

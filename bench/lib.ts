@@ -140,9 +140,7 @@ export async function ensureImage(ref = IMAGE): Promise<string> {
   const stream = await docker.pull(ref, {
     authconfig: { username: registry.username, password: registry.password, serveraddress: registry.url },
   });
-  await new Promise<void>((resolve, reject) =>
-    docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
-  );
+  await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
   return (await docker.getImage(ref).inspect()).Id;
 }
 
@@ -165,10 +163,7 @@ export async function countRunning(labels: string | string[]): Promise<number> {
 }
 
 export async function countAll(label: string): Promise<{ containers: number; networks: number }> {
-  const [cs, ns] = await Promise.all([
-    docker.listContainers({ all: true, filters: { label: [label] } }),
-    docker.listNetworks({ filters: { label: [label] } }),
-  ]);
+  const [cs, ns] = await Promise.all([docker.listContainers({ all: true, filters: { label: [label] } }), docker.listNetworks({ filters: { label: [label] } })]);
   return { containers: cs.length, networks: ns.length };
 }
 
@@ -176,10 +171,24 @@ export async function countAll(label: string): Promise<{ containers: number; net
 export async function removeApp(appId: number, scope?: string): Promise<void> {
   const filters = { label: [`io.balena.app-id=${appId}`, ...(scope ? [`io.bosun.scope=${scope}`] : [])] };
   const cs = await docker.listContainers({ all: true, filters });
-  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
-  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  await Promise.all(
+    cs.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
+  for (const n of await docker.listNetworks({ filters }))
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) {
-    await docker.getVolume(v.Name).remove().catch(() => undefined);
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
@@ -241,9 +250,7 @@ export async function converge(b: BenchAgent, timeoutMs = 120_000): Promise<numb
     if (Date.now() > deadline) break;
     await sleep(20);
   }
-  throw new Error(
-    `agent did not converge: ${b.agent.reconciler.status.waitReasons.join('; ')}\n${b.logs.slice(-20).join('\n')}`,
-  );
+  throw new Error(`agent did not converge: ${b.agent.reconciler.status.waitReasons.join('; ')}\n${b.logs.slice(-20).join('\n')}`);
 }
 
 // ---------------------------------------------------------------------------------------------

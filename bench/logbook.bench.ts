@@ -50,7 +50,8 @@ function uploadBodies(): Buffer[] {
   const bodies: Buffer[] = [];
   for (let first = 0; first < POINTS; first += BATCH) {
     const points = [];
-    for (let i = first; i < Math.min(POINTS, first + BATCH); i++) points.push({ field: FIELD, type: 'float', value: value(i), ts: new Date(START_MS + i * 1000).toISOString() });
+    for (let i = first; i < Math.min(POINTS, first + BATCH); i++)
+      points.push({ field: FIELD, type: 'float', value: value(i), ts: new Date(START_MS + i * 1000).toISOString() });
     bodies.push(Buffer.from(JSON.stringify({ batch: `b${first}`, points })));
   }
   return bodies;
@@ -59,11 +60,20 @@ function uploadBodies(): Buffer[] {
 function post(agent: http.Agent, port: number, key: string, body: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: 'POST', path: '/device/v1/telemetry', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': body.length } },
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/device/v1/telemetry',
+        agent,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': body.length },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`upload: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`upload: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 300)}`)),
+        );
       },
     );
     req.on('error', reject);
@@ -91,8 +101,25 @@ async function baselineInsert(backend: Backend): Promise<number> {
   const url = await database(backend);
   const db = await openServerDb({ ...(url ? { url } : {}), sqliteFile: `${dataDir}/baseline.sqlite` });
   onCleanup(() => db.destroy());
-  await db.insertInto('device').values({ id: 'd', unit_id: 'd', device_type: 't', name: 'd', device_key_hash: 'h', created_at: '', last_seen_at: null, agent_version: null, state_json: null }).execute();
-  const { id: series } = await db.insertInto('telemetry_series').values({ device_id: 'd', field: FIELD, type: 'float' }).returning('id').executeTakeFirstOrThrow();
+  await db
+    .insertInto('device')
+    .values({
+      id: 'd',
+      unit_id: 'd',
+      device_type: 't',
+      name: 'd',
+      device_key_hash: 'h',
+      created_at: '',
+      last_seen_at: null,
+      agent_version: null,
+      state_json: null,
+    })
+    .execute();
+  const { id: series } = await db
+    .insertInto('telemetry_series')
+    .values({ device_id: 'd', field: FIELD, type: 'float' })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   const started = performance.now();
   for (let first = 0; first < POINTS; first += BATCH) {
     const rows: { series_id: number; ts: number; num: number }[] = [];
@@ -137,7 +164,13 @@ async function timeQueries(base: string, token: string, deviceId: string) {
     const { body } = await get(params); // warm-up
     const times: number[] = [];
     for (let r = 0; r < QUERY_REPS; r++) times.push((await get(params)).ms);
-    out.push({ query: name, buckets: body.length, medianMs: round(percentile(times, 50), 1), p95Ms: round(percentile(times, 95), 1), minMs: round(Math.min(...times), 1) });
+    out.push({
+      query: name,
+      buckets: body.length,
+      medianMs: round(percentile(times, 50), 1),
+      p95Ms: round(percentile(times, 95), 1),
+      minMs: round(Math.min(...times), 1),
+    });
     log(`  ${name}: ${body.length} buckets, median ${round(percentile(times, 50), 1)} ms, p95 ${round(percentile(times, 95), 1)} ms`);
   }
   return out;
@@ -162,13 +195,20 @@ async function runBackend(backend: Backend) {
     return JSON.parse(r.body) as Record<string, string>;
   };
   const provisioning = (await admin('/provisioning-keys/', { name: 'bench' })).key!;
-  const reg = await server.app.inject({ method: 'POST', url: '/device/register', headers: { authorization: `Bearer ${provisioning}` }, payload: { uuid: 'b'.repeat(32), device_type: 'bench' } });
+  const reg = await server.app.inject({
+    method: 'POST',
+    url: '/device/register',
+    headers: { authorization: `Bearer ${provisioning}` },
+    payload: { uuid: 'b'.repeat(32), device_type: 'bench' },
+  });
   const device = JSON.parse(reg.body) as { id: string; device_key: string };
 
   const bodies = uploadBodies();
   const ingestMs = await ingest(port, device.device_key, bodies);
   const ingestRate = Math.round(POINTS / (ingestMs / 1000));
-  log(`  ingest through POST /device/v1/telemetry: ${round(ingestMs / 1000, 2)} s, ${ingestRate} points/s (${round(ingestRate / baselineRate, 2)} of the baseline)`);
+  log(
+    `  ingest through POST /device/v1/telemetry: ${round(ingestMs / 1000, 2)} s, ${ingestRate} points/s (${round(ingestRate / baselineRate, 2)} of the baseline)`,
+  );
   const queries = await timeQueries(`http://127.0.0.1:${port}`, token, device.id);
   return {
     backend: backend.name,

@@ -44,7 +44,11 @@ await runBench('noopReconcile', async () => {
   await converge(b);
   const running = await countRunning(label);
   if (running !== SERVICES) throw new Error(`${running}/${SERVICES} containers running after converge`);
-  const ids = async () => (await docker.listContainers({ all: true, filters: { label: [label] } })).map((c) => c.Id).sort().join();
+  const ids = async () =>
+    (await docker.listContainers({ all: true, filters: { label: [label] } }))
+      .map((c) => c.Id)
+      .sort()
+      .join();
   const idsBefore = await ids();
 
   const apply: number[] = [];

@@ -124,7 +124,9 @@ module.exports = new Proxy({}, { get: (_t, k) => (k === '__esModule' ? false : f
 // a rule that matched nothing no longer saves what it was written for (a dependency moved the file or the require)
 const unmatched = rules.unmatched();
 if (unmatched.length) {
-  console.error(`bundle-agent: ${unmatched.length} require rule(s) matched nothing; update them (scripts/bundle-agent.mjs) to the dependencies as they are now:`);
+  console.error(
+    `bundle-agent: ${unmatched.length} require rule(s) matched nothing; update them (scripts/bundle-agent.mjs) to the dependencies as they are now:`,
+  );
   for (const u of unmatched) console.error(`  ${u}`);
   process.exit(1);
 }

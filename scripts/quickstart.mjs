@@ -25,8 +25,16 @@ async function call(method, path, body) {
 /** The first entity `matches` finds, else a new one from `body`. */
 const findOrCreate = async (path, matches, body) => (await call('GET', path)).find(matches) ?? call('POST', path, body);
 
-const registry = await findOrCreate('/docker/registries/', (r) => r.url === '127.0.0.1:5123', { url: '127.0.0.1:5123', username: 'bosun', password: 'bosun-test-password' });
-const project = await findOrCreate('/docker/projects/', (p) => p.name === 'hello', { name: 'hello', description: 'npm start: the local agent', default_registry: registry.id });
+const registry = await findOrCreate('/docker/registries/', (r) => r.url === '127.0.0.1:5123', {
+  url: '127.0.0.1:5123',
+  username: 'bosun',
+  password: 'bosun-test-password',
+});
+const project = await findOrCreate('/docker/projects/', (p) => p.name === 'hello', {
+  name: 'hello',
+  description: 'npm start: the local agent',
+  default_registry: registry.id,
+});
 const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}'));
 if (!config.deviceApiKey) {
   const key = await call('POST', '/provisioning-keys/', { name: `quickstart-${Date.now()}`, project: project.id });
@@ -36,10 +44,18 @@ if (!config.deviceApiKey) {
 
 const release = {
   version: '1.0.0',
-  containers: [{
-    name: 'web', image: 'bosun-test/app', tag: 'v1',
-    startup_parameters: { command: ['sh', '-c', 'echo hello from bosun > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'], port_bindings: ['127.0.0.1:8080:8080'], restart_policy: 'always' },
-  }],
+  containers: [
+    {
+      name: 'web',
+      image: 'bosun-test/app',
+      tag: 'v1',
+      startup_parameters: {
+        command: ['sh', '-c', 'echo hello from bosun > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'],
+        port_bindings: ['127.0.0.1:8080:8080'],
+        restart_policy: 'always',
+      },
+    },
+  ],
 };
 console.log(`
 Bosun is up.

@@ -153,14 +153,16 @@ export class Agent {
       this.api = await startApiServer(this, 'Device API', this.deviceApi, port, this.opts.apiAddress ?? '0.0.0.0');
       this.log.info(`Device API listening on ${this.opts.apiAddress ?? '0.0.0.0'}:${this.api.port}`);
     }
-    if (this.opts.commandApiPort !== undefined) this.commandApi = await startCommandApi(this, this.opts.commandApiPort, this.opts.commandApiAddress ?? '127.0.0.1');
+    if (this.opts.commandApiPort !== undefined)
+      this.commandApi = await startCommandApi(this, this.opts.commandApiPort, this.opts.commandApiAddress ?? '127.0.0.1');
     await this.loadInitialTarget();
     const endpoint = this.cloudEndpoint();
     if (endpoint) await this.startCloud(endpoint);
     // metrics: recorded from the start; cloud mode: what an earlier run buffered goes up now (else
     // telemetry loads with the first point an app posts)
     const buffered = endpoint ? !!(await this.store.db.selectFrom('telemetry_point').select('id').limit(1).executeTakeFirst()) : false;
-    if (buffered || this.telemetrySettings.metricsIntervalMs) await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
+    if (buffered || this.telemetrySettings.metricsIntervalMs)
+      await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
     this.reconciler.start();
     this.events.watch();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -324,7 +326,8 @@ export class Agent {
 
   private settleWatcher(): Promise<SettleWatch> {
     this.settleWatch ??= import('./state/settleWatch.js').then(
-      ({ SettleWatch }) => new SettleWatch({ docker: this.docker, settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS, onRecheck: () => this.cloud?.scheduleReport() }),
+      ({ SettleWatch }) =>
+        new SettleWatch({ docker: this.docker, settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS, onRecheck: () => this.cloud?.scheduleReport() }),
     );
     return this.settleWatch;
   }

@@ -9,7 +9,13 @@ const STUCK_APPLY_MS = 15 * 60_000;
 const ENGINE_PING_MS = 5_000;
 
 /** Why the agent is not healthy; empty when it is. */
-export async function healthProblems(docker: Docker, status: Reconciler['status'], intervalMs: number, hasTarget: boolean, now = Date.now()): Promise<string[]> {
+export async function healthProblems(
+  docker: Docker,
+  status: Reconciler['status'],
+  intervalMs: number,
+  hasTarget: boolean,
+  now = Date.now(),
+): Promise<string[]> {
   const problems: string[] = [];
   try {
     await withDeadline((d) => (docker.ping as (o: object) => Promise<unknown>).call(docker, d), ENGINE_PING_MS);

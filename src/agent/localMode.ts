@@ -55,7 +55,9 @@ export class LocalMode {
     } else if (!on && this.active) {
       this.d.log.warn('Local mode ended: back to the managed target');
       await this.closeEngine();
-      localOnly = Object.keys(this.target?.apps ?? {}).filter((id) => !managed?.apps[id]).map(Number);
+      localOnly = Object.keys(this.target?.apps ?? {})
+        .filter((id) => !managed?.apps[id])
+        .map(Number);
       this.target = undefined;
       await store.updateConfig({}, [LOCAL_TARGET_KEY]);
     }

@@ -48,7 +48,12 @@ const program = new Command('bosun-agent')
   .option('--docker-host <url>', 'engine address (default: $DOCKER_HOST or the local socket)')
   .option('--interval <ms>', 'periodic re-check while converged', positiveInt, 60_000)
   .option('--min-free-disk <MiB>', 'keep at least this much free on the engine disk when pulling', positiveInt, 100)
-  .option('--settle-time <s>', 'a release counts as deployed once its services ran this long without a restart (and healthy, where they have a healthcheck)', positiveInt, DEFAULT_SETTLE_MS / 1000)
+  .option(
+    '--settle-time <s>',
+    'a release counts as deployed once its services ran this long without a restart (and healthy, where they have a healthcheck)',
+    positiveInt,
+    DEFAULT_SETTLE_MS / 1000,
+  )
   .option('--engine-scope <name>', 'share the engine with other agents: own only what this scope created (tests, simulators)', process.env.BOSUN_ENGINE_SCOPE)
   .option('--api-port <port>', 'device API port (default: listenPort of config.json, else 48484)', port)
   .option('--api-address <ip>', 'device API listen address (containers reach it at their network gateway)', '0.0.0.0')
@@ -56,8 +61,17 @@ const program = new Command('bosun-agent')
   .option('--led <sysfs-dir>', 'LED used by blink, e.g. /sys/class/leds/led0')
   .option('--local-mode', 'local mode: follow targets pushed with the balena CLI (no API key needed)')
   .option('--engine-tcp [address]', 'local mode only: expose the engine on TCP for the balena CLI (default 127.0.0.1:2375)')
-  .option('--metrics-interval <ms>', "record the device's cpu, memory, disk and temperature as telemetry this often; 0 = off (default: metricsInterval of config.json, else off)", (v) => (v === '0' ? 0 : positiveInt(v)))
-  .option('--command-api-port <port|off>', "AutoPi's local command API (GET /, POST /dongle/<unit_id>/execute/ with a device API key) on this port, e.g. 9000; off by default", (v) => (v === 'off' ? false : port(v)), false)
+  .option(
+    '--metrics-interval <ms>',
+    "record the device's cpu, memory, disk and temperature as telemetry this often; 0 = off (default: metricsInterval of config.json, else off)",
+    (v) => (v === '0' ? 0 : positiveInt(v)),
+  )
+  .option(
+    '--command-api-port <port|off>',
+    "AutoPi's local command API (GET /, POST /dongle/<unit_id>/execute/ with a device API key) on this port, e.g. 9000; off by default",
+    (v) => (v === 'off' ? false : port(v)),
+    false,
+  )
   .option('--command-api-address <ip>', 'local command API listen address (requests must name loopback or this address in Host)', '127.0.0.1')
   // the agent runs itself with this to migrate its database in a short-lived child (store/database.ts)
   .addOption(new Option('--migrate-database <file>').hideHelp())
@@ -87,7 +101,10 @@ const program = new Command('bosun-agent')
     });
     const shutdown = (signal: string) => {
       agent.log.info(`Received ${signal}; stopping (apps keep running)`);
-      agent.stop().then(() => process.exit(0), () => process.exit(1));
+      agent.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));

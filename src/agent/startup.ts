@@ -90,19 +90,16 @@ export class EngineEvents {
       this.events = undefined;
       if (!this.stopped) setTimeout(() => this.watch(), 1000).unref();
     };
-    this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], ...SUPERVISED_FILTER } }).then(
-      (stream) => {
-        if (this.stopped) {
-          (stream as unknown as { destroy(): void }).destroy();
-          return;
-        }
-        this.events = stream;
-        stream.on('data', this.onEvent);
-        stream.on('error', retry);
-        stream.on('end', retry);
-      },
-      retry,
-    );
+    this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], ...SUPERVISED_FILTER } }).then((stream) => {
+      if (this.stopped) {
+        (stream as unknown as { destroy(): void }).destroy();
+        return;
+      }
+      this.events = stream;
+      stream.on('data', this.onEvent);
+      stream.on('error', retry);
+      stream.on('end', retry);
+    }, retry);
   }
 
   stop(): void {

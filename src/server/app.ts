@@ -91,11 +91,15 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   // (a route that needs one says so by its schema), on any method
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => (body === '' ? done(null, undefined) : json(req, body as string, done)));
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) =>
+    body === '' ? done(null, undefined) : json(req, body as string, done),
+  );
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },
-      components: { securitySchemes: { apiToken: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`APIToken <token>` or `Bearer <token>`' } } },
+      components: {
+        securitySchemes: { apiToken: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`APIToken <token>` or `Bearer <token>`' } },
+      },
       security: [{ apiToken: [] }],
     },
   });

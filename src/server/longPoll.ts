@@ -96,7 +96,13 @@ export async function listenThenLook<T>(
  * Looks until `look` finds something (not undefined), looking again each time `key` is notified, until
  * `deadline` (ms since the epoch) or `stop`. Looks at least once unless already stopped.
  */
-export async function waitFor<T>(notifier: TargetNotifier, key: string, deadline: number, stop: AbortSignal, look: () => Promise<T | undefined>): Promise<T | undefined> {
+export async function waitFor<T>(
+  notifier: TargetNotifier,
+  key: string,
+  deadline: number,
+  stop: AbortSignal,
+  look: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   while (!stop.aborted) {
     const found = await listenThenLook(notifier, key, deadline - Date.now(), stop, async (woken) => {
       const now = await look();

@@ -26,23 +26,38 @@ const program = new Command('bosun-server')
   .option('--log-days <n>', 'device logs: days a line is kept', count, 7)
   .option('--log-rate <n>', 'device logs: lines a device may send per minute (more are suppressed, with a marker)', count, 3000)
   .option('--telemetry-days <n>', 'telemetry logbook: days a data point is kept', count, 365)
-  .action(async (o: { dataDir: string; databaseUrl?: string; port: number; host: string; logLines: number; logDays: number; logRate: number; telemetryDays: number }) => {
-    const server = await openServer({
-      dataDir: o.dataDir,
-      ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
-      logger: true,
-      logs: { maxLinesPerDevice: o.logLines, maxAgeMs: o.logDays * 86_400_000, linesPerMinute: o.logRate },
-      telemetry: { retentionMs: o.telemetryDays * 86_400_000 },
-    });
-    const address = await server.app.listen({ port: o.port, host: o.host });
-    if (server.firstAdminToken) {
-      // shown once: only its digest is stored
-      process.stdout.write(`\nFirst start: admin API token (shown once, keep it):\n  ${server.firstAdminToken}\n\n`);
-    }
-    process.stdout.write(`Bosun server at ${address} (API description: ${address}/openapi.json)\n`);
-    const stop = () => void server.close().then(() => process.exit(0), () => process.exit(1));
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  .action(
+    async (o: {
+      dataDir: string;
+      databaseUrl?: string;
+      port: number;
+      host: string;
+      logLines: number;
+      logDays: number;
+      logRate: number;
+      telemetryDays: number;
+    }) => {
+      const server = await openServer({
+        dataDir: o.dataDir,
+        ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}),
+        logger: true,
+        logs: { maxLinesPerDevice: o.logLines, maxAgeMs: o.logDays * 86_400_000, linesPerMinute: o.logRate },
+        telemetry: { retentionMs: o.telemetryDays * 86_400_000 },
+      });
+      const address = await server.app.listen({ port: o.port, host: o.host });
+      if (server.firstAdminToken) {
+        // shown once: only its digest is stored
+        process.stdout.write(`\nFirst start: admin API token (shown once, keep it):\n  ${server.firstAdminToken}\n\n`);
+      }
+      process.stdout.write(`Bosun server at ${address} (API description: ${address}/openapi.json)\n`);
+      const stop = () =>
+        void server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+  );
 
 await program.parseAsync();

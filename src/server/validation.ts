@@ -22,8 +22,17 @@ export const typeBoxCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPa
 function ajvShaped(e: ValueError): FastifySchemaValidationError {
   if (e.type === ValueErrorType.ObjectAdditionalProperties) {
     const slash = e.path.lastIndexOf('/');
-    const key = e.path.slice(slash + 1).replace(/~1/g, '/').replace(/~0/g, '~');
-    return { keyword: 'additionalProperties', instancePath: e.path.slice(0, slash), schemaPath: '', params: { additionalProperty: key }, message: 'unknown field' };
+    const key = e.path
+      .slice(slash + 1)
+      .replace(/~1/g, '/')
+      .replace(/~0/g, '~');
+    return {
+      keyword: 'additionalProperties',
+      instancePath: e.path.slice(0, slash),
+      schemaPath: '',
+      params: { additionalProperty: key },
+      message: 'unknown field',
+    };
   }
   return { keyword: ValueErrorType[e.type] ?? 'invalid', instancePath: e.path, schemaPath: '', params: {}, message: e.message };
 }
@@ -34,7 +43,16 @@ const DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 FormatRegistry.Set('date-time', (s) => {
   const m = DATE_TIME.exec(s);
   if (!m) return false;
-  const [year, month, day, hr, min, sec, tzH, tzM] = [m[1], m[2], m[3], m[4], m[5], m[6], m[8], m[9]].map((x) => Number(x ?? 0)) as [number, number, number, number, number, number, number, number];
+  const [year, month, day, hr, min, sec, tzH, tzM] = [m[1], m[2], m[3], m[4], m[5], m[6], m[8], m[9]].map((x) => Number(x ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   if (month < 1 || month > 12 || day < 1 || day > (month === 2 && leap ? 29 : DAYS[month]!) || tzH > 23 || tzM > 59) return false;
   if (hr <= 23 && min <= 59 && sec < 60) return true;

@@ -22,10 +22,7 @@ interface BalenaApp {
 
 const SUPPORTED = new Set(Object.keys(ServiceSchema.properties));
 
-export function fromBalenaApps(
-  json: { config?: Record<string, string>; apps?: Record<string, BalenaApp> },
-  dropped: string[] = [],
-): TargetState {
+export function fromBalenaApps(json: { config?: Record<string, string>; apps?: Record<string, BalenaApp> }, dropped: string[] = []): TargetState {
   if (typeof json !== 'object' || json === null || typeof json.apps !== 'object' || json.apps === null) {
     throw new ValidationError('/apps', 'expected an object of apps', 'apps.json');
   }
@@ -69,8 +66,7 @@ function fromCompose(service: string, composition: Record<string, unknown>, drop
     if (key === 'networks' && typeof value === 'object' && !Array.isArray(value)) {
       out.networks = Object.keys(value);
       for (const [net, cfg] of Object.entries(value)) if (cfg) dropped.push(...Object.keys(cfg).map((k) => `${service}.networks.${net}.${k}`));
-    }
-    else if (SUPPORTED.has(key)) out[key] = value;
+    } else if (SUPPORTED.has(key)) out[key] = value;
     else if (!IGNORED.has(key)) dropped.push(`${service}.${rawKey}`);
   }
   return out as Partial<ServiceTarget>;
@@ -100,7 +96,8 @@ export function fromBalenaLocalTarget(body: unknown, dropped: string[] = []): Ta
     const services: Record<string, ServiceTarget> = {};
     for (const [serviceId, svc] of Object.entries(app.services ?? {})) {
       const name = svc?.serviceName;
-      if (typeof name !== 'string' || !name) throw new ValidationError(`/local/apps/${appId}/services/${serviceId}/serviceName`, 'expected a service name', 'local target state');
+      if (typeof name !== 'string' || !name)
+        throw new ValidationError(`/local/apps/${appId}/services/${serviceId}/serviceName`, 'expected a service name', 'local target state');
       const { serviceName: _n, image, ...composition } = svc;
       services[name] = { ...fromCompose(name, composition, dropped), image: image as string };
     }

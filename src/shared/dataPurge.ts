@@ -14,7 +14,11 @@ const normal = (p: string) => path.posix.normalize(p).replace(/(.)\/+$/, '$1');
 /** The data roots: BOSUN_DATA_ROOTS (absolute folders separated by ':') when set, else the defaults. */
 export function dataRoots(env = process.env.BOSUN_DATA_ROOTS): string[] {
   if (!env) return [...DEFAULT_DATA_ROOTS];
-  return env.split(':').filter((r) => r.startsWith('/')).map(normal).filter((r) => r !== '/');
+  return env
+    .split(':')
+    .filter((r) => r.startsWith('/'))
+    .map(normal)
+    .filter((r) => r !== '/');
 }
 
 /** Why this bind source cannot be purged, or undefined when it can. */

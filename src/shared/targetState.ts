@@ -5,12 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 const Str = (opts: Record<string, unknown> = {}) => Type.String({ minLength: 1, ...opts });
 const StrMap = Type.Record(Type.String({ minLength: 1 }), Type.String());
 
-export const UPDATE_STRATEGIES = [
-  'download-then-kill',
-  'kill-then-download',
-  'delete-then-download',
-  'hand-over',
-] as const;
+export const UPDATE_STRATEGIES = ['download-then-kill', 'kill-then-download', 'delete-then-download', 'hand-over'] as const;
 export type UpdateStrategy = (typeof UPDATE_STRATEGIES)[number];
 
 // Docker duration strings ("30s", "1m30s") or milliseconds.
@@ -37,9 +32,7 @@ export const ServiceSchema = Type.Object(
     labels: Type.Optional(StrMap),
     working_dir: Type.Optional(Str()),
     user: Type.Optional(Str()),
-    volumes: Type.Optional(
-      Type.Array(Str({ pattern: '^[^:]+:/[^:]*(:(ro|rw))?$', description: 'name:/path[:ro] or /host:/path[:ro]' })),
-    ),
+    volumes: Type.Optional(Type.Array(Str({ pattern: '^[^:]+:/[^:]*(:(ro|rw))?$', description: 'name:/path[:ro] or /host:/path[:ro]' }))),
     ports: Type.Optional(
       Type.Array(
         Str({
@@ -88,9 +81,7 @@ export const NetworkSchema = Type.Object(
     labels: Type.Optional(StrMap),
     ipam: Type.Optional(
       Type.Object({
-        config: Type.Optional(
-          Type.Array(Type.Object({ subnet: Type.Optional(Str()), gateway: Type.Optional(Str()) })),
-        ),
+        config: Type.Optional(Type.Array(Type.Object({ subnet: Type.Optional(Str()), gateway: Type.Optional(Str()) }))),
       }),
     ),
   },
@@ -109,7 +100,8 @@ export const ReleaseSchema = Type.Object(
     remove_containers: Type.Optional(
       Type.Array(Str({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' }), {
         uniqueItems: true,
-        description: 'containers the agent does not manage (by engine name): stopped before the release starts, removed when it succeeds, restarted when it fails',
+        description:
+          'containers the agent does not manage (by engine name): stopped before the release starts, removed when it succeeds, restarted when it fails',
       }),
     ),
   },

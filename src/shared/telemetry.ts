@@ -97,13 +97,22 @@ function checkValue(type: FieldType, value: unknown, field: string): PointValue 
       return value;
     case 'string':
       // (PostgreSQL text cannot hold a NUL character)
-      if (typeof value !== 'string' || value.length > MAX_STRING_VALUE || value.includes('\0')) throw badValue(type, value, field, `a string of at most ${MAX_STRING_VALUE} characters, without NUL`);
+      if (typeof value !== 'string' || value.length > MAX_STRING_VALUE || value.includes('\0'))
+        throw badValue(type, value, field, `a string of at most ${MAX_STRING_VALUE} characters, without NUL`);
       return value;
     case 'geo_point': {
       const g = value as Partial<GeoPoint> | null;
       const ok =
-        typeof g === 'object' && g !== null && !Array.isArray(g) && Object.keys(g).length === 2 &&
-        typeof g.lat === 'number' && g.lat >= -90 && g.lat <= 90 && typeof g.lon === 'number' && g.lon >= -180 && g.lon <= 180;
+        typeof g === 'object' &&
+        g !== null &&
+        !Array.isArray(g) &&
+        Object.keys(g).length === 2 &&
+        typeof g.lat === 'number' &&
+        g.lat >= -90 &&
+        g.lat <= 90 &&
+        typeof g.lon === 'number' &&
+        g.lon >= -180 &&
+        g.lon <= 180;
       if (!ok) throw badValue(type, value, field, '{"lat": -90…90, "lon": -180…180}');
       return { lat: g.lat!, lon: g.lon! };
     }

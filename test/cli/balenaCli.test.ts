@@ -137,17 +137,50 @@ async function pullBase(): Promise<void> {
 
 async function cleanupEngine(): Promise<void> {
   const filters = { label: [`io.bosun.scope=${SCOPE}`] };
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
-  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => {});
+  for (const c of await docker.listContainers({ all: true, filters }))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch(() => {});
+  for (const n of await docker.listNetworks({ filters }))
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => {});
   const vols = await docker.listVolumes({ filters }).catch(() => ({ Volumes: [] }));
-  for (const v of vols.Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
+  for (const v of vols.Volumes ?? [])
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => {});
   // The CLI's images have fixed names (local_<service>); leave them if another run still uses them.
-  for (const img of ['local_first', 'local_second']) await docker.getImage(img).remove().catch(() => {});
+  for (const img of ['local_first', 'local_second'])
+    await docker
+      .getImage(img)
+      .remove()
+      .catch(() => {});
 }
 
 function startAgent(defer: (fn: () => Promise<unknown>) => void, dataDir: string): { child: ChildProcess; output: () => string } {
-  const args = ['--import', 'tsx', 'src/agent/main.ts', '--data-dir', dataDir, '--local-mode', '--api-port', '48484', '--engine-tcp', '127.0.0.1:2375', '--engine-scope', SCOPE];
-  const child = spawn(process.execPath, args, { cwd: repo, env: { ...process.env, BOSUN_LOG_LEVEL: process.env.BOSUN_LOG_LEVEL ?? 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    '--import',
+    'tsx',
+    'src/agent/main.ts',
+    '--data-dir',
+    dataDir,
+    '--local-mode',
+    '--api-port',
+    '48484',
+    '--engine-tcp',
+    '127.0.0.1:2375',
+    '--engine-scope',
+    SCOPE,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: repo,
+    env: { ...process.env, BOSUN_LOG_LEVEL: process.env.BOSUN_LOG_LEVEL ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const keep = (c: Buffer) => {
     lines.push(...c.toString().split('\n').filter(Boolean));
@@ -167,7 +200,9 @@ function startAgent(defer: (fn: () => Promise<unknown>) => void, dataDir: string
   return { child, output: () => lines.slice(-150).join('\n') };
 }
 
-test('balena push to a Bosun device in local mode: builds, runs, logs, recreates only what changed, and livepushes a file change', { timeout: 20 * 60_000 }, async (t) => {
+test('balena push to a Bosun device in local mode: builds, runs, logs, recreates only what changed, and livepushes a file change', {
+  timeout: 20 * 60_000,
+}, async (t) => {
   // Clean-ups run last-registered first (the agent stops before its containers and files go).
   const cleanups: (() => Promise<unknown>)[] = [];
   const defer = (fn: () => Promise<unknown>) => cleanups.unshift(fn);
@@ -229,7 +264,12 @@ test('balena push to a Bosun device in local mode: builds, runs, logs, recreates
     const s = await scopedServices();
     return s.first?.state === 'running' && s.second?.state === 'running' && pred(s) ? s : undefined;
   };
-  const before = await waitFor('both services running', running(() => true), 180_000, agentLog);
+  const before = await waitFor(
+    'both services running',
+    running(() => true),
+    180_000,
+    agentLog,
+  );
   assert.deepEqual(Object.keys(before).sort(), ['first', 'second']);
   assert.ok(before.first!.env.includes('GREETING=hello from first'), before.first!.env.join('\n'));
   assert.ok(before.second!.env.includes('FIRST_URL=http://first:80/'), before.second!.env.join('\n'));
@@ -272,7 +312,12 @@ test('balena push to a Bosun device in local mode: builds, runs, logs, recreates
   // 6. Livepush (no --nolive, not detached: in detached mode the CLI ends once livepush is set up):
   // it waits for /v2/state/status to settle, then syncs a changed source file into the running
   // container over the engine port and restarts it, while it streams the device's logs.
-  const live = spawn(balena, ['push', DEVICE, '--source', changed, '--registry-secrets', secrets], { cwd: repo, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const live = spawn(balena, ['push', DEVICE, '--source', changed, '--registry-secrets', secrets], {
+    cwd: repo,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let liveOut = '';
   live.stdout.on('data', (c: Buffer) => (liveOut += c.toString()));
   live.stderr.on('data', (c: Buffer) => (liveOut += c.toString()));

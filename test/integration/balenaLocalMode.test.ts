@@ -30,8 +30,26 @@ function cliTarget(appId: number, greeting: string) {
           commit: 'local-1',
           releaseId: 1,
           services: {
-            '1': { serviceName: 'first', imageId: 1, image: 'local_image_first:latest', environment: { GREETING: greeting }, labels: {}, volumes: ['data:/data'], command: printer('first-says'), networks: { default: null } },
-            '2': { serviceName: 'second', imageId: 2, image: 'local_image_second:latest', environment: { GREETING: 'hi' }, labels: {}, depends_on: ['first'], command: printer('second-says'), networks: { default: null } },
+            '1': {
+              serviceName: 'first',
+              imageId: 1,
+              image: 'local_image_first:latest',
+              environment: { GREETING: greeting },
+              labels: {},
+              volumes: ['data:/data'],
+              command: printer('first-says'),
+              networks: { default: null },
+            },
+            '2': {
+              serviceName: 'second',
+              imageId: 2,
+              image: 'local_image_second:latest',
+              environment: { GREETING: 'hi' },
+              labels: {},
+              depends_on: ['first'],
+              command: printer('second-says'),
+              networks: { default: null },
+            },
           },
           volumes: { data: {} },
           networks: { default: { ipam: {} } },
@@ -42,7 +60,11 @@ function cliTarget(appId: number, greeting: string) {
 }
 
 async function call(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${base}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   const text = await res.text();
   return { status: res.status, text, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
@@ -80,7 +102,10 @@ test('balena push sequence: no key, version, device info, local target in and ou
   await localImage('second');
   const { agent, logs } = await startAgent(t, [appId], { localMode: true });
   const base = `http://127.0.0.1:${agent.apiPort()}`;
-  assert.ok(logs.some((l) => l.startsWith('LOCAL MODE')), 'local mode is announced in the log');
+  assert.ok(
+    logs.some((l) => l.startsWith('LOCAL MODE')),
+    'local mode is announced in the log',
+  );
 
   assert.equal((await call(base, 'GET', '/ping')).text, 'OK');
   const version = (await call(base, 'GET', '/v2/version')).json!;
@@ -98,7 +123,13 @@ test('balena push sequence: no key, version, device info, local target in and ou
   assert.deepEqual(posted.json, { status: 'success', message: 'OK' });
   await converge(agent);
   const cs = await containersOf(appId);
-  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['first', 'running'], ['second', 'running']]);
+  assert.deepEqual(
+    cs.map((c) => [c.service, c.state]),
+    [
+      ['first', 'running'],
+      ['second', 'running'],
+    ],
+  );
   assert.ok(!logs.some((l) => l.startsWith('Downloading image')), 'images built on the device are not pulled');
   const ping = await execIn(cs.find((c) => c.service === 'second')!.id, ['ping', '-c', '1', '-W', '2', 'first']);
   assert.equal(ping.exitCode, 0, ping.output);
@@ -166,9 +197,15 @@ test('leaving local mode returns to the managed target and removes what only loc
   await agent.setTarget(managed(false), 'cloud');
   assert.equal(agent.localMode(), false);
   await converge(agent);
-  assert.deepEqual((await containersOf(managedApp)).map((c) => c.state), ['running']);
+  assert.deepEqual(
+    (await containersOf(managedApp)).map((c) => c.state),
+    ['running'],
+  );
   assert.equal((await containersOf(localApp)).length, 0);
-  await waitFor('the local app volume to go', async () => !(await docker.listVolumes({ filters: { label: [`io.balena.app-id=${localApp}`] } })).Volumes?.length);
+  await waitFor(
+    'the local app volume to go',
+    async () => !(await docker.listVolumes({ filters: { label: [`io.balena.app-id=${localApp}`] } })).Volumes?.length,
+  );
   assert.equal((await call(base, 'POST', '/v2/local/target-state', cliTarget(localApp, 'x'))).status, 401, 'keys are required again');
 });
 
@@ -186,7 +223,10 @@ function rawCall(port: number, method: string, path: string, headers: Record<str
 }
 
 const hostActions = async (dataDir: string) =>
-  (await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { action: string }).action);
+  (await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { action: string }).action);
 
 test('local mode waives the key for the names the LAN gives the device, not for a rebound domain; web pages of other origins are refused; curl -d forms still work', async (t) => {
   const { agent, dataDir } = await startAgent(t, [], { localMode: true });
@@ -199,7 +239,11 @@ test('local mode waives the key for the names the LAN gives the device, not for 
   const rebound = await rawCall(port, 'GET', '/v2/local/target-state', { host: `rebind.evil.example:${port}` });
   assert.equal(rebound.status, 401, rebound.text);
   assert.match(rebound.text, /local mode waives it only/);
-  assert.equal((await rawCall(port, 'GET', `/v2/local/target-state?apikey=${agent.apiKeys.deviceKey()}`, { host: `rebind.evil.example:${port}` })).status, 200, 'with the device key any Host is fine');
+  assert.equal(
+    (await rawCall(port, 'GET', `/v2/local/target-state?apikey=${agent.apiKeys.deviceKey()}`, { host: `rebind.evil.example:${port}` })).status,
+    200,
+    'with the device key any Host is fine',
+  );
 
   // a form posted by another origin's page, a no-cors fetch, a cross-site navigation: refused, nothing happens
   const form = { 'content-type': 'application/x-www-form-urlencoded' };

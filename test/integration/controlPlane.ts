@@ -45,11 +45,26 @@ export async function controlPlane(t: TestContext): Promise<ControlPlane & { sto
     await server.app.listen({ port: Number(new URL(url).port), host: '127.0.0.1' });
     running = true;
   };
-  return { get server() { return server; }, url, dataDir, call, stop, restart };
+  return {
+    get server() {
+      return server;
+    },
+    url,
+    dataDir,
+    call,
+    stop,
+    restart,
+  };
 }
 
 /** A registry, a project and a provisioning key on the control plane; a new device's agent provisioned with it. */
-export async function provisionedDevice(t: TestContext, cp: ControlPlane, name: string, config: Record<string, unknown> = {}, agentOptions: Partial<AgentOptions> = {}): Promise<TestAgent & { appId: number; dataDir: string; deviceId: () => Promise<string> }> {
+export async function provisionedDevice(
+  t: TestContext,
+  cp: ControlPlane,
+  name: string,
+  config: Record<string, unknown> = {},
+  agentOptions: Partial<AgentOptions> = {},
+): Promise<TestAgent & { appId: number; dataDir: string; deviceId: () => Promise<string> }> {
   const { call } = cp;
   const reg = await call('POST', '/docker/registries/', { url: registry.url, username: registry.username, password: registry.password });
   assert.equal(reg.status, 201);
@@ -65,14 +80,18 @@ export async function provisionedDevice(t: TestContext, cp: ControlPlane, name: 
   t.after(() => removeApps([appId]));
   const started = await startAgent(t, [], { ...agentOptions, dataDir });
   const deviceId = async () =>
-    (await waitFor('registration', async () => {
-      const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
-      return c.deviceApiKey ? c : undefined;
-    })).deviceId!;
+    (
+      await waitFor('registration', async () => {
+        const c = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as { deviceApiKey?: string; deviceId?: string; apiKey?: string };
+        return c.deviceApiKey ? c : undefined;
+      })
+    ).deviceId!;
   return { ...started, appId, dataDir, deviceId };
 }
 
 /** The test image as a release names it: repository (without the registry host) and tag. */
-export const [repository, tag] = ((ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)])(`${process.env.BOSUN_TEST_IMAGE ?? ''}:v1`);
+export const [repository, tag] = ((ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)])(
+  `${process.env.BOSUN_TEST_IMAGE ?? ''}:v1`,
+);
 /** the test image's repository without the registry host: the release names the registry */
 export const imageName = repository!.slice(repository!.indexOf('/') + 1);

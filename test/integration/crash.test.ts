@@ -7,7 +7,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { ENGINE_SCOPE, containersOf, freePort, converge, docker, execIn, freshAppId, image, removeApps, service, startAgent, target, waitFor } from './harness.js';
+import {
+  ENGINE_SCOPE,
+  containersOf,
+  freePort,
+  converge,
+  docker,
+  execIn,
+  freshAppId,
+  image,
+  removeApps,
+  service,
+  startAgent,
+  target,
+  waitFor,
+} from './harness.js';
 
 const run = promisify(execFile);
 
@@ -23,7 +37,20 @@ const apiPorts = new Map<string, Promise<number>>();
 async function spawnAgent(dataDir: string, targetFile: string, onLine: (msg: string, p: AgentProcess) => void = () => {}): Promise<AgentProcess> {
   if (!apiPorts.has(dataDir)) apiPorts.set(dataDir, freePort());
   const port = String(await apiPorts.get(dataDir));
-  const args = ['-d', dataDir, '-t', targetFile, '--interval', '500', '--engine-scope', ENGINE_SCOPE, '--api-port', port, '--host-sandbox', path.join(dataDir, 'host')];
+  const args = [
+    '-d',
+    dataDir,
+    '-t',
+    targetFile,
+    '--interval',
+    '500',
+    '--engine-scope',
+    ENGINE_SCOPE,
+    '--api-port',
+    port,
+    '--host-sandbox',
+    path.join(dataDir, 'host'),
+  ];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/agent/main.ts', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -63,7 +90,12 @@ const release = (appId: number, n: 1 | 2) =>
 async function convergedOn(appId: number, n: 1 | 2): Promise<boolean> {
   const cs = await containersOf(appId);
   const v = n === 1 ? 'v1' : 'v2';
-  const wanted = (await docker.getImage(image(v)).inspect().catch(() => undefined))?.Id;
+  const wanted = (
+    await docker
+      .getImage(image(v))
+      .inspect()
+      .catch(() => undefined)
+  )?.Id;
   return (
     cs.length === 3 &&
     cs.every((c) => c.state === 'running' && c.releaseId <= n) &&
@@ -79,7 +111,10 @@ for (const point of killPoints) {
     const appId = freshAppId();
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-crash-'));
     const targetFile = path.join(dataDir, 'target.json');
-    await docker.getImage(image('v2')).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getImage(image('v2'))
+      .remove({ force: true })
+      .catch(() => undefined);
 
     await fs.writeFile(targetFile, JSON.stringify(release(appId, 1)));
     const agents: AgentProcess[] = [];
@@ -116,19 +151,35 @@ for (const point of killPoints) {
       const cs = await containersOf(appId);
       throw new Error(`${err.message}\ncontainers: ${JSON.stringify(cs)}\nagent log:\n${third.lines.join('\n')}`);
     });
-    await waitFor('the release recorded', async () => third.lines.some((l) => /runs release 2/.test(l)) || (await convergedOn(appId, 2) && point.startsWith('App')), 30_000);
+    await waitFor(
+      'the release recorded',
+      async () => third.lines.some((l) => /runs release 2/.test(l)) || ((await convergedOn(appId, 2)) && point.startsWith('App')),
+      30_000,
+    );
     const c2 = (await containersOf(appId)).find((x) => x.service === 'c')!;
     assert.equal((await execIn(c2.id, ['cat', '/data/file'])).output.trim(), 'precious');
     const locks = await fs.readdir(path.join(dataDir, 'locks', String(appId), 'a'));
-    assert.deepEqual(locks.filter((f) => f.endsWith('.lock')), [], 'no lock files left behind');
+    assert.deepEqual(
+      locks.filter((f) => f.endsWith('.lock')),
+      [],
+      'no lock files left behind',
+    );
   });
 }
 
-const ownEngine = await fs.access(path.join(process.env.BOSUN_ENGINE_DIR ?? '/tmp/bosun-engine', 'dockerd.started')).then(() => true, () => false);
+const ownEngine = await fs.access(path.join(process.env.BOSUN_ENGINE_DIR ?? '/tmp/bosun-engine', 'dockerd.started')).then(
+  () => true,
+  () => false,
+);
 
-test('the engine restarted during a pull: the agent recovers and converges', { skip: ownEngine ? false : 'the engine is not the test script\'s own' }, async (t) => {
+test('the engine restarted during a pull: the agent recovers and converges', {
+  skip: ownEngine ? false : "the engine is not the test script's own",
+}, async (t) => {
   const appId = freshAppId();
-  await docker.getImage(image('big')).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getImage(image('big'))
+    .remove({ force: true })
+    .catch(() => undefined);
   const { agent, logs } = await startAgent(t, [appId]);
   await agent.setTarget(target({ [appId]: { services: { small: service(), large: service({ image: image('big') }) } } }), 'test');
   await agent.applyNow();
@@ -136,6 +187,15 @@ test('the engine restarted during a pull: the agent recovers and converges', { s
   await run('bash', ['scripts/engine.sh', 'restart-engine']);
   await converge(agent, 120_000);
   const cs = await containersOf(appId);
-  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['large', 'running'], ['small', 'running']]);
-  assert.ok(logs.some((l) => /Failed to download image .*big|Apply failed/.test(l)), 'the interruption was noticed and reported');
+  assert.deepEqual(
+    cs.map((c) => [c.service, c.state]),
+    [
+      ['large', 'running'],
+      ['small', 'running'],
+    ],
+  );
+  assert.ok(
+    logs.some((l) => /Failed to download image .*big|Apply failed/.test(l)),
+    'the interruption was noticed and reported',
+  );
 });

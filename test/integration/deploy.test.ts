@@ -19,7 +19,14 @@ test('deploys a 3-service app from the authenticated registry; services reach ea
   await converge(agent);
 
   const cs = await containersOf(appId);
-  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['api', 'running'], ['db', 'running'], ['web', 'running']]);
+  assert.deepEqual(
+    cs.map((c) => [c.service, c.state]),
+    [
+      ['api', 'running'],
+      ['db', 'running'],
+      ['web', 'running'],
+    ],
+  );
   const web = cs.find((c) => c.service === 'web')!;
   const ping = await execIn(web.id, ['ping', '-c', '1', '-W', '2', 'db']);
   assert.equal(ping.exitCode, 0, ping.output);
@@ -29,7 +36,10 @@ test('deploys a 3-service app from the authenticated registry; services reach ea
   const state = await agent.currentState();
   assert.equal(state[appId]!.releaseId, 1);
   assert.equal(state[appId]!.updateStatus, 'done');
-  assert.deepEqual(Object.values(state[appId]!.services).map((s) => s.status), ['Running', 'Running', 'Running']);
+  assert.deepEqual(
+    Object.values(state[appId]!.services).map((s) => s.status),
+    ['Running', 'Running', 'Running'],
+  );
 });
 
 test('an env change recreates only that service and the log says which variable changed', async (t) => {
@@ -79,7 +89,10 @@ test('an unchanged target never restarts anything, across applies and agent rest
   const second = await startAgent(t, [], { dataDir: first.dataDir });
   await converge(second.agent);
   const after = await containersOf(appId);
-  assert.deepEqual(after.map((c) => [c.id, c.state]), before.map((c) => [c.id, c.state]));
+  assert.deepEqual(
+    after.map((c) => [c.id, c.state]),
+    before.map((c) => [c.id, c.state]),
+  );
 });
 
 test('a new image tag is pulled and replaces the container (download-then-kill)', async (t) => {
@@ -108,7 +121,10 @@ test('removing a service removes its container only; volumes stay', async (t) =>
   const { services, volumes } = threeServices();
   await agent.setTarget(target({ [appId]: { releaseId: 2, services: { db: services.db, api: services.api }, volumes } }), 'test');
   await converge(agent);
-  assert.deepEqual((await containersOf(appId)).map((c) => c.service), ['api', 'db']);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => c.service),
+    ['api', 'db'],
+  );
 
   await agent.setTarget(target({ [appId]: { releaseId: 3, ...threeServices() } }), 'test');
   await converge(agent);
@@ -116,16 +132,29 @@ test('removing a service removes its container only; volumes stay', async (t) =>
   assert.equal((await execIn(web2.id, ['cat', '/data/file'])).output.trim(), 'kept');
 });
 
-test('network_mode service:x shares that service\'s network namespace and starts after it', async (t) => {
+test("network_mode service:x shares that service's network namespace and starts after it", async (t) => {
   const appId = freshAppId();
   const { agent } = await startAgent(t, [appId]);
-  await agent.setTarget(target({ [appId]: { services: {
-    sidecar: service({ network_mode: 'service:vpn' }),
-    vpn: service({ command: ['sh', '-c', 'echo from-vpn > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
-  } } }), 'test');
+  await agent.setTarget(
+    target({
+      [appId]: {
+        services: {
+          sidecar: service({ network_mode: 'service:vpn' }),
+          vpn: service({ command: ['sh', '-c', 'echo from-vpn > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
+        },
+      },
+    }),
+    'test',
+  );
   await converge(agent);
   const cs = await containersOf(appId);
-  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['sidecar', 'running'], ['vpn', 'running']]);
+  assert.deepEqual(
+    cs.map((c) => [c.service, c.state]),
+    [
+      ['sidecar', 'running'],
+      ['vpn', 'running'],
+    ],
+  );
   const sidecar = cs.find((c) => c.service === 'sidecar')!;
   const got = await execIn(sidecar.id, ['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/']);
   assert.equal(got.output.trim(), 'from-vpn');
@@ -133,10 +162,18 @@ test('network_mode service:x shares that service\'s network namespace and starts
   assert.equal(mode, `container:${cs.find((c) => c.service === 'vpn')!.id}`);
 
   // Replacing vpn replaces what shares its network, or sidecar would sit in a dead namespace.
-  await agent.setTarget(target({ [appId]: { releaseId: 2, services: {
-    sidecar: service({ network_mode: 'service:vpn' }),
-    vpn: service({ environment: { V: '2' }, command: ['sh', '-c', 'echo from-vpn-2 > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
-  } } }), 'test');
+  await agent.setTarget(
+    target({
+      [appId]: {
+        releaseId: 2,
+        services: {
+          sidecar: service({ network_mode: 'service:vpn' }),
+          vpn: service({ environment: { V: '2' }, command: ['sh', '-c', 'echo from-vpn-2 > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'] }),
+        },
+      },
+    }),
+    'test',
+  );
   await converge(agent);
   const after = await containersOf(appId);
   const sidecar2 = after.find((c) => c.service === 'sidecar')!;

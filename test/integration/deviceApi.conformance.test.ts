@@ -128,7 +128,10 @@ function assertFailedJson(res: CurlResult, status: number, what: string): void {
 
 async function hostActions(dataDir: string): Promise<{ action: string; at: string }[]> {
   const text = await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; at: string });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { action: string; at: string });
 }
 
 const isIsoDate = (s: unknown) => typeof s === 'string' && !Number.isNaN(Date.parse(s)) && /^\d{4}-\d\d-\d\dT/.test(s);
@@ -162,8 +165,19 @@ async function device(t: TestContext, withMulti: boolean): Promise<Device> {
 
 /** Examples that leave the device up and the key unchanged, in an order that keeps the app usable. */
 const SHARED_RUN = [
-  'ping', 'healthy', 'device', 'apps-get', 'v2-applications-state', 'blink', 'update',
-  'host-config-patch', 'host-config-get', 'apps-stop', 'apps-start', 'restart', 'purge',
+  'ping',
+  'healthy',
+  'device',
+  'apps-get',
+  'v2-applications-state',
+  'blink',
+  'update',
+  'host-config-patch',
+  'host-config-get',
+  'apps-stop',
+  'apps-start',
+  'restart',
+  'purge',
 ];
 
 const running = async (id: string) => (await docker.getContainer(id).inspect()).State.Running;
@@ -255,7 +269,10 @@ test('documented examples against a 1-service app (and a 2-service app where mul
       const res = await runCurl(ex, await dev.env(multi));
       assertFailedJson(res, ex.multiContainer!.status, `${ex.section} on a 2-service app`);
       await sleep(300);
-      assert.deepEqual((await containersOf(multi)).map((c) => [c.id, c.state]), before.map((c) => [c.id, 'running']));
+      assert.deepEqual(
+        (await containersOf(multi)).map((c) => [c.id, c.state]),
+        before.map((c) => [c.id, 'running']),
+      );
     });
   }
 });

@@ -6,8 +6,19 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
-  containersOf, converge, docker, execIn, freshAppId, service, sleep, startAgent, target, waitFor,
-  type AppSpec, type TestAgent, type TestContainer,
+  containersOf,
+  converge,
+  docker,
+  execIn,
+  freshAppId,
+  service,
+  sleep,
+  startAgent,
+  target,
+  waitFor,
+  type AppSpec,
+  type TestAgent,
+  type TestContainer,
 } from './harness.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -122,7 +133,10 @@ const containerOf = async (appId: number, name: string) => byService(await conta
 
 async function hostActions(dataDir: string): Promise<{ action: string; at: string }[]> {
   const text = await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; at: string });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { action: string; at: string });
 }
 const readIf = (p: string) => fs.readFile(p, 'utf8').catch(() => undefined);
 
@@ -170,7 +184,7 @@ test('auth: /ping and /v1/healthy need no key; a missing or wrong key is 401 wit
   }
 });
 
-test('key scoping: app A\'s key cannot act on app B (401, nothing happens); the device key works on both', async (t) => {
+test("key scoping: app A's key cannot act on app B (401, nothing happens); the device key works on both", async (t) => {
   const a = freshAppId();
   const b = freshAppId();
   const d = await deploy(t, { [a]: oneService(), [b]: oneService() });
@@ -213,7 +227,7 @@ test('key scoping: app A\'s key cannot act on app B (401, nothing happens); the 
   });
 });
 
-test('regenerate (app key): the old key is rejected at once, the new one works, and the app\'s containers get it on the next apply', async (t) => {
+test("regenerate (app key): the old key is rejected at once, the new one works, and the app's containers get it on the next apply", async (t) => {
   const a = freshAppId();
   const b = freshAppId();
   const d = await deploy(t, { [a]: oneService(), [b]: oneService() });
@@ -302,22 +316,36 @@ test("locks: while an app holds updates.lock, reboot and shutdown are 423 and no
   await sleep(1500);
   assert.deepEqual(await hostActions(d.dataDir), []);
   const during = [...(await containersOf(a)), ...(await containersOf(b))];
-  assert.deepEqual(during.map((c) => [c.id, c.state]), before.map((c) => [c.id, 'running']));
-  assert.equal(await readIf(lockFile), 'app\n', 'the app\'s lock is left alone');
+  assert.deepEqual(
+    during.map((c) => [c.id, c.state]),
+    before.map((c) => [c.id, 'running']),
+  );
+  assert.equal(await readIf(lockFile), 'app\n', "the app's lock is left alone");
 
   const forced = await api.call('POST', '/v1/reboot', { key: keyA, json: { force: true } });
   assert.equal(forced.status, 202, show(forced));
   assert.deepEqual(forced.body, { Data: 'OK', Error: '' });
-  const actions = await waitFor('reboot recorded', async () => {
-    const all = await hostActions(d.dataDir);
-    return all.some((x) => x.action === 'reboot') && all;
-  }, 15_000);
-  assert.deepEqual(actions.map((x) => x.action), ['reboot']);
+  const actions = await waitFor(
+    'reboot recorded',
+    async () => {
+      const all = await hostActions(d.dataDir);
+      return all.some((x) => x.action === 'reboot') && all;
+    },
+    15_000,
+  );
+  assert.deepEqual(
+    actions.map((x) => x.action),
+    ['reboot'],
+  );
   assert.ok(!Number.isNaN(Date.parse(actions[0]!.at)));
-  await waitFor('all apps stopped', async () => {
-    for (const c of before) if (await running(c.id)) return false;
-    return true;
-  }, 20_000);
+  await waitFor(
+    'all apps stopped',
+    async () => {
+      for (const c of before) if (await running(c.id)) return false;
+      return true;
+    },
+    20_000,
+  );
   // A device going down does not bring its apps back.
   await sleep(2500);
   for (const c of [...(await containersOf(a)), ...(await containersOf(b))]) assert.equal(c.state === 'running', false, `${c.service} came back`);
@@ -411,7 +439,13 @@ test('host-config: PATCH hostname and proxy round-trips through GET and the host
   assert.match(conf, /\bport\s*=\s*8123\s*;/);
   assert.match(conf, /\blogin\s*=\s*"?user"?\s*;/);
   assert.match(conf, /\bpassword\s*=\s*"?secret"?\s*;/);
-  assert.deepEqual(((await readIf(noProxyFile)) ?? '').split('\n').map((l) => l.trim()).filter(Boolean), proxy.noProxy);
+  assert.deepEqual(
+    ((await readIf(noProxyFile)) ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
+    proxy.noProxy,
+  );
 
   // Absent fields are left as they are.
   assertOk(await patch({ network: { hostname: 'second-host' } }));
@@ -769,7 +803,18 @@ test('reads: /v1/device has every field true to the agent; v2 version, device na
 // ---------------------------------------------------------------------------------------------
 // from inside the app's containers
 
-const twinNames = ['APP_ID', 'APP_NAME', 'SERVICE_NAME', 'DEVICE_UUID', 'DEVICE_TYPE', 'DEVICE_NAME_AT_INIT', 'SUPERVISOR_ADDRESS', 'SUPERVISOR_HOST', 'SUPERVISOR_PORT', 'SUPERVISOR_API_KEY'];
+const twinNames = [
+  'APP_ID',
+  'APP_NAME',
+  'SERVICE_NAME',
+  'DEVICE_UUID',
+  'DEVICE_TYPE',
+  'DEVICE_NAME_AT_INIT',
+  'SUPERVISOR_ADDRESS',
+  'SUPERVISOR_HOST',
+  'SUPERVISOR_PORT',
+  'SUPERVISOR_API_KEY',
+];
 
 test('in-container call: a bridge-networked busybox service reaches the API with its own env (wget), and its env is complete', async (t) => {
   const a = freshAppId();
@@ -793,11 +838,15 @@ test('in-container call: a bridge-networked busybox service reaches the API with
       return undefined;
     }
   };
-  const fetched = await waitFor('the service\'s own wget of /v1/device and /v2/applications/state', async () => {
-    const dev = await readJson('/tmp/device.json');
-    const st = dev && (await readJson('/tmp/state.json'));
-    return st && { dev, st };
-  }, 40_000);
+  const fetched = await waitFor(
+    "the service's own wget of /v1/device and /v2/applications/state",
+    async () => {
+      const dev = await readJson('/tmp/device.json');
+      const st = dev && (await readJson('/tmp/state.json'));
+      return st && { dev, st };
+    },
+    40_000,
+  );
   assert.equal(fetched.dev.api_port, api.port);
   assert.equal(fetched.st['caller-app']?.appId, a, JSON.stringify(fetched.st));
 

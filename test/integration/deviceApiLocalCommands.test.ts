@@ -44,7 +44,12 @@ test('the local command API: a key, a loopback Host, no other origin; an app key
     assert.match(r.body.detail, /key/);
   }
   // DNS rebinding (a page's domain now resolving to 127.0.0.1) and other origins: 403
-  for (const headers of [{ host: `rebind.evil.example:${port}` }, { host: `192.168.1.9:${port}` }, { origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+  for (const headers of [
+    { host: `rebind.evil.example:${port}` },
+    { host: `192.168.1.9:${port}` },
+    { origin: 'http://evil.example' },
+    { 'sec-fetch-site': 'cross-site' },
+  ] as Record<string, string>[]) {
     const r = await run({ command: 'supervisor.restart', arg: [b] }, { ...device, ...headers });
     assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${JSON.stringify(r.body)}`);
   }
@@ -58,8 +63,16 @@ test('the local command API: a key, a loopback Host, no other origin; an app key
   // an app's key: its own containers only
   const ps = await run({ command: 'docker.ps' }, keyA);
   assert.equal(ps.status, 200, JSON.stringify(ps.body));
-  assert.deepEqual(Object.values(ps.body).map((c: Json) => c.AppId), [a]);
-  assert.deepEqual(Object.values((await run({ command: 'docker.ps' }, device)).body).map((c: Json) => c.AppId).sort(), [a, b].sort());
+  assert.deepEqual(
+    Object.values(ps.body).map((c: Json) => c.AppId),
+    [a],
+  );
+  assert.deepEqual(
+    Object.values((await run({ command: 'docker.ps' }, device)).body)
+      .map((c: Json) => c.AppId)
+      .sort(),
+    [a, b].sort(),
+  );
   const ownLogs = await run({ command: 'docker.logs', arg: ['web'] }, keyA);
   assert.match(ownLogs.body, /hello from a/);
   const otherLogs = await run({ command: 'docker.logs', arg: ['db'] }, keyA);
@@ -69,7 +82,8 @@ test('the local command API: a key, a loopback Host, no other origin; an app key
   for (const call of [
     { command: 'docker.stop', arg: [bId] },
     { command: 'docker.restart', arg: ['db'], kwarg: { force: true } },
-  ]) assert.equal((await run(call, keyA)).status, 404, JSON.stringify(call));
+  ])
+    assert.equal((await run(call, keyA)).status, 404, JSON.stringify(call));
   for (const call of [
     { command: 'supervisor.restart', arg: [b] },
     { command: 'supervisor.purge', arg: [b], kwarg: { force: true } },

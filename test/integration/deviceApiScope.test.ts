@@ -21,7 +21,11 @@ interface Res {
 /** A request with any headers (fetch would not send a chosen Host). */
 function request(port: number, method: string, urlPath: string, opts: { key?: string; json?: unknown; headers?: Record<string, string> } = {}): Promise<Res> {
   const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
-  const headers: Record<string, string> = { ...(body ? { 'content-type': 'application/json' } : {}), ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}), ...opts.headers };
+  const headers: Record<string, string> = {
+    ...(body ? { 'content-type': 'application/json' } : {}),
+    ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}),
+    ...opts.headers,
+  };
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers }, (res) => {
       let text = '';
@@ -69,7 +73,10 @@ const printer = (what: string) => service({ command: ['sh', '-c', `trap 'exit 0'
 
 async function hostActions(dataDir: string): Promise<string[]> {
   const text = await fs.readFile(path.join(dataDir, 'host', 'actions.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { action: string }).action);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { action: string }).action);
 }
 
 test("key scope: an app's key sees only its own app, acts on the device as balena apps do, and never reaches another app's secrets", async (t) => {
@@ -110,7 +117,10 @@ test("key scope: an app's key sees only its own app, acts on the device as balen
   assert.equal(mine.status, 200);
   const services = (ls: Json[]) => new Set(ls.filter((l) => l.serviceName).map((l) => l.serviceName));
   assert.deepEqual([...services(mine.lines)], ['web'], JSON.stringify(mine.lines.slice(0, 5)));
-  assert.ok(mine.lines.slice(1).every((l) => !l.isSystem && l.appId === a), 'no system lines, no other app');
+  assert.ok(
+    mine.lines.slice(1).every((l) => !l.isSystem && l.appId === a),
+    'no system lines, no other app',
+  );
   assert.ok(!mine.lines.some((l) => String(l.message).includes(`b-says-${b}`)));
   assert.deepEqual([...services(all.lines)].sort(), ['db', 'web'], 'the device key sees both apps (so B did print meanwhile)');
 
@@ -119,7 +129,11 @@ test("key scope: an app's key sees only its own app, acts on the device as balen
   assert.deepEqual(Object.keys(appState.body), [`app${a}`], show(appState));
   assert.deepEqual(Object.keys((await call('GET', '/v2/applications/state', { key: device })).body).sort(), [`app${a}`, `app${b}`, `app${c}`].sort());
   const status = await call('GET', '/v2/state/status', { key: keyA });
-  assert.deepEqual(status.body.containers.map((x: Json) => x.appId), [a], show(status));
+  assert.deepEqual(
+    status.body.containers.map((x: Json) => x.appId),
+    [a],
+    show(status),
+  );
   const ids = await call('GET', '/v2/containerId', { key: keyA });
   assert.deepEqual(Object.keys(ids.body.services), ['web'], show(ids));
   assert.equal((await call('GET', '/v2/containerId?serviceName=db', { key: keyA })).status, 503, "another app's service is not found");
@@ -139,7 +153,8 @@ test("key scope: an app's key sees only its own app, acts on the device as balen
   assert.equal((await call('GET', '/v1/device', { key: device })).body.update_pending, true);
 
   // GET /v2/version, /v2/device/name, /v2/device/vpn, /v2/local/device-info: device facts, any key
-  for (const p of ['/v2/version', '/v2/device/name', '/v2/device/vpn', '/v2/local/device-info']) assert.equal((await call('GET', p, { key: keyA })).status, 200, p);
+  for (const p of ['/v2/version', '/v2/device/name', '/v2/device/vpn', '/v2/local/device-info'])
+    assert.equal((await call('GET', p, { key: keyA })).status, 200, p);
 
   // POST /v2/telemetry: any key
   assert.equal((await call('POST', '/v2/telemetry', { key: keyA, json: { field: 'a.temp', type: 'float', value: 21.5 } })).status, 202);
@@ -168,7 +183,8 @@ test("key scope: an app's key sees only its own app, acts on the device as balen
   await execIn(bDb.id, ['rm', '/tmp/balena/updates.lock']);
   await agent.setTarget(target(apps(false)), 'test');
   await converge(agent);
-  const volumesOfC = async () => ((await docker.listVolumes({ filters: { label: [`io.balena.app-id=${c}`, `io.bosun.scope=${ENGINE_SCOPE}`] } })).Volumes ?? []).map((v) => v.Name);
+  const volumesOfC = async () =>
+    ((await docker.listVolumes({ filters: { label: [`io.balena.app-id=${c}`, `io.bosun.scope=${ENGINE_SCOPE}`] } })).Volumes ?? []).map((v) => v.Name);
   const orphan = await volumesOfC();
   assert.equal(orphan.length, 1, 'C left the target; its volume is kept until asked');
   const byA = await call('GET', '/v2/cleanup-volumes', { key: keyA });

@@ -24,7 +24,10 @@ async function tail(t: TestContext, url: string, token: string, headers: Record<
         buf += decoder.decode(chunk as Uint8Array, { stream: true });
         let i: number;
         while ((i = buf.indexOf('\n\n')) >= 0) {
-          const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+          const data = buf
+            .slice(0, i)
+            .split('\n')
+            .find((l) => l.startsWith('data: '));
           buf = buf.slice(i + 2);
           if (data) lines.push(JSON.parse(data.slice(6)) as Line);
         }
@@ -61,7 +64,16 @@ test('what a service prints reaches the server and its live tail, in order and o
   const counter = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick $i; [ $((i % 10)) -eq 0 ] && echo tenth $i >&2; sleep 0.2; done";
   const release = await call('POST', `/docker/projects/${appId}/releases/`, {
     version: '1.0.0',
-    containers: [{ name: 'counter', image: imageName, tag, required_tags: [], startup_parameters: { command: ['sh', '-c', counter], restart_policy: 'always' }, purge_data: false }],
+    containers: [
+      {
+        name: 'counter',
+        image: imageName,
+        tag,
+        required_tags: [],
+        startup_parameters: { command: ['sh', '-c', counter], restart_policy: 'always' },
+        purge_data: false,
+      },
+    ],
   });
   assert.equal(release.status, 201, JSON.stringify(release.body));
   const logs = async (query = '') => (await call('GET', `/dongle/devices/${deviceId}/logs/?limit=10000${query}`)).body as Line[];
@@ -77,7 +89,10 @@ test('what a service prints reaches the server and its live tail, in order and o
     'a line says which service of which app and release printed it',
   );
   assert.ok(!Number.isNaN(Date.parse(first.ts)));
-  assert.ok(all.some((l) => l.stream === 'system' && /^(Installing|Starting) service counter/.test(l.message)), "the agent's own messages are there too");
+  assert.ok(
+    all.some((l) => l.stream === 'system' && /^(Installing|Starting) service counter/.test(l.message)),
+    "the agent's own messages are there too",
+  );
   await waitFor('a tenth tick on stderr', async () => (await logs('&service=counter')).some((l) => l.stream === 'stderr' && l.message === 'tenth 10'), 30_000);
 
   // the live tail: new lines as they are printed
@@ -85,7 +100,11 @@ test('what a service prints reaches the server and its live tail, in order and o
   const live = await tail(t, tailUrl, token);
   await waitFor('ticks in the live tail', async () => ticks(live).length >= 5, 30_000);
   const firstLive = ticks(live)[0]!;
-  assert.deepEqual(ticks(live), ticks(live).map((_, i) => firstLive + i), 'the tail counts too');
+  assert.deepEqual(
+    ticks(live),
+    ticks(live).map((_, i) => firstLive + i),
+    'the tail counts too',
+  );
 
   // the server goes away for a while; the service keeps printing
   await cp.stop();
@@ -98,7 +117,11 @@ test('what a service prints reaches the server and its live tail, in order and o
     throw new Error(`${err.message}\n${device.logs.slice(-30).join('\n')}`);
   });
   await waitFor('the offline lines in the tail', async () => Math.max(0, ...ticks(resumed)) >= lastBefore + 25, 30_000);
-  assert.deepEqual(ticks(resumed), ticks(resumed).map((_, i) => lastBefore + 1 + i), 'the tail continues after its last line, none missing');
+  assert.deepEqual(
+    ticks(resumed),
+    ticks(resumed).map((_, i) => lastBefore + 1 + i),
+    'the tail continues after its last line, none missing',
+  );
 
   // the agent stops for a while and starts again: it goes on from its last line shipped
   await device.agent.stop();
@@ -109,5 +132,9 @@ test('what a service prints reaches the server and its live tail, in order and o
 
   assertCounting(ticks(await logs('&service=counter')), 'on the server');
   const tenths = (await logs('&service=counter')).filter((l) => l.stream === 'stderr').map((l) => l.message);
-  assert.deepEqual(tenths, tenths.map((_, i) => `tenth ${(i + 1) * 10}`), 'stderr lines once each, in order');
+  assert.deepEqual(
+    tenths,
+    tenths.map((_, i) => `tenth ${(i + 1) * 10}`),
+    'stderr lines once each, in order',
+  );
 });

@@ -68,7 +68,12 @@ test('a streaming call (GET /events) passes events as they happen, and close() e
   let closed = false;
   t.after(() => (closed ? undefined : proxy.close()));
   const name = `bosun-proxy-test-${process.pid}`;
-  t.after(() => docker.getNetwork(name).remove().catch(() => {}));
+  t.after(() =>
+    docker
+      .getNetwork(name)
+      .remove()
+      .catch(() => {}),
+  );
 
   const since = Math.floor(Date.now() / 1000) - 1;
   const filters = encodeURIComponent(JSON.stringify({ type: ['network'], network: [name] }));

@@ -48,9 +48,11 @@ test('remote execution: docker.logs of a running service, a signed callback, the
     containers: [{ name: 'web', image: imageName, tag, required_tags: [], purge_data: false, startup_parameters: { command: printer } }],
   });
   assert.equal(release.status, 201, JSON.stringify(release.body));
-  await waitFor('web running', async () => (await containersOf(appId)).some((c) => c.service === 'web' && c.state === 'running'), 90_000).catch((err: Error) => {
-    throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`);
-  });
+  await waitFor('web running', async () => (await containersOf(appId)).some((c) => c.service === 'web' && c.state === 'running'), 90_000).catch(
+    (err: Error) => {
+      throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`);
+    },
+  );
 
   // what the container printed, stdout and stderr, read on the device
   const printed = await waitFor('both lines in the logs', async () => {
@@ -73,7 +75,10 @@ test('remote execution: docker.logs of a running service, a signed callback, the
   assert.ok(signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected)), 'the callback verifies');
   const ps = JSON.parse(body) as { jid: string; state: string; success: boolean; return: Record<string, { Service: string; State: string }> };
   assert.deepEqual([ps.jid, ps.state, ps.success], [queued.body.jid, 'done', true]);
-  assert.deepEqual(Object.values(ps.return).map((c) => [c.Service, c.State]), [['web', 'running']]);
+  assert.deepEqual(
+    Object.values(ps.return).map((c) => [c.Service, c.State]),
+    [['web', 'running']],
+  );
 
   // the agent's own log, with AutoPi's filters
   const lastLogs = await run(cp, deviceId, { command: 'minionutil.last_logs', kwarg: { match: 'registered with', limit: 1 } });

@@ -79,9 +79,24 @@ async function removeStaleScopes(): Promise<void> {
     }
   };
   const filters = { label: ['io.bosun.scope'] };
-  for (const c of await docker.listContainers({ all: true, filters })) if (stale(c.Labels)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters })) if (stale(n.Labels)) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) if (stale(v.Labels)) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  for (const c of await docker.listContainers({ all: true, filters }))
+    if (stale(c.Labels))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters }))
+    if (stale(n.Labels))
+      await docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? [])
+    if (stale(v.Labels))
+      await docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => undefined);
 }
 await removeStaleScopes();
 
@@ -221,17 +236,42 @@ export async function pullTestImage(ref: string): Promise<void> {
 }
 
 /** Drops the engine's copy of a test image so the agent has to pull it. */
-export const forgetImage = (ref: string) => docker.getImage(ref).remove({ force: true }).then(() => undefined, () => undefined);
-export const imagePresent = (ref: string) => docker.getImage(ref).inspect().then(() => true, () => false);
+export const forgetImage = (ref: string) =>
+  docker
+    .getImage(ref)
+    .remove({ force: true })
+    .then(
+      () => undefined,
+      () => undefined,
+    );
+export const imagePresent = (ref: string) =>
+  docker
+    .getImage(ref)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 
 export async function removeApps(appIds: number[]): Promise<void> {
   for (const appId of appIds) {
     const filters = ofApp(appId);
     for (const c of await docker.listContainers({ all: true, filters })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
-    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-    for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+    for (const n of await docker.listNetworks({ filters }))
+      await docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+    for (const v of (await docker.listVolumes({ filters })).Volumes ?? [])
+      await docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => undefined);
   }
 }
 

@@ -30,16 +30,22 @@ const sh = async (containerId: string, script: string) => {
   assert.equal(r.exitCode, 0, r.output);
 };
 
-test('planted links, a FIFO and a huge file in lock folders: the host is untouched, the agent responsive, planted locks are the app\'s', async (t) => {
+test("planted links, a FIFO and a huge file in lock folders: the host is untouched, the agent responsive, planted locks are the app's", async (t) => {
   const victim = await outsideFolder(t);
   const apps = { temps: freshAppId(), link: freshAppId(), fifo: freshAppId(), sparse: freshAppId(), clean: freshAppId() };
   const ids = Object.values(apps);
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-agent-'));
   const lockDir = (appId: number) => path.join(dataDir, 'locks', String(appId), 'main');
   // (were the agent to block on the FIFO, opening its other end lets the test end; before the agent stops)
-  t.after(() => fs.open(path.join(lockDir(apps.fifo), 'updates.lock'), constants.O_WRONLY | constants.O_NONBLOCK).then((f) => f.close(), () => undefined));
+  t.after(() =>
+    fs.open(path.join(lockDir(apps.fifo), 'updates.lock'), constants.O_WRONLY | constants.O_NONBLOCK).then(
+      (f) => f.close(),
+      () => undefined,
+    ),
+  );
   const { agent, logs } = await startAgent(t, ids, { dataDir });
-  const release = (id: number) => target(Object.fromEntries(ids.map((a) => [a, { releaseId: id, services: { main: service({ environment: { V: String(id) } }) } }])));
+  const release = (id: number) =>
+    target(Object.fromEntries(ids.map((a) => [a, { releaseId: id, services: { main: service({ environment: { V: String(id) } }) } }])));
   await agent.setTarget(release(1), 'test');
   await converge(agent);
   const main = async (appId: number) => (await containersOf(appId)).find((c) => c.service === 'main')!;
@@ -48,7 +54,10 @@ test('planted links, a FIFO and a huge file in lock folders: the host is untouch
   // The containers run as root and plant, in the folder they see at /tmp/balena:
   // links at the names the old agent wrote its temp files to (its pid was predictable) ...
   const hostFile = path.join(victim.dir, 'victim');
-  await sh(before.temps!, `ln -s ${hostFile} /tmp/balena/.bosun-lock-${process.pid}-updates.lock && ln -s ${hostFile} /tmp/balena/.bosun-lock-${process.pid}-resin-updates.lock`);
+  await sh(
+    before.temps!,
+    `ln -s ${hostFile} /tmp/balena/.bosun-lock-${process.pid}-updates.lock && ln -s ${hostFile} /tmp/balena/.bosun-lock-${process.pid}-resin-updates.lock`,
+  );
   // ... and, as the lock file itself, a link to a host file, a FIFO, a 64 GiB sparse file.
   await sh(before.link!, `ln -s ${hostFile} /tmp/balena/updates.lock`);
   await sh(before.fifo!, 'mkfifo /tmp/balena/updates.lock');
@@ -57,10 +66,14 @@ test('planted links, a FIFO and a huge file in lock folders: the host is untouch
   await agent.setTarget(release(2), 'test');
   // Apps without a lock are updated, whatever the others planted.
   for (const a of [apps.temps, apps.clean]) {
-    await waitFor(`app ${a} on release 2`, async () => {
-      const c = await main(a);
-      return c?.releaseId === 2 && c.state === 'running';
-    }, 90_000).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-20).join('\n')}`));
+    await waitFor(
+      `app ${a} on release 2`,
+      async () => {
+        const c = await main(a);
+        return c?.releaseId === 2 && c.state === 'running';
+      },
+      90_000,
+    ).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-20).join('\n')}`));
   }
   await victim.intact();
   const port = agent.apiPort();
@@ -68,18 +81,34 @@ test('planted links, a FIFO and a huge file in lock folders: the host is untouch
   assert.equal((await fetch(`http://127.0.0.1:${port}/v1/healthy`)).status, 200);
 
   // What sits at updates.lock is the app holding its lock: those apps keep running untouched.
-  await waitFor('each planted lock reported as held', async () =>
-    [apps.link, apps.fifo, apps.sparse].every((a) => logs.some((l) => l.includes(`Updates are locked by app ${a} (${lockDir(a)}/updates.lock)`))), 30_000);
+  await waitFor(
+    'each planted lock reported as held',
+    async () => [apps.link, apps.fifo, apps.sparse].every((a) => logs.some((l) => l.includes(`Updates are locked by app ${a} (${lockDir(a)}/updates.lock)`))),
+    30_000,
+  );
   for (const k of ['link', 'fifo', 'sparse'] as const) {
     const c = await main(apps[k]);
     assert.deepEqual([c.id, c.releaseId, c.state], [before[k], 1, 'running'], `${k}: not updated while its lock is held`);
   }
-  const kinds = await Promise.all(([apps.link, apps.fifo, apps.sparse]).map(async (a) => {
-    const st = await fs.lstat(path.join(lockDir(a), 'updates.lock'));
-    return [st.isSymbolicLink(), st.isFIFO(), st.isFile() && st.size === 64 * 2 ** 30];
-  }));
-  assert.deepEqual(kinds, [[true, false, false], [false, true, false], [false, false, true]], 'each planted object is left as it was');
-  assert.deepEqual((await fs.readdir(lockDir(apps.temps))).sort(), [`.bosun-lock-${process.pid}-resin-updates.lock`, `.bosun-lock-${process.pid}-updates.lock`]);
+  const kinds = await Promise.all(
+    [apps.link, apps.fifo, apps.sparse].map(async (a) => {
+      const st = await fs.lstat(path.join(lockDir(a), 'updates.lock'));
+      return [st.isSymbolicLink(), st.isFIFO(), st.isFile() && st.size === 64 * 2 ** 30];
+    }),
+  );
+  assert.deepEqual(
+    kinds,
+    [
+      [true, false, false],
+      [false, true, false],
+      [false, false, true],
+    ],
+    'each planted object is left as it was',
+  );
+  assert.deepEqual((await fs.readdir(lockDir(apps.temps))).sort(), [
+    `.bosun-lock-${process.pid}-resin-updates.lock`,
+    `.bosun-lock-${process.pid}-updates.lock`,
+  ]);
 
   // Once the apps remove what they planted, their updates go through.
   for (const k of ['link', 'fifo', 'sparse'] as const) await sh(before[k]!, 'rm /tmp/balena/updates.lock');
@@ -103,7 +132,10 @@ test('purge_data resolves the bind on the device and empties it without followin
   await agent.setTarget(target({ [appId]: { services: { main: svc(false, '1') } } }), 'test');
   await converge(agent);
   const [first] = await containersOf(appId);
-  await sh(first!.id, `ln -s ${victim.dir} /data/escape && ln -s ${victim.dir}/victim /data/file && mkfifo /data/fifo && mkdir -p /data/d/e && ln -s ${victim.dir} /data/d/e/deep && echo old > /data/d/kept`);
+  await sh(
+    first!.id,
+    `ln -s ${victim.dir} /data/escape && ln -s ${victim.dir}/victim /data/file && mkfifo /data/fifo && mkdir -p /data/d/e && ln -s ${victim.dir} /data/d/e/deep && echo old > /data/d/kept`,
+  );
 
   // Release 2 starts on purged data: what the container planted is gone, what it pointed at is not.
   await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: svc(true, '2') } } }), 'test');
@@ -112,7 +144,10 @@ test('purge_data resolves the bind on the device and empties it without followin
   await victim.intact();
 
   // A bind that resolves outside the data areas is refused on the device, and nothing is emptied.
-  await agent.setTarget(target({ [appId]: { releaseId: 3, services: { main: service({ volumes: [`${dataRoot}/linked:/data`], purge_data: true }) } } }), 'test');
+  await agent.setTarget(
+    target({ [appId]: { releaseId: 3, services: { main: service({ volumes: [`${dataRoot}/linked:/data`], purge_data: true }) } } }),
+    'test',
+  );
   const refused = await waitFor('the purge refused', async () => logs.find((l) => l.startsWith('Failed to purgeData service main')), 60_000);
   assert.match(refused, new RegExp(`${dataRoot}/linked is ${await fs.realpath(victim.dir)}: purge_data would empty .*only folders inside a data area`));
   await victim.intact();

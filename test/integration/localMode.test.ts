@@ -12,13 +12,19 @@ const tmp = () => fs.mkdtemp(path.join(os.tmpdir(), 'bosun-local-'));
 
 test('config.json: a uuid is generated and written back atomically, other fields kept', async (t) => {
   const dataDir = await tmp();
-  await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({ applicationId: '2167', deviceType: 'raspberrypi4-64', listenPort: 48484, mixpanelToken: 'x' }));
+  await fs.writeFile(
+    path.join(dataDir, 'config.json'),
+    JSON.stringify({ applicationId: '2167', deviceType: 'raspberrypi4-64', listenPort: 48484, mixpanelToken: 'x' }),
+  );
   const { agent } = await startAgent(t, [], { dataDir });
   const written = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.match(String(written.uuid), /^[0-9a-f]{32}$/);
   assert.equal(written.mixpanelToken, 'x');
   assert.equal(agent.config.uuid, written.uuid);
-  assert.deepEqual((await fs.readdir(dataDir)).filter((f) => f.includes('.tmp')), []);
+  assert.deepEqual(
+    (await fs.readdir(dataDir)).filter((f) => f.includes('.tmp')),
+    [],
+  );
 });
 
 test('a device that lost its data dir (so its uuid) adopts its networks and volumes and converges', async (t) => {
@@ -34,7 +40,10 @@ test('a device that lost its data dir (so its uuid) adopts its networks and volu
   await second.agent.setTarget(app, 'test');
   await converge(second.agent);
   const cs = await containersOf(appId);
-  assert.deepEqual(cs.map((c) => [c.service, c.state]), [['main', 'running']]);
+  assert.deepEqual(
+    cs.map((c) => [c.service, c.state]),
+    [['main', 'running']],
+  );
   assert.ok(!second.logs.some((l) => /already exists/.test(l)), second.logs.join('\n'));
 });
 
@@ -52,7 +61,7 @@ test('apps.json (balena preload format) becomes the first target and is used onc
   const appsJson = {
     config: { SUPERVISOR_POLL_INTERVAL: '900000' },
     apps: {
-      'f6a4e1b2c3d4': {
+      f6a4e1b2c3d4: {
         id: appId,
         name: 'preloaded',
         class: 'fleet',
@@ -61,8 +70,12 @@ test('apps.json (balena preload format) becomes the first target and is used onc
             id: 7,
             services: {
               main: {
-                id: 1, image_id: 1, image: image('v1'), running: true,
-                environment: { FROM: 'preload' }, labels: {},
+                id: 1,
+                image_id: 1,
+                image: image('v1'),
+                running: true,
+                environment: { FROM: 'preload' },
+                labels: {},
                 composition: { restart: 'always', volumes: ['data:/data'], tty: true },
               },
             },
@@ -78,10 +91,16 @@ test('apps.json (balena preload format) becomes the first target and is used onc
   await fs.writeFile(path.join(dataDir, 'config.json'), JSON.stringify({}));
   const { agent, logs } = await startAgent(t, [appId], { dataDir });
   assert.equal(agent.getTarget()?.apps[appId]?.release.commit, 'deadbeef');
-  assert.ok(logs.some((l) => /unsupported compose keys ignored: main\.tty/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /unsupported compose keys ignored: main\.tty/.test(l)),
+    logs.join('\n'),
+  );
   await agent.setTarget({ ...agent.getTarget()!, registries: { local: registry } }, 'test');
   await converge(agent);
-  assert.deepEqual((await containersOf(appId)).map((c) => [c.service, c.state, c.releaseId]), [['main', 'running', 7]]);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => [c.service, c.state, c.releaseId]),
+    [['main', 'running', 7]],
+  );
   assert.equal(await fs.readFile(path.join(dataDir, 'apps.json'), 'utf8'), '{}\n');
   await fs.access(path.join(dataDir, 'apps.json.preloaded'));
 });
@@ -97,11 +116,18 @@ test('a local target file is followed: edits are applied, a broken edit is rejec
 
   await fs.writeFile(file, '{"apps": {"1": {"name": 5}}}');
   await waitFor('the rejection', async () => logs.find((l) => l.startsWith(`Target state in ${file} rejected`)), 10_000);
-  assert.deepEqual((await containersOf(appId)).map((c) => c.id), [first!.id]);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => c.id),
+    [first!.id],
+  );
 
   await fs.writeFile(file, JSON.stringify(target({ [appId]: { releaseId: 2, services: { main: service({ environment: { V: '2' } }) } } })));
-  await waitFor('the edit applied', async () => {
-    const cs = await containersOf(appId);
-    return cs.length === 1 && cs[0]!.id !== first!.id && cs[0]!.state === 'running' && cs[0]!.releaseId === 2;
-  }, 15_000);
+  await waitFor(
+    'the edit applied',
+    async () => {
+      const cs = await containersOf(appId);
+      return cs.length === 1 && cs[0]!.id !== first!.id && cs[0]!.state === 'running' && cs[0]!.releaseId === 2;
+    },
+    15_000,
+  );
 });

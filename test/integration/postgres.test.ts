@@ -69,7 +69,10 @@ test('a throw-away database: create a table, insert and select in a transaction'
     (err: unknown) => (err as { code?: string }).code === '23505',
   );
   const all = await db.selectFrom('items').select(['name', 'created_at']).orderBy('id').execute();
-  assert.deepEqual(all.map((r) => r.name), ['first', 'second']);
+  assert.deepEqual(
+    all.map((r) => r.name),
+    ['first', 'second'],
+  );
   assert.ok(all[0]!.created_at instanceof Date);
 });
 
@@ -96,7 +99,10 @@ test('LISTEN/NOTIFY between two connections: delivered on commit, not on rollbac
   const sent = performance.now();
   await sql`select pg_notify('bosun.target', ${'device-1'})`.execute(db);
   await next(1, 2000);
-  assert.deepEqual(received.map((r) => [r.channel, r.payload]), [['bosun.target', 'device-1']]);
+  assert.deepEqual(
+    received.map((r) => [r.channel, r.payload]),
+    [['bosun.target', 'device-1']],
+  );
   assert.ok(received[0]!.at - sent < 1000, `notified after ${received[0]!.at - sent} ms`);
 
   // in a transaction: nothing until it commits; a rolled-back one never notifies
@@ -113,7 +119,10 @@ test('LISTEN/NOTIFY between two connections: delivered on commit, not on rollbac
     assert.equal(received.length, 1, 'a notification was delivered before its transaction committed');
   });
   await next(2, 2000);
-  assert.deepEqual(received.map((r) => r.payload), ['device-1', 'committed']);
+  assert.deepEqual(
+    received.map((r) => r.payload),
+    ['device-1', 'committed'],
+  );
 
   // UNLISTEN stops delivery
   await listener.query('UNLISTEN "bosun.target"');

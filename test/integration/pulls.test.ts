@@ -3,8 +3,21 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { containersOf, converge, docker, execIn, forgetImage, freshAppId, image, imagePresent, service, sleep, startAgent, target, waitFor } from './harness.js';
-
+import {
+  containersOf,
+  converge,
+  docker,
+  execIn,
+  forgetImage,
+  freshAppId,
+  image,
+  imagePresent,
+  service,
+  sleep,
+  startAgent,
+  target,
+  waitFor,
+} from './harness.js';
 
 test('download progress is reported per service while a pull runs', async (t) => {
   const appId = freshAppId();
@@ -14,12 +27,16 @@ test('download progress is reported per service while a pull runs', async (t) =>
   void agent.applyNow();
   const seen: number[] = [];
   const statuses = new Set<string>();
-  await waitFor('the service to run', async () => {
-    const s = (await agent.currentState())[appId]?.services.large;
-    if (s?.downloadProgress !== null && s?.downloadProgress !== undefined) seen.push(s.downloadProgress);
-    if (s) statuses.add(s.status);
-    return s?.status === 'Running';
-  }, 60_000);
+  await waitFor(
+    'the service to run',
+    async () => {
+      const s = (await agent.currentState())[appId]?.services.large;
+      if (s?.downloadProgress !== null && s?.downloadProgress !== undefined) seen.push(s.downloadProgress);
+      if (s) statuses.add(s.status);
+      return s?.status === 'Running';
+    },
+    60_000,
+  );
   assert.ok(statuses.has('Downloading'), [...statuses].join());
   assert.ok(seen.length > 0 && seen.every((p) => p >= 0 && p <= 100), seen.join());
   assert.ok(seen.some((p) => p > 0 && p < 100) || seen.includes(100), `progress values: ${seen.join()}`);
@@ -30,7 +47,10 @@ test('not enough free disk: that service fails clearly, the agent and other serv
   const appId = freshAppId();
   await forgetImage(image('v2'));
   const info = (await docker.info()) as { DockerRootDir: string };
-  const reachable = await fs.access(info.DockerRootDir).then(() => true, () => false);
+  const reachable = await fs.access(info.DockerRootDir).then(
+    () => true,
+    () => false,
+  );
   if (!reachable) return t.skip('the engine data root is not visible from here');
   const stat = await fs.statfs(info.DockerRootDir);
   const free = stat.bavail * stat.bsize;
@@ -78,7 +98,10 @@ test('downloads go on while the app holds its lock; only the kill waits', async 
     await agent.applyNow();
     return imagePresent(image('v2'));
   });
-  assert.deepEqual((await containersOf(appId)).map((c) => [c.id, c.state]), [[before!.id, 'running']]);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => [c.id, c.state]),
+    [[before!.id, 'running']],
+  );
   await fs.rm(path.join(dataDir, 'locks', String(appId), 'main', 'updates.lock'));
   await converge(agent);
   assert.notEqual((await containersOf(appId))[0]!.id, before!.id);

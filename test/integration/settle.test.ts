@@ -23,25 +23,45 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
     return r.body.id as number;
   };
   const deploymentOf = async (id: number) =>
-    ((await call('GET', `/docker/projects/${appId}/releases/${id}/deployments/`)).body as { device: string; state: string; error: string | null; finished_at: string | null }[]).find((d) => d.device === deviceId);
+    (
+      (await call('GET', `/docker/projects/${appId}/releases/${id}/deployments/`)).body as {
+        device: string;
+        state: string;
+        error: string | null;
+        finished_at: string | null;
+      }[]
+    ).find((d) => d.device === deviceId);
   const deployed = async (id: number) => ({
     successful: (await call('GET', `/docker/projects/${appId}/releases/${id}/`)).body.successful_deployments as string[],
     docker_releases: (await call('GET', `/dongle/devices/${deviceId}/`)).body.docker_releases as number[],
   });
   const explain = async (err: Error) => {
-    throw new Error(`${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`);
+    throw new Error(
+      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
+    );
   };
 
   // A good release: succeeded once its service ran the settle period, not before.
   const good = { name: 'web', image: imageName, tag, startup_parameters: { restart_policy: 'always' } };
   const r1 = await release('1', [good]);
-  const running = await waitFor('release 1 running', async () => (await containersOf(appId)).find((c) => c.state === 'running' && c.releaseId === r1), 90_000).catch(explain);
+  const running = await waitFor(
+    'release 1 running',
+    async () => (await containersOf(appId)).find((c) => c.state === 'running' && c.releaseId === r1),
+    90_000,
+  ).catch(explain);
   const startedAt = Date.parse((await docker.getContainer(running!.id).inspect()).State.StartedAt);
   const early = await deploymentOf(r1);
   const checkedAt = Date.now();
   if (checkedAt < startedAt + SETTLE_MS) assert.notEqual(early?.state, 'succeeded', 'not deployed before its service ran the settle period');
-  const succeeded = await waitFor('release 1 succeeded', async () => ((await deploymentOf(r1))?.state === 'succeeded' ? deploymentOf(r1) : undefined), 60_000).catch(explain);
-  assert.ok(Date.parse(succeeded!.finished_at!) >= startedAt + SETTLE_MS, `succeeded at ${succeeded!.finished_at}, its service started at ${new Date(startedAt).toISOString()}`);
+  const succeeded = await waitFor(
+    'release 1 succeeded',
+    async () => ((await deploymentOf(r1))?.state === 'succeeded' ? deploymentOf(r1) : undefined),
+    60_000,
+  ).catch(explain);
+  assert.ok(
+    Date.parse(succeeded!.finished_at!) >= startedAt + SETTLE_MS,
+    `succeeded at ${succeeded!.finished_at}, its service started at ${new Date(startedAt).toISOString()}`,
+  );
   assert.deepEqual(await deployed(r1), { successful: [deviceId], docker_releases: [r1] });
 
   // A release whose service crash-loops (exit 1, restart=always) and whose job exits with an error.
@@ -55,10 +75,14 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
   const r2 = await release('2', [crash, job]);
   // (between two exits the container runs for a moment: its error then says it restarted, and no exit code)
   const crashed = /web: exited with code 1, restarted \d+ times?; last lines:\n(.*\n)*fatal: no config in \/etc\/app/;
-  const failed = await waitFor('release 2 failed with the exit code, the restarts and the last lines', async () => {
-    const d = await deploymentOf(r2);
-    return d?.state === 'failed' && crashed.test(d.error ?? '') ? d : undefined;
-  }, 90_000).catch(explain);
+  const failed = await waitFor(
+    'release 2 failed with the exit code, the restarts and the last lines',
+    async () => {
+      const d = await deploymentOf(r2);
+      return d?.state === 'failed' && crashed.test(d.error ?? '') ? d : undefined;
+    },
+    90_000,
+  ).catch(explain);
   t.diagnostic(`release 2 failed: ${failed!.error}`);
   assert.ok(failed!.finished_at);
   assert.match(failed!.error!, /job: exited with code 3; last lines:\nmigrating/);
@@ -81,19 +105,30 @@ test('the agent alone: a service whose healthcheck fails does not settle; its er
   const appId = freshAppId();
   const { agent } = await startAgent(t, [appId], { settleMs: 1000 });
   const healthcheck = (cmd: string) => ({ test: ['CMD-SHELL', cmd], interval: '1s', timeout: '1s', retries: 1 });
-  await agent.setTarget(target({ [appId]: { releaseId: 1, services: { main: service({ image: image('v1'), healthcheck: healthcheck('echo sick; exit 1') }) } } }), 'test');
-  const sick = await waitFor('the app to fail', async () => {
-    const app = (await agent.currentState())[String(appId)];
-    return app?.settle === 'failed' ? app : undefined;
-  }, 60_000);
+  await agent.setTarget(
+    target({ [appId]: { releaseId: 1, services: { main: service({ image: image('v1'), healthcheck: healthcheck('echo sick; exit 1') }) } } }),
+    'test',
+  );
+  const sick = await waitFor(
+    'the app to fail',
+    async () => {
+      const app = (await agent.currentState())[String(appId)];
+      return app?.settle === 'failed' ? app : undefined;
+    },
+    60_000,
+  );
   assert.equal(sick.updateStatus, 'done', 'the release is applied (balena’s updateStatus), it just did not settle');
   assert.match(sick.services.main!.error ?? '', /^unhealthy \(healthcheck: sick\)/);
 
   await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: service({ image: image('v1'), healthcheck: healthcheck('true') }) } } }), 'test');
-  const fine = await waitFor('release 2 to settle', async () => {
-    const app = (await agent.currentState())[String(appId)];
-    return app?.releaseId === 2 && app.settle === 'settled' ? app : undefined;
-  }, 60_000);
+  const fine = await waitFor(
+    'release 2 to settle',
+    async () => {
+      const app = (await agent.currentState())[String(appId)];
+      return app?.releaseId === 2 && app.settle === 'settled' ? app : undefined;
+    },
+    60_000,
+  );
   assert.equal(fine.services.main!.error, null);
 });
 
@@ -104,10 +139,14 @@ test('the agent alone: a service that exited with an error says why, also while 
   const db = service({ image: image('v1'), restart: 'no', command: ['sh', '-c', 'echo "db: cannot open /data"; exit 1'] });
   const web = service({ image: `${image('v1').replace(/:v1$/, '')}:no-such-tag` });
   await agent.setTarget(target({ [appId]: { releaseId: 1, services: { db, web } } }), 'test');
-  const held = await waitFor('the failure to show', async () => {
-    const app = (await agent.currentState())[String(appId)];
-    return app?.services.db?.error ? app : undefined;
-  }, 60_000);
+  const held = await waitFor(
+    'the failure to show',
+    async () => {
+      const app = (await agent.currentState())[String(appId)];
+      return app?.services.db?.error ? app : undefined;
+    },
+    60_000,
+  );
   assert.equal(held.services.db!.error, 'exited with code 1; last lines:\ndb: cannot open /data');
   assert.notEqual(held.updateStatus, 'done');
   assert.equal(held.releaseId, null, 'the release is not applied');

@@ -45,18 +45,26 @@ test('the shipped agent deploys from the authenticated registry under its launch
   const port = await freePort();
   const agent = await runShipped(t, ['--data-dir', dataDir, '--target', targetFile, '--api-port', String(port), '--interval', '1000']);
 
-  const running = await waitFor('both services running', async () => {
-    const cs = await containersOf(appId);
-    return cs.length === 2 && cs.every((c) => c.state === 'running') ? cs : undefined;
-  }, 90_000).catch(withOutput(agent));
+  const running = await waitFor(
+    'both services running',
+    async () => {
+      const cs = await containersOf(appId);
+      return cs.length === 2 && cs.every((c) => c.state === 'running') ? cs : undefined;
+    },
+    90_000,
+  ).catch(withOutput(agent));
   assert.ok(!agent.output.some((l) => /warning/i.test(l)), `no warnings at start:\n${agent.output.join('\n')}`);
   assert.ok(!agent.output.some((l) => /Local command API/.test(l)), `the local command API is off unless asked for:\n${agent.output.join('\n')}`);
 
   // the launcher execs node (same pid) with its flags and glibc settings
   const pid = agent.child.pid!;
   const cmdline = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-  for (const flag of ['--lite-mode', '--max-semi-space-size=1', '--stress-flush-code']) assert.ok(cmdline.includes(flag), `node runs with ${flag}: ${cmdline.join(' ')}`);
-  assert.ok(cmdline.some((a) => a.endsWith('/dist/agent.cjs')), cmdline.join(' '));
+  for (const flag of ['--lite-mode', '--max-semi-space-size=1', '--stress-flush-code'])
+    assert.ok(cmdline.includes(flag), `node runs with ${flag}: ${cmdline.join(' ')}`);
+  assert.ok(
+    cmdline.some((a) => a.endsWith('/dist/agent.cjs')),
+    cmdline.join(' '),
+  );
   assert.ok((await fs.readFile(`/proc/${pid}/environ`, 'utf8')).split('\0').includes('MALLOC_ARENA_MAX=1'));
 
   // the device API (fastify from its chunk, validation without Ajv)
@@ -92,15 +100,34 @@ test('the shipped agent in cloud mode registers, deploys a release and ships wha
   await fs.writeFile(configFile, JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, deviceType: 'generic-amd64', appUpdatePollInterval: 5000 }));
   const agent = await runShipped(t, ['--data-dir', dataDir, '--api-port', String(await freePort()), '--settle-time', '1']);
 
-  const deviceId = await waitFor('registration', async () => (JSON.parse(await fs.readFile(configFile, 'utf8')) as { deviceId?: string }).deviceId, 60_000).catch(withOutput(agent));
+  const deviceId = await waitFor(
+    'registration',
+    async () => (JSON.parse(await fs.readFile(configFile, 'utf8')) as { deviceId?: string }).deviceId,
+    60_000,
+  ).catch(withOutput(agent));
   const release = await cp.call('POST', `/docker/projects/${appId}/releases/`, {
     version: '1.0.0',
-    containers: [{ name: 'hello', image: imageName, tag, startup_parameters: { command: ['sh', '-c', "trap 'exit 0' TERM; echo hello from the shipped agent; while true; do sleep 1; done"] } }],
+    containers: [
+      {
+        name: 'hello',
+        image: imageName,
+        tag,
+        startup_parameters: { command: ['sh', '-c', "trap 'exit 0' TERM; echo hello from the shipped agent; while true; do sleep 1; done"] },
+      },
+    ],
   });
   assert.equal(release.status, 201, JSON.stringify(release.body));
-  await waitFor('the release deployed', async () => (await cp.call('GET', `/docker/projects/${appId}/releases/${release.body.id}/`)).body.successful_deployments?.includes(deviceId), 90_000).catch(withOutput(agent));
-  await waitFor('the line on the server', async () => {
-    const lines = (await cp.call('GET', `/dongle/devices/${deviceId}/logs/?service=hello`)).body as { message: string }[];
-    return lines.some((l) => l.message === 'hello from the shipped agent');
-  }, 60_000).catch(withOutput(agent));
+  await waitFor(
+    'the release deployed',
+    async () => (await cp.call('GET', `/docker/projects/${appId}/releases/${release.body.id}/`)).body.successful_deployments?.includes(deviceId),
+    90_000,
+  ).catch(withOutput(agent));
+  await waitFor(
+    'the line on the server',
+    async () => {
+      const lines = (await cp.call('GET', `/dongle/devices/${deviceId}/logs/?service=hello`)).body as { message: string }[];
+      return lines.some((l) => l.message === 'hello from the shipped agent');
+    },
+    60_000,
+  ).catch(withOutput(agent));
 });

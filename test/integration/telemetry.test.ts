@@ -15,14 +15,24 @@ const voltage = (ts: string, value: number) => ({ field: 'obd.bat.voltage', type
 test('telemetry posted inside a container comes back from the logbook, raw and aggregated, including what was posted while the server was down', async (t) => {
   const cp = await controlPlane(t);
   const { call } = cp;
-  const { agent, logs, appId, dataDir, deviceId: registered } = await provisionedDevice(t, cp, 'telemetry', { appUpdatePollInterval: 5000, metricsInterval: 1000 });
+  const {
+    agent,
+    logs,
+    appId,
+    dataDir,
+    deviceId: registered,
+  } = await provisionedDevice(t, cp, 'telemetry', { appUpdatePollInterval: 5000, metricsInterval: 1000 });
   const deviceId = await registered();
   const release = await call('POST', `/docker/projects/${appId}/releases/`, {
     version: '1.0.0',
     containers: [{ name: 'sensor', image: imageName, tag, required_tags: [], startup_parameters: {}, purge_data: false }],
   });
   assert.equal(release.status, 201, JSON.stringify(release.body));
-  const sensor = await waitFor('the sensor running', async () => (await containersOf(appId)).find((c) => c.service === 'sensor' && c.state === 'running'), 90_000).catch((err: Error) => {
+  const sensor = await waitFor(
+    'the sensor running',
+    async () => (await containersOf(appId)).find((c) => c.service === 'sensor' && c.state === 'running'),
+    90_000,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${logs.slice(-30).join('\n')}`);
   });
 
@@ -46,28 +56,46 @@ test('telemetry posted inside a container comes back from the logbook, raw and a
 
   // Online: a batch, and one point without ts (the agent stamps it).
   assert.deepEqual(
-    await post([voltage('2021-03-01T10:00:10Z', 12.5), voltage('2021-03-01T10:00:20.250Z', 13), voltage('2021-03-01T10:10:05Z', 14), {
-      field: 'track.pos.loc',
-      type: 'geo_point',
-      value: { lat: 57.04699, lon: 9.93909 },
-      ts: '2021-03-01T10:00:30.123456Z',
-    }]),
+    await post([
+      voltage('2021-03-01T10:00:10Z', 12.5),
+      voltage('2021-03-01T10:00:20.250Z', 13),
+      voltage('2021-03-01T10:10:05Z', 14),
+      {
+        field: 'track.pos.loc',
+        type: 'geo_point',
+        value: { lat: 57.04699, lon: 9.93909 },
+        ts: '2021-03-01T10:00:30.123456Z',
+      },
+    ]),
     { status: 'success', accepted: 4 },
   );
   const before = Date.now();
   assert.deepEqual(await post({ field: 'app.counter', type: 'int', value: 7 }), { status: 'success', accepted: 1 });
   await waitFor('the first points in the logbook', async () => (await volts()).length === 3, 30_000);
-  assert.deepEqual(await read({ field: 'track.pos.loc', field_type: 'geo_point', ...hour }), [{ ts: '2021-03-01T10:00:30.123456Z', location: { lat: 57.04699, lon: 9.93909 } }]);
-  const counter = await waitFor('the stamped point', async () => {
-    const rows = await read({ field: 'app.counter', field_type: 'int', from_utc: new Date(before - 60_000).toISOString(), to_utc: new Date(Date.now() + 60_000).toISOString() });
-    return rows.length ? rows : undefined;
-  }, 30_000);
+  assert.deepEqual(await read({ field: 'track.pos.loc', field_type: 'geo_point', ...hour }), [
+    { ts: '2021-03-01T10:00:30.123456Z', location: { lat: 57.04699, lon: 9.93909 } },
+  ]);
+  const counter = await waitFor(
+    'the stamped point',
+    async () => {
+      const rows = await read({
+        field: 'app.counter',
+        field_type: 'int',
+        from_utc: new Date(before - 60_000).toISOString(),
+        to_utc: new Date(Date.now() + 60_000).toISOString(),
+      });
+      return rows.length ? rows : undefined;
+    },
+    30_000,
+  );
   assert.equal(counter.length, 1);
   assert.equal(counter[0]!.value, 7);
   assert.ok(Math.abs(Date.parse(counter[0]!.ts) - before) < 30_000, counter[0]!.ts);
 
   // A point that does not match its type is refused, naming it (an app's own key, from outside).
-  const env = Object.fromEntries(((await docker.getContainer(sensor.id).inspect()).Config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const env = Object.fromEntries(
+    ((await docker.getContainer(sensor.id).inspect()).Config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
   const refused = await fetch(`http://127.0.0.1:${agent.apiPort()}/v2/telemetry?apikey=${env.BALENA_SUPERVISOR_API_KEY}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -86,10 +114,14 @@ test('telemetry posted inside a container comes back from the logbook, raw and a
   await cp.restart();
 
   // Everything arrives once, in time order.
-  const raw = await waitFor('the offline points in the logbook', async () => {
-    const rows = await volts();
-    return rows.length >= 6 && rows;
-  }, 90_000).catch((err: Error) => {
+  const raw = await waitFor(
+    'the offline points in the logbook',
+    async () => {
+      const rows = await volts();
+      return rows.length >= 6 && rows;
+    },
+    90_000,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${again.logs.slice(-20).join('\n')}`);
   });
   assert.deepEqual(raw, [
@@ -106,17 +138,33 @@ test('telemetry posted inside a container comes back from the logbook, raw and a
     { max_ts: Date.parse('2021-03-01T10:10:05Z'), ts: '2021-03-01T10:10:05.000Z', value: 14 },
     { max_ts: Date.parse('2021-03-01T10:25:00Z'), ts: '2021-03-01T10:20:00.000Z', value: 12 },
   ]);
-  assert.deepEqual((await volts({ aggregation: 'max', interval: '10m' })).map((b) => b.value), [13, 14, 13]);
-  assert.deepEqual((await volts({ aggregation: 'count', interval: '10m' })).map((b) => b.value), [2, 1, 3]);
-  assert.deepEqual((await volts({ aggregation: 'sum', interval: '1h' })).map((b) => b.value), [75.5]);
+  assert.deepEqual(
+    (await volts({ aggregation: 'max', interval: '10m' })).map((b) => b.value),
+    [13, 14, 13],
+  );
+  assert.deepEqual(
+    (await volts({ aggregation: 'count', interval: '10m' })).map((b) => b.value),
+    [2, 1, 3],
+  );
+  assert.deepEqual(
+    (await volts({ aggregation: 'sum', interval: '1h' })).map((b) => b.value),
+    [75.5],
+  );
 
   // The device's own metrics, every second.
   const window = { from_utc: new Date(before - 60_000).toISOString(), to_utc: new Date(Date.now() + 60_000).toISOString() };
   for (const field of ['device.cpu.usage', 'device.memory.usage', 'device.disk.usage']) {
-    const rows = await waitFor(`${field} in the logbook`, async () => {
-      const r = await read({ field, field_type: 'float', ...window });
-      return r.length >= 2 && r;
-    }, 30_000);
-    assert.ok(rows.every((r) => r.value >= 0 && r.value <= 100), `${field}: ${JSON.stringify(rows.slice(0, 5))}`);
+    const rows = await waitFor(
+      `${field} in the logbook`,
+      async () => {
+        const r = await read({ field, field_type: 'float', ...window });
+        return r.length >= 2 && r;
+      },
+      30_000,
+    );
+    assert.ok(
+      rows.every((r) => r.value >= 0 && r.value <= 100),
+      `${field}: ${JSON.stringify(rows.slice(0, 5))}`,
+    );
   }
 });

@@ -4,7 +4,22 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ValidationError } from '../../src/shared/errors.js';
-import { containersOf, converge, docker, execIn, forgetImage, freshAppId, image, imagePresent, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
+import {
+  containersOf,
+  converge,
+  docker,
+  execIn,
+  forgetImage,
+  freshAppId,
+  image,
+  imagePresent,
+  registry,
+  service,
+  sleep,
+  startAgent,
+  target,
+  waitFor,
+} from './harness.js';
 import type { Agent } from '../../src/agent/agent.js';
 
 /** A device API GET with the device key, as a user (or the balena CLI) asks it. */
@@ -29,8 +44,17 @@ test('a lock held by the app defers the kill until released; meanwhile the devic
   assert.equal(await agent.applyNow(), 'waiting');
   await sleep(1500);
   assert.equal(await agent.applyNow(), 'waiting');
-  assert.deepEqual((await containersOf(appId)).map((c) => [c.id, c.state]), [[main!.id, 'running'], [side!.id, 'running']]);
-  assert.ok(logs.some((l) => /Updates are locked by app \d+ .*updates\.lock.*retrying/.test(l)), logs.join('\n'));
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => [c.id, c.state]),
+    [
+      [main!.id, 'running'],
+      [side!.id, 'running'],
+    ],
+  );
+  assert.ok(
+    logs.some((l) => /Updates are locked by app \d+ .*updates\.lock.*retrying/.test(l)),
+    logs.join('\n'),
+  );
   const status = await deviceApi(agent, '/v2/state/status');
   assert.equal(status.appState, 'applying', JSON.stringify(status));
   const app = (await deviceApi(agent, '/v2/applications/state'))[`app${appId}`];
@@ -53,7 +77,10 @@ test('a lock held by the app defers the kill until released; meanwhile the devic
   assert.equal(after.find((c) => c.service === 'side')!.id, side!.id);
   // The agent's own lock files are gone once the update is done; the app can lock again.
   const left = await fs.readdir(path.join(dataDir, 'locks', String(appId), 'main'));
-  assert.deepEqual(left.filter((f) => f.endsWith('.lock')), []);
+  assert.deepEqual(
+    left.filter((f) => f.endsWith('.lock')),
+    [],
+  );
 });
 
 test('an idle device whose app holds its lock reads nothing from the engine while it waits, and updates once the lock goes', async (t) => {
@@ -90,7 +117,10 @@ test('SUPERVISOR_OVERRIDE_LOCK forces the update through a held lock', async (t)
   const [before] = await containersOf(appId);
   await execIn(before!.id, ['sh', '-c', 'set -C; echo app > /tmp/resin/resin-updates.lock']);
 
-  await agent.setTarget(target({ [appId]: { releaseId: 2, services: { main: service({ environment: { V: '2' } }) } } }, { config: { SUPERVISOR_OVERRIDE_LOCK: '1' } }), 'test');
+  await agent.setTarget(
+    target({ [appId]: { releaseId: 2, services: { main: service({ environment: { V: '2' } }) } } }, { config: { SUPERVISOR_OVERRIDE_LOCK: '1' } }),
+    'test',
+  );
   await converge(agent);
   assert.notEqual((await containersOf(appId))[0]!.id, before!.id);
 });
@@ -115,7 +145,10 @@ test('hand-over: the old container runs until the new one signals handover-compl
 
   await execIn(fresh.id, ['sh', '-c', 'touch "$BALENA_SERVICE_HANDOVER_COMPLETE_PATH"']);
   await converge(agent);
-  assert.deepEqual((await containersOf(appId)).map((c) => c.id), [fresh.id]);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => c.id),
+    [fresh.id],
+  );
 });
 
 test('hand-over: the old container is killed when the timeout, counted from when the new one runs, passes; not before', async (t) => {
@@ -142,7 +175,11 @@ test('hand-over: the old container is killed when the timeout, counted from when
   const events = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { container: [old!.id], event: ['kill', 'stop', 'die'] } });
   let text = '';
   for await (const chunk of events as AsyncIterable<Buffer>) text += chunk.toString();
-  const killedNs = text.split('\n').filter(Boolean).map((l) => BigInt((JSON.parse(l) as { timeNano: number | string }).timeNano)).sort()[0];
+  const killedNs = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => BigInt((JSON.parse(l) as { timeNano: number | string }).timeNano))
+    .sort()[0];
   assert.ok(killedNs !== undefined, `the old container's kill is in the engine's events: ${text}`);
   const early = startedNs + BigInt(timeoutMs) * 1_000_000n - killedNs;
   assert.ok(early <= 0n, `killed ${Number(early) / 1e6} ms before the timeout`);
@@ -172,7 +209,11 @@ test('an error goes with the attempt that made it: a release back to the running
 
   await agent.setTarget(target({ [appId]: { releaseId: 3, services: { main: service() } } }), 'test');
   await converge(agent);
-  assert.deepEqual((await containersOf(appId)).map((c) => c.id), [running!.id], 'release 3 is what runs');
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => c.id),
+    [running!.id],
+    'release 3 is what runs',
+  );
   const state = (await agent.currentState())[appId]!;
   assert.deepEqual([state.releaseId, state.updateStatus, state.services.main!.status, state.services.main!.error], [3, 'done', 'Running', null]);
   assert.equal((await deviceApi(agent, '/v1/device')).update_failed, false);
@@ -184,7 +225,10 @@ test('a container that cannot start keeps its error from its first failure while
   await agent.setTarget(target({ [appId]: { services: { main: service({ command: ['/no/such/program'] }) } } }), 'test');
   // one apply creates the container and fails to start it; the container stays, created
   await agent.applyNow();
-  assert.deepEqual((await containersOf(appId)).map((c) => c.state), ['created']);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => c.state),
+    ['created'],
+  );
   // from then on, and past the first retry (2 s), the plan retries its start and the error stays
   for (const until = Date.now() + 3000; Date.now() < until; await sleep(200)) {
     await agent.applyNow();
@@ -204,7 +248,10 @@ test('kill-then-download kills before pulling; delete-then-download also deletes
   const pull = logs.findIndex((l) => l.startsWith(`Downloading image ${image('v2')}`));
   assert.ok(kill >= 0 && pull > kill, logs.join('\n'));
 
-  await agent.setTarget(target({ [appId]: { releaseId: 3, services: { a: service({ image: image('base'), update_strategy: 'delete-then-download' }) } } }), 'test');
+  await agent.setTarget(
+    target({ [appId]: { releaseId: 3, services: { a: service({ image: image('base'), update_strategy: 'delete-then-download' }) } } }),
+    'test',
+  );
   await converge(agent);
   assert.equal(await imagePresent(image('v2')), false, 'the replaced image was deleted');
   assert.equal((await execIn((await containersOf(appId))[0]!.id, ['cat', '/VERSION'])).output.trim(), 'base');
@@ -243,7 +290,10 @@ test('a wrong registry password fails that service clearly; the others run', asy
   assert.match(state.services.broken!.error ?? '', /unauthorized|authentication required|no basic auth/i);
   assert.equal(state.updateStatus, 'aborted');
   assert.equal(state.releaseId, null, 'the release is not recorded as applied');
-  assert.deepEqual((await containersOf(appId)).map((c) => [c.service, c.state]), [['good', 'running']]);
+  assert.deepEqual(
+    (await containersOf(appId)).map((c) => [c.service, c.state]),
+    [['good', 'running']],
+  );
 });
 
 test('an invalid target is rejected whole with the offending field; running apps are untouched', async (t) => {
@@ -274,10 +324,17 @@ test('an invalid target is rejected whole with the offending field; running apps
 test('restart policy "no": an exited container stays down; one removed by hand comes back', async (t) => {
   const appId = freshAppId();
   const { agent } = await startAgent(t, [appId]);
-  await agent.setTarget(target({ [appId]: { services: {
-    once: service({ restart: 'no', command: ['sh', '-c', 'sleep 0.3'] }),
-    main: service(),
-  } } }), 'test');
+  await agent.setTarget(
+    target({
+      [appId]: {
+        services: {
+          once: service({ restart: 'no', command: ['sh', '-c', 'sleep 0.3'] }),
+          main: service(),
+        },
+      },
+    }),
+    'test',
+  );
   await converge(agent);
   await waitFor('once to exit', async () => (await containersOf(appId)).find((c) => c.service === 'once')?.state === 'exited');
   await converge(agent);
@@ -295,15 +352,21 @@ test('restart policy "no": an exited container stays down; one removed by hand c
 test('depends_on: dependencies start first and stop last; running:false stops and true starts again', async (t) => {
   const appId = freshAppId();
   const { agent, logs } = await startAgent(t, [appId]);
-  const app = (running: boolean) => ({ services: {
-    c: service({ depends_on: ['b'] }),
-    b: service({ depends_on: ['a'] }),
-    a: service({ running }),
-  } });
+  const app = (running: boolean) => ({
+    services: {
+      c: service({ depends_on: ['b'] }),
+      b: service({ depends_on: ['a'] }),
+      a: service({ running }),
+    },
+  });
   await agent.setTarget(target({ [appId]: app(true) }), 'test');
   await converge(agent);
-  const started = async () => Object.fromEntries(await Promise.all((await containersOf(appId)).map(async (c) =>
-    [c.service, Date.parse((await docker.getContainer(c.id).inspect()).State.StartedAt)] as const)));
+  const started = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        (await containersOf(appId)).map(async (c) => [c.service, Date.parse((await docker.getContainer(c.id).inspect()).State.StartedAt)] as const),
+      ),
+    );
   const s = await started();
   assert.ok(s.a! <= s.b! && s.b! <= s.c!, JSON.stringify(s));
 

@@ -35,7 +35,7 @@ async function appWithNewRoutes(server: Server): Promise<ServerApp> {
 
 for (const backend of backends()) {
   describe(`API contexts on ${backend.name}`, () => {
-    test('a new route in either context is refused without credentials (and with the other context\'s), unless it opts out', async (t) => {
+    test("a new route in either context is refused without credentials (and with the other context's), unless it opts out", async (t) => {
       const server = await backend.start(t);
       const app = await appWithNewRoutes(server);
       t.after(() => app.close());

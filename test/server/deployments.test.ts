@@ -22,10 +22,16 @@ for (const backend of backends()) {
         return Number(r.body.id);
       };
       const deploymentOf = async (release: number) => {
-        const list = (await call('GET', `/docker/projects/${project}/releases/${release}/deployments/`)).body as unknown as { device: string; state: string; error: string | null; finished_at: string | null }[];
+        const list = (await call('GET', `/docker/projects/${project}/releases/${release}/deployments/`)).body as unknown as {
+          device: string;
+          state: string;
+          error: string | null;
+          finished_at: string | null;
+        }[];
         return list.find((d) => d.device === dev.id);
       };
-      const report = async (app: Record<string, unknown>) => assert.equal((await device(base, dev.key).report({ apps: { [String(project)]: app } })).status, 204);
+      const report = async (app: Record<string, unknown>) =>
+        assert.equal((await device(base, dev.key).report({ apps: { [String(project)]: app } })).status, 204);
       return { server, base, dev, project, call, release, deploymentOf, report };
     }
 
@@ -47,7 +53,11 @@ for (const backend of backends()) {
       await report(applied('settling'));
       assert.deepEqual(await deploymentOf(r1), { ...(await deploymentOf(r1))!, state: 'applying', error: null, finished_at: null });
       assert.deepEqual(await deployed(), { successful: [], docker_releases: [] });
-      assert.equal(((await call('GET', `/dongle/devices/${dev.id}/`)).body.state as { status?: string } | null)?.status, 'updating', 'settling is not idle yet');
+      assert.equal(
+        ((await call('GET', `/dongle/devices/${dev.id}/`)).body.state as { status?: string } | null)?.status,
+        'updating',
+        'settling is not idle yet',
+      );
 
       const crash = 'exited with code 1, restarted 3 times; last lines:\nfatal: no config';
       await report(applied('failed', crash));
@@ -76,7 +86,9 @@ for (const backend of backends()) {
       // another project's release under way on the same device
       const other = await newProject(server, [dev.id], 'other-app');
       const o1 = await user(server)('POST', `/docker/projects/${other}/releases/`, { version: '1', containers: [web('1')] });
-      await device(base, dev.key).report({ apps: { [String(other)]: { releaseId: null, targetReleaseId: Number(o1.body.id), updateStatus: 'downloading', services: {} } } });
+      await device(base, dev.key).report({
+        apps: { [String(other)]: { releaseId: null, targetReleaseId: Number(o1.body.id), updateStatus: 'downloading', services: {} } },
+      });
 
       const r2 = await release('2');
       const r3 = await release('3');
@@ -91,10 +103,21 @@ for (const backend of backends()) {
       assert.equal(otherDeployment?.state, 'downloading', "another project's deployment is not touched");
 
       // release 2 fails; then the device moves to release 3: the failure stays, the record of what happened
-      await report({ releaseId: null, targetReleaseId: r2, updateStatus: 'aborted', services: { web: { status: 'Aborted', downloadProgress: null, error: 'manifest unknown' } } });
+      await report({
+        releaseId: null,
+        targetReleaseId: r2,
+        updateStatus: 'aborted',
+        services: { web: { status: 'Aborted', downloadProgress: null, error: 'manifest unknown' } },
+      });
       assert.equal((await deploymentOf(r2))?.state, 'failed');
       await report({ releaseId: null, targetReleaseId: r3, updateStatus: 'applying changes', settle: null, services: {} });
-      await report({ releaseId: r3, targetReleaseId: r3, updateStatus: 'done', settle: 'settled', services: { web: { status: 'Running', downloadProgress: null, error: null } } });
+      await report({
+        releaseId: r3,
+        targetReleaseId: r3,
+        updateStatus: 'done',
+        settle: 'settled',
+        services: { web: { status: 'Running', downloadProgress: null, error: null } },
+      });
       assert.equal((await deploymentOf(r2))?.state, 'failed');
       assert.equal((await deploymentOf(r2))?.error, 'web: manifest unknown');
       assert.equal((await deploymentOf(r3))?.state, 'succeeded');

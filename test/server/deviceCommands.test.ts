@@ -49,16 +49,20 @@ function fakeAgent(t: TestContext, base: string, key: string, answer: (c: Comman
 }
 
 /** A device API of sorts, answering the calls the tests make. */
-const deviceApi = (uuid: string) => (c: Command): DeviceAnswer => {
-  const { method, path: p, body } = c.payload;
-  if (method === 'GET' && p === '/ping') return { status: 200, body: 'OK', headers: { 'content-type': 'text/plain' } };
-  if (method === 'GET' && p === '/v1/device') return { status: 200, body: JSON.stringify({ uuid, status: 'Idle', update_pending: false }), headers: { 'content-type': 'application/json' } };
-  if (method === 'POST' && p === '/v1/restart') return (body as { appId?: number } | undefined)?.appId ? { status: 200, body: 'OK' } : { status: 400, body: 'Missing app id' };
-  if (method === 'POST' && p === '/v1/reboot') return { status: 423, body: JSON.stringify({ Data: '', Error: 'Updates are locked' }) };
-  if (method === 'POST' && p === '/v1/blink') return { status: 200, body: '' };
-  if (p === '/v1/explode') return { error: 'the device API is not running' };
-  return { status: 404, body: JSON.stringify({ status: 'failed', message: `no ${method} ${p}` }) };
-};
+const deviceApi =
+  (uuid: string) =>
+  (c: Command): DeviceAnswer => {
+    const { method, path: p, body } = c.payload;
+    if (method === 'GET' && p === '/ping') return { status: 200, body: 'OK', headers: { 'content-type': 'text/plain' } };
+    if (method === 'GET' && p === '/v1/device')
+      return { status: 200, body: JSON.stringify({ uuid, status: 'Idle', update_pending: false }), headers: { 'content-type': 'application/json' } };
+    if (method === 'POST' && p === '/v1/restart')
+      return (body as { appId?: number } | undefined)?.appId ? { status: 200, body: 'OK' } : { status: 400, body: 'Missing app id' };
+    if (method === 'POST' && p === '/v1/reboot') return { status: 423, body: JSON.stringify({ Data: '', Error: 'Updates are locked' }) };
+    if (method === 'POST' && p === '/v1/blink') return { status: 200, body: '' };
+    if (p === '/v1/explode') return { error: 'the device API is not running' };
+    return { status: 404, body: JSON.stringify({ status: 'failed', message: `no ${method} ${p}` }) };
+  };
 
 const commandRows = (server: Server, deviceId: string) =>
   server.db.selectFrom('device_command').selectAll().where('device_id', '=', deviceId).orderBy('id').execute();
@@ -111,7 +115,9 @@ for (const backend of backends()) {
       // round trip: proxy call → device poll answered → result posted → proxy answers
       const ms: number[] = [];
       for (let i = 0; i < 20; i++) ms.push((await call('POST', '/supervisor/ping', { uuid: dev.uuid, method: 'GET' })).ms);
-      t.diagnostic(`${backend.name}: proxy round trip through a long-polling device: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`);
+      t.diagnostic(
+        `${backend.name}: proxy round trip through a long-polling device: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`,
+      );
       assert.ok(median(ms) < 250);
     });
 
@@ -133,7 +139,10 @@ for (const backend of backends()) {
         { deviceId: silent.id, uuid: silent.uuid, status: 504, body: { detail: `device ${silent.uuid} took the call but did not answer within 0.5 s` } },
       ]);
       assert.equal(quiet.seen.length, 1);
-      assert.deepEqual((await commandRows(server, silent.id)).map((r) => r.state), ['expired']);
+      assert.deepEqual(
+        (await commandRows(server, silent.id)).map((r) => r.state),
+        ['expired'],
+      );
       // too late now: nobody waits for it
       const late = await device(base, silent.key).result(quiet.seen[0]!.id, { status: 200, body: 'late' });
       assert.equal(late.status, 404);
@@ -159,7 +168,10 @@ for (const backend of backends()) {
       assert.equal(res.body.detail, `device ${dev.uuid} did not take the call within 0.3 s (it is offline, or not polling for commands)`);
       t.diagnostic(`${backend.name}: offline device, timeout 0.3 s → 504 after ${res.ms.toFixed(0)} ms`);
       const rows = await commandRows(server, dev.id);
-      assert.deepEqual(rows.map((r) => [r.state, r.delivered_at]), [['expired', null]]);
+      assert.deepEqual(
+        rows.map((r) => [r.state, r.delivered_at]),
+        [['expired', null]],
+      );
       assert.equal((await device(base, dev.key).commands(0)).status, 204, 'the expired command is never delivered');
       assert.equal(waiting(server), 0, 'no waiter is left behind');
     });
@@ -179,7 +191,10 @@ for (const backend of backends()) {
       const latency = performance.now() - queuedAt;
       const answers = await Promise.all(polls);
       assert.deepEqual(answers.map((a) => a.status).sort(), [200, 204]);
-      assert.deepEqual(answers.flatMap((a) => a.commands), [{ id, kind: 'supervisor', payload: { method: 'GET', path: '/ping' } }]);
+      assert.deepEqual(
+        answers.flatMap((a) => a.commands),
+        [{ id, kind: 'supervisor', payload: { method: 'GET', path: '/ping' } }],
+      );
       assert.equal(first.status, 200);
       t.diagnostic(`${backend.name}: command queued → waiting poll answered in ${latency.toFixed(1)} ms`);
       assert.ok(latency < 500);
@@ -189,8 +204,15 @@ for (const backend of backends()) {
       for (let i = 0; i < 30; i++) ids.push(await commands.queue(dev.id, 'supervisor', { method: 'GET', path: `/v1/n/${i}` }, 10_000));
       const raced = await Promise.all(Array.from({ length: 10 }, () => link.commands(0)));
       const got = raced.flatMap((r) => r.commands.map((c) => c.id));
-      assert.deepEqual([...got].sort((a, b) => a - b), ids);
-      for (const r of raced) assert.deepEqual(r.commands.map((c) => c.id), [...r.commands.map((c) => c.id)].sort((a, b) => a - b));
+      assert.deepEqual(
+        [...got].sort((a, b) => a - b),
+        ids,
+      );
+      for (const r of raced)
+        assert.deepEqual(
+          r.commands.map((c) => c.id),
+          [...r.commands.map((c) => c.id)].sort((a, b) => a - b),
+        );
       assert.equal((await link.commands(0)).status, 204);
       assert.ok((await commandRows(server, dev.id)).every((r) => r.state === 'delivered'));
     });
@@ -225,7 +247,11 @@ for (const backend of backends()) {
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.field, field, JSON.stringify(res.body));
       }
-      const bad = await fetch(`${base}/device/v1/commands/abc/result`, { method: 'POST', headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body: '{}' });
+      const bad = await fetch(`${base}/device/v1/commands/abc/result`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(bad.status, 400);
 
       assert.equal((await device(base, a.key).result(id, { status: 200, body: 'OK' })).status, 204);
@@ -284,18 +310,30 @@ for (const backend of backends()) {
       const dev = await newDevice(server);
       const other = await newDevice(server);
       const commands = new DeviceCommands(server.db, server.notifier, { retentionMs: 60_000 });
-      const many = await commands.queueMany(Array.from({ length: MAX_PENDING_PER_DEVICE }, () => dev.id), 'supervisor', {}, 60_000);
+      const many = await commands.queueMany(
+        Array.from({ length: MAX_PENDING_PER_DEVICE }, () => dev.id),
+        'supervisor',
+        {},
+        60_000,
+      );
       assert.equal(many.size, 1, 'one device named many times is queued once');
       for (let i = 1; i < MAX_PENDING_PER_DEVICE; i++) await commands.queue(dev.id, 'supervisor', { i }, 60_000);
       const full = await user(server)('POST', '/supervisor/ping', { uuid: dev.uuid, method: 'GET', timeout: 0.2 });
       assert.equal(full.status, 429);
       assert.match(String(full.body.detail), /100 commands waiting/);
-      assert.equal((await user(server)('POST', '/supervisor/ping', { uuid: other.uuid, method: 'GET', timeout: 0.1 })).status, 504, 'other devices are not affected');
+      assert.equal(
+        (await user(server)('POST', '/supervisor/ping', { uuid: other.uuid, method: 'GET', timeout: 0.1 })).status,
+        504,
+        'other devices are not affected',
+      );
 
       // the device takes them all (one answer holds them all, oldest first), and there is room again
       const taken = await device(base, dev.key).commands(0);
       assert.equal(taken.commands.length, MAX_PENDING_PER_DEVICE);
-      assert.deepEqual(taken.commands.slice(1, 3).map((c) => c.payload), [{ i: 1 }, { i: 2 }] as unknown);
+      assert.deepEqual(
+        taken.commands.slice(1, 3).map((c) => c.payload),
+        [{ i: 1 }, { i: 2 }] as unknown,
+      );
       await device(base, dev.key).result(taken.commands[0]!.id, { status: 200, body: 'OK' });
       assert.equal(typeof (await commands.queue(dev.id, 'supervisor', {}, 1)), 'number');
 
@@ -363,7 +401,11 @@ for (const backend of backends()) {
       assert.ok((await abandoned) instanceof Error);
       await until('the poll to end', () => waiting(server, 'cmds:') === 0);
       const id = await commands.queue(dev.id, 'supervisor', { method: 'GET', path: '/ping' }, 10_000);
-      assert.deepEqual((await link.commands(0)).commands.map((c) => c.id), [id], 'the next poll gets it');
+      assert.deepEqual(
+        (await link.commands(0)).commands.map((c) => c.id),
+        [id],
+        'the next poll gets it',
+      );
 
       const held = link.commands(60);
       await until('the poll to wait', () => waiting(server, 'cmds:') === 1);
@@ -409,7 +451,9 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
         await until('the device to poll B', () => waiting(b, 'cmds:') === 1);
         ms.push((await user(a)('POST', '/supervisor/ping', { uuid: dev.uuid, method: 'GET' })).ms);
       }
-      t.diagnostic(`postgres, two nodes: proxy call on A → device polling B → answer on A: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`);
+      t.diagnostic(
+        `postgres, two nodes: proxy call on A → device polling B → answer on A: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`,
+      );
       assert.ok(median(ms) < 500);
 
       // two polls of one device on two nodes, one command: delivered once
@@ -421,7 +465,10 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       const id = await commands.queue(other.id, 'supervisor', { method: 'GET', path: '/ping' }, 10_000);
       const answers = await Promise.all(polls);
       assert.deepEqual(answers.map((x) => x.status).sort(), [200, 204]);
-      assert.deepEqual(answers.flatMap((x) => x.commands.map((c) => c.id)), [id]);
+      assert.deepEqual(
+        answers.flatMap((x) => x.commands.map((c) => c.id)),
+        [id],
+      );
     });
   });
 }

@@ -22,7 +22,11 @@ async function insertRelease(server: Server, project: number, devices: string[],
     .insertInto('release_container')
     .values({ release_id: id, position: 0, name: 'web', image, tag: 'v1', required_tags: '[]', startup_parameters: '{}', purge_data: 0, registry_id: null })
     .execute();
-  if (devices.length) await server.db.insertInto('release_device').values(devices.map((device_id) => ({ release_id: id, device_id }))).execute();
+  if (devices.length)
+    await server.db
+      .insertInto('release_device')
+      .values(devices.map((device_id) => ({ release_id: id, device_id })))
+      .execute();
   return id;
 }
 
@@ -40,11 +44,20 @@ for (const backend of backends()) {
       assert.equal(created.status, 201);
       const key = String(created.body.key);
       assert.match(key, /^bsp_[A-Za-z0-9_-]{43}$/);
-      assert.deepEqual({ ...created.body, key: undefined, created_at: undefined }, { id: created.body.id, name: 'line 3', project, key: undefined, created_at: undefined });
+      assert.deepEqual(
+        { ...created.body, key: undefined, created_at: undefined },
+        { id: created.body.id, name: 'line 3', project, key: undefined, created_at: undefined },
+      );
       const fleet = await call('POST', '/provisioning-keys/', { name: 'fleet-wide' });
       assert.equal(fleet.body.project, null);
       const listed = await call('GET', '/provisioning-keys/');
-      assert.deepEqual(listed.body.map((k) => [k.name, k.project]), [['line 3', project], ['fleet-wide', null]]);
+      assert.deepEqual(
+        listed.body.map((k) => [k.name, k.project]),
+        [
+          ['line 3', project],
+          ['fleet-wide', null],
+        ],
+      );
       assert.ok(!JSON.stringify(listed.body).includes(key), 'a key is never shown again');
       const stored = await server.db.selectFrom('provisioning_key').select('key_hash').execute();
       assert.ok(!JSON.stringify(stored).includes(key), 'only a digest is stored');
@@ -57,7 +70,10 @@ for (const backend of backends()) {
       assert.equal((await call('DELETE', `/provisioning-keys/${String(created.body.id)}/`)).status, 204);
       assert.equal((await register(server, key)).status, 401, 'a revoked key registers nothing');
       assert.equal((await call('DELETE', `/provisioning-keys/${String(created.body.id)}/`)).status, 404);
-      assert.deepEqual((await call('GET', '/provisioning-keys/')).body.map((k) => k.name), ['fleet-wide']);
+      assert.deepEqual(
+        (await call('GET', '/provisioning-keys/')).body.map((k) => k.name),
+        ['fleet-wide'],
+      );
     });
 
     test('register: 201 with the device id and its key; the same uuid again, once the device used its key, is a 409; a bad key is a 401; a project key adds the device to its project', async (t) => {
@@ -197,7 +213,15 @@ for (const backend of backends()) {
       const project = await newProject(server, [dev.id]);
       const r1 = await insertRelease(server, project, [dev.id]);
       await server.targets.refresh([dev.id]);
-      const app = (over: Record<string, unknown> = {}) => ({ [String(project)]: { releaseId: null, targetReleaseId: r1, updateStatus: 'downloading', services: { web: { status: 'Downloading', downloadProgress: 40, error: null } }, ...over } });
+      const app = (over: Record<string, unknown> = {}) => ({
+        [String(project)]: {
+          releaseId: null,
+          targetReleaseId: r1,
+          updateStatus: 'downloading',
+          services: { web: { status: 'Downloading', downloadProgress: 40, error: null } },
+          ...over,
+        },
+      });
 
       assert.equal((await link.report({ agent_version: '0.1.0', apps: app() })).status, 204);
       assert.equal((await deployment(server, r1, dev.id))?.state, 'downloading');
@@ -206,11 +230,32 @@ for (const backend of backends()) {
       assert.deepEqual(read.body.state, {
         reported_at: (read.body.state as { reported_at: string }).reported_at,
         status: 'updating',
-        apps: { [String(project)]: { release: null, target_release: r1, update_status: 'downloading', services: { web: { status: 'Downloading', download_progress: 40, error: null } } } },
+        apps: {
+          [String(project)]: {
+            release: null,
+            target_release: r1,
+            update_status: 'downloading',
+            services: { web: { status: 'Downloading', download_progress: 40, error: null } },
+          },
+        },
       });
-      assert.equal((await link.report({ apps: app({ updateStatus: 'applying changes', services: { web: { status: 'Installing', downloadProgress: null, error: null } } }) })).status, 204);
+      assert.equal(
+        (
+          await link.report({
+            apps: app({ updateStatus: 'applying changes', services: { web: { status: 'Installing', downloadProgress: null, error: null } } }),
+          })
+        ).status,
+        204,
+      );
       assert.equal((await deployment(server, r1, dev.id))?.state, 'applying');
-      assert.equal((await link.report({ apps: app({ releaseId: r1, updateStatus: 'done', services: { web: { status: 'Running', downloadProgress: null, error: null } } }) })).status, 204);
+      assert.equal(
+        (
+          await link.report({
+            apps: app({ releaseId: r1, updateStatus: 'done', services: { web: { status: 'Running', downloadProgress: null, error: null } } }),
+          })
+        ).status,
+        204,
+      );
       const done = await deployment(server, r1, dev.id);
       assert.equal(done?.state, 'succeeded');
       assert.ok(done?.finished_at);
@@ -222,13 +267,28 @@ for (const backend of backends()) {
       // a partial report (only updateStatus) keeps the rest of the app's last report
       assert.equal((await link.report({ apps: { [String(project)]: { updateStatus: 'done' } } })).status, 204);
       read = await call('GET', `/dongle/devices/${dev.id}/`);
-      assert.equal((read.body.state as { apps: Record<string, { services: Record<string, { status: string }> }> }).apps[String(project)]!.services.web!.status, 'Running');
+      assert.equal(
+        (read.body.state as { apps: Record<string, { services: Record<string, { status: string }> }> }).apps[String(project)]!.services.web!.status,
+        'Running',
+      );
 
       // the next release fails (its image is missing): failed with the error; the first stays deployed
       const r2 = await insertRelease(server, project, [dev.id], 'example/missing');
       await server.targets.refresh([dev.id]);
       const pullError = 'pull access denied for example/missing';
-      assert.equal((await link.report({ apps: app({ releaseId: r1, targetReleaseId: r2, updateStatus: 'aborted', services: { web: { status: 'Aborted', downloadProgress: null, error: pullError } } }) })).status, 204);
+      assert.equal(
+        (
+          await link.report({
+            apps: app({
+              releaseId: r1,
+              targetReleaseId: r2,
+              updateStatus: 'aborted',
+              services: { web: { status: 'Aborted', downloadProgress: null, error: pullError } },
+            }),
+          })
+        ).status,
+        204,
+      );
       const failed = await deployment(server, r2, dev.id);
       assert.equal(failed?.state, 'failed');
       assert.equal(failed?.error, `web: ${pullError}`);
@@ -238,9 +298,18 @@ for (const backend of backends()) {
       assert.deepEqual(read.body.docker_releases, [r1]);
       assert.equal((read.body.state as { status: string }).status, 'error');
       // a retry in progress does not hide the failure; a later success does
-      await link.report({ apps: app({ releaseId: r1, targetReleaseId: r2, updateStatus: 'downloading', services: { web: { status: 'Downloading', downloadProgress: 5, error: null } } }) });
+      await link.report({
+        apps: app({
+          releaseId: r1,
+          targetReleaseId: r2,
+          updateStatus: 'downloading',
+          services: { web: { status: 'Downloading', downloadProgress: 5, error: null } },
+        }),
+      });
       assert.equal((await deployment(server, r2, dev.id))?.state, 'failed');
-      await link.report({ apps: app({ releaseId: r2, targetReleaseId: r2, updateStatus: 'done', services: { web: { status: 'Running', downloadProgress: null, error: null } } }) });
+      await link.report({
+        apps: app({ releaseId: r2, targetReleaseId: r2, updateStatus: 'done', services: { web: { status: 'Running', downloadProgress: null, error: null } } }),
+      });
       assert.equal((await deployment(server, r2, dev.id))?.state, 'succeeded');
       assert.deepEqual((await call('GET', `/dongle/devices/${dev.id}/`)).body.docker_releases, [r1, r2]);
 
@@ -291,7 +360,19 @@ for (const backend of backends()) {
       const listed = await call('GET', '/dongle/devices/');
       assert.equal(listed.status, 200);
       assert.deepEqual(listed.body.map((d) => d.id).sort(), [a.id, b.id].sort());
-      assert.deepEqual(Object.keys(listed.body[0]!).sort(), ['agent_version', 'device_type', 'docker_releases', 'id', 'last_seen', 'name', 'online', 'projects', 'state', 'target_error', 'unit_id']);
+      assert.deepEqual(Object.keys(listed.body[0]!).sort(), [
+        'agent_version',
+        'device_type',
+        'docker_releases',
+        'id',
+        'last_seen',
+        'name',
+        'online',
+        'projects',
+        'state',
+        'target_error',
+        'unit_id',
+      ]);
       assert.equal(listed.body[0]!.target_error, null);
       assert.equal(listed.body[0]!.state, null);
       assert.equal(listed.body[0]!.online, true, 'registering is being seen');
@@ -328,7 +409,10 @@ for (const backend of backends()) {
       assert.equal((await call('GET', `/dongle/devices/${a.id}/`)).status, 404);
       assert.equal((await call('DELETE', `/dongle/devices/${a.id}/`)).status, 404);
       assert.equal((await device(base, a.key).state()).status, 401);
-      assert.deepEqual((await call('GET', '/dongle/devices/')).body.map((d) => d.id), [b.id]);
+      assert.deepEqual(
+        (await call('GET', '/dongle/devices/')).body.map((d) => d.id),
+        [b.id],
+      );
     });
 
     test('through the API: a release created for a device reaches its long poll; its report shows in successful_deployments and docker_releases', async (t) => {
@@ -341,7 +425,10 @@ for (const backend of backends()) {
       const polling = link.state({ etag: (await link.state()).etag!, wait: 30 });
       await until('the poll to wait', () => waiting(server) === 1);
       const started = performance.now();
-      const created = await call('POST', `/docker/projects/${project}/releases/`, { version: '1.0.0', containers: [{ name: 'web', image: 'example/web', tag: 'v1' }] });
+      const created = await call('POST', `/docker/projects/${project}/releases/`, {
+        version: '1.0.0',
+        containers: [{ name: 'web', image: 'example/web', tag: 'v1' }],
+      });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const release = Number(created.body.id);
       const answer = await polling;
@@ -351,10 +438,22 @@ for (const backend of backends()) {
       assert.ok(latency < 1000);
       t.diagnostic(`${backend.name}, one node: POST release → waiting device answered ${latency.toFixed(1)} ms after the request was sent`);
 
-      await link.report({ apps: { [String(project)]: { releaseId: release, targetReleaseId: release, updateStatus: 'done', services: { web: { status: 'Running', downloadProgress: null, error: null } } } } });
+      await link.report({
+        apps: {
+          [String(project)]: {
+            releaseId: release,
+            targetReleaseId: release,
+            updateStatus: 'done',
+            services: { web: { status: 'Running', downloadProgress: null, error: null } },
+          },
+        },
+      });
       assert.deepEqual((await call('GET', `/docker/projects/${project}/releases/${release}/`)).body.successful_deployments, [dev.id]);
       const deployments = await call('GET', `/docker/projects/${project}/releases/${release}/deployments/`);
-      assert.deepEqual(deployments.body.map((d) => [d.device, d.state]), [[dev.id, 'succeeded']]);
+      assert.deepEqual(
+        deployments.body.map((d) => [d.device, d.state]),
+        [[dev.id, 'succeeded']],
+      );
       assert.deepEqual((await call('GET', `/dongle/devices/${dev.id}/`)).body.docker_releases, [release]);
     });
 
@@ -415,7 +514,10 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       const viaApi = link.state({ etag: etag!, wait: 30 });
       await until('the poll to wait on B', () => waiting(b) === 1);
       const started = performance.now();
-      const created = await user(a)('POST', `/docker/projects/${project}/releases/`, { version: '2.0.0', containers: [{ name: 'web', image: 'example/web', tag: 'v2' }] });
+      const created = await user(a)('POST', `/docker/projects/${project}/releases/`, {
+        version: '2.0.0',
+        containers: [{ name: 'web', image: 'example/web', tag: 'v2' }],
+      });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const released = await viaApi;
       const apiLatency = performance.now() - started;
@@ -424,7 +526,6 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       t.diagnostic(`postgres, two nodes: POST release on A → device waiting on B answered ${apiLatency.toFixed(1)} ms after the request was sent`);
       assert.ok(apiLatency < 1000);
       etag = released.etag;
-
 
       const renamed = link.state({ etag: etag!, wait: 30 });
       await until('the poll to wait on B', () => waiting(b) === 1);
@@ -461,7 +562,11 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
 
       // a change that nobody is told of (as one made while B does not listen): the poll keeps waiting
       const { target } = (await a.targets.get(dev.id))!;
-      await a.db.updateTable('device_target').set({ etag: 'f'.repeat(32), target_json: JSON.stringify({ ...target, name: 'unannounced' }) }).where('device_id', '=', dev.id).execute();
+      await a.db
+        .updateTable('device_target')
+        .set({ etag: 'f'.repeat(32), target_json: JSON.stringify({ ...target, name: 'unannounced' }) })
+        .where('device_id', '=', dev.id)
+        .execute();
       await sleep(200);
       assert.equal(waiting(b), 1);
       // B's listener is cut off: B reconnects, and every waiter re-checks its ETag

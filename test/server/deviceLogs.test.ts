@@ -38,7 +38,12 @@ const system = (seq: number, message: string): Line => ({ seq, ts: new Date(T0 +
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => out(from + i));
 
 /** A device's upload, over real HTTP as the agent makes it: gzip NDJSON unless told otherwise. */
-async function upload(base: string, key: string, lines: Line[], opts: { queue?: string; plain?: boolean; body?: Buffer | string; encoding?: string; query?: string } = {}) {
+async function upload(
+  base: string,
+  key: string,
+  lines: Line[],
+  opts: { queue?: string; plain?: boolean; body?: Buffer | string; encoding?: string; query?: string } = {},
+) {
   const ndjson = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
   const encoding = opts.encoding ?? (opts.plain ? undefined : 'gzip');
   const raw = opts.body ?? (encoding === 'gzip' ? gzipSync(ndjson) : ndjson);
@@ -48,7 +53,10 @@ async function upload(base: string, key: string, lines: Line[], opts: { queue?: 
     body: typeof raw === 'string' ? raw : new Uint8Array(raw),
   });
   const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as { last_seq: number; stored: number; duplicates: number; suppressed: number; detail?: string; field?: string } };
+  return {
+    status: res.status,
+    body: (text ? JSON.parse(text) : {}) as { last_seq: number; stored: number; duplicates: number; suppressed: number; detail?: string; field?: string },
+  };
 }
 
 type Stored = StoredLogLine;
@@ -63,7 +71,10 @@ const messages = (lines: { message: string }[]) => lines.map((l) => l.message);
 /** A live tail read as an EventSource would: every event's id and parsed data, as they come. */
 async function tail(t: TestContext, base: string, token: string, deviceId: string, query = '', headers: Record<string, string> = {}) {
   const stop = new AbortController();
-  const res = await fetch(`${base}/dongle/devices/${deviceId}/logs/tail/${query}`, { headers: { authorization: `APIToken ${token}`, ...headers }, signal: stop.signal });
+  const res = await fetch(`${base}/dongle/devices/${deviceId}/logs/tail/${query}`, {
+    headers: { authorization: `APIToken ${token}`, ...headers },
+    signal: stop.signal,
+  });
   const events: { id: string; data: Stored }[] = [];
   let ended = false;
   const reading = (async () => {
@@ -75,7 +86,13 @@ async function tail(t: TestContext, base: string, token: string, deviceId: strin
         buf += decoder.decode(chunk as Uint8Array, { stream: true });
         let i: number;
         while ((i = buf.indexOf('\n\n')) >= 0) {
-          const fields = Object.fromEntries(buf.slice(0, i).split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+          const fields = Object.fromEntries(
+            buf
+              .slice(0, i)
+              .split('\n')
+              .filter((l) => !l.startsWith(':'))
+              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+          );
           buf = buf.slice(i + 2);
           if (fields.data) events.push({ id: fields.id!, data: JSON.parse(fields.data) as Stored });
         }
@@ -108,21 +125,39 @@ for (const backend of backends()) {
         [
           { ts: '2024-05-01T10:00:01.000Z', stream: 'stdout', app_id: 12, service: 'web', release_id: 3, message: 'hello' },
           { ts: '2024-05-01T10:00:02.000Z', stream: 'stderr', app_id: 12, service: 'web', release_id: 3, message: 'oops' },
-          { ts: '2024-05-01T10:00:03.000Z', stream: 'system', app_id: null, service: null, release_id: null, message: 'Killing service web: its configuration changed' },
+          {
+            ts: '2024-05-01T10:00:03.000Z',
+            stream: 'system',
+            app_id: null,
+            service: null,
+            release_id: null,
+            message: 'Killing service web: its configuration changed',
+          },
         ],
       );
       assert.ok(stored[0]!.id < stored[1]!.id && stored[1]!.id < stored[2]!.id);
 
       // the answer was lost: the agent sends the same batch again, then one that overlaps it
       assert.deepEqual((await upload(base, dev.key, batch)).body, { last_seq: 3, stored: 0, duplicates: 3, suppressed: 0 });
-      assert.deepEqual((await upload(base, dev.key, [out(3, 'hello'), out(4), out(5)], { plain: true })).body, { last_seq: 5, stored: 2, duplicates: 1, suppressed: 0 });
+      assert.deepEqual((await upload(base, dev.key, [out(3, 'hello'), out(4), out(5)], { plain: true })).body, {
+        last_seq: 5,
+        stored: 2,
+        duplicates: 1,
+        suppressed: 0,
+      });
       assert.deepEqual(messages(await logsOf(server, dev.id)), ['hello', 'oops', 'Killing service web: its configuration changed', 'line 4', 'line 5']);
 
       // a new queue (the agent lost its database) numbers its lines from 1 again
       assert.equal((await upload(base, dev.key, [out(1, 'after a reset')], { queue: 'queue-0002' })).body.stored, 1);
       // nanosecond engine timestamps are stored to the millisecond, in UTC
       assert.equal((await upload(base, dev.key, [out(2, 'ns', { ts: '2024-05-01T12:00:00.123456789+02:00' })], { queue: 'queue-0002' })).body.stored, 1);
-      assert.deepEqual((await logsOf(server, dev.id, '?limit=2')).map((l) => [l.message, l.ts]), [['after a reset', '2024-05-01T10:00:01.000Z'], ['ns', '2024-05-01T10:00:00.123Z']]);
+      assert.deepEqual(
+        (await logsOf(server, dev.id, '?limit=2')).map((l) => [l.message, l.ts]),
+        [
+          ['after a reset', '2024-05-01T10:00:01.000Z'],
+          ['ns', '2024-05-01T10:00:00.123Z'],
+        ],
+      );
 
       // each device has its own lines and sequence
       const other = await newDevice(server);
@@ -167,7 +202,13 @@ for (const backend of backends()) {
       const server = await backend.start(t);
       const base = await listen(server);
       const dev = await newDevice(server);
-      await upload(base, dev.key, [out(1, 'web 1'), out(2, 'db 1', { service: 'db' }), system(3, 'Starting service web'), out(4, 'web 2'), out(5, 'db 2', { service: 'db' })]);
+      await upload(base, dev.key, [
+        out(1, 'web 1'),
+        out(2, 'db 1', { service: 'db' }),
+        system(3, 'Starting service web'),
+        out(4, 'web 2'),
+        out(5, 'db 2', { service: 'db' }),
+      ]);
       assert.deepEqual(messages(await logsOf(server, dev.id, '?service=db')), ['db 1', 'db 2']);
       assert.deepEqual(messages(await logsOf(server, dev.id, `?since=${new Date(T0 + 3000).toISOString()}`)), ['Starting service web', 'web 2', 'db 2']);
       assert.deepEqual(messages(await logsOf(server, dev.id, '?since=2024-05-01T12:00:04%2B02:00&service=web')), ['web 2'], 'since takes any offset');
@@ -176,7 +217,7 @@ for (const backend of backends()) {
       assert.deepEqual(await logsOf(server, dev.id, '?service=cache'), []);
     });
 
-    test('retention by count: a periodic prune keeps each device\'s newest lines', async (t) => {
+    test("retention by count: a periodic prune keeps each device's newest lines", async (t) => {
       const server = await backend.start(t, { logs: { maxLinesPerDevice: 5, pruneEveryMs: 50 } });
       const base = await listen(server);
       const dev = await newDevice(server);
@@ -202,13 +243,20 @@ for (const backend of backends()) {
       assert.deepEqual(messages(await logsOf(server, dev.id)), ['line 4', 'line 5']);
     });
 
-    test('rate limit: beyond its rate a device\'s lines are dropped, and one marker in their place says how many', async (t) => {
+    test("rate limit: beyond its rate a device's lines are dropped, and one marker in their place says how many", async (t) => {
       const server = await backend.start(t, { logs: { linesPerMinute: 60, burstLines: 5 } });
       const base = await listen(server);
       const dev = await newDevice(server);
       assert.deepEqual((await upload(base, dev.key, range(1, 8))).body, { last_seq: 8, stored: 5, duplicates: 0, suppressed: 3 });
       const stored = await logsOf(server, dev.id);
-      assert.deepEqual(messages(stored), ['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'suppressed 3 lines: the device sent more than 60 lines per minute']);
+      assert.deepEqual(messages(stored), [
+        'line 1',
+        'line 2',
+        'line 3',
+        'line 4',
+        'line 5',
+        'suppressed 3 lines: the device sent more than 60 lines per minute',
+      ]);
       assert.equal(stored[5]!.stream, 'system');
       assert.equal(stored[5]!.ts, out(6).ts, 'the marker is where the first dropped line was');
       // what was suppressed is gone, not postponed: the agent may forget it
@@ -240,7 +288,11 @@ for (const backend of backends()) {
       await upload(base, dev.key, [out(6, 'new 2')]);
       await until('the new lines', () => live.events.length === 5);
       assert.deepEqual(messages(live.events.map((e) => e.data)), ['old 2', 'old 3', 'new 1', 'db says hi', 'new 2']);
-      assert.deepEqual(live.events.map((e) => e.id), live.events.map((e) => String(e.data.id)), 'each event carries its line id');
+      assert.deepEqual(
+        live.events.map((e) => e.id),
+        live.events.map((e) => String(e.data.id)),
+        'each event carries its line id',
+      );
       await until('the db line', () => web.events.length === 1);
       assert.deepEqual(messages(web.events.map((e) => e.data)), ['db says hi']);
 

@@ -95,7 +95,9 @@ for (const backend of backends()) {
       const link = device(await listen(server), dev.key);
       const call = user(server);
 
-      const queued = await call('POST', `/dongle/devices/${dev.id}/execute_raw/`, { command: 'docker.logs web tail=10 timestamps=True since="2024-05-01 00:00"' });
+      const queued = await call('POST', `/dongle/devices/${dev.id}/execute_raw/`, {
+        command: 'docker.logs web tail=10 timestamps=True since="2024-05-01 00:00"',
+      });
       assert.equal(queued.status, 200, queued.text);
       const [command] = (await link.commands(0)).commands;
       assert.deepEqual(command!.payload, { command: 'docker.logs', arg: ['web'], kwarg: { tail: 10, timestamps: true, since: '2024-05-01 00:00' } });

@@ -29,7 +29,12 @@ export interface Command {
 export function user(server: Server, token = server.firstAdminToken!) {
   return async (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown, auth = `APIToken ${token}`): Promise<Answer> => {
     const started = performance.now();
-    const res = await server.app.inject({ method, url, headers: auth ? { authorization: auth } : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
+    const res = await server.app.inject({
+      method,
+      url,
+      headers: auth ? { authorization: auth } : {},
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    });
     let body = {} as Json;
     try {
       body = JSON.parse(res.body) as Json;
@@ -51,10 +56,19 @@ export function device(base: string, key: string) {
         headers: headers(opts.etag ? { 'if-none-match': opts.etag } : {}),
       });
       const text = await res.text();
-      return { status: res.status, etag: res.headers.get('etag') ?? undefined, body: text ? (JSON.parse(text) as TargetState) : undefined, ms: performance.now() - started };
+      return {
+        status: res.status,
+        etag: res.headers.get('etag') ?? undefined,
+        body: text ? (JSON.parse(text) as TargetState) : undefined,
+        ms: performance.now() - started,
+      };
     },
     async report(body: unknown): Promise<{ status: number; body: string }> {
-      const res = await fetch(`${base}/device/v1/state`, { method: 'PATCH', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+      const res = await fetch(`${base}/device/v1/state`, {
+        method: 'PATCH',
+        headers: headers({ 'content-type': 'application/json' }),
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: await res.text() };
     },
     async commands(wait?: number, signal?: AbortSignal): Promise<{ status: number; commands: Command[]; ms: number }> {
@@ -64,7 +78,11 @@ export function device(base: string, key: string) {
       return { status: res.status, commands: res.status === 200 ? (JSON.parse(text) as Command[]) : [], ms: performance.now() - started };
     },
     async result(id: number, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-      const res = await fetch(`${base}/device/v1/commands/${id}/result`, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+      const res = await fetch(`${base}/device/v1/commands/${id}/result`, {
+        method: 'POST',
+        headers: headers({ 'content-type': 'application/json' }),
+        body: JSON.stringify(body),
+      });
       const text = await res.text();
       return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
     },

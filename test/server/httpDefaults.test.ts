@@ -36,7 +36,12 @@ for (const backend of backends()) {
 
       assert.equal((await raw(`${base}/docker/registries/${ids[0]}/`, 'DELETE', { ...auth, 'content-length': '0' })).status, 204, 'Content-Length: 0');
       assert.equal((await raw(`${base}/docker/registries/${ids[1]}/`, 'DELETE', { ...auth, 'transfer-encoding': 'chunked' })).status, 204, 'chunked, no chunk');
-      const injected = await server.app.inject({ method: 'DELETE', url: `/docker/registries/${ids[2]}/`, headers: { ...auth, 'content-type': 'application/json; charset=utf-8' }, payload: '' });
+      const injected = await server.app.inject({
+        method: 'DELETE',
+        url: `/docker/registries/${ids[2]}/`,
+        headers: { ...auth, 'content-type': 'application/json; charset=utf-8' },
+        payload: '',
+      });
       assert.equal(injected.statusCode, 204);
       assert.equal((await raw(`${base}/docker/registries/`, 'GET', { ...auth, 'content-length': '0' })).status, 200);
       assert.equal((await raw(`${base}/auth/callback-key/rotate/`, 'POST', { ...auth, 'content-length': '0' })).status, 200, 'a POST that takes no body');

@@ -53,19 +53,29 @@ for (const backend of backends()) {
         { ts: '2020-07-09T10:11:59.248421Z', location: { lat: 57.04697, lon: 9.93808 } },
       ]);
       // [from, to): the point at from_utc is in, the one at to_utc is not
-      const raw = await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', from_utc: '2020-07-09T10:03:41.415Z', to_utc: '2020-07-09T10:20:00Z' });
+      const raw = await read({
+        device_id: dev.id,
+        field: 'obd.bat.voltage',
+        field_type: 'float',
+        from_utc: '2020-07-09T10:03:41.415Z',
+        to_utc: '2020-07-09T10:20:00Z',
+      });
       assert.deepEqual(raw.body, [
         { ts: '2020-07-09T10:03:41.415000Z', value: 13.7 },
         { ts: '2020-07-09T10:05:00.000000Z', value: 12 },
         { ts: '2020-07-09T10:13:45.378000Z', value: 13.6 },
         { ts: '2020-07-09T10:19:59.999000Z', value: 14 },
       ]);
-      assert.deepEqual((await read({ device_id: dev.id, field: 'rpm', field_type: 'int', ...HOUR })).body, [{ ts: '2020-07-09T10:01:00.000000Z', value: 2100 }]);
+      assert.deepEqual((await read({ device_id: dev.id, field: 'rpm', field_type: 'int', ...HOUR })).body, [
+        { ts: '2020-07-09T10:01:00.000000Z', value: 2100 },
+      ]);
       assert.deepEqual((await read({ device_id: dev.id, field: 'ignition', field_type: 'bool', ...HOUR })).body, [
         { ts: '2020-07-09T10:01:00.000000Z', value: true },
         { ts: '2020-07-09T10:02:00.000000Z', value: false },
       ]);
-      assert.deepEqual((await read({ device_id: dev.id, field: 'vin', field_type: 'string', ...HOUR })).body, [{ ts: '2020-07-09T10:01:00.000000Z', value: 'WVWZZZ1JZXW000001' }]);
+      assert.deepEqual((await read({ device_id: dev.id, field: 'vin', field_type: 'string', ...HOUR })).body, [
+        { ts: '2020-07-09T10:01:00.000000Z', value: 'WVWZZZ1JZXW000001' },
+      ]);
       // a field of another type, an unknown field, another device: nothing
       assert.deepEqual((await read({ device_id: dev.id, field: 'rpm', field_type: 'float', ...HOUR })).body, []);
       assert.deepEqual((await read({ device_id: dev.id, field: 'no.such.field', field_type: 'float', ...HOUR })).body, []);
@@ -89,28 +99,73 @@ for (const backend of backends()) {
       const second = { max_ts: ms('2020-07-09T10:19:59.999Z'), ts: '2020-07-09T10:13:45.378Z' };
       const third = { max_ts: ms('2020-07-09T10:20:00Z'), ts: '2020-07-09T10:20:00.000Z' };
       const avg = await buckets('avg', '10m');
-      assert.deepEqual(avg.map(({ value: _, ...b }) => b), [first, second, third]);
-      assertClose(avg.map((b) => b.value), [39.2 / 3, 13.8, 11]);
-      assert.deepEqual((await buckets('min', '10m')).map((b) => b.value), [12, 13.6, 11]);
-      assert.deepEqual((await buckets('MAX', '10m')).map((b) => b.value), [13.7, 14, 11]);
-      assertClose((await buckets('sum', '10m')).map((b) => b.value), [39.2, 27.6, 11]);
-      assert.deepEqual((await buckets('count', '10m')).map((b) => b.value), [3, 2, 1]);
-      assertClose((await buckets('avg', '1h')).map((b) => b.value), [77.8 / 6]);
-      assert.deepEqual((await buckets('count', '1d', { from_utc: '2020-07-01T00:00:00Z', to_utc: '2020-08-01T00:00:00Z' })).map((b) => b.value), [6]);
+      assert.deepEqual(
+        avg.map(({ value: _, ...b }) => b),
+        [first, second, third],
+      );
+      assertClose(
+        avg.map((b) => b.value),
+        [39.2 / 3, 13.8, 11],
+      );
+      assert.deepEqual(
+        (await buckets('min', '10m')).map((b) => b.value),
+        [12, 13.6, 11],
+      );
+      assert.deepEqual(
+        (await buckets('MAX', '10m')).map((b) => b.value),
+        [13.7, 14, 11],
+      );
+      assertClose(
+        (await buckets('sum', '10m')).map((b) => b.value),
+        [39.2, 27.6, 11],
+      );
+      assert.deepEqual(
+        (await buckets('count', '10m')).map((b) => b.value),
+        [3, 2, 1],
+      );
+      assertClose(
+        (await buckets('avg', '1h')).map((b) => b.value),
+        [77.8 / 6],
+      );
+      assert.deepEqual(
+        (await buckets('count', '1d', { from_utc: '2020-07-01T00:00:00Z', to_utc: '2020-08-01T00:00:00Z' })).map((b) => b.value),
+        [6],
+      );
 
       // From 10:03:40 (inside the 10:03 minute: 13.5 is out, 13.7 in) to 10:19:59.500 (14 is out).
       const cut = { from_utc: '2020-07-09T10:03:40Z', to_utc: '2020-07-09T10:19:59.500Z' };
       const avgCut = await buckets('avg', '10m', cut);
-      assertClose(avgCut.map((b) => b.value), [12.85, 13.6]);
-      assert.deepEqual(avgCut.map((b) => [b.ts, b.max_ts]), [['2020-07-09T10:03:41.415Z', ms('2020-07-09T10:05:00Z')], ['2020-07-09T10:13:45.378Z', ms('2020-07-09T10:13:45.378Z')]]);
-      assert.deepEqual((await buckets('count', '10m', cut)).map((b) => b.value), [2, 1]);
+      assertClose(
+        avgCut.map((b) => b.value),
+        [12.85, 13.6],
+      );
+      assert.deepEqual(
+        avgCut.map((b) => [b.ts, b.max_ts]),
+        [
+          ['2020-07-09T10:03:41.415Z', ms('2020-07-09T10:05:00Z')],
+          ['2020-07-09T10:13:45.378Z', ms('2020-07-09T10:13:45.378Z')],
+        ],
+      );
+      assert.deepEqual(
+        (await buckets('count', '10m', cut)).map((b) => b.value),
+        [2, 1],
+      );
       // Within one minute: from the points alone.
-      assert.deepEqual((await buckets('sum', '1m', { from_utc: '2020-07-09T10:03:00Z', to_utc: '2020-07-09T10:03:40Z' })).map((b) => b.value), [13.5]);
+      assert.deepEqual(
+        (await buckets('sum', '1m', { from_utc: '2020-07-09T10:03:00Z', to_utc: '2020-07-09T10:03:40Z' })).map((b) => b.value),
+        [13.5],
+      );
 
       // Sub-minute buckets: from the points.
       const halfMinutes = await buckets('avg', '30s');
-      assertClose(halfMinutes.map((b) => b.value), [13.6, 12, 13.6, 14, 11]);
-      assert.deepEqual(halfMinutes.map((b) => b.ts), ['2020-07-09T10:03:37.566Z', '2020-07-09T10:05:00.000Z', '2020-07-09T10:13:45.378Z', '2020-07-09T10:19:59.999Z', '2020-07-09T10:20:00.000Z']);
+      assertClose(
+        halfMinutes.map((b) => b.value),
+        [13.6, 12, 13.6, 14, 11],
+      );
+      assert.deepEqual(
+        halfMinutes.map((b) => b.ts),
+        ['2020-07-09T10:03:37.566Z', '2020-07-09T10:05:00.000Z', '2020-07-09T10:13:45.378Z', '2020-07-09T10:19:59.999Z', '2020-07-09T10:20:00.000Z'],
+      );
 
       // Nothing in range: no buckets.
       assert.deepEqual(await buckets('avg', '10m', { from_utc: '2021-01-01T00:00:00Z', to_utc: '2021-01-02T00:00:00Z' }), []);
@@ -152,11 +207,14 @@ for (const backend of backends()) {
       const other = await newDevice(server);
       assert.deepEqual((await upload(server, other.key, 'same-batch', BATCH_1)).body, { batch: 'same-batch', stored: 3, duplicate: false });
       const count = await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', aggregation: 'count', interval: '1h', ...HOUR });
-      assert.deepEqual((count.body as unknown as { value: number }[]).map((b) => b.value), [3]);
+      assert.deepEqual(
+        (count.body as unknown as { value: number }[]).map((b) => b.value),
+        [3],
+      );
       assert.equal((await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', ...HOUR })).body.length, 3);
     });
 
-    test('bad input: 400 naming the parameter or the point\'s field; an unknown device 404; keys and tokens required', async (t) => {
+    test("bad input: 400 naming the parameter or the point's field; an unknown device 404; keys and tokens required", async (t) => {
       const server = await backend.start(t);
       const dev = await newDevice(server);
       const read = reader(server);
@@ -176,7 +234,11 @@ for (const backend of backends()) {
       await refused({ ...base, aggregation: 'avg' }, '/interval', /needs an interval/);
       await refused({ ...base, interval: '10m' }, '/aggregation', /needs an aggregation/);
       await refused({ ...base, field_type: 'string', aggregation: 'avg', interval: '10m' }, '/aggregation', /only be counted/);
-      await refused({ ...base, from_utc: '2000-01-01T00:00:00Z', to_utc: '2020-01-01T00:00:00Z', aggregation: 'avg', interval: '1s' }, '/interval', /at most 100000/);
+      await refused(
+        { ...base, from_utc: '2000-01-01T00:00:00Z', to_utc: '2020-01-01T00:00:00Z', aggregation: 'avg', interval: '1s' },
+        '/interval',
+        /at most 100000/,
+      );
       const { field_type: _, ...noType } = base;
       await refused(noType, '/field_type', /.+/);
 
@@ -224,7 +286,10 @@ for (const backend of backends()) {
       ]);
       // the aggregates say the same (minutes wholly before the cut-off went with their points)
       const buckets = await read({ device_id: dev.id, field: 'obd.bat.voltage', field_type: 'float', ...HOUR, aggregation: 'count', interval: '1h' });
-      assert.deepEqual(buckets.body.map((b) => b.value), [3]);
+      assert.deepEqual(
+        buckets.body.map((b) => b.value),
+        [3],
+      );
       // batch ids stay for 30 days (a batch sent again is still recognised), then go
       assert.equal((await upload(server, dev.key, 'b1', BATCH_1)).body.duplicate, true);
       assert.deepEqual(await server.logbook.prune(Date.now() + 31 * 24 * 60 * 60_000), { points: 3, batches: 2 });
@@ -236,7 +301,10 @@ for (const backend of backends()) {
       assert.equal((await upload(server, dev.key, 'b', BATCH_1)).status, 200);
       assert.equal((await user(server)('DELETE', `/dongle/devices/${dev.id}/`)).status, 204);
       for (const table of ['telemetry_series', 'telemetry_point', 'telemetry_minute', 'telemetry_batch'] as const) {
-        const rows = await server.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+        const rows = await server.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
         assert.equal(Number(rows.n), 0, table);
       }
     });

@@ -28,7 +28,11 @@ for (const backend of backends()) {
       assert.equal((await device(base, first.body.device_key).state()).status, 401, 'the key of the lost answer no longer works');
       assert.equal((await device(base, again.body.device_key).state()).status, 200);
       const devices = await user(server)('GET', '/dongle/devices/');
-      assert.deepEqual(devices.body.map((d) => d.id), [first.body.id], 'no second device');
+      assert.deepEqual(
+        devices.body.map((d) => d.id),
+        [first.body.id],
+        'no second device',
+      );
       assert.deepEqual(devices.body[0]!.projects, [project]);
 
       // it has used its key: the registration is settled

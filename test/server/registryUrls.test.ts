@@ -33,7 +33,11 @@ for (const backend of backends()) {
       assert.equal(patched.body.field, '/url');
       const put = await call('PUT', `/docker/registries/${id}/`, { url: 'ftp://', username: 'changed' });
       assert.equal(put.status, 400);
-      assert.deepEqual((await call('GET', `/docker/registries/${id}/`)).body, { id, url: 'registry.example.com:5000', username: 'u' }, 'a refused change changes nothing');
+      assert.deepEqual(
+        (await call('GET', `/docker/registries/${id}/`)).body,
+        { id, url: 'registry.example.com:5000', username: 'u' },
+        'a refused change changes nothing',
+      );
     });
 
     test('a bad url already stored holds back only the devices that pull through it: they keep their target and say why; no route answers an error after its commit', async (t) => {
@@ -46,7 +50,8 @@ for (const backend of backends()) {
       const projectB = Number((await call('POST', '/docker/projects/', { name: 'b', default_registry: legacy })).body.id);
       const a = await newDevice(server, projectA);
       const b = await newDevice(server, projectB);
-      const release = (project: number, version: string) => call('POST', `/docker/projects/${project}/releases/`, { version, containers: [{ name: 'web', image: 'acme/web', tag: version }] });
+      const release = (project: number, version: string) =>
+        call('POST', `/docker/projects/${project}/releases/`, { version, containers: [{ name: 'web', image: 'acme/web', tag: version }] });
       assert.equal((await release(projectA, '1')).status, 201);
       assert.equal((await release(projectB, '1')).status, 201);
       const before = await device(base, b.key).state();

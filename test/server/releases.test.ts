@@ -11,14 +11,23 @@ import { user } from './helpers.js';
 async function addDevice(server: Server, id: string): Promise<void> {
   await server.db
     .insertInto('device')
-    .values({ id, unit_id: `unit-${id}`, device_type: 'raspberrypi4-64', name: `truck-${id}`, device_key_hash: `digest-${id}`, created_at: new Date().toISOString() })
+    .values({
+      id,
+      unit_id: `unit-${id}`,
+      device_type: 'raspberrypi4-64',
+      name: `truck-${id}`,
+      device_key_hash: `digest-${id}`,
+      created_at: new Date().toISOString(),
+    })
     .execute();
 }
 
 /** A registry, a project with two devices (and a third device outside it). */
 async function fixture(server: Server) {
   const call = user(server);
-  const registry = Number((await call('POST', '/docker/registries/', { url: 'https://registry.example.com:5000', username: 'bob', password: 'pw-used' })).body.id);
+  const registry = Number(
+    (await call('POST', '/docker/registries/', { url: 'https://registry.example.com:5000', username: 'bob', password: 'pw-used' })).body.id,
+  );
   const unused = Number((await call('POST', '/docker/registries/', { url: 'other.example.org', username: 'eve', password: 'pw-unused' })).body.id);
   for (const d of ['dev-a', 'dev-b', 'dev-c']) await addDevice(server, d);
   const project = Number((await call('POST', '/docker/projects/', { name: 'trucks', devices: ['dev-a', 'dev-b'] })).body.id);
@@ -99,10 +108,13 @@ for (const backend of backends()) {
 
       const deployments = await call('GET', `${releases}/${id}/deployments/`);
       assert.equal(deployments.status, 200);
-      assert.deepEqual(deployments.body.map((d) => [d.device, d.state, d.error, d.finished_at]), [
-        ['dev-a', 'pending', null, null],
-        ['dev-b', 'pending', null, null],
-      ]);
+      assert.deepEqual(
+        deployments.body.map((d) => [d.device, d.state, d.error, d.finished_at]),
+        [
+          ['dev-a', 'pending', null, null],
+          ['dev-b', 'pending', null, null],
+        ],
+      );
       assert.ok(deployments.body.every((d) => typeof d.created_at === 'string' && typeof d.updated_at === 'string'));
 
       // a release is its own hash: a second one gets another
@@ -186,7 +198,12 @@ for (const backend of backends()) {
       const id = Number(created.body.id);
       const url = `${releases}/${id}/`;
       const succeed = async (device: string) =>
-        server.db.updateTable('deployment').set({ state: 'succeeded', finished_at: new Date().toISOString() }).where('release_id', '=', id).where('device_id', '=', device).execute();
+        server.db
+          .updateTable('deployment')
+          .set({ state: 'succeeded', finished_at: new Date().toISOString() })
+          .where('release_id', '=', id)
+          .where('device_id', '=', device)
+          .execute();
 
       // what a client GETs it may PUT back unchanged
       const roundTrip = await call('PUT', url, created.body);
@@ -210,7 +227,16 @@ for (const backend of backends()) {
       const changed = await call('PATCH', url, { containers: [{ name: 'curveball', image: 'curveball', tag: 'delta-base-r0.0.0.2', registry }] });
       assert.equal(changed.status, 200);
       assert.deepEqual(changed.body.containers, [
-        { name: 'curveball', image: 'curveball', tag: 'delta-base-r0.0.0.2', required_tags: [], startup_parameters: {}, purge_data: false, registry, fully_qualified_name: `deployment-curveball-${id}` },
+        {
+          name: 'curveball',
+          image: 'curveball',
+          tag: 'delta-base-r0.0.0.2',
+          required_tags: [],
+          startup_parameters: {},
+          purge_data: false,
+          registry,
+          fully_qualified_name: `deployment-curveball-${id}`,
+        },
       ]);
       assert.deepEqual(changed.body.successful_deployments, []);
       assert.deepEqual(await states(), ['dev-a:pending', 'dev-b:pending']);
@@ -221,16 +247,30 @@ for (const backend of backends()) {
       await succeed('dev-b');
       const put = await call('PUT', url, { version: '3', containers: [{ name: 'solo', image: 'solo' }] });
       assert.equal(put.status, 200, JSON.stringify(put.body));
-      assert.deepEqual({ ...put.body, created_at: null }, {
-        id,
-        version: '3',
-        version_hash: created.body.version_hash,
-        devices: ['dev-a', 'dev-b'],
-        containers: [{ name: 'solo', image: 'solo', tag: 'latest', required_tags: [], startup_parameters: {}, purge_data: false, registry: null, fully_qualified_name: `deployment-solo-${id}` }],
-        remove_containers: [],
-        successful_deployments: [],
-        created_at: null,
-      });
+      assert.deepEqual(
+        { ...put.body, created_at: null },
+        {
+          id,
+          version: '3',
+          version_hash: created.body.version_hash,
+          devices: ['dev-a', 'dev-b'],
+          containers: [
+            {
+              name: 'solo',
+              image: 'solo',
+              tag: 'latest',
+              required_tags: [],
+              startup_parameters: {},
+              purge_data: false,
+              registry: null,
+              fully_qualified_name: `deployment-solo-${id}`,
+            },
+          ],
+          remove_containers: [],
+          successful_deployments: [],
+          created_at: null,
+        },
+      );
       assert.equal(put.body.created_at, created.body.created_at);
       assert.equal((await call('PUT', url, { version: '4' })).status, 400, 'PUT needs the whole entity');
 
@@ -252,29 +292,85 @@ for (const backend of backends()) {
       const cases: [string, unknown, string][] = [
         ['an unknown field', { version: '1', containers: [], colour: 'red' }, '/colour'],
         ['an unknown container field', { version: '1', containers: [{ ...ok, colour: 'red' }] }, '/containers/0/colour'],
-        ['an unknown startup parameter', { version: '1', containers: [{ ...ok, startup_parameters: { hostname: 'x' } }] }, '/containers/0/startup_parameters/hostname'],
+        [
+          'an unknown startup parameter',
+          { version: '1', containers: [{ ...ok, startup_parameters: { hostname: 'x' } }] },
+          '/containers/0/startup_parameters/hostname',
+        ],
         ['no version', { containers: [] }, '/version'],
         ['a duplicate container name', { version: '1', containers: [ok, ok] }, '/containers/1/name'],
         ['a bad container name', { version: '1', containers: [{ ...ok, name: 'my app' }] }, '/containers/0/name'],
         ['a tag in the image', { version: '1', containers: [{ ...ok, image: 'acme/app:v2' }] }, '/containers/0/image'],
         ['an empty image', { version: '1', containers: [{ ...ok, image: '' }] }, '/containers/0/image'],
         ['a bad tag', { version: '1', containers: [{ ...ok, tag: 'v 1' }] }, '/containers/0/tag'],
-        ['an environment item that is not KEY=VALUE', { version: '1', containers: [{ ...ok, startup_parameters: { environment: ['A=1', 'B'] } }] }, '/containers/0/startup_parameters/environment/1'],
-        ['an environment item that is not a string', { version: '1', containers: [{ ...ok, startup_parameters: { environment: ['A=1', 7] } }] }, '/containers/0/startup_parameters/environment/1'],
-        ['an environment of the wrong type', { version: '1', containers: [{ ...ok, startup_parameters: { environment: 7 } }] }, '/containers/0/startup_parameters/environment'],
-        ['an unterminated quote', { version: '1', containers: [{ ...ok, startup_parameters: { environment: "A='x" } }] }, '/containers/0/startup_parameters/environment'],
+        [
+          'an environment item that is not KEY=VALUE',
+          { version: '1', containers: [{ ...ok, startup_parameters: { environment: ['A=1', 'B'] } }] },
+          '/containers/0/startup_parameters/environment/1',
+        ],
+        [
+          'an environment item that is not a string',
+          { version: '1', containers: [{ ...ok, startup_parameters: { environment: ['A=1', 7] } }] },
+          '/containers/0/startup_parameters/environment/1',
+        ],
+        [
+          'an environment of the wrong type',
+          { version: '1', containers: [{ ...ok, startup_parameters: { environment: 7 } }] },
+          '/containers/0/startup_parameters/environment',
+        ],
+        [
+          'an unterminated quote',
+          { version: '1', containers: [{ ...ok, startup_parameters: { environment: "A='x" } }] },
+          '/containers/0/startup_parameters/environment',
+        ],
         ['a registry that does not exist', { version: '1', containers: [ok, { ...ok, name: 'b', registry: 999 }] }, '/containers/1/registry'],
         ['a device that does not exist', { version: '1', devices: ['dev-a', 'ghost'], containers: [ok] }, '/devices/1'],
-        ['a relative bind', { version: '1', containers: [{ ...ok, startup_parameters: { binds: ['data/x:/x'] } }] }, '/containers/0/startup_parameters/binds/0'],
-        ['a bad port', { version: '1', containers: [{ ...ok, startup_parameters: { port_bindings: { '80/tcp': 99999 } } }] }, '/containers/0/startup_parameters/port_bindings/80~1tcp'],
-        ['a bad restart policy', { version: '1', containers: [{ ...ok, startup_parameters: { restart_policy: 'sometimes' } }] }, '/containers/0/startup_parameters/restart_policy'],
-        ['a network of a container not in the release', { version: '1', containers: [{ ...ok, startup_parameters: { network_mode: 'container:vpn' } }] }, '/containers/0/startup_parameters/network_mode'],
-        ['a non-boolean privileged', { version: '1', containers: [{ ...ok, startup_parameters: { privileged: 'yes' } }] }, '/containers/0/startup_parameters/privileged'],
+        [
+          'a relative bind',
+          { version: '1', containers: [{ ...ok, startup_parameters: { binds: ['data/x:/x'] } }] },
+          '/containers/0/startup_parameters/binds/0',
+        ],
+        [
+          'a bad port',
+          { version: '1', containers: [{ ...ok, startup_parameters: { port_bindings: { '80/tcp': 99999 } } }] },
+          '/containers/0/startup_parameters/port_bindings/80~1tcp',
+        ],
+        [
+          'a bad restart policy',
+          { version: '1', containers: [{ ...ok, startup_parameters: { restart_policy: 'sometimes' } }] },
+          '/containers/0/startup_parameters/restart_policy',
+        ],
+        [
+          'a network of a container not in the release',
+          { version: '1', containers: [{ ...ok, startup_parameters: { network_mode: 'container:vpn' } }] },
+          '/containers/0/startup_parameters/network_mode',
+        ],
+        [
+          'a non-boolean privileged',
+          { version: '1', containers: [{ ...ok, startup_parameters: { privileged: 'yes' } }] },
+          '/containers/0/startup_parameters/privileged',
+        ],
         ['duplicate devices', { version: '1', devices: ['dev-a', 'dev-a'], containers: [] }, '/devices'],
-        ['purge_data of a system folder', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/etc:/host-etc'] } }] }, '/containers/0/purge_data'],
-        ['purge_data outside the data areas', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/var/log/app:/logs'] } }] }, '/containers/0/purge_data'],
-        ['purge_data of a data root itself', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data:/d'] } }] }, '/containers/0/purge_data'],
-        ['purge_data escaping a data area', { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data/../root/app:/d'] } }] }, '/containers/0/purge_data'],
+        [
+          'purge_data of a system folder',
+          { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/etc:/host-etc'] } }] },
+          '/containers/0/purge_data',
+        ],
+        [
+          'purge_data outside the data areas',
+          { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/var/log/app:/logs'] } }] },
+          '/containers/0/purge_data',
+        ],
+        [
+          'purge_data of a data root itself',
+          { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data:/d'] } }] },
+          '/containers/0/purge_data',
+        ],
+        [
+          'purge_data escaping a data area',
+          { version: '1', containers: [{ ...ok, purge_data: true, startup_parameters: { binds: ['/data/../root/app:/d'] } }] },
+          '/containers/0/purge_data',
+        ],
         ['a bad remove_containers name', { version: '1', containers: [], remove_containers: ['no spaces'] }, '/remove_containers/0'],
       ];
       for (const [what, body, field] of cases) {
@@ -297,7 +393,10 @@ for (const backend of backends()) {
       assert.deepEqual((await call('GET', url)).body, created.body);
 
       // values are taken as sent: a one-item list is not turned into a string (nor back)
-      const single = await call('POST', `${releases}/`, { version: '2', containers: [{ ...ok, startup_parameters: { environment: ['A=x y'], cap_add: 'NET_ADMIN' } }] });
+      const single = await call('POST', `${releases}/`, {
+        version: '2',
+        containers: [{ ...ok, startup_parameters: { environment: ['A=x y'], cap_add: 'NET_ADMIN' } }],
+      });
       assert.equal(single.status, 201, JSON.stringify(single.body));
       const params = (single.body.containers as unknown as { startup_parameters: unknown }[])[0]!.startup_parameters;
       assert.deepEqual(params, { environment: ['A=x y'], cap_add: 'NET_ADMIN' });
@@ -352,12 +451,19 @@ for (const backend of backends()) {
       assert.equal(empty.status, 400, JSON.stringify(empty.body));
       assert.equal(empty.body.field, '/containers');
       assert.match(String(empty.body.detail), /allow_empty/);
-      for (const [method, body] of [['PUT', { version: '1.0.0', containers: [] }], ['PATCH', { containers: [] }]] as const) {
+      for (const [method, body] of [
+        ['PUT', { version: '1.0.0', containers: [] }],
+        ['PATCH', { containers: [] }],
+      ] as const) {
         const refused = await call(method, `${releases}/${id}/`, body);
         assert.equal(refused.status, 400, `${method}: ${JSON.stringify(refused.body)}`);
         assert.equal(refused.body.field, '/containers');
       }
-      assert.deepEqual((await call('GET', `${releases}/`)).body.map((r) => r.id), [id], 'nothing was stored');
+      assert.deepEqual(
+        (await call('GET', `${releases}/`)).body.map((r) => r.id),
+        [id],
+        'nothing was stored',
+      );
       assert.deepEqual(await running(), before, 'the devices keep their release');
 
       // …unless the request says it means it
@@ -366,7 +472,11 @@ for (const backend of backends()) {
       assert.deepEqual(meant.body.containers, []);
       assert.equal('allow_empty' in meant.body, false, 'a flag of the request, not stored');
       assert.deepEqual((await running()).services, {});
-      assert.equal((await call('PATCH', `${releases}/${String(meant.body.id)}/`, { devices: ['dev-a'] })).status, 200, 'a change that leaves its containers alone needs no flag');
+      assert.equal(
+        (await call('PATCH', `${releases}/${String(meant.body.id)}/`, { devices: ['dev-a'] })).status,
+        200,
+        'a change that leaves its containers alone needs no flag',
+      );
       assert.equal((await call('PATCH', `${releases}/${id}/`, { containers: [], allow_empty: true })).status, 200);
 
       // versions are unique in a project: a second 1.0.0 is refused, naming the release that has it
@@ -377,9 +487,19 @@ for (const backend of backends()) {
       assert.equal(renamed.status, 409);
       assert.equal((await call('PUT', `${releases}/${String(meant.body.id)}/`, { version: '1.0.0', containers: [app] })).status, 409);
       assert.equal((await call('PATCH', `${releases}/${id}/`, { version: '1.0.0', containers: [app] })).status, 200, 'a release keeps its own version');
-      assert.deepEqual((await call('GET', `${releases}/`)).body.map((r) => [r.id, r.version]), [[id, '1.0.0'], [meant.body.id, '2.0.0']]);
+      assert.deepEqual(
+        (await call('GET', `${releases}/`)).body.map((r) => [r.id, r.version]),
+        [
+          [id, '1.0.0'],
+          [meant.body.id, '2.0.0'],
+        ],
+      );
       const elsewhere = Number((await call('POST', '/docker/projects/', { name: 'vans' })).body.id);
-      assert.equal((await call('POST', `/docker/projects/${elsewhere}/releases/`, { version: '1.0.0', containers: [app] })).status, 201, 'another project may use it');
+      assert.equal(
+        (await call('POST', `/docker/projects/${elsewhere}/releases/`, { version: '1.0.0', containers: [app] })).status,
+        201,
+        'another project may use it',
+      );
 
       // at once (on PostgreSQL, from any number of connections): one wins
       const racing = await Promise.all(Array.from({ length: 5 }, () => call('POST', `${releases}/`, { version: '3.0.0', containers: [app] })));

@@ -8,7 +8,11 @@ import { backends } from './backends.js';
 import { device, listen, newDevice, user } from './helpers.js';
 
 async function release(server: Server, project: number, devices: string[], version = '1'): Promise<number> {
-  const res = await user(server)('POST', `/docker/projects/${project}/releases/`, { version, devices, containers: [{ name: 'web', image: 'acme/web', tag: version }] });
+  const res = await user(server)('POST', `/docker/projects/${project}/releases/`, {
+    version,
+    devices,
+    containers: [{ name: 'web', image: 'acme/web', tag: version }],
+  });
   assert.equal(res.status, 201, JSON.stringify(res.body));
   return Number(res.body.id);
 }
@@ -18,7 +22,8 @@ async function shownApps(server: Server, id: string): Promise<Record<string, { r
   return ((await user(server)('GET', `/dongle/devices/${id}/`)).body.state as { apps: Record<string, { release: number | null }> }).apps;
 }
 
-const deployments = async (server: Server, id: number) => server.db.selectFrom('deployment').select(['device_id', 'state']).where('release_id', '=', id).orderBy('device_id').execute();
+const deployments = async (server: Server, id: number) =>
+  server.db.selectFrom('deployment').select(['device_id', 'state']).where('release_id', '=', id).orderBy('device_id').execute();
 
 for (const backend of backends()) {
   describe(`state reports are scoped to the device on ${backend.name}`, () => {
@@ -44,7 +49,9 @@ for (const backend of backends()) {
       // a release of its own project that is meant for B only (newer than A's: its target stays rA)
       const rB = await release(server, mine, [b.id], '2');
       assert.equal((await linkA.state()).body!.apps[String(mine)]!.release.id, rA);
-      await linkA.report({ apps: { [String(mine)]: { releaseId: rA, targetReleaseId: rB, updateStatus: 'aborted', services: { web: { status: 'Aborted', error: 'made up' } } } } });
+      await linkA.report({
+        apps: { [String(mine)]: { releaseId: rA, targetReleaseId: rB, updateStatus: 'aborted', services: { web: { status: 'Aborted', error: 'made up' } } } },
+      });
       await linkA.report({ apps: { [String(mine)]: { releaseId: rB, targetReleaseId: null, updateStatus: 'done', services: {} } } });
       assert.deepEqual(await deployments(server, rB), [{ device_id: b.id, state: 'pending' }], 'neither failed nor succeeded on its word');
       assert.deepEqual((await call('GET', `/docker/projects/${mine}/releases/${rB}/`)).body.successful_deployments, []);
@@ -52,10 +59,13 @@ for (const backend of backends()) {
 
       // its own release moves as before
       await linkA.report({ apps: { [String(mine)]: { releaseId: rA, targetReleaseId: rA, updateStatus: 'done', services: { web: { status: 'Running' } } } } });
-      assert.deepEqual(await deployments(server, rA), [
-        { device_id: a.id, state: 'succeeded' },
-        { device_id: b.id, state: 'pending' },
-      ].sort((x, y) => x.device_id.localeCompare(y.device_id)));
+      assert.deepEqual(
+        await deployments(server, rA),
+        [
+          { device_id: a.id, state: 'succeeded' },
+          { device_id: b.id, state: 'pending' },
+        ].sort((x, y) => x.device_id.localeCompare(y.device_id)),
+      );
       assert.deepEqual((await call('GET', `/dongle/devices/${a.id}/`)).body.docker_releases, [rA]);
     });
 
@@ -90,13 +100,17 @@ for (const backend of backends()) {
       const apps = await link.report({ apps: many(257, {}) });
       assert.equal(apps.status, 400);
       assert.equal(JSON.parse(apps.body).field, '/apps');
-      const services = await link.report({ apps: { '1': { services: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`s${i}`, { status: 'Running' }])) } } });
+      const services = await link.report({
+        apps: { '1': { services: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`s${i}`, { status: 'Running' }])) } },
+      });
       assert.equal(services.status, 400);
       assert.equal(JSON.parse(services.body).field, '/apps/1/services');
       const long = await link.report({ apps: { '1': { services: { web: { error: 'e'.repeat(4001) } } } } });
       assert.equal(long.status, 400);
       assert.equal(JSON.parse(long.body).field, '/apps/1/services/web/error');
-      const huge = await link.report({ apps: { '1': { services: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`s${i}`, { error: 'e'.repeat(4000) }])) } } });
+      const huge = await link.report({
+        apps: { '1': { services: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`s${i}`, { error: 'e'.repeat(4000) }])) } },
+      });
       assert.equal(huge.status, 413);
       assert.match(JSON.parse(huge.body).detail, /too large/);
 

@@ -22,7 +22,10 @@ for (const backend of backends()) {
       const token = String(created.body.token);
       assert.equal((await user(server, token)('GET', '/docker/projects/')).status, 200);
       const listed = await call('GET', '/auth/tokens/');
-      assert.deepEqual(listed.body.map((x) => x.name), ['admin', 'ci script']);
+      assert.deepEqual(
+        listed.body.map((x) => x.name),
+        ['admin', 'ci script'],
+      );
       assert.ok(!JSON.stringify(listed.body).includes(token), 'tokens are never shown again');
       assert.equal((await call('DELETE', `/auth/tokens/${String(created.body.id)}/`)).status, 204);
       assert.equal((await user(server, token)('GET', '/docker/projects/')).status, 401, 'a revoked token stops working at once');
@@ -50,7 +53,10 @@ for (const backend of backends()) {
       const put = await call('PUT', `/docker/registries/${id}/`, { url: 'other.example.com', username: 'carol' });
       assert.deepEqual(put.body, { id, url: 'other.example.com', username: 'carol' });
       assert.equal((await call('PUT', `/docker/registries/${id}/`, { username: 'x' })).status, 400, 'PUT needs the whole entity');
-      assert.deepEqual((await call('GET', '/docker/registries/')).body.map((r) => r.id), [id]);
+      assert.deepEqual(
+        (await call('GET', '/docker/registries/')).body.map((r) => r.id),
+        [id],
+      );
       assert.equal((await call('DELETE', `/docker/registries/${id}/`)).status, 204);
       assert.equal((await call('GET', `/docker/registries/${id}/`)).status, 404);
       assert.equal((await call('DELETE', `/docker/registries/${id}/`)).status, 404);
@@ -69,7 +75,12 @@ for (const backend of backends()) {
       assert.equal((await call('GET', '/docker/registries/abc/')).status, 400);
       assert.equal((await call('GET', '/docker/projects/999/')).status, 404);
       assert.deepEqual((await call('GET', '/docker/registries/')).body, []);
-      const badJson = await server.app.inject({ method: 'POST', url: '/docker/projects/', headers: { authorization: `APIToken ${server.firstAdminToken}`, 'content-type': 'application/json' }, payload: '{"name":' });
+      const badJson = await server.app.inject({
+        method: 'POST',
+        url: '/docker/projects/',
+        headers: { authorization: `APIToken ${server.firstAdminToken}`, 'content-type': 'application/json' },
+        payload: '{"name":',
+      });
       assert.equal(badJson.statusCode, 400);
     });
 

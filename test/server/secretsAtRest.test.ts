@@ -176,9 +176,15 @@ for (const backend of backendNames) {
       const { error } = await new Migrator({ db: legacy, provider: { getMigrations: async () => before } }).migrateToLatest();
       assert.ifError(error);
       const now = new Date().toISOString();
-      await legacy.insertInto('device').values({ id: 'dev-1', unit_id: 'abcdef1', device_type: 'x', name: 'dev-1', device_key_hash: 'h', created_at: now }).execute();
+      await legacy
+        .insertInto('device')
+        .values({ id: 'dev-1', unit_id: 'abcdef1', device_type: 'x', name: 'dev-1', device_key_hash: 'h', created_at: now })
+        .execute();
       const clear = JSON.stringify({ apps: {}, name: 'dev-1', registries: { 'registry-1': { password, url: 'r.example.com', username: 'u' } } });
-      await legacy.insertInto('device_target').values({ device_id: 'dev-1', etag: 'e'.repeat(32), target_json: clear, updated_at: now }).execute();
+      await legacy
+        .insertInto('device_target')
+        .values({ device_id: 'dev-1', etag: 'e'.repeat(32), target_json: clear, updated_at: now })
+        .execute();
       await legacy.destroy();
 
       const open = async () => {
@@ -211,7 +217,10 @@ test('leakForms: the password in clear, hex and base64 at each offset', () => {
   const forms = leakForms('secret-pw');
   for (const prefix of ['', 'u:', 'user:']) {
     const b64 = Buffer.from(`${prefix}secret-pw`).toString('base64');
-    assert.ok(forms.some((f) => f.length >= 8 && b64.includes(f)), `base64 of "${prefix}secret-pw"`);
+    assert.ok(
+      forms.some((f) => f.length >= 8 && b64.includes(f)),
+      `base64 of "${prefix}secret-pw"`,
+    );
   }
   assert.ok(forms.includes(Buffer.from('secret-pw').toString('hex')));
 });

@@ -20,7 +20,11 @@ export interface ServerProcess {
 /** `bosun-server <args>` with the environment given (BOSUN_SERVER_* and BOSUN_DATABASE_URL of the test's own are not passed on). */
 export async function startServerProcess(t: TestContext, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^BOSUN_(SERVER_|DATABASE_URL)/.test(k)));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts', ...args], { cwd: repo, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts', ...args], {
+    cwd: repo,
+    env: { ...inherited, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));
   child.stderr.on('data', (d: Buffer) => (output += d.toString('utf8')));

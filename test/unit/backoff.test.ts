@@ -5,7 +5,10 @@ import { Backoff } from '../../src/agent/reconciler/backoff.js';
 describe('Backoff', () => {
   test('each failure doubles the wait, up to the bound; retryAt says when to try again', () => {
     const b = new Backoff<string>(1000, 5000);
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => b.failed('x', 0)), [1000, 2000, 4000, 5000, 5000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => b.failed('x', 0)),
+      [1000, 2000, 4000, 5000, 5000],
+    );
     assert.equal(b.retryAt('x'), 5000);
     assert.equal(b.retryAt('y'), undefined);
     b.delete('x');

@@ -36,12 +36,19 @@ test('every package is a registry tarball pinned by its sha512 or sha1 integrity
   for (const [key, entry] of entries) {
     assert.ok(key === CLI || key.startsWith(`${CLI}/node_modules/`), `${key} lies under ${CLI}`);
     assert.match(entry.integrity ?? '', /^sha(512|1)-/, `${key} has an integrity`);
-    assert.match(entry.resolved ?? '', new RegExp(`^https://registry\\.npmjs\\.org/.+/-/[^/]+-${entry.version?.replace(/\./g, '\\.')}\\.tgz$`), `${key} is the registry's ${entry.version}`);
+    assert.match(
+      entry.resolved ?? '',
+      new RegExp(`^https://registry\\.npmjs\\.org/.+/-/[^/]+-${entry.version?.replace(/\./g, '\\.')}\\.tgz$`),
+      `${key} is the registry's ${entry.version}`,
+    );
   }
 });
 
 test('every package with an install script is allowed to run it', () => {
   const withScripts = [...new Set(entries.filter(([, e]) => e.hasInstallScript).map(([key]) => nameOf(key)))].sort();
   assert.ok(withScripts.includes('balena-cli'), 'the CLI itself (its postinstall applies its patches)');
-  assert.deepEqual(withScripts.filter((name) => manifest.allowScripts[name] !== true), []);
+  assert.deepEqual(
+    withScripts.filter((name) => manifest.allowScripts[name] !== true),
+    [],
+  );
 });

@@ -92,9 +92,15 @@ describe('balena local target', () => {
   });
 
   test('a body without `local` or a service without a name is rejected naming the field', () => {
-    assert.throws(() => fromBalenaLocalTarget({ apps: {} }), (e: ValidationError) => e.field === '/local');
+    assert.throws(
+      () => fromBalenaLocalTarget({ apps: {} }),
+      (e: ValidationError) => e.field === '/local',
+    );
     const body = cliBody();
     delete (body.local.apps['1'].services['2'] as Record<string, unknown>).serviceName;
-    assert.throws(() => fromBalenaLocalTarget(body), (e: ValidationError) => e.field === '/local/apps/1/services/2/serviceName');
+    assert.throws(
+      () => fromBalenaLocalTarget(body),
+      (e: ValidationError) => e.field === '/local/apps/1/services/2/serviceName',
+    );
   });
 });

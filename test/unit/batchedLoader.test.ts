@@ -10,7 +10,10 @@ test('lookups of one event-loop turn become one query per max keys; repeated key
   }, 2);
   const answers = await Promise.all(['a', 'b', 'a', 'c', 'gone'].map((k) => loader.load(k)));
   assert.deepEqual(answers, ['A', 'B', 'A', 'C', undefined]);
-  assert.deepEqual(queries, [['a', 'b'], ['c', 'gone']]);
+  assert.deepEqual(queries, [
+    ['a', 'b'],
+    ['c', 'gone'],
+  ]);
   assert.equal(await loader.load('d'), 'D', 'a later turn is a new batch');
   assert.equal(queries.length, 3);
 });

@@ -16,7 +16,8 @@ beforeEach(() => {
   device = new FakeCommandDevice();
 });
 
-const run = (command: string, scope: KeyScope, args: { arg?: unknown[]; kwarg?: Record<string, unknown> } = {}) => runCommand(device, { command, ...args }, scope);
+const run = (command: string, scope: KeyScope, args: { arg?: unknown[]; kwarg?: Record<string, unknown> } = {}) =>
+  runCommand(device, { command, ...args }, scope);
 
 describe('docker commands', () => {
   test("docker.ps: an app's key lists its own app's containers only", async () => {
@@ -26,7 +27,10 @@ describe('docker commands', () => {
 
   test("docker.logs: its own app's containers; another app's is not found", async () => {
     assert.equal(await run('docker.logs', APP1, { arg: ['web'] }), 'web line 1\nweb line 2\n');
-    await assert.rejects(run('docker.logs', APP1, { arg: ['db'] }), (err: Error) => err instanceof NotFoundError && /no container of app 1 is named db \(its services: web\)/.test(err.message));
+    await assert.rejects(
+      run('docker.logs', APP1, { arg: ['db'] }),
+      (err: Error) => err instanceof NotFoundError && /no container of app 1 is named db \(its services: web\)/.test(err.message),
+    );
     await assert.rejects(run('docker.logs', APP1, { arg: ['db-container'] }), NotFoundError);
     assert.equal(await run('docker.logs', DEVICE, { arg: ['db_1'] }), 'db line\n');
     await assert.rejects(run('docker.logs', DEVICE, { arg: ['web'], kwarg: { tail: 'many' } }), ValidationError);
@@ -69,10 +73,7 @@ describe('supervisor and state commands', () => {
 describe("the agent's own log and facts", () => {
   test('minionutil.last_logs: the device key only; lines as AutoPi prints them', async () => {
     await assert.rejects(run('minionutil.last_logs', APP1), UnauthorizedError);
-    assert.equal(
-      await run('minionutil.last_logs', DEVICE, { kwarg: { match: '\\[error' } }),
-      '2026-01-01T00:00:01.000Z [ERROR   ] Failed to pull image',
-    );
+    assert.equal(await run('minionutil.last_logs', DEVICE, { kwarg: { match: '\\[error' } }), '2026-01-01T00:00:01.000Z [ERROR   ] Failed to pull image');
   });
 
   test('grains.items: the device facts; an engine that does not answer is said so', async () => {

@@ -90,8 +90,14 @@ describe('minionutil.last_logs: limit, match, until', () => {
   });
 
   test('a pattern that is not a regular expression is refused by name', () => {
-    assert.throws(() => q({ match: '[' }), (err: unknown) => err instanceof ValidationError && err.field === '/kwarg/match');
-    assert.throws(() => q({ until: '(' }), (err: unknown) => err instanceof ValidationError && err.field === '/kwarg/until');
+    assert.throws(
+      () => q({ match: '[' }),
+      (err: unknown) => err instanceof ValidationError && err.field === '/kwarg/match',
+    );
+    assert.throws(
+      () => q({ until: '(' }),
+      (err: unknown) => err instanceof ValidationError && err.field === '/kwarg/until',
+    );
   });
 });
 
@@ -103,7 +109,10 @@ describe("a command's arguments, bound as Salt binds them", () => {
   ] as const;
   const call = (arg: unknown[], kwarg: Record<string, unknown> = {}) => ({ command: 'docker.logs', arg, kwarg });
   const refused = (c: ReturnType<typeof call>, field: string, why: RegExp) =>
-    assert.throws(() => bind(c, params), (err: unknown) => err instanceof ValidationError && err.field === field && why.test(err.message));
+    assert.throws(
+      () => bind(c, params),
+      (err: unknown) => err instanceof ValidationError && err.field === field && why.test(err.message),
+    );
 
   test('positional in order, keyword by name, converted to the parameter type', () => {
     assert.deepEqual(bind(call(['web', '10']), params), { name: 'web', tail: 10 });
@@ -126,7 +135,7 @@ test('the callback signature is HMAC-SHA256 of the body under the key, in hex', 
   assert.notEqual(signature('key', '{"a":1}'), signature('key2', '{"a":1}'));
 });
 
-test('a jid has Salt\'s 20 digits: the UTC time, then the command sequence', () => {
+test("a jid has Salt's 20 digits: the UTC time, then the command sequence", () => {
   const at = new Date('2024-05-01T12:34:56.789Z');
   assert.equal(jidOf(at, 17), '20240501123456789017');
   assert.equal(jidOf(at, 123_456), '20240501123456789456');

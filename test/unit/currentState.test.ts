@@ -7,7 +7,8 @@ import { reportCurrentState, type ActivityFacts } from '../../src/agent/state/cu
 import { stateStatus } from '../../src/agent/state/deviceReports.js';
 import { NOW, app, context, convergedState, desired, target } from './helpers/planFixtures.js';
 
-const release = (environment: Record<string, string>) => desired(target({ 1: app({ web: { image: 'nginx:1.25', environment }, db: { image: 'postgres:16' } }, { id: 7 }) }));
+const release = (environment: Record<string, string>) =>
+  desired(target({ 1: app({ web: { image: 'nginx:1.25', environment }, db: { image: 'postgres:16' } }, { id: 7 }) }));
 const facts = (planned: ActivityFacts['planned']): ActivityFacts => ({
   phase: () => undefined,
   progress: () => null,
@@ -36,10 +37,14 @@ test('a changed service held back by the app’s lock keeps the app applying, an
 
 test('steps of another app or image cleanup do not keep an app from done', () => {
   const d = release({ V: '1' });
-  const report = reportCurrentState(convergedState(d), d, facts([
-    { action: 'removeImage', ref: 'library/old:1', imageId: 'sha256:old' },
-    { action: 'noop', appId: 2, serviceName: 'web', reason: 'downloading library/x:1', retryAt: 0 },
-  ]))['1']!;
+  const report = reportCurrentState(
+    convergedState(d),
+    d,
+    facts([
+      { action: 'removeImage', ref: 'library/old:1', imageId: 'sha256:old' },
+      { action: 'noop', appId: 2, serviceName: 'web', reason: 'downloading library/x:1', retryAt: 0 },
+    ]),
+  )['1']!;
   assert.equal(report.updateStatus, 'done');
   assert.equal(report.services.web!.waiting, null);
 });

@@ -17,10 +17,30 @@ describe('purge_data allow-list', () => {
       assert.equal(purgeRefusal(ok), undefined, ok);
     }
     for (const refused of [
-      '/var/lib', '/var/lib/app', '/var/log/app', '/mnt/boot', '/mnt/boot/config', '/root/app', '/root/.ssh', '/home/user/data',
-      '/etc', '/data', '/data/', '/mnt/data', '/data/../etc/app', '/data/app/../..', '/data2/app', '/var/lib/bosun/agent', 'data/app', '/',
+      '/var/lib',
+      '/var/lib/app',
+      '/var/log/app',
+      '/mnt/boot',
+      '/mnt/boot/config',
+      '/root/app',
+      '/root/.ssh',
+      '/home/user/data',
+      '/etc',
+      '/data',
+      '/data/',
+      '/mnt/data',
+      '/data/../etc/app',
+      '/data/app/../..',
+      '/data2/app',
+      '/var/lib/bosun/agent',
+      'data/app',
+      '/',
     ]) {
-      assert.match(purgeRefusal(refused) ?? '', /only folders inside a data area are purged \(\/data\/…, \/mnt\/data\/…, \/var\/lib\/bosun\/data\/…\)/, refused);
+      assert.match(
+        purgeRefusal(refused) ?? '',
+        /only folders inside a data area are purged \(\/data\/…, \/mnt\/data\/…, \/var\/lib\/bosun\/data\/…\)/,
+        refused,
+      );
     }
   });
 
@@ -37,8 +57,10 @@ describe('purge_data allow-list', () => {
       apps: { '1': { name: 'a', release: { id: 1, commit: 'c', volumes: { data: {} }, services: { main: { image: 'x', purge_data: true, volumes } } } } },
     });
     assert.ok(validateTargetState(withVolumes(['data:/d', '/data/app:/app', '/var/lib:/host:ro'])));
-    assert.throws(() => validateTargetState(withVolumes(['/var/lib/app:/app'])), (e: unknown) =>
-      e instanceof ValidationError && e.field === '/apps/1/release/services/main/purge_data' && /\/var\/lib\/app/.test(e.reason));
+    assert.throws(
+      () => validateTargetState(withVolumes(['/var/lib/app:/app'])),
+      (e: unknown) => e instanceof ValidationError && e.field === '/apps/1/release/services/main/purge_data' && /\/var\/lib\/app/.test(e.reason),
+    );
   });
 });
 
@@ -83,7 +105,10 @@ describe('emptyFolder on a folder containers wrote', { timeout: 60_000 }, () => 
     await fs.rm(folder, { recursive: true });
     await fs.symlink(outside, folder);
     const seen: string[] = [];
-    await assert.rejects(emptyFolder(folder, (real) => (seen.push(real), `refused ${real}`)), new RegExp(`refused ${outside}`));
+    await assert.rejects(
+      emptyFolder(folder, (real) => (seen.push(real), `refused ${real}`)),
+      new RegExp(`refused ${outside}`),
+    );
     assert.deepEqual(seen, [await fs.realpath(outside)]);
     await outsideIntact();
   });

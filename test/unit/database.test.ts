@@ -65,7 +65,10 @@ test('migrations can run in a child process (the agent itself with --migrate-dat
   await (await openAgentDb(file, { execPath: process.execPath, args: ['-e', 'process.exit(3)', '--'] })).destroy();
 
   const fresh = await tempDb(t);
-  await assert.rejects(openAgentDb(fresh, { execPath: process.execPath, args: ['-e', "console.error('disk full'); process.exit(1)", '--'] }), /migrating .* failed: disk full/);
+  await assert.rejects(
+    openAgentDb(fresh, { execPath: process.execPath, args: ['-e', "console.error('disk full'); process.exit(1)", '--'] }),
+    /migrating .* failed: disk full/,
+  );
 });
 
 test('it holds keys and passwords: the file and its WAL and shared-memory files are 0600, also when they were wider', async (t) => {

@@ -35,15 +35,37 @@ describe('deploymentUpdate', () => {
   });
 
   test('on the way to a release: its own target, else the server’s; errors and aborts fail it', () => {
-    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'downloading' }, 6), { releaseId: 5, state: 'downloading', error: null });
-    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: null, updateStatus: 'downloaded' }, 6), { releaseId: 6, state: 'downloading', error: null });
-    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'applying changes' }, 5), { releaseId: 5, state: 'applying', error: null });
-    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'aborted' }, 5), { releaseId: 5, state: 'failed', error: 'the update was aborted' });
-    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'applying changes', services: { a: { error: 'no such image' }, b: { error: null } } }, 5), {
+    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'downloading' }, 6), {
+      releaseId: 5,
+      state: 'downloading',
+      error: null,
+    });
+    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: null, updateStatus: 'downloaded' }, 6), {
+      releaseId: 6,
+      state: 'downloading',
+      error: null,
+    });
+    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'applying changes' }, 5), {
+      releaseId: 5,
+      state: 'applying',
+      error: null,
+    });
+    assert.deepEqual(deploymentUpdate({ releaseId: 4, targetReleaseId: 5, updateStatus: 'aborted' }, 5), {
       releaseId: 5,
       state: 'failed',
-      error: 'a: no such image',
+      error: 'the update was aborted',
     });
+    assert.deepEqual(
+      deploymentUpdate(
+        { releaseId: 4, targetReleaseId: 5, updateStatus: 'applying changes', services: { a: { error: 'no such image' }, b: { error: null } } },
+        5,
+      ),
+      {
+        releaseId: 5,
+        state: 'failed',
+        error: 'a: no such image',
+      },
+    );
     assert.equal(deploymentUpdate({ releaseId: null, targetReleaseId: null, updateStatus: 'downloading' }, undefined), undefined, 'no release to speak of');
   });
 
@@ -73,7 +95,10 @@ describe('mayMove', () => {
   });
   test('blockedFrom lists the states a guarded update must not touch, and is never empty', () => {
     for (const to of all) {
-      assert.deepEqual(blockedFrom(to), all.filter((from) => !mayMove(from, to)));
+      assert.deepEqual(
+        blockedFrom(to),
+        all.filter((from) => !mayMove(from, to)),
+      );
       assert.ok(blockedFrom(to).includes('succeeded'));
     }
   });
@@ -83,14 +108,32 @@ describe('nextDeployment', () => {
   test('a crash-looping release fails with the reason; a settle after all flips it to succeeded; nothing moves a success', () => {
     const failed = nextDeployment({ state: 'applying', error: null }, { releaseId: 1, state: 'failed', error: 'web: exited with code 1' });
     assert.deepEqual(failed, { state: 'failed', error: 'web: exited with code 1', finished: true });
-    assert.equal(nextDeployment({ state: 'failed', error: 'web: exited with code 1' }, { releaseId: 1, state: 'applying', error: null }), undefined, 'settling again does not hide the failure');
-    assert.deepEqual(nextDeployment({ state: 'failed', error: 'web: exited with code 1' }, { releaseId: 1, state: 'failed', error: 'web: exited with code 1, restarted 2 times' }), {
-      state: 'failed',
-      error: 'web: exited with code 1, restarted 2 times',
+    assert.equal(
+      nextDeployment({ state: 'failed', error: 'web: exited with code 1' }, { releaseId: 1, state: 'applying', error: null }),
+      undefined,
+      'settling again does not hide the failure',
+    );
+    assert.deepEqual(
+      nextDeployment(
+        { state: 'failed', error: 'web: exited with code 1' },
+        { releaseId: 1, state: 'failed', error: 'web: exited with code 1, restarted 2 times' },
+      ),
+      {
+        state: 'failed',
+        error: 'web: exited with code 1, restarted 2 times',
+        finished: true,
+      },
+    );
+    assert.equal(
+      nextDeployment({ state: 'failed', error: 'x' }, { releaseId: 1, state: 'failed', error: 'x' }),
+      undefined,
+      'the same failure again changes nothing',
+    );
+    assert.deepEqual(nextDeployment({ state: 'failed', error: 'x' }, { releaseId: 1, state: 'succeeded', error: null }), {
+      state: 'succeeded',
+      error: null,
       finished: true,
     });
-    assert.equal(nextDeployment({ state: 'failed', error: 'x' }, { releaseId: 1, state: 'failed', error: 'x' }), undefined, 'the same failure again changes nothing');
-    assert.deepEqual(nextDeployment({ state: 'failed', error: 'x' }, { releaseId: 1, state: 'succeeded', error: null }), { state: 'succeeded', error: null, finished: true });
     assert.equal(nextDeployment({ state: 'succeeded', error: null }, { releaseId: 1, state: 'failed', error: 'x' }), undefined);
   });
 

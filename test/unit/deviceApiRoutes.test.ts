@@ -178,7 +178,7 @@ describe("key scope (README, Security: an app's key)", () => {
     ]);
   });
 
-  test("v2 app routes: its own app; another is 401 and nothing is done", async () => {
+  test('v2 app routes: its own app; another is 401 and nothing is done', async () => {
     for (const verb of ['restart-service', 'stop-service', 'start-service', 'restart', 'purge']) {
       const res = await call('POST', `/v2/applications/2/${verb}`, { key: APP1, json: { serviceName: 'db' } });
       assert.equal(res.status, 401, verb);
@@ -214,7 +214,10 @@ describe("key scope (README, Security: an app's key)", () => {
     assert.deepEqual((await call('GET', '/v2/device/name', { key: APP1 })).body, { status: 'success', deviceName: 'fake-device' });
     assert.equal((await call('GET', '/v2/device/vpn', { key: APP1 })).status, 200);
     assert.equal((await call('GET', '/v2/version', { key: APP1 })).body.status, 'success');
-    assert.deepEqual((await call('GET', '/v2/local/device-info', { key: APP1 })).body, { status: 'success', info: { arch: 'amd64', deviceType: 'generic-amd64' } });
+    assert.deepEqual((await call('GET', '/v2/local/device-info', { key: APP1 })).body, {
+      status: 'success',
+      info: { arch: 'amd64', deviceType: 'generic-amd64' },
+    });
   });
 
   test('POST /v2/telemetry: any key records points; a bad one is 400 naming it and nothing is recorded', async () => {
@@ -250,7 +253,12 @@ describe("key scope (README, Security: an app's key)", () => {
             // the fake's lines come at once; both keys see the last one
             if (text.includes('web ends')) {
               req.destroy();
-              resolve(text.trim().split('\n').map((l) => JSON.parse(l).message as string));
+              resolve(
+                text
+                  .trim()
+                  .split('\n')
+                  .map((l) => JSON.parse(l).message as string),
+              );
             }
           });
         });
@@ -260,7 +268,7 @@ describe("key scope (README, Security: an app's key)", () => {
     assert.deepEqual(await messages(APP1), ['Streaming logs', 'web says', 'web ends']);
   });
 
-  test("GET and POST /v2/local/target-state: the device key (or local mode) only; POST only in local mode", async () => {
+  test('GET and POST /v2/local/target-state: the device key (or local mode) only; POST only in local mode', async () => {
     device.target = { name: 'fake', apps: {}, config: { SOME: 'secret env' } } as never;
     const get = await call('GET', '/v2/local/target-state', { key: APP1 });
     assert.equal(get.status, 401);
@@ -300,7 +308,12 @@ describe('status codes', () => {
 
   test('the documented calls with an empty JSON body or a form body work', async () => {
     assert.equal((await call('POST', '/v1/blink', { key: DEVICE_KEY, payload: '' })).status, 200);
-    const form = await api.inject({ method: 'POST', url: '/v1/restart', headers: { authorization: `Bearer ${DEVICE_KEY}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'appId=1&force=true' });
+    const form = await api.inject({
+      method: 'POST',
+      url: '/v1/restart',
+      headers: { authorization: `Bearer ${DEVICE_KEY}`, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'appId=1&force=true',
+    });
     assert.equal(form.statusCode, 200);
     assert.deepEqual(device.callsOf('restartApp'), [[1, true]]);
   });

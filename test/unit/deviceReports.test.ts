@@ -53,7 +53,12 @@ describe('GET /v1/device', () => {
   });
 
   test('while downloading: pending, not downloaded, mean progress; no commit while applying', () => {
-    const apps = [app({ releaseId: 1, updateStatus: 'downloading' }, { a: svc({ status: 'Downloading', downloadProgress: 40 }), b: svc({ status: 'Downloading', downloadProgress: 81 }) })];
+    const apps = [
+      app(
+        { releaseId: 1, updateStatus: 'downloading' },
+        { a: svc({ status: 'Downloading', downloadProgress: 40 }), b: svc({ status: 'Downloading', downloadProgress: 81 }) },
+      ),
+    ];
     const s = legacyDeviceState(apps, { ...facts, applying: true }, net);
     assert.equal(s.status, 'Downloading');
     assert.equal(s.download_progress, 61);
@@ -66,7 +71,11 @@ describe('GET /v1/device', () => {
     const waiting = legacyDeviceState([app({ releaseId: 1, updateStatus: 'downloaded' }, { a: svc({ status: 'Downloaded' }) })], facts, net);
     assert.equal(waiting.update_downloaded, true);
     assert.equal(waiting.update_failed, false);
-    const failed = legacyDeviceState([app({ releaseId: 1, updateStatus: 'aborted' }, { a: svc({ status: 'Aborted', error: 'failed to download' }) })], facts, net);
+    const failed = legacyDeviceState(
+      [app({ releaseId: 1, updateStatus: 'aborted' }, { a: svc({ status: 'Aborted', error: 'failed to download' }) })],
+      facts,
+      net,
+    );
     assert.equal(failed.update_failed, true);
     assert.equal(failed.update_downloaded, false);
   });
@@ -76,7 +85,9 @@ describe('GET /v2/state/status and /v2/applications/state', () => {
   test('status lists the first app’s containers and images', () => {
     const s = stateStatus([app()], false);
     assert.equal(s.appState, 'applied');
-    assert.deepEqual(s.containers, [{ status: 'Running', serviceName: 'main', appId: 7, imageId: 'sha256:abc', containerId: 'c1', createdAt: '2026-01-01T00:00:00.000Z' }]);
+    assert.deepEqual(s.containers, [
+      { status: 'Running', serviceName: 'main', appId: 7, imageId: 'sha256:abc', containerId: 'c1', createdAt: '2026-01-01T00:00:00.000Z' },
+    ]);
     assert.equal(s.images[0]!.status, 'Downloaded');
     assert.equal(s.release, 'c0ffee');
     assert.equal(stateStatus([app({ updateStatus: 'applying changes' })], false).appState, 'applying');
@@ -84,7 +95,13 @@ describe('GET /v2/state/status and /v2/applications/state', () => {
 
   test('applications are keyed by name', () => {
     assert.deepEqual(applicationsByName([app()]), {
-      myapp: { appId: 7, appUuid: 'u7', commit: 'c0ffee', updateStatus: 'done', services: { main: { status: 'Running', image: 'registry/app:v2', releaseId: 2, downloadProgress: null, waiting: null } } },
+      myapp: {
+        appId: 7,
+        appUuid: 'u7',
+        commit: 'c0ffee',
+        updateStatus: 'done',
+        services: { main: { status: 'Running', image: 'registry/app:v2', releaseId: 2, downloadProgress: null, waiting: null } },
+      },
     });
   });
 });

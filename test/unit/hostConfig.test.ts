@@ -19,11 +19,17 @@ describe('host config', () => {
     const root = await tmpRoot();
     const files = new HostConfigFiles(root, 'abcdef1');
     const patch = parseHostConfigPatch({
-      network: { hostname: 'cellar', proxy: { type: 'http-connect', ip: 'proxy.example.com', port: 8123, login: 'u', password: 'p', noProxy: ['152.10.30.4', '253.1.1.0/16'] } },
+      network: {
+        hostname: 'cellar',
+        proxy: { type: 'http-connect', ip: 'proxy.example.com', port: 8123, login: 'u', password: 'p', noProxy: ['152.10.30.4', '253.1.1.0/16'] },
+      },
     });
     await files.apply(patch);
     assert.deepEqual(await files.read(), {
-      network: { hostname: 'cellar', proxy: { type: 'http-connect', ip: 'proxy.example.com', port: 8123, login: 'u', password: 'p', noProxy: ['152.10.30.4', '253.1.1.0/16'] } },
+      network: {
+        hostname: 'cellar',
+        proxy: { type: 'http-connect', ip: 'proxy.example.com', port: 8123, login: 'u', password: 'p', noProxy: ['152.10.30.4', '253.1.1.0/16'] },
+      },
     });
     assert.equal(await fs.readFile(path.join(root, 'etc/hostname'), 'utf8'), 'cellar\n');
     const conf = await fs.readFile(path.join(root, 'mnt/boot/system-proxy/redsocks.conf'), 'utf8');

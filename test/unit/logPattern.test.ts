@@ -13,15 +13,55 @@ const unlimited = () => ({ left: Number.MAX_SAFE_INTEGER });
 function texts(seed: number, count: number, alphabet: string, maxLen: number): string[] {
   let x = seed;
   const next = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  return Array.from({ length: count }, () => Array.from({ length: Math.floor(next() * (maxLen + 1)) }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''));
+  return Array.from({ length: count }, () =>
+    Array.from({ length: Math.floor(next() * (maxLen + 1)) }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''),
+  );
 }
 
 describe('log patterns: the answers of RegExp', () => {
   // written in the syntax both read alike
   const patterns = [
-    'a', 'ab|cd', '^a', 'a$', '^$', '', '(a+)+$', 'a.c', '[a-c]+d', '[^abc]', '\\d{2,3}x', 'x{2}', 'x{0,1}y', 'a{3,}', '(a{1,3}){2}',
-    '(?:ab)*c', '(?<n>ab)+', '\\bab\\b', '\\Bb', '\\[error', 'a|', '(a|b)*abb', 'colou?r', 'a.*b.*c', '\\s+\\S', '[\\]a]', '[a\\-z]',
-    '\\x41', 'A', '[A-Z]+', '\\w+@\\w+', '.', 'a*?b', 'a+?', '\\.', '[.]', '\\W\\D', '[\\d\\s]x', '^(a|ab)(c|bcd)$', '(a*)*b', '(x+x+)+y',
+    'a',
+    'ab|cd',
+    '^a',
+    'a$',
+    '^$',
+    '',
+    '(a+)+$',
+    'a.c',
+    '[a-c]+d',
+    '[^abc]',
+    '\\d{2,3}x',
+    'x{2}',
+    'x{0,1}y',
+    'a{3,}',
+    '(a{1,3}){2}',
+    '(?:ab)*c',
+    '(?<n>ab)+',
+    '\\bab\\b',
+    '\\Bb',
+    '\\[error',
+    'a|',
+    '(a|b)*abb',
+    'colou?r',
+    'a.*b.*c',
+    '\\s+\\S',
+    '[\\]a]',
+    '[a\\-z]',
+    '\\x41',
+    'A',
+    '[A-Z]+',
+    '\\w+@\\w+',
+    '.',
+    'a*?b',
+    'a+?',
+    '\\.',
+    '[.]',
+    '\\W\\D',
+    '[\\d\\s]x',
+    '^(a|ab)(c|bcd)$',
+    '(a*)*b',
+    '(x+x+)+y',
   ];
   const corpus = texts(7, 600, 'abcdxyrABC01 .@-]_\t[', 14);
 
@@ -84,14 +124,26 @@ describe('log patterns: what it refuses, by name', () => {
     ['a'.repeat(MAX_PATTERN_LENGTH + 1), /longer than/],
   ] as const) {
     test(JSON.stringify(p.length > 40 ? `${p.slice(0, 40)}…` : p), () => {
-      assert.throws(() => new LogPattern(p), (err: unknown) => err instanceof PatternError && why.test(err.message));
+      assert.throws(
+        () => new LogPattern(p),
+        (err: unknown) => err instanceof PatternError && why.test(err.message),
+      );
     });
   }
 });
 
 describe('catastrophic patterns finish', () => {
   // RegExp would backtrack exponentially on each of these (a hang, not a slow answer)
-  const evil: [string, boolean][] = [['(a+)+$', false], ['^(a+)+$', false], ['(a|a)*c', false], ['(a|aa)+$', false], ['(a*)*c', false], ['(.*a){12}$', false], ['^(\\w+\\s?)*$', true], ['^(\\w+\\s?)*!$', false]];
+  const evil: [string, boolean][] = [
+    ['(a+)+$', false],
+    ['^(a+)+$', false],
+    ['(a|a)*c', false],
+    ['(a|aa)+$', false],
+    ['(a*)*c', false],
+    ['(.*a){12}$', false],
+    ['^(\\w+\\s?)*$', true],
+    ['^(\\w+\\s?)*!$', false],
+  ];
   const long = `${'a'.repeat(50_000)}b`;
 
   test('over a 50,000-character line of a… then b: the answer, at once', () => {
@@ -120,9 +172,16 @@ describe('catastrophic patterns finish', () => {
 
   test('typical patterns over a full log (2,000 messages) are within the budget', () => {
     const lines = Array.from({ length: 2000 }, (_, i) =>
-      i % 10 ? `2024-05-01T10:00:00.000Z [INFO    ] Downloading image registry.example.com/app/web:v${i} for service web` : `2024-05-01T10:00:00.000Z [ERROR   ] Failed to pull registry.example.com/app/web:v${i}: no space left on device`,
+      i % 10
+        ? `2024-05-01T10:00:00.000Z [INFO    ] Downloading image registry.example.com/app/web:v${i} for service web`
+        : `2024-05-01T10:00:00.000Z [ERROR   ] Failed to pull registry.example.com/app/web:v${i}: no space left on device`,
     );
-    for (const match of ['\\[error', 'error|warn', 'failed to (pull|start) .*: no space', '\\d{4}-\\d{2}-\\d{2}T10:\\d{2}.*\\[(ERROR|WARN) *\\] (Failed|Apply)']) {
+    for (const match of [
+      '\\[error',
+      'error|warn',
+      'failed to (pull|start) .*: no space',
+      '\\d{4}-\\d{2}-\\d{2}T10:\\d{2}.*\\[(ERROR|WARN) *\\] (Failed|Apply)',
+    ]) {
       assert.equal(q(lines, { match, limit: 0 }).length, 200, match);
     }
   });

@@ -32,14 +32,20 @@ async function tempDb(t: TestContext): Promise<{ db: AgentDb; reopen(): Promise<
 }
 
 /** Line `n` as the shipper queues it. */
-const line = (n: number, pad = '') => JSON.stringify({ ts: `2024-05-01T10:00:${String(n).padStart(2, '0')}.000000000Z`, stream: 'stdout', message: `line ${n}${pad}`, app_id: 1, service: 'web' });
+const line = (n: number, pad = '') =>
+  JSON.stringify({ ts: `2024-05-01T10:00:${String(n).padStart(2, '0')}.000000000Z`, stream: 'stdout', message: `line ${n}${pad}`, app_id: 1, service: 'web' });
 const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => line(from + i));
 
 /** Everything the queue would send now, as the server receives it. */
 async function drain(q: LogQueue): Promise<{ seq: number; ts: string; stream: string; message: string }[]> {
   const batch = await q.next(100_000, 1 << 30);
   q.release();
-  return batch ? batch.ndjson.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; ts: string; stream: string; message: string }) : [];
+  return batch
+    ? batch.ndjson
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { seq: number; ts: string; stream: string; message: string })
+    : [];
 }
 
 test('lines leave in order with increasing sequence numbers, only once acknowledged; numbers are never reused', async (t) => {
@@ -48,8 +54,14 @@ test('lines leave in order with increasing sequence numbers, only once acknowled
   assert.equal(await q.next(10, 1 << 20), undefined, 'an empty queue has nothing to send');
   await q.append(lines(1, 5));
   const first = (await q.next(3, 1 << 20))!;
-  const sent = first.ndjson.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; message: string; service: string });
-  assert.deepEqual(sent.map((l) => l.message), ['line 1', 'line 2', 'line 3']);
+  const sent = first.ndjson
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { seq: number; message: string; service: string });
+  assert.deepEqual(
+    sent.map((l) => l.message),
+    ['line 1', 'line 2', 'line 3'],
+  );
   assert.equal(sent[0]!.service, 'web', 'the line goes out as it was queued, with its seq added');
   assert.ok(sent[0]!.seq < sent[1]!.seq && sent[1]!.seq < sent[2]!.seq);
   assert.equal(first.lastSeq, sent[2]!.seq);
@@ -58,7 +70,10 @@ test('lines leave in order with increasing sequence numbers, only once acknowled
   q.release();
   assert.deepEqual((await q.next(3, 1 << 20))!.ndjson, first.ndjson);
   await q.ack(first.lastSeq);
-  assert.deepEqual((await drain(q)).map((l) => l.message), ['line 4', 'line 5']);
+  assert.deepEqual(
+    (await drain(q)).map((l) => l.message),
+    ['line 4', 'line 5'],
+  );
   assert.deepEqual(q.size.lines, 2);
 
   await q.ack(first.lastSeq + 2);
@@ -86,7 +101,10 @@ test('full: the oldest lines go, one marker in their place says how many; marker
   const q = await LogQueue.open(db, START, { maxLines: 5 });
   await q.append(lines(1, 8));
   let queued = await drain(q);
-  assert.deepEqual(queued.map((l) => l.message), ["4 lines dropped: the device's log buffer was full", 'line 5', 'line 6', 'line 7', 'line 8']);
+  assert.deepEqual(
+    queued.map((l) => l.message),
+    ["4 lines dropped: the device's log buffer was full", 'line 5', 'line 6', 'line 7', 'line 8'],
+  );
   assert.equal(queued[0]!.stream, 'system');
   assert.equal(queued[0]!.ts, JSON.parse(line(4)).ts, 'the marker has the time of the last line it stands for');
   assert.ok(queued[0]!.seq < queued[1]!.seq, 'the marker is sent where the lines would have been');
@@ -94,8 +112,14 @@ test('full: the oldest lines go, one marker in their place says how many; marker
 
   await q.append(lines(9, 11));
   queued = await drain(q);
-  assert.deepEqual(queued.map((l) => l.message), ["7 lines dropped: the device's log buffer was full", 'line 8', 'line 9', 'line 10', 'line 11']);
-  assert.deepEqual(queued.map((l) => l.seq), [...queued.map((l) => l.seq)].sort((a, b) => a - b));
+  assert.deepEqual(
+    queued.map((l) => l.message),
+    ["7 lines dropped: the device's log buffer was full", 'line 8', 'line 9', 'line 10', 'line 11'],
+  );
+  assert.deepEqual(
+    queued.map((l) => l.seq),
+    [...queued.map((l) => l.seq)].sort((a, b) => a - b),
+  );
 });
 
 test('full by bytes: as many of the oldest lines go as make room', async (t) => {
@@ -119,21 +143,33 @@ test('lines being sent are not dropped: the marker comes after them', async (t) 
   await q.append(lines(5, 7));
   await q.ack(sending.lastSeq);
   // lines 1 and 2 count against the bound but stay: 3 to 6 make room for the marker
-  assert.deepEqual((await drain(q)).map((l) => l.message), ["4 lines dropped: the device's log buffer was full", 'line 7']);
+  assert.deepEqual(
+    (await drain(q)).map((l) => l.message),
+    ["4 lines dropped: the device's log buffer was full", 'line 7'],
+  );
 });
 
-test('the queue, its id and the containers\' cursors survive a reopen; cursors of containers that are gone are forgotten', async (t) => {
+test("the queue, its id and the containers' cursors survive a reopen; cursors of containers that are gone are forgotten", async (t) => {
   const { db, reopen } = await tempDb(t);
   const q = await LogQueue.open(db, START);
   assert.match(q.id, /^[A-Za-z0-9_-]{8,64}$/);
-  await q.append(lines(1, 3), new Map([['c1', '2024-05-01T10:00:03.000000000Z'], ['c2', '2024-05-01T10:00:02.000000000Z']]));
+  await q.append(
+    lines(1, 3),
+    new Map([
+      ['c1', '2024-05-01T10:00:03.000000000Z'],
+      ['c2', '2024-05-01T10:00:02.000000000Z'],
+    ]),
+  );
   await q.append([], new Map([['c2', '2024-05-01T10:00:09.000000000Z']]));
   const again = await LogQueue.open(await reopen(), '2030-01-01T00:00:00.000000000Z');
   assert.equal(again.id, q.id);
   assert.equal(again.startedAt, START, 'following starts where shipping first began, not at this start');
   assert.deepEqual(Object.fromEntries(again.cursors), { c1: '2024-05-01T10:00:03.000000000Z', c2: '2024-05-01T10:00:09.000000000Z' });
   assert.deepEqual(again.size, q.size);
-  assert.deepEqual((await drain(again)).map((l) => l.message), ['line 1', 'line 2', 'line 3']);
+  assert.deepEqual(
+    (await drain(again)).map((l) => l.message),
+    ['line 1', 'line 2', 'line 3'],
+  );
   await again.forgetContainers(new Set(['c2']));
   assert.deepEqual([...(await LogQueue.open(await reopen(), START)).cursors.keys()], ['c2']);
 });

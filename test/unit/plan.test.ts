@@ -31,8 +31,7 @@ const applied = (releaseId = 1) => ({ appliedReleases: new Map([[1, releaseId]])
 /** App 1 with the given services and nothing else. */
 const single = (services: Record<string, ServiceTarget>, release = {}) => target({ 1: app(services, release) });
 /** The same engine state without some of the app's containers. */
-const without = (cur: CurrentState, ...ids: string[]) =>
-  state({ ...cur, containers: cur.containers.filter((c) => !ids.includes(c.id)) });
+const without = (cur: CurrentState, ...ids: string[]) => state({ ...cur, containers: cur.containers.filter((c) => !ids.includes(c.id)) });
 
 describe('fresh deploy', () => {
   const d = desired(stack());
@@ -50,7 +49,10 @@ describe('fresh deploy', () => {
   test('creates every service once networks and volumes exist; a dependent is created but not started', () => {
     const steps = plan(ready, d, context());
     assert.deepEqual(show(steps), ['create api', 'create db start', 'create web start']);
-    assert.deepEqual(only(steps, 'create').map((s) => s.service), [spec(d, 'api'), spec(d, 'db'), spec(d, 'web')]);
+    assert.deepEqual(
+      only(steps, 'create').map((s) => s.service),
+      [spec(d, 'api'), spec(d, 'db'), spec(d, 'web')],
+    );
     assert.ok(only(steps, 'create').every((s) => !s.handover));
   });
 
@@ -75,7 +77,14 @@ describe('fresh deploy', () => {
       ['markApplied 1 1'],
       [],
     ]);
-    assert.deepEqual(world.current.containers.map((c) => [c.serviceName, c.state]), [['api', 'running'], ['db', 'running'], ['web', 'running']]);
+    assert.deepEqual(
+      world.current.containers.map((c) => [c.serviceName, c.state]),
+      [
+        ['api', 'running'],
+        ['db', 'running'],
+        ['web', 'running'],
+      ],
+    );
   });
 });
 
@@ -86,11 +95,7 @@ describe('images', () => {
   test('missing images are fetched, with the credentials of the registry that hosts them', () => {
     const d = desired({ ...stack(), registries: { acme: credentials } });
     const steps = plan(state({ networks: networksOf(d), volumes: volumesOf(d) }), d, context());
-    assert.deepEqual(show(steps), [
-      'fetch api registry.example.com/acme/api:1.0',
-      'fetch db library/postgres:16',
-      'fetch web library/nginx:1.25',
-    ]);
+    assert.deepEqual(show(steps), ['fetch api registry.example.com/acme/api:1.0', 'fetch db library/postgres:16', 'fetch web library/nginx:1.25']);
     const [api, db, web] = only(steps, 'fetch');
     assert.deepEqual(api, { action: 'fetch', appId: 1, serviceName: 'api', image: 'registry.example.com/acme/api:1.0', registry: credentials });
     assert.ok(!('registry' in db!) && !('registry' in web!));
@@ -120,10 +125,7 @@ describe('images', () => {
   });
 
   test('required tags are each fetched, and the service is created only once all are present', () => {
-    assert.deepEqual(show(plan(withImages('nginx:1.25'), web, context())), [
-      'fetch web library/nginx:1.25-alpine',
-      'fetch web library/nginx:stable',
-    ]);
+    assert.deepEqual(show(plan(withImages('nginx:1.25'), web, context())), ['fetch web library/nginx:1.25-alpine', 'fetch web library/nginx:stable']);
     const oneLeft = plan(withImages('nginx:1.25', 'nginx:stable'), web, context({ downloading: new Set() }));
     assert.deepEqual(show(oneLeft), ['fetch web library/nginx:1.25-alpine']);
     const downloading = plan(withImages('nginx:1.25', 'nginx:stable'), web, context({ downloading: new Set(['library/nginx:1.25-alpine']) }));
@@ -247,11 +249,17 @@ describe('update strategies', () => {
     const before = twoServices('delete-then-download', 'nginx:1.25');
     const after = twoServices('delete-then-download', 'nginx:1.26');
     const kill = only(plan(convergedState(before), after, context(held())), 'kill');
-    assert.deepEqual(kill.map((k) => [k.containerId, k.removeImage]), [['web-1', imageIdOf('nginx:1.25')]]);
+    assert.deepEqual(
+      kill.map((k) => [k.containerId, k.removeImage]),
+      [['web-1', imageIdOf('nginx:1.25')]],
+    );
 
     const envOnly = twoServices('delete-then-download', 'nginx:1.25', { environment: { A: '1' } });
     const keep = only(plan(convergedState(before), envOnly, context(held())), 'kill');
-    assert.deepEqual(keep.map((k) => [k.containerId, k.removeImage]), [['web-1', undefined]]);
+    assert.deepEqual(
+      keep.map((k) => [k.containerId, k.removeImage]),
+      [['web-1', undefined]],
+    );
   });
 
   describe('hand-over', () => {
@@ -290,7 +298,10 @@ describe('update strategies', () => {
       assert.deepEqual(show(early), ['noop web', 'releaseLock 1']);
       assert.equal(only(early, 'noop')[0]!.retryAt, NOW + 1, 'planned again at the deadline');
       const short = twoServices('hand-over', 'nginx:1.26', { handover_timeout: 10_000 });
-      const shortBoth = state({ ...both, containers: [old, container(spec(short, 'web'), { id: 'web-2', createdAt: NOW - 10_000 }), container(spec(before, 'worker'))] });
+      const shortBoth = state({
+        ...both,
+        containers: [old, container(spec(short, 'web'), { id: 'web-2', createdAt: NOW - 10_000 }), container(spec(before, 'worker'))],
+      });
       // created 10 s ago (the whole timeout), but running for 4 s only
       assert.deepEqual(reasons(plan(shortBoth, short, context({ ...held(), ...running(4_000) }))), ['waiting for web to complete its handover (at most 6 s)']);
       assert.deepEqual(show(plan(shortBoth, short, context({ ...held(), ...running(10_000) }))), ['kill web web-1']);
@@ -323,11 +334,17 @@ describe('update strategies', () => {
       const ctx = context({ ...applied(2), handoverComplete: new Set(['1/web']), trackedImages: new Set(['library/nginx:1.25']) });
       const { world, passes } = converge({ current: convergedState(before), ctx, seq: 1 }, after);
       assert.deepEqual(passes.at(-1), []);
-      assert.deepEqual(world.current.containers.map((c) => [c.serviceName, c.configHash]), [
-        ['worker', spec(after, 'worker').hash],
-        ['web', spec(after, 'web').hash],
-      ]);
-      assert.deepEqual(world.current.images.map((i) => i.repoTags[0]), ['library/busybox:1.36', 'library/nginx:1.26']);
+      assert.deepEqual(
+        world.current.containers.map((c) => [c.serviceName, c.configHash]),
+        [
+          ['worker', spec(after, 'worker').hash],
+          ['web', spec(after, 'web').hash],
+        ],
+      );
+      assert.deepEqual(
+        world.current.images.map((i) => i.repoTags[0]),
+        ['library/busybox:1.36', 'library/nginx:1.26'],
+      );
       assert.equal(world.ctx.locksHeld.size, 0);
       assert.equal(world.ctx.appliedReleases.get(1), 2);
       // Nothing destructive ever ran without the lock.
@@ -343,10 +360,12 @@ describe('update strategies', () => {
 
 describe('update locks', () => {
   const before = desired(stack());
-  const after = desired(stack((s) => {
-    s.api!.environment = { FOO: 'new-secret' };
-    s.cache = { image: 'redis:7' };
-  }));
+  const after = desired(
+    stack((s) => {
+      s.api!.environment = { FOO: 'new-secret' };
+      s.cache = { image: 'redis:7' };
+    }),
+  );
   const current = convergedState(before, { images: imagesOf(after) });
 
   test('a needed kill without the lock plans only takeLock, next to the non-destructive steps', () => {

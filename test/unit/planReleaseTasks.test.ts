@@ -9,7 +9,14 @@ import { app, context, converge, convergedState, desired, imagesOf, only, reason
 
 const factory = (state: ForeignContainer['state'] = 'running'): ForeignContainer => ({ id: 'factory-id', name: 'factory', state });
 const release = (id: number, extra = {}) =>
-  desired(target({ 1: app({ main: { image: `main:${id}`, volumes: ['data:/data', '/srv/app/config:/config', '/srv/app/ro:/ro:ro'] } }, { id, volumes: { data: {} }, ...extra }) }));
+  desired(
+    target({
+      1: app(
+        { main: { image: `main:${id}`, volumes: ['data:/data', '/srv/app/config:/config', '/srv/app/ro:/ro:ro'] } },
+        { id, volumes: { data: {} }, ...extra },
+      ),
+    }),
+  );
 const withRemove = (id: number) => release(id, { remove_containers: ['factory', 'not-there'] });
 
 describe('remove_containers', () => {
@@ -18,7 +25,10 @@ describe('remove_containers', () => {
 
   test('while the release downloads, the initial container keeps running and nothing is stopped', () => {
     const steps = plan(noImages, d, context());
-    assert.deepEqual(show(steps).filter((s) => !s.startsWith('fetch')), []);
+    assert.deepEqual(
+      show(steps).filter((s) => !s.startsWith('fetch')),
+      [],
+    );
   });
 
   test('once the images are here: stopped under the lock; the release starts only after', () => {
@@ -35,7 +45,10 @@ describe('remove_containers', () => {
     const { world, passes } = converge({ current: ready, ctx: context({ locksHeld: new Set([1]) }), seq: 0 }, d);
     const flat = passes.flatMap(show);
     const order = ['stopInitial factory', 'create main start', 'removeInitial factory', 'markApplied 1 2'].map((s) => flat.indexOf(s));
-    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), flat.join(', '));
+    assert.ok(
+      order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)),
+      flat.join(', '),
+    );
     assert.deepEqual(world.current.others, []);
     assert.equal(world.ctx.initialContainers.has(1), false);
   });
@@ -49,7 +62,10 @@ describe('remove_containers', () => {
       serviceBackoff: new Map([['1/main', Date.now() + 60_000]]),
     };
     const steps = plan(failed, d, context(ctx));
-    assert.deepEqual(show(steps).filter((s) => s !== 'noop main'), ['restoreInitial factory']);
+    assert.deepEqual(
+      show(steps).filter((s) => s !== 'noop main'),
+      ['restoreInitial factory'],
+    );
     // restored: left running, not stopped again for this release, while the release keeps retrying
     const restored = state({ ...failed, others: [factory()] });
     const after = plan(restored, d, context({ ...ctx, initialContainers: new Map([[1, { releaseId: 2, phase: 'restored' as const, names: ['factory'] }]]) }));
@@ -103,7 +119,10 @@ describe('purge_data', () => {
     assert.match(reasons(kill)[0]!, /purged before release 2/);
     const gone = state({ ...current, containers: [] });
     const purge = only(plan(gone, d2, context({ locksHeld: new Set([1]) })), 'purgeData');
-    assert.deepEqual(purge.map((p) => [p.volumes, p.folders]), [[['1_data'], ['/srv/app/config']]]);
+    assert.deepEqual(
+      purge.map((p) => [p.volumes, p.folders]),
+      [[['1_data'], ['/srv/app/config']]],
+    );
     const after = plan(gone, d2, context({ locksHeld: new Set([1]), purgedData: new Set(['1/main@2']) }));
     assert.deepEqual(show(after), ['create main start']);
   });
@@ -128,8 +147,23 @@ describe('purge_data', () => {
 
   test('the target refuses purging a bind outside the data areas', () => {
     const bad = (path: string) => target({ 1: app({ main: { image: 'x', volumes: [`${path}:/d`], purge_data: true } }) });
-    for (const path of ['/etc', '/home', '/usr/lib/x', '/var/lib/docker/volumes', '/var/lib/app', '/var/log/app', '/mnt/boot/x', '/root/app', '/home/app/data', '/data']) {
-      assert.throws(() => validateTargetState(bad(path)), (e: unknown) => e instanceof ValidationError && e.field === '/apps/1/release/services/main/purge_data', path);
+    for (const path of [
+      '/etc',
+      '/home',
+      '/usr/lib/x',
+      '/var/lib/docker/volumes',
+      '/var/lib/app',
+      '/var/log/app',
+      '/mnt/boot/x',
+      '/root/app',
+      '/home/app/data',
+      '/data',
+    ]) {
+      assert.throws(
+        () => validateTargetState(bad(path)),
+        (e: unknown) => e instanceof ValidationError && e.field === '/apps/1/release/services/main/purge_data',
+        path,
+      );
     }
     validateTargetState(bad('/data/app'));
     validateTargetState(target({ 1: app({ main: { image: 'x', volumes: ['/etc:/d:ro'], purge_data: true } }) }));

@@ -19,7 +19,11 @@ const registries = new Map<number, RegistryRecord>([
   [1, { id: 1, url: 'registry.example.com:5000', username: 'bob', password: 'pw1' }],
   [2, { id: 2, url: 'https://other.example.org/v2/', username: 'carol', password: 'pw2' }],
 ]);
-const release = (defaultRegistry: number | null = null) => ({ id: 7, version_hash: '96a7191f', project: { id: 3, name: 'fleet', default_registry: defaultRegistry } });
+const release = (defaultRegistry: number | null = null) => ({
+  id: 7,
+  version_hash: '96a7191f',
+  project: { id: 3, name: 'fleet', default_registry: defaultRegistry },
+});
 const container = (over: Partial<ReleaseContainer> = {}): ReleaseContainer => ({
   name: 'app',
   image: 'app',
@@ -118,7 +122,10 @@ describe('releaseApp', () => {
 
   test('shellWords splits as Python shlex.split does', () => {
     assert.deepEqual(shellWords(`  a  'b c'd "e\\"f" g\\ h "\\x" ''  `, ''), ['a', 'b cd', 'e"f', 'g h', '\\x', '']);
-    assert.throws(() => shellWords('a\\', '/x'), (e: ValidationError) => e.field === '/x');
+    assert.throws(
+      () => shellWords('a\\', '/x'),
+      (e: ValidationError) => e.field === '/x',
+    );
     assert.throws(() => shellWords('"a', '/x'), /unterminated double quote/);
   });
 
@@ -231,7 +238,10 @@ describe('releaseApp', () => {
     assert.equal(refusal(two('container:app')).field, '/containers/1/startup_parameters/network_mode');
     assert.equal(refusal(two('my-net')).field, '/containers/1/startup_parameters/network_mode');
     // a cycle only the whole-target check sees, still reported on the release's field
-    const cycle = [container({ name: 'a', startup_parameters: { network_mode: 'container:b' } }), container({ name: 'b', startup_parameters: { network_mode: 'container:a' } })];
+    const cycle = [
+      container({ name: 'a', startup_parameters: { network_mode: 'container:b' } }),
+      container({ name: 'b', startup_parameters: { network_mode: 'container:a' } }),
+    ];
     assert.doesNotThrow(() => releaseApp(release(), cycle, registries));
     const err = refusal(cycle, validateReleaseApp);
     assert.match(err.field, /^\/containers\/[01]\/startup_parameters\/network_mode$/);

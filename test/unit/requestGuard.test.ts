@@ -38,13 +38,15 @@ describe('Host checks', () => {
   });
 
   test('local mode waives the key for IP addresses, localhost, <name>.local and bare names; not for a (rebound) domain', () => {
-    for (const h of ['127.0.0.1:48484', '192.168.1.5:48484', '[fe80::1]:48484', 'localhost:48484', 'a1b2c3d.local', 'mydevice', 'dev.localhost']) assert.equal(isLanHost(h), true, h);
+    for (const h of ['127.0.0.1:48484', '192.168.1.5:48484', '[fe80::1]:48484', 'localhost:48484', 'a1b2c3d.local', 'mydevice', 'dev.localhost'])
+      assert.equal(isLanHost(h), true, h);
     for (const h of ['evil.example:48484', 'rebind.attacker.net', 'device.local.evil.example', '', undefined]) assert.equal(isLanHost(h), false, String(h));
   });
 
   test('the command API answers loopback, or its configured address (any IP address when it listens on all)', () => {
     for (const h of ['127.0.0.1:9000', 'localhost:9000', '[::1]:9000', '127.0.0.2']) assert.equal(isCommandApiHost(h, '127.0.0.1'), true, h);
-    for (const h of ['192.168.1.5:9000', 'evil.example:9000', 'mydevice.local:9000', undefined]) assert.equal(isCommandApiHost(h, '127.0.0.1'), false, String(h));
+    for (const h of ['192.168.1.5:9000', 'evil.example:9000', 'mydevice.local:9000', undefined])
+      assert.equal(isCommandApiHost(h, '127.0.0.1'), false, String(h));
     assert.equal(isCommandApiHost('192.168.1.5:9000', '192.168.1.5'), true);
     assert.equal(isCommandApiHost('192.168.1.6:9000', '192.168.1.5'), false);
     assert.equal(isCommandApiHost('192.168.1.6:9000', '0.0.0.0'), true);

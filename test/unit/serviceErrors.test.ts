@@ -30,7 +30,10 @@ describe('service errors', () => {
 
     // release 4 is release 1's configuration: the running container matches and nothing is fetched
     const steps = plan(running, release(4, 'nginx:1.25'), context({ appliedReleases: new Map([[1, 1]]) }));
-    assert.deepEqual(steps.map((s) => s.action), ['markApplied']);
+    assert.deepEqual(
+      steps.map((s) => s.action),
+      ['markApplied'],
+    );
     errors.retain(steps);
     assert.equal(errors.get(1, 'web'), undefined);
   });

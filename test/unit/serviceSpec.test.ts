@@ -1,21 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceTarget, TargetState } from '../../src/shared/targetState.js';
-import {
-  findImage,
-  normaliseImageRef,
-  parseImageRef,
-  repositoryOf,
-  withTag,
-  type EngineImage,
-} from '../../src/agent/engine/imageRef.js';
-import {
-  DEFAULT_HANDOVER_TIMEOUT_MS,
-  describeConfigChange,
-  durationNs,
-  redactConfig,
-  type ServiceSpec,
-} from '../../src/agent/reconciler/serviceSpec.js';
+import { findImage, normaliseImageRef, parseImageRef, repositoryOf, withTag, type EngineImage } from '../../src/agent/engine/imageRef.js';
+import { DEFAULT_HANDOVER_TIMEOUT_MS, describeConfigChange, durationNs, redactConfig, type ServiceSpec } from '../../src/agent/reconciler/serviceSpec.js';
 import { LOCK_ROOT, app, desired, device, spec, specContext, target } from './helpers/planFixtures.js';
 
 /** The spec of service `web` (app 1) for the given service target. */
@@ -30,7 +17,10 @@ describe('hash', () => {
   });
 
   test('key order and list order of sorted fields do not matter', () => {
-    assert.equal(web({ environment: { B: '2', A: '1' }, cap_add: ['SYS_TIME', 'NET_ADMIN'] }).hash, web({ environment: { A: '1', B: '2' }, cap_add: ['NET_ADMIN', 'SYS_TIME'] }).hash);
+    assert.equal(
+      web({ environment: { B: '2', A: '1' }, cap_add: ['SYS_TIME', 'NET_ADMIN'] }).hash,
+      web({ environment: { A: '1', B: '2' }, cap_add: ['NET_ADMIN', 'SYS_TIME'] }).hash,
+    );
   });
 
   test('an environment change changes the hash', () => {
@@ -39,7 +29,17 @@ describe('hash', () => {
 
   test('release, commit, running and update settings are not part of the config', () => {
     const base = web({});
-    const other = spec(desired(target({ 1: app({ web: { image: 'nginx:1.25', running: false, update_strategy: 'hand-over', handover_timeout: 5 } }, { id: 9, commit: 'other', volumes: { data: {} }, networks: { backend: {} } }) })), 'web');
+    const other = spec(
+      desired(
+        target({
+          1: app(
+            { web: { image: 'nginx:1.25', running: false, update_strategy: 'hand-over', handover_timeout: 5 } },
+            { id: 9, commit: 'other', volumes: { data: {} }, networks: { backend: {} } },
+          ),
+        }),
+      ),
+      'web',
+    );
     assert.equal(other.hash, base.hash);
   });
 
@@ -77,7 +77,10 @@ describe('environment', () => {
   });
 
   test('the app uuid and OS version are passed when known', () => {
-    const d = desired(target({ 1: { ...app({ web: { image: 'nginx' } }), uuid: 'u-1' } }), { ...specContext, device: { ...device, osVersion: 'balenaOS 5.1' } });
+    const d = desired(target({ 1: { ...app({ web: { image: 'nginx' } }), uuid: 'u-1' } }), {
+      ...specContext,
+      device: { ...device, osVersion: 'balenaOS 5.1' },
+    });
     assert.equal(spec(d, 'web').config.environment.BALENA_APP_UUID, 'u-1');
     assert.equal(spec(d, 'web').appUuid, 'u-1');
     assert.equal(spec(d, 'web').config.environment.RESIN_HOST_OS_VERSION, 'balenaOS 5.1');
@@ -105,12 +108,7 @@ describe('environment', () => {
 describe('container config', () => {
   test('lock folders are bound at /tmp/balena and /tmp/resin; host binds and named volumes are split', () => {
     const c = web({ volumes: ['data:/data:ro', '/srv/www:/www', '/etc/localtime:/etc/localtime:ro'] }).config;
-    assert.deepEqual(c.binds, [
-      '/etc/localtime:/etc/localtime:ro',
-      '/srv/www:/www',
-      `${LOCK_ROOT}/1/web:/tmp/balena`,
-      `${LOCK_ROOT}/1/web:/tmp/resin`,
-    ]);
+    assert.deepEqual(c.binds, ['/etc/localtime:/etc/localtime:ro', '/srv/www:/www', `${LOCK_ROOT}/1/web:/tmp/balena`, `${LOCK_ROOT}/1/web:/tmp/resin`]);
     assert.deepEqual(c.volumes, ['1_data:/data:ro']);
   });
 
@@ -186,7 +184,11 @@ describe('container config', () => {
       retries: 2,
     });
     assert.deepEqual(web({ healthcheck: { test: ['CMD', 'true'] } }).config.healthcheck, {
-      test: ['CMD', 'true'], intervalNs: 30e9, timeoutNs: 30e9, startPeriodNs: 0, retries: 3,
+      test: ['CMD', 'true'],
+      intervalNs: 30e9,
+      timeoutNs: 30e9,
+      startPeriodNs: 0,
+      retries: 3,
     });
     assert.equal(durationNs('1h2m3s4ms', 0), 3723e9 + 4e6);
     assert.equal(durationNs(undefined, 7), 7);
@@ -198,7 +200,10 @@ describe('update settings, images, registries', () => {
     const labels = { 'io.balena.update.strategy': 'kill-then-download', 'io.balena.update.handover-timeout': '5000' };
     assert.deepEqual(pick(web({ labels })), ['kill-then-download', 5000]);
     assert.deepEqual(pick(web({ labels, update_strategy: 'hand-over', handover_timeout: 100 })), ['hand-over', 100]);
-    assert.deepEqual(pick(web({ labels: { 'io.balena.update.strategy': 'bogus', 'io.balena.update.handover-timeout': 'soon' } })), ['download-then-kill', DEFAULT_HANDOVER_TIMEOUT_MS]);
+    assert.deepEqual(pick(web({ labels: { 'io.balena.update.strategy': 'bogus', 'io.balena.update.handover-timeout': 'soon' } })), [
+      'download-then-kill',
+      DEFAULT_HANDOVER_TIMEOUT_MS,
+    ]);
     assert.deepEqual(pick(web({})), ['download-then-kill', 60_000]);
   });
 
@@ -212,7 +217,9 @@ describe('update settings, images, registries', () => {
   });
 
   test('dependencies include the network_mode service', () => {
-    const d = desired(target({ 1: app({ vpn: { image: 'vpn' }, db: { image: 'db' }, web: { image: 'nginx', depends_on: ['db'], network_mode: 'service:vpn' } }) }));
+    const d = desired(
+      target({ 1: app({ vpn: { image: 'vpn' }, db: { image: 'db' }, web: { image: 'nginx', depends_on: ['db'], network_mode: 'service:vpn' } }) }),
+    );
     assert.deepEqual(spec(d, 'web').dependsOn, ['db', 'vpn']);
     assert.equal(spec(d, 'web').config.networkMode, 'service:vpn');
   });
@@ -233,7 +240,10 @@ describe('update settings, images, registries', () => {
   test('the desired state lists every service of every app', () => {
     const t = target({ 1: app({ a: { image: 'x' }, b: { image: 'y' } }), 2: app({ c: { image: 'z' } }) });
     const specs = [...desired(t).apps.values()].flatMap((a) => [...a.services.values()]);
-    assert.deepEqual(specs.map((s) => `${s.appId}/${s.serviceName}`), ['1/a', '1/b', '2/c']);
+    assert.deepEqual(
+      specs.map((s) => `${s.appId}/${s.serviceName}`),
+      ['1/a', '1/b', '2/c'],
+    );
   });
 });
 
@@ -242,7 +252,13 @@ describe('desired state', () => {
     const d = desired(target({ 5: app({ web: { image: 'nginx' } }, { volumes: { data: { driver: 'local' } }, networks: { back: { internal: true } } }) }));
     const a = d.apps.get(5)!;
     assert.deepEqual([a.appId, a.appUuid, a.name, a.releaseId, a.commit], [5, '5', 'myapp', 1, 'c0ffee']);
-    assert.deepEqual(a.networks.map((n) => [n.name, n.engineName, n.config]), [['default', '5_default', {}], ['back', '5_back', { internal: true }]]);
+    assert.deepEqual(
+      a.networks.map((n) => [n.name, n.engineName, n.config]),
+      [
+        ['default', '5_default', {}],
+        ['back', '5_back', { internal: true }],
+      ],
+    );
     assert.notEqual(a.networks[0]!.hash, a.networks[1]!.hash);
     assert.deepEqual(a.volumes, [{ appId: 5, name: 'data', engineName: '5_data', config: { driver: 'local' } }]);
   });
@@ -283,7 +299,15 @@ describe('imageRef', () => {
   });
 
   test('Docker Hub spellings normalise to one form', () => {
-    for (const ref of ['busybox', 'busybox:latest', 'library/busybox', 'docker.io/busybox', 'docker.io/library/busybox:latest', 'index.docker.io/library/busybox', 'registry-1.docker.io/busybox']) {
+    for (const ref of [
+      'busybox',
+      'busybox:latest',
+      'library/busybox',
+      'docker.io/busybox',
+      'docker.io/library/busybox:latest',
+      'index.docker.io/library/busybox',
+      'registry-1.docker.io/busybox',
+    ]) {
       assert.equal(normaliseImageRef(ref), 'library/busybox:latest', ref);
     }
     assert.equal(normaliseImageRef('docker.io/library/busybox:latest'), normaliseImageRef('busybox'));

@@ -2,7 +2,16 @@
 // inspect shows it → settled, settling (and when to look again) or failed with the reason.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { appSettle, failureText, HEALTH_RECHECK_MS, lastLines, LAST_LINES_BYTES, serviceSettle, type ContainerRun, type ServiceSettle } from '../../src/agent/state/settle.js';
+import {
+  appSettle,
+  failureText,
+  HEALTH_RECHECK_MS,
+  lastLines,
+  LAST_LINES_BYTES,
+  serviceSettle,
+  type ContainerRun,
+  type ServiceSettle,
+} from '../../src/agent/state/settle.js';
 
 const SETTLE = 30_000;
 const now = 1_000_000;
@@ -38,12 +47,20 @@ describe('serviceSettle', () => {
 
   test('running again after a restart: failed until it runs the whole period, then settled', () => {
     const again = run({ restartCount: 2, startedAt: now - 4000 });
-    assert.deepEqual(serviceSettle(again, now, SETTLE), { state: 'failed', reason: 'restarted 2 times, running again for 4 s', recheckAt: now - 4000 + SETTLE });
+    assert.deepEqual(serviceSettle(again, now, SETTLE), {
+      state: 'failed',
+      reason: 'restarted 2 times, running again for 4 s',
+      recheckAt: now - 4000 + SETTLE,
+    });
     assert.deepEqual(serviceSettle(again, now - 4000 + SETTLE, SETTLE), { state: 'settled' });
   });
 
   test('exited: with an error it failed; with 0 (and not restarted by its policy) it ran to completion', () => {
-    assert.deepEqual(serviceSettle(run({ status: 'exited', exitCode: 2 }), now, SETTLE), { state: 'failed', reason: 'exited with code 2', recheckAt: undefined });
+    assert.deepEqual(serviceSettle(run({ status: 'exited', exitCode: 2 }), now, SETTLE), {
+      state: 'failed',
+      reason: 'exited with code 2',
+      recheckAt: undefined,
+    });
     assert.deepEqual(serviceSettle(run({ status: 'exited', exitCode: 0 }), now, SETTLE), { state: 'settled' });
     assert.equal(serviceSettle(run({ status: 'exited', exitCode: 0, oomKilled: true }), now, SETTLE).state, 'failed');
     assert.deepEqual(serviceSettle(run({ status: 'dead' }), now, SETTLE), { state: 'failed', reason: 'the container is dead', recheckAt: undefined });
@@ -67,11 +84,30 @@ describe('serviceSettle', () => {
 describe('appSettle', () => {
   const settled: ServiceSettle = { state: 'settled' };
   test('settled once every service is; else settling, rechecked at the earliest time; a failure wins', () => {
-    assert.deepEqual(appSettle(new Map([['a', settled], ['b', settled]])), { state: 'settled', failures: new Map(), recheckAt: undefined });
+    assert.deepEqual(
+      appSettle(
+        new Map([
+          ['a', settled],
+          ['b', settled],
+        ]),
+      ),
+      { state: 'settled', failures: new Map(), recheckAt: undefined },
+    );
     assert.deepEqual(appSettle(new Map()), { state: 'settled', failures: new Map(), recheckAt: undefined }, 'nothing to run');
-    const settling = appSettle(new Map<string, ServiceSettle>([['a', { state: 'settling', recheckAt: 9 }], ['b', { state: 'settling', recheckAt: 5 }], ['c', settled]]));
+    const settling = appSettle(
+      new Map<string, ServiceSettle>([
+        ['a', { state: 'settling', recheckAt: 9 }],
+        ['b', { state: 'settling', recheckAt: 5 }],
+        ['c', settled],
+      ]),
+    );
     assert.deepEqual(settling, { state: 'settling', failures: new Map(), recheckAt: 5 });
-    const failed = appSettle(new Map<string, ServiceSettle>([['a', { state: 'failed', reason: 'exited with code 1', recheckAt: undefined }], ['b', { state: 'settling', recheckAt: 7 }]]));
+    const failed = appSettle(
+      new Map<string, ServiceSettle>([
+        ['a', { state: 'failed', reason: 'exited with code 1', recheckAt: undefined }],
+        ['b', { state: 'settling', recheckAt: 7 }],
+      ]),
+    );
     assert.deepEqual(failed, { state: 'failed', failures: new Map([['a', 'exited with code 1']]), recheckAt: 7 });
   });
 });

@@ -18,7 +18,17 @@ test('timestamps: RFC 3339 with a zone, to µs since the epoch; back with six or
   // beyond µs: cut, not rounded
   assert.equal(parseTs('2020-07-09T10:11:53.123456789z', '/ts'), Date.UTC(2020, 6, 9, 10, 11, 53, 123) * 1000 + 456);
   assert.equal(parseTs('2024-02-29T00:00:00Z', '/ts'), Date.UTC(2024, 1, 29) * 1000);
-  for (const bad of ['2020-07-09T10:11:53', '2020-07-09', 'yesterday', '2020-7-9T10:11:53Z', '2023-02-29T00:00:00Z', '2020-07-09T24:00:00Z', '2020-13-01T00:00:00Z', '1969-12-31T23:59:59Z', '2200-01-01T00:00:00Z']) {
+  for (const bad of [
+    '2020-07-09T10:11:53',
+    '2020-07-09',
+    'yesterday',
+    '2020-7-9T10:11:53Z',
+    '2023-02-29T00:00:00Z',
+    '2020-07-09T24:00:00Z',
+    '2020-13-01T00:00:00Z',
+    '1969-12-31T23:59:59Z',
+    '2200-01-01T00:00:00Z',
+  ]) {
     refusedAt('/points/0/ts', () => parseTs(bad, '/points/0/ts'));
   }
   assert.equal(formatTsMicros(Date.UTC(2020, 6, 9, 10, 11, 53, 811) * 1000 + 839), '2020-07-09T10:11:53.811839Z');
@@ -28,7 +38,12 @@ test('timestamps: RFC 3339 with a zone, to µs since the epoch; back with six or
 
 test("points: each type's value is checked, the error names the point's field; ts defaults to now", () => {
   const now = 1_600_000_000_000_000;
-  assert.deepEqual(parsePoint({ field: 'obd.bat.voltage', type: 'float', value: 13.5 }, '', now), { field: 'obd.bat.voltage', type: 'float', value: 13.5, ts: now });
+  assert.deepEqual(parsePoint({ field: 'obd.bat.voltage', type: 'float', value: 13.5 }, '', now), {
+    field: 'obd.bat.voltage',
+    type: 'float',
+    value: 13.5,
+    ts: now,
+  });
   assert.deepEqual(
     parsePoints(
       [
@@ -40,14 +55,30 @@ test("points: each type's value is checked, the error names the point's field; t
       '/points',
       now,
     ).map((p) => [p.value, p.ts]),
-    [[-3, 1_000_000], [false, now], ['', now], [{ lat: 57, lon: 9.9 }, now]],
+    [
+      [-3, 1_000_000],
+      [false, now],
+      ['', now],
+      [{ lat: 57, lon: 9.9 }, now],
+    ],
   );
-  const refused = (type: string, value: unknown) => refusedAt('/points/1/value', () => parsePoints([{ field: 'x', type: 'float', value: 1 }, { field: 'x', type: type as 'float', value }], '/points', now));
+  const refused = (type: string, value: unknown) =>
+    refusedAt('/points/1/value', () =>
+      parsePoints(
+        [
+          { field: 'x', type: 'float', value: 1 },
+          { field: 'x', type: type as 'float', value },
+        ],
+        '/points',
+        now,
+      ),
+    );
   for (const v of ['1', null, Infinity, NaN, true]) refused('float', v);
   for (const v of [1.5, '2', 2 ** 53]) refused('int', v);
   for (const v of [0, 'true', null]) refused('bool', v);
   for (const v of [1, null, 'x'.repeat(4097), 'a\0b']) refused('string', v);
-  for (const v of [[57, 9], { lat: 57 }, { lat: 91, lon: 0 }, { lat: 0, lon: -181 }, { lat: '57', lon: 9 }, { lat: 1, lon: 2, alt: 3 }, null]) refused('geo_point', v);
+  for (const v of [[57, 9], { lat: 57 }, { lat: 91, lon: 0 }, { lat: 0, lon: -181 }, { lat: '57', lon: 9 }, { lat: 1, lon: 2, alt: 3 }, null])
+    refused('geo_point', v);
   refusedAt('/ts', () => parsePoint({ field: 'x', type: 'float', value: 1, ts: 'now' }, '', now), /RFC 3339/);
 });
 
@@ -60,7 +91,13 @@ test('intervals and read plans: whole minutes from the per-minute aggregates, th
   // on minutes: no points needed
   assert.deepEqual(readPlan(10 * m, 70 * m, 10 * m), { minutes: [10 * m, 70 * m], points: [] });
   // a start and an end inside minutes
-  assert.deepEqual(readPlan(10 * m + 5, 70 * m + 7, 60 * m), { minutes: [11 * m, 70 * m], points: [[10 * m + 5, 11 * m], [70 * m, 70 * m + 7]] });
+  assert.deepEqual(readPlan(10 * m + 5, 70 * m + 7, 60 * m), {
+    minutes: [11 * m, 70 * m],
+    points: [
+      [10 * m + 5, 11 * m],
+      [70 * m, 70 * m + 7],
+    ],
+  });
   // within one minute, or sub-minute buckets: points only
   assert.deepEqual(readPlan(10 * m + 5, 10 * m + 50, m), { minutes: undefined, points: [[10 * m + 5, 10 * m + 50]] });
   assert.deepEqual(readPlan(10 * m + 5, 11 * m + 50, m), { minutes: undefined, points: [[10 * m + 5, 11 * m + 50]] });
@@ -87,11 +124,20 @@ test('per-minute aggregates of a batch: count, sum, min, max and first/last time
 });
 
 test('read parameters: the range in µs; aggregation and interval together, in either case; 400s name the parameter', () => {
-  const base: ReadParams = { device_id: 'd', field: 'obd.bat.voltage', field_type: 'float', from_utc: '2020-01-01T00:00:00.000Z', to_utc: '2020-01-01T10:00:00.000Z' };
+  const base: ReadParams = {
+    device_id: 'd',
+    field: 'obd.bat.voltage',
+    field_type: 'float',
+    from_utc: '2020-01-01T00:00:00.000Z',
+    to_utc: '2020-01-01T10:00:00.000Z',
+  };
   const from = Date.UTC(2020, 0, 1) * 1000;
   assert.deepEqual(readQuery(base), { deviceId: 'd', field: 'obd.bat.voltage', type: 'float', from, to: from + 10 * 3_600_000_000 });
   assert.deepEqual(readQuery({ ...base, aggregation: 'AVG', interval: '1h' }).bucket, { aggregation: 'avg', interval: 3_600_000_000 });
-  assert.deepEqual(readQuery({ ...base, field_type: 'geo_point', aggregation: 'count', interval: '1h' }).bucket, { aggregation: 'count', interval: 3_600_000_000 });
+  assert.deepEqual(readQuery({ ...base, field_type: 'geo_point', aggregation: 'count', interval: '1h' }).bucket, {
+    aggregation: 'count',
+    interval: 3_600_000_000,
+  });
   assert.equal(readQuery({ ...base, to_utc: base.from_utc }).to, from);
   refusedAt('/to_utc', () => readQuery({ ...base, from_utc: base.to_utc, to_utc: base.from_utc }), /before from_utc/);
   refusedAt('/interval', () => readQuery({ ...base, aggregation: 'avg' }));

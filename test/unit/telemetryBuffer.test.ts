@@ -109,9 +109,18 @@ test('uploader: a failed upload is retried with the same batch id, and the point
   assert.equal(received.length, 0, 'nothing is sent before the device has a key');
   key = 'device-key';
   await waitUntil(() => received.length === 2 && buffer.size.points === 0);
-  assert.deepEqual(received.map((r) => [r.status, r.auth]), [[503, 'Bearer device-key'], [200, 'Bearer device-key']]);
+  assert.deepEqual(
+    received.map((r) => [r.status, r.auth]),
+    [
+      [503, 'Bearer device-key'],
+      [200, 'Bearer device-key'],
+    ],
+  );
   assert.equal(received[1]!.body.batch, received[0]!.body.batch);
-  assert.deepEqual(received[1]!.body.points.map((p) => p.value), [1, 2]);
+  assert.deepEqual(
+    received[1]!.body.points.map((p) => p.value),
+    [1, 2],
+  );
   assert.ok(lines.some((l) => /Telemetry not uploaded: the server answered 503: no; 2 points kept on disk/.test(l)));
 
   // A batch the server refuses (400) is dropped, and said so; the next one goes on.
@@ -127,10 +136,20 @@ test('uploader: a failed upload is retried with the same batch id, and the point
 
 test('settings: config.json metricsInterval and telemetryBufferBytes, the flag first; an invalid value is named', () => {
   assert.deepEqual(telemetrySettings({}, 'config.json'), { metricsIntervalMs: 0, bufferBytes: DEFAULT_BUFFER_BYTES });
-  assert.deepEqual(telemetrySettings({ metricsInterval: 30_000, telemetryBufferBytes: 1 << 20 }, 'config.json'), { metricsIntervalMs: 30_000, bufferBytes: 1 << 20 });
+  assert.deepEqual(telemetrySettings({ metricsInterval: 30_000, telemetryBufferBytes: 1 << 20 }, 'config.json'), {
+    metricsIntervalMs: 30_000,
+    bufferBytes: 1 << 20,
+  });
   assert.deepEqual(telemetrySettings({ metricsInterval: 30_000 }, 'config.json', 0), { metricsIntervalMs: 0, bufferBytes: DEFAULT_BUFFER_BYTES });
-  for (const [config, field] of [[{ metricsInterval: 500 }, '/metricsInterval'], [{ metricsInterval: '1m' }, '/metricsInterval'], [{ telemetryBufferBytes: 10 }, '/telemetryBufferBytes']] as const) {
-    assert.throws(() => telemetrySettings(config, '/data/config.json'), (err: unknown) => err instanceof ValidationError && err.field === field && /config file \/data\/config.json/.test(err.message));
+  for (const [config, field] of [
+    [{ metricsInterval: 500 }, '/metricsInterval'],
+    [{ metricsInterval: '1m' }, '/metricsInterval'],
+    [{ telemetryBufferBytes: 10 }, '/telemetryBufferBytes'],
+  ] as const) {
+    assert.throws(
+      () => telemetrySettings(config, '/data/config.json'),
+      (err: unknown) => err instanceof ValidationError && err.field === field && /config file \/data\/config.json/.test(err.message),
+    );
   }
 });
 
@@ -138,7 +157,11 @@ test("device metrics: cpu (from the second sample), memory, disk, and the hottes
   const dir = await tempDir(t);
   const metrics = (thermalRoot: string) => new DeviceMetrics({ intervalMs: 1000, dataDir: dir, thermalRoot, record: async () => {}, onError: () => {} });
   const thermal = path.join(dir, 'thermal');
-  for (const [zone, milli] of [['thermal_zone0', '41234'], ['thermal_zone1', '52500'], ['cooling_device0', '99000']]) {
+  for (const [zone, milli] of [
+    ['thermal_zone0', '41234'],
+    ['thermal_zone1', '52500'],
+    ['cooling_device0', '99000'],
+  ]) {
     await fs.mkdir(path.join(thermal, zone), { recursive: true });
     await fs.writeFile(path.join(thermal, zone, 'temp'), `${milli}\n`);
   }
@@ -154,7 +177,11 @@ test("device metrics: cpu (from the second sample), memory, disk, and the hottes
     assert.ok((p.value as number) >= 0 && (p.value as number) <= 100, `${p.field}: ${String(p.value)}`);
   }
   const noThermal = await metrics(path.join(dir, 'none')).sample();
-  assert.deepEqual(noThermal.map((p) => p.field).sort(), ['device.disk.usage', 'device.memory.usage'], 'no cpu figure before a second sample, no temperature without zones');
+  assert.deepEqual(
+    noThermal.map((p) => p.field).sort(),
+    ['device.disk.usage', 'device.memory.usage'],
+    'no cpu figure before a second sample, no temperature without zones',
+  );
 });
 
 async function waitUntil(check: () => boolean, ms = 10_000): Promise<void> {

@@ -55,7 +55,7 @@ describe('UpdateLocks', () => {
     assert.equal(await fs.readFile(lockFile('a', 'resin-updates.lock'), 'utf8'), MARKER);
   });
 
-  test('after a restart, the previous run\'s locks and temp files are cleaned up; the app\'s stay', async () => {
+  test("after a restart, the previous run's locks and temp files are cleaned up; the app's stay", async () => {
     await locks.take(7, ['a']);
     await locks.ensureDir(7, 'b');
     await fs.writeFile(lockFile('b'), 'mine');
@@ -120,16 +120,22 @@ describe('UpdateLocks in a folder a root container planted things in', { timeout
     ['a symlink to /dev/zero', (p) => fs.symlink('/dev/zero', p)],
     ['a dangling symlink', (p) => fs.symlink(path.join(outside, 'nothing'), p)],
     ['a FIFO', async (p) => void execFileSync('mkfifo', [p])],
-    ['a character device node (/dev/null\'s numbers)', async (p) => void execFileSync('mknod', [p, 'c', '1', '3']), asRoot],
+    ["a character device node (/dev/null's numbers)", async (p) => void execFileSync('mknod', [p, 'c', '1', '3']), asRoot],
     ['an empty folder', (p) => fs.mkdir(p)],
-    ['a folder with files', async (p) => {
-      await fs.mkdir(p);
-      await fs.writeFile(path.join(p, 'x'), 'app data');
-    }],
-    ['a 64 GiB sparse file', async (p) => {
-      await fs.writeFile(p, '');
-      await fs.truncate(p, 64 * 2 ** 30);
-    }],
+    [
+      'a folder with files',
+      async (p) => {
+        await fs.mkdir(p);
+        await fs.writeFile(path.join(p, 'x'), 'app data');
+      },
+    ],
+    [
+      'a 64 GiB sparse file',
+      async (p) => {
+        await fs.writeFile(p, '');
+        await fs.truncate(p, 64 * 2 ** 30);
+      },
+    ],
     ['the marker followed by more', (p) => fs.writeFile(p, `${MARKER}x`)],
   ];
 
@@ -153,7 +159,10 @@ describe('UpdateLocks in a folder a root container planted things in', { timeout
       assert.equal(await fs.readFile(lockFile(), 'utf8'), MARKER);
       await locks.release(7);
       const left = await fs.readdir(dir());
-      assert.ok(left.every((f) => /^\.updates\.lock\.discarded-[0-9a-f]+$/.test(f)), `only a folder moved aside may stay: ${left.join(', ')}`);
+      assert.ok(
+        left.every((f) => /^\.updates\.lock\.discarded-[0-9a-f]+$/.test(f)),
+        `only a folder moved aside may stay: ${left.join(', ')}`,
+      );
       await victimUnchanged();
     });
   }

@@ -108,7 +108,12 @@ describe('validateTargetState rejects', () => {
     ['a depends_on naming an Object.prototype member', (_, s) => (s.web.depends_on = ['constructor']), `${web}/depends_on/0`, /unknown service/],
     ['a service depending on itself', (_, s) => (s.web.depends_on = ['web']), `${web}/depends_on/0`, /itself/],
     ['a dependency cycle', (_, s) => ((s.web.depends_on = ['db']), (s.db.depends_on = ['web'])), `${web}/depends_on`, /cycle web -> db -> web/],
-    ['a cycle through network_mode', (_, s) => ((s.web.network_mode = 'service:db'), (s.db.depends_on = ['web'])), `${web}/depends_on`, /cycle web -> db -> web/],
+    [
+      'a cycle through network_mode',
+      (_, s) => ((s.web.network_mode = 'service:db'), (s.db.depends_on = ['web'])),
+      `${web}/depends_on`,
+      /cycle web -> db -> web/,
+    ],
     ['network_mode of an unknown service', (_, s) => (s.web.network_mode = 'service:cache'), `${web}/network_mode`, /unknown service "cache"/],
     ['network_mode of the service itself', (_, s) => (s.web.network_mode = 'service:web'), `${web}/network_mode`],
     ['an unknown registry key', (_, s) => (s.web.registry = 'acme'), `${web}/registry`, /unknown registry "acme"/],

@@ -84,7 +84,9 @@ function authenticate(device: DevicePort, req: FastifyRequest): void {
   }
   const key = presentedKey(req.query, req.headers);
   if (!key) {
-    const local = device.localMode() ? ` (local mode waives it only for requests to the device's IP address, localhost or <name>.local, not to Host ${req.headers.host ?? '(none)'})` : '';
+    const local = device.localMode()
+      ? ` (local mode waives it only for requests to the device's IP address, localhost or <name>.local, not to Host ${req.headers.host ?? '(none)'})`
+      : '';
     throw new UnauthorizedError(`an API key is required${local}: pass ?apikey=<key> or the header "Authorization: Bearer <key>"`);
   }
   const scope = device.authenticate(key);
@@ -92,14 +94,16 @@ function authenticate(device: DevicePort, req: FastifyRequest): void {
   req.keyScope = scope;
 }
 
-const validatorCompiler = ({ schema, httpPart }: { schema: unknown; httpPart?: string }) => (data: unknown) => {
-  try {
-    assertValid(schema as TSchema, data, `request ${httpPart ?? 'input'}`);
-    return { value: data };
-  } catch (error) {
-    return { error: error as Error };
-  }
-};
+const validatorCompiler =
+  ({ schema, httpPart }: { schema: unknown; httpPart?: string }) =>
+  (data: unknown) => {
+    try {
+      assertValid(schema as TSchema, data, `request ${httpPart ?? 'input'}`);
+      return { value: data };
+    } catch (error) {
+      return { error: error as Error };
+    }
+  };
 
 /** The engine did not answer or refused: the device cannot do it now (balena answers 503 too). */
 const statusOf = (err: unknown): number => clientErrorStatus(err) ?? 503;

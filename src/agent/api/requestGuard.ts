@@ -28,7 +28,10 @@ export function hostOf(authority: string | undefined): string | undefined {
   try {
     const { hostname, username, password, pathname } = new URL(`http://${authority}`);
     if (username || password || pathname !== '/') return undefined;
-    return hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
+    return hostname
+      .replace(/^\[(.*)\]$/, '$1')
+      .replace(/\.$/, '')
+      .toLowerCase();
   } catch {
     return undefined;
   }

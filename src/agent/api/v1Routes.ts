@@ -26,7 +26,10 @@ export const v1Routes = (device: DevicePort) => async (app: Api) => {
     const problems = await device.healthProblems();
     if (!problems.length) return reply.code(200).send();
     device.log.logger.warn({ problems }, 'health check failed');
-    return reply.code(500).type('text/plain').send(`Unhealthy: ${problems.join('; ')}`);
+    return reply
+      .code(500)
+      .type('text/plain')
+      .send(`Unhealthy: ${problems.join('; ')}`);
   });
 
   app.post('/v1/blink', async (_req, reply) => {
@@ -120,7 +123,11 @@ async function singleService(device: DevicePort, raw: string, req: Parameters<ty
   });
   const names = new Set([...containers.map((c) => c.serviceName), ...device.desiredServiceNames(appId)]);
   if (names.size !== 1) {
-    throw new ValidationError('appId', names.size ? 'This endpoint is only supported for single-container apps; use the v2 API' : `Application ID does not exist: ${appId}`, 'request');
+    throw new ValidationError(
+      'appId',
+      names.size ? 'This endpoint is only supported for single-container apps; use the v2 API' : `Application ID does not exist: ${appId}`,
+      'request',
+    );
   }
   return { appId, service: [...names][0]! };
 }

@@ -14,7 +14,11 @@ const ServiceBody = Type.Object({
   force: Type.Optional(Type.Boolean()),
 });
 const ForceBody = Type.Object({ force: Type.Optional(Type.Boolean()) });
-const ContainerIdQuery = Type.Object({ serviceName: Type.Optional(Type.String()), service: Type.Optional(Type.String()), apikey: Type.Optional(Type.String()) });
+const ContainerIdQuery = Type.Object({
+  serviceName: Type.Optional(Type.String()),
+  service: Type.Optional(Type.String()),
+  apikey: Type.Optional(Type.String()),
+});
 
 export const v2Routes = (device: DevicePort) => async (app: Api) => {
   const { actions } = device;
@@ -31,7 +35,9 @@ export const v2Routes = (device: DevicePort) => async (app: Api) => {
     if (body?.serviceName) return body.serviceName;
     if (body?.imageId === undefined) throw new ValidationError('serviceName', 'Missing serviceName (or imageId) in the body', 'request body');
     const containers = await actions.containersOf(appId);
-    const match = containers.find((c) => c.imageId === String(body.imageId) || device.desiredService(appId, c.serviceName)?.config.image === String(body.imageId));
+    const match = containers.find(
+      (c) => c.imageId === String(body.imageId) || device.desiredService(appId, c.serviceName)?.config.image === String(body.imageId),
+    );
     if (!match) throw new NotFoundError(`Service not found for imageId ${body.imageId}`);
     return match.serviceName;
   };

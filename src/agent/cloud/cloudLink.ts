@@ -96,7 +96,9 @@ export class CloudLink {
       } catch (err) {
         if (this.stopped) return;
         const delay = backoffMs(failures++);
-        this.d.log.warn(`Target state from ${this.d.endpoint} not fetched: ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s (the device keeps running its last target)`);
+        this.d.log.warn(
+          `Target state from ${this.d.endpoint} not fetched: ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s (the device keeps running its last target)`,
+        );
         await sleep(delay, this.abort.signal);
       }
     }
@@ -115,7 +117,11 @@ export class CloudLink {
           continue;
         }
         const waitS = this.d.waitS ?? 60;
-        const answer = await request(`${this.d.endpoint}/device/v1/commands?wait=${waitS}`, { headers: this.headers(), timeoutMs: (waitS + 30) * 1000, signal: this.abort.signal });
+        const answer = await request(`${this.d.endpoint}/device/v1/commands?wait=${waitS}`, {
+          headers: this.headers(),
+          timeoutMs: (waitS + 30) * 1000,
+          signal: this.abort.signal,
+        });
         if (answer.status === 200) for (const command of JSON.parse(answer.body) as DeviceCommand[]) void this.run(command);
         else if (answer.status !== 204) throw new Error(describe(answer));
         failures = 0;
@@ -132,7 +138,9 @@ export class CloudLink {
     let result: CommandResultBody;
     if (command.kind === 'supervisor') {
       const { method, path, body } = command.payload as SupervisorPayload;
-      result = await this.d.deviceApiCall({ method, path, ...(body !== undefined ? { body } : {}) }).catch((err: Error) => ({ status: 503, body: JSON.stringify({ status: 'failed', message: err.message }) }));
+      result = await this.d
+        .deviceApiCall({ method, path, ...(body !== undefined ? { body } : {}) })
+        .catch((err: Error) => ({ status: 503, body: JSON.stringify({ status: 'failed', message: err.message }) }));
     } else if (command.kind === 'execute') {
       result = await this.d.executeCommand(command.payload);
     } else {
@@ -140,7 +148,13 @@ export class CloudLink {
     }
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
       try {
-        const answer = await request(`${this.d.endpoint}/device/v1/commands/${command.id}/result`, { method: 'POST', headers: this.headers(), body: result, timeoutMs: 30_000, signal: this.abort.signal });
+        const answer = await request(`${this.d.endpoint}/device/v1/commands/${command.id}/result`, {
+          method: 'POST',
+          headers: this.headers(),
+          body: result,
+          timeoutMs: 30_000,
+          signal: this.abort.signal,
+        });
         if (answer.status < 300 || answer.status === 404) return; // 404: it expired meanwhile
         throw new Error(describe(answer));
       } catch (err) {
@@ -162,7 +176,9 @@ export class CloudLink {
         targetReleaseId: a.targetReleaseId,
         updateStatus: a.updateStatus,
         settle: a.settle,
-        services: Object.fromEntries(Object.entries(a.services).map(([n, s]) => [n, { status: s.status, downloadProgress: s.downloadProgress, error: s.error }])),
+        services: Object.fromEntries(
+          Object.entries(a.services).map(([n, s]) => [n, { status: s.status, downloadProgress: s.downloadProgress, error: s.error }]),
+        ),
       };
       const json = JSON.stringify(summary);
       if (this.reported.get(appId) !== json) apps[appId] = summary;
@@ -207,8 +223,12 @@ export function describe(a: HttpAnswer): string {
 export const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });

@@ -23,7 +23,11 @@ export async function request(
   const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body);
   const options: RequestOptions = {
     method: opts.method ?? 'GET',
-    headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}), ...opts.headers },
+    headers: {
+      accept: 'application/json',
+      ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),
+      ...opts.headers,
+    },
     timeout: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
   };

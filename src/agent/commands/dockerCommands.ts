@@ -46,7 +46,8 @@ export async function ps(device: CommandPort, call: ExecuteCommand, scope: KeySc
  */
 export async function logs(device: CommandPort, call: ExecuteCommand, scope: KeyScope): Promise<string> {
   const a = bind(call, [NameParam, { name: 'tail', type: 'string' }, { name: 'since', type: 'string' }, { name: 'timestamps', type: 'boolean' }]);
-  if (a.tail !== undefined && !/^(all|\d+)$/.test(a.tail)) throw new ValidationError('/kwarg/tail', 'a number of lines, or all', `arguments of ${call.command}`);
+  if (a.tail !== undefined && !/^(all|\d+)$/.test(a.tail))
+    throw new ValidationError('/kwarg/tail', 'a number of lines, or all', `arguments of ${call.command}`);
   const since = a.since === undefined ? 0 : sinceSeconds(a.since, call.command);
   const c = await containerNamed(device, a.name!, scope);
   const kept = new NewestBytes(MAX_LOG_BYTES);
@@ -56,12 +57,20 @@ export async function logs(device: CommandPort, call: ExecuteCommand, scope: Key
 }
 
 /** `docker.restart|stop|start <name> [force=True]`: through the device API's own actions (update locks honoured unless forced). */
-export const restart = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service, force) => device.actions.restartService(appId, service, force));
-export const stop = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service, force) => device.actions.stopService(appId, service, force));
-export const start = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) => changeState(device, call, scope, (appId, service) => device.actions.startService(appId, service));
+export const restart = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) =>
+  changeState(device, call, scope, (appId, service, force) => device.actions.restartService(appId, service, force));
+export const stop = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) =>
+  changeState(device, call, scope, (appId, service, force) => device.actions.stopService(appId, service, force));
+export const start = (device: CommandPort, call: ExecuteCommand, scope: KeyScope) =>
+  changeState(device, call, scope, (appId, service) => device.actions.startService(appId, service));
 
 /** Salt's answer: `{result: true, state: {old, new}}`. */
-async function changeState(device: CommandPort, call: ExecuteCommand, scope: KeyScope, act: (appId: number, service: string, force: boolean) => Promise<unknown>) {
+async function changeState(
+  device: CommandPort,
+  call: ExecuteCommand,
+  scope: KeyScope,
+  act: (appId: number, service: string, force: boolean) => Promise<unknown>,
+) {
   const a = bind(call, [NameParam, ForceParam]);
   const c = await containerNamed(device, a.name!, scope);
   const old = await device.engine.containerState(c.id);
@@ -76,7 +85,8 @@ async function containerNamed(device: CommandPort, name: string, scope: KeyScope
   const exact = containers.find((c) => c.name === name || c.id === name || (name.length >= 12 && c.id.startsWith(name)));
   if (exact) return exact;
   const apps = [...new Set(containers.filter((c) => c.serviceName === name).map((c) => c.appId))];
-  if (apps.length > 1) throw new ValidationError('/arg/0', `apps ${apps.join(' and ')} both have a service ${name}: name the container instead`, 'container name');
+  if (apps.length > 1)
+    throw new ValidationError('/arg/0', `apps ${apps.join(' and ')} both have a service ${name}: name the container instead`, 'container name');
   if (apps.length === 1) return device.actions.serviceContainer(apps[0]!, name);
   const services = [...new Set(containers.map((c) => c.serviceName))].sort();
   const whose = scope.kind === 'app' ? `app ${scope.appId}` : "this device's apps";

@@ -46,7 +46,14 @@ export async function lastLogs(device: CommandPort, call: ExecuteCommand, scope:
   }
   const rows = await device.events();
   const lines = rows.map((r) => `${r.ts} [${r.level.toUpperCase().padEnd(8)}] ${r.message}`);
-  return queryLog(lines, { until: a.until ?? '$', match: a.match ?? '.*', count: a.count ?? 0, before: a.before ?? 0, after: a.after ?? 0, limit: a.limit ?? 100 }).join('\n');
+  return queryLog(lines, {
+    until: a.until ?? '$',
+    match: a.match ?? '.*',
+    count: a.count ?? 0,
+    before: a.before ?? 0,
+    after: a.after ?? 0,
+    limit: a.limit ?? 100,
+  }).join('\n');
 }
 
 /** The lines (oldest first) that the query selects, oldest first. */

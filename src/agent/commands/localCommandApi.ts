@@ -35,7 +35,9 @@ export async function buildLocalCommandApi(agent: Agent, listenAddress: string):
   const app = Fastify({ logger: false, routerOptions: { ignoreTrailingSlash: true } });
   app.addHook('onRequest', async (req) => {
     if (!isCommandApiHost(req.headers.host, listenAddress)) {
-      throw new ForbiddenRequest(`requests must be addressed to ${listenAddress === '127.0.0.1' ? 'localhost' : `localhost or ${listenAddress}`}, not Host ${req.headers.host ?? '(none)'}`);
+      throw new ForbiddenRequest(
+        `requests must be addressed to ${listenAddress === '127.0.0.1' ? 'localhost' : `localhost or ${listenAddress}`}, not Host ${req.headers.host ?? '(none)'}`,
+      );
     }
     assertSameOrigin(req.headers);
   });
@@ -50,7 +52,8 @@ export async function buildLocalCommandApi(agent: Agent, listenAddress: string):
 
   app.post<{ Params: { unitId: string } }>('/dongle/:unitId/execute/', async (req, reply) => {
     const key = presentedKey(req.query, req.headers);
-    if (!key) throw new UnauthorizedError('a key is required: send "Authorization: Bearer <key>" with the device API key or your app\'s BALENA_SUPERVISOR_API_KEY');
+    if (!key)
+      throw new UnauthorizedError('a key is required: send "Authorization: Bearer <key>" with the device API key or your app\'s BALENA_SUPERVISOR_API_KEY');
     const scope = device.authenticate(key);
     if (!scope) throw new UnauthorizedError('invalid key');
     const { uuid } = device.identity();

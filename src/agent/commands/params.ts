@@ -24,7 +24,8 @@ export function bind<const Ps extends readonly Param[]>(call: ExecuteCommand, pa
   });
   for (const [name, value] of Object.entries(call.kwarg ?? {})) {
     const field = `/kwarg/${name}`;
-    if (!params.some((p) => p.name === name)) throw bad(field, `unexpected keyword argument (${params.length ? `it takes ${params.map((p) => p.name).join(', ')}` : 'it takes none'})`);
+    if (!params.some((p) => p.name === name))
+      throw bad(field, `unexpected keyword argument (${params.length ? `it takes ${params.map((p) => p.name).join(', ')}` : 'it takes none'})`);
     if (given.has(name)) throw bad(field, 'given both as a positional and as a keyword argument');
     given.set(name, [field, value]);
   }

@@ -64,7 +64,8 @@ export async function commandResult(agent: Agent, payload: unknown): Promise<Com
     device.log.logger.info({ command: payload.command }, 'running a remote command');
     const result = { return: (await runCommand(device, payload, DEVICE_SCOPE)) ?? null, success: true, retcode: 0 };
     const size = Buffer.byteLength(JSON.stringify(result));
-    if (size > MAX_RESULT_BYTES) return { return: `the result is ${size} bytes, more than a device may send (2 MiB): ask for less`, success: false, retcode: 1 };
+    if (size > MAX_RESULT_BYTES)
+      return { return: `the result is ${size} bytes, more than a device may send (2 MiB): ask for less`, success: false, retcode: 1 };
     return result;
   } catch (err) {
     return { return: engineErrorMessage(err), success: false, retcode: 1 };

@@ -87,8 +87,6 @@ export function createOptions(
       Memory: c.memory,
       NanoCpus: c.nanoCpus,
     },
-    ...(c.networkMode === 'app'
-      ? { NetworkingConfig: { EndpointsConfig: { [c.networks[0]!]: { Aliases: [spec.serviceName] } } } }
-      : {}),
+    ...(c.networkMode === 'app' ? { NetworkingConfig: { EndpointsConfig: { [c.networks[0]!]: { Aliases: [spec.serviceName] } } } } : {}),
   };
 }

@@ -65,10 +65,12 @@ export function findImage(images: readonly EngineImage[], ref: string): EngineIm
   const want = parseImageRef(ref);
   const repo = repositoryOf(ref);
   if (want.digest) {
-    return images.find((img) => img.repoDigests.some((d) => {
-      const [name, dg] = d.split('@');
-      return dg === want.digest && repositoryOf(name!) === repo;
-    }));
+    return images.find((img) =>
+      img.repoDigests.some((d) => {
+        const [name, dg] = d.split('@');
+        return dg === want.digest && repositoryOf(name!) === repo;
+      }),
+    );
   }
   const key = normaliseImageRef(ref);
   return images.find((img) => img.repoTags.some((t) => normaliseImageRef(t) === key));

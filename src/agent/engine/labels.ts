@@ -19,8 +19,7 @@ export const LABEL = {
  * scope (so it adopts what a balena Supervisor, or itself under a lost identity, left); an agent
  * with a scope owns only objects of that scope.
  */
-export const ownedBy = (labels: Record<string, string> | undefined, scope: string | undefined) =>
-  labels?.[LABEL.scope] === scope;
+export const ownedBy = (labels: Record<string, string> | undefined, scope: string | undefined) => labels?.[LABEL.scope] === scope;
 
 export const scopeLabel = (scope: string | undefined): Record<string, string> => (scope ? { [LABEL.scope]: scope } : {});
 

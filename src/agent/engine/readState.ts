@@ -49,12 +49,14 @@ export async function readCurrentState(docker: Docker, scope: string | undefined
     images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
     networks: networks
       .filter((n) => n.Labels?.[LABEL.appId] && ownedBy(n.Labels, scope))
-      .map((n): CurrentNetwork => ({
-        id: n.Id,
-        name: n.Name,
-        appId: Number(n.Labels![LABEL.appId]),
-        configHash: n.Labels![LABEL.configHash] ?? '',
-      })),
+      .map(
+        (n): CurrentNetwork => ({
+          id: n.Id,
+          name: n.Name,
+          appId: Number(n.Labels![LABEL.appId]),
+          configHash: n.Labels![LABEL.configHash] ?? '',
+        }),
+      ),
     volumes: (volumes.Volumes ?? [])
       .filter((v) => v.Labels?.[LABEL.appId] && ownedBy(v.Labels, scope))
       .map((v): CurrentVolume => ({ name: v.Name, appId: Number(v.Labels[LABEL.appId]) })),

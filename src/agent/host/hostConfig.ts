@@ -29,7 +29,9 @@ const HostConfigPatchSchema = Type.Object(
   {
     network: Type.Object(
       {
-        hostname: Type.Optional(Type.String({ pattern: '^$|^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$', description: 'a host name label, or "" for the default' })),
+        hostname: Type.Optional(
+          Type.String({ pattern: '^$|^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$', description: 'a host name label, or "" for the default' }),
+        ),
         proxy: Type.Optional(ProxySchema),
       },
       { additionalProperties: false },
@@ -83,7 +85,10 @@ export class HostConfigFiles {
     const network: HostConfig['network'] = { hostname };
     if (conf) {
       const proxy = parseRedsocks(conf);
-      const noProxy = (await readText(this.file('mnt', 'boot', 'system-proxy', 'no_proxy')))?.split('\n').map((l) => l.trim()).filter(Boolean);
+      const noProxy = (await readText(this.file('mnt', 'boot', 'system-proxy', 'no_proxy')))
+        ?.split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
       if (noProxy?.length) proxy.noProxy = noProxy;
       network.proxy = proxy;
     }

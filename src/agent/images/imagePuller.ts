@@ -119,13 +119,9 @@ export class ImagePuller {
   private async run(ref: string, pull: Pull, registry?: RegistryCredentials): Promise<void> {
     const free = await this.freeBytes();
     if (free !== undefined && free < this.minFree) {
-      throw new DiskSpaceError(
-        `not enough disk space to pull ${ref}: ${mb(free)} free on ${this.opts.dataRoot}, at least ${mb(this.minFree)} must stay free`,
-      );
+      throw new DiskSpaceError(`not enough disk space to pull ${ref}: ${mb(free)} free on ${this.opts.dataRoot}, at least ${mb(this.minFree)} must stay free`);
     }
-    const authconfig = registry
-      ? { username: registry.username, password: registry.password, serveraddress: registry.url }
-      : undefined;
+    const authconfig = registry ? { username: registry.username, password: registry.password, serveraddress: registry.url } : undefined;
     // An engine that stops answering must not hold the pull (and the service) forever.
     const stall = this.opts.stallTimeoutMs ?? 5 * 60_000;
     const controller = new AbortController();

@@ -47,7 +47,9 @@ export function followLogs(
 ): () => void {
   const streams = new Map<string, Readable>();
   let stopped = false;
-  const unsubscribe = log.subscribe((level, message) => onLine({ message, timestamp: Date.now(), isSystem: true, ...(level === 'error' ? { isStdErr: true } : {}) }));
+  const unsubscribe = log.subscribe((level, message) =>
+    onLine({ message, timestamp: Date.now(), isSystem: true, ...(level === 'error' ? { isStdErr: true } : {}) }),
+  );
 
   const follow = async (id: string, labels: Record<string, string>) => {
     if (stopped || streams.has(id) || !ownedBy(labels, scope) || !labels[LABEL.serviceName]) return;
@@ -81,7 +83,15 @@ export function followLogs(
 
   const refollow = async (id: string, labels: Record<string, string>) => {
     if (stopped || streams.has(id)) return;
-    if ((await docker.getContainer(id).inspect().catch(() => undefined))?.State.Running) await follow(id, labels).catch(() => undefined);
+    if (
+      (
+        await docker
+          .getContainer(id)
+          .inspect()
+          .catch(() => undefined)
+      )?.State.Running
+    )
+      await follow(id, labels).catch(() => undefined);
   };
 
   // The engine's start events and its running containers; again when the event stream ends (the
@@ -111,11 +121,15 @@ export function followLogs(
     failed?.destroy();
     if (stopped || retryTimer) return;
     // said once per outage, not at every attempt
-    if (failures++ === 0) onLine({ message: `Could not follow the services' logs: ${e.message}; retrying`, timestamp: Date.now(), isSystem: true, isStdErr: true });
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      start().catch(retry);
-    }, Math.min(MAX_RETRY_MS, 1000 * 2 ** (failures - 1)));
+    if (failures++ === 0)
+      onLine({ message: `Could not follow the services' logs: ${e.message}; retrying`, timestamp: Date.now(), isSystem: true, isStdErr: true });
+    retryTimer = setTimeout(
+      () => {
+        retryTimer = undefined;
+        start().catch(retry);
+      },
+      Math.min(MAX_RETRY_MS, 1000 * 2 ** (failures - 1)),
+    );
     retryTimer.unref();
   };
   start().catch(retry);

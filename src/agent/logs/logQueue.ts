@@ -33,7 +33,10 @@ const CHUNK = 200;
 
 /** The line standing for `count` lines that were dropped before it. */
 export const droppedMarker = (count: number, ts: string) =>
-  JSON.stringify({ ts, stream: 'system', message: `${count} ${count === 1 ? 'line' : 'lines'} dropped: the device's log buffer was full` } satisfies Omit<ShippedLogLine, 'seq'>);
+  JSON.stringify({ ts, stream: 'system', message: `${count} ${count === 1 ? 'line' : 'lines'} dropped: the device's log buffer was full` } satisfies Omit<
+    ShippedLogLine,
+    'seq'
+  >);
 
 export class LogQueue {
   /** the seq of the last line handed out by next() and not yet acknowledged or released */
@@ -61,7 +64,11 @@ export class LogQueue {
   static async open(db: AgentDb, now: string, limits: LogQueueLimits = {}): Promise<LogQueue> {
     const stored = await db.selectFrom('config').select('value').where('key', '=', META_KEY).executeTakeFirst();
     const meta = stored ? (JSON.parse(stored.value) as { id: string; since: string }) : { id: await randomHex(16), since: now };
-    if (!stored) await db.insertInto('config').values({ key: META_KEY, value: JSON.stringify(meta) }).execute();
+    if (!stored)
+      await db
+        .insertInto('config')
+        .values({ key: META_KEY, value: JSON.stringify(meta) })
+        .execute();
     const cursors = await db.selectFrom('log_cursor').selectAll().execute();
     const totals = await db
       .selectFrom('log_queue')
@@ -85,7 +92,11 @@ export class LogQueue {
         added += rows.reduce((n, r) => n + r.bytes, 0);
       }
       for (const [container_id, ts] of cursors) {
-        await tx.insertInto('log_cursor').values({ container_id, ts }).onConflict((oc) => oc.column('container_id').doUpdateSet({ ts })).execute();
+        await tx
+          .insertInto('log_cursor')
+          .values({ container_id, ts })
+          .onConflict((oc) => oc.column('container_id').doUpdateSet({ ts }))
+          .execute();
       }
       return this.dropExcess(tx, this.lines + lines.length, this.bytes + added);
     });
@@ -134,7 +145,11 @@ export class LogQueue {
   /** Forgets the cursors of containers that no longer exist. */
   async forgetContainers(existing: ReadonlySet<string>): Promise<void> {
     const gone = [...this.cursors.keys()].filter((id) => !existing.has(id));
-    for (let i = 0; i < gone.length; i += CHUNK) await this.db.deleteFrom('log_cursor').where('container_id', 'in', gone.slice(i, i + CHUNK)).execute();
+    for (let i = 0; i < gone.length; i += CHUNK)
+      await this.db
+        .deleteFrom('log_cursor')
+        .where('container_id', 'in', gone.slice(i, i + CHUNK))
+        .execute();
     for (const id of gone) this.cursors.delete(id);
   }
 
@@ -166,7 +181,10 @@ export class LogQueue {
     const ts = (JSON.parse(last.line) as { ts: string }).ts;
     await tx.deleteFrom('log_queue').where('seq', '>', this.inflight).where('seq', '<=', cut).execute();
     const marker = droppedMarker(dropped, ts);
-    await tx.insertInto('log_queue').values({ seq: cut, line: marker, bytes: Buffer.byteLength(marker), dropped }).execute();
+    await tx
+      .insertInto('log_queue')
+      .values({ seq: cut, line: marker, bytes: Buffer.byteLength(marker), dropped })
+      .execute();
     return { lines: lines + 1, bytes: bytes + Buffer.byteLength(marker) };
   }
 }

@@ -207,7 +207,9 @@ export class LogShipper {
         if (this.stopped) return;
         const delay = Math.min(MAX_RETRY_MS, backoffMs(failures++));
         // the agent's log only: offline, a system message per attempt would fill the very queue it is about
-        this.o.log.logger.warn(`Device logs not sent (${this.queue.size.lines} lines waiting): ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s`);
+        this.o.log.logger.warn(
+          `Device logs not sent (${this.queue.size.lines} lines waiting): ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s`,
+        );
         await sleep(delay, this.abort.signal);
       }
     }

@@ -133,34 +133,46 @@ export class Executor {
       case 'createNetwork': {
         const { network: n } = step;
         log.info(`Creating network ${n.engineName}`);
-        await withDeadline((d) => docker.createNetwork({
-          Name: n.engineName,
-          Driver: n.config.driver ?? 'bridge',
-          Internal: n.config.internal ?? false,
-          CheckDuplicate: true,
-          Labels: { ...n.config.labels, ...this.ownLabels(n.appId), [LABEL.configHash]: n.hash },
-          // An empty IPAM config list is left to the engine: dockerd 20.10 cannot restore such a network.
-          ...(n.config.ipam?.config?.length
-            ? { IPAM: { Driver: 'default', Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })) } }
-            : {}),
-          ...d,
-        }));
+        await withDeadline((d) =>
+          docker.createNetwork({
+            Name: n.engineName,
+            Driver: n.config.driver ?? 'bridge',
+            Internal: n.config.internal ?? false,
+            CheckDuplicate: true,
+            Labels: { ...n.config.labels, ...this.ownLabels(n.appId), [LABEL.configHash]: n.hash },
+            // An empty IPAM config list is left to the engine: dockerd 20.10 cannot restore such a network.
+            ...(n.config.ipam?.config?.length
+              ? {
+                  IPAM: {
+                    Driver: 'default',
+                    Config: n.config.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}) })),
+                  },
+                }
+              : {}),
+            ...d,
+          }),
+        );
         return;
       }
       case 'removeNetwork':
         log.info(`Removing network ${step.name}`);
-        await ignoreStatus(withDeadline((d) => docker.getNetwork(step.name).remove({ ...d })), STATUS_NOT_FOUND);
+        await ignoreStatus(
+          withDeadline((d) => docker.getNetwork(step.name).remove({ ...d })),
+          STATUS_NOT_FOUND,
+        );
         return;
       case 'createVolume': {
         const { volume: v } = step;
         log.info(`Creating volume ${v.engineName}`);
-        await withDeadline((d) => docker.createVolume({
-          Name: v.engineName,
-          Driver: v.config.driver ?? 'local',
-          DriverOpts: v.config.driver_opts ?? {},
-          Labels: { ...v.config.labels, ...this.ownLabels(v.appId) },
-          ...d,
-        }));
+        await withDeadline((d) =>
+          docker.createVolume({
+            Name: v.engineName,
+            Driver: v.config.driver ?? 'local',
+            DriverOpts: v.config.driver_opts ?? {},
+            Labels: { ...v.config.labels, ...this.ownLabels(v.appId) },
+            ...d,
+          }),
+        );
         return;
       }
       case 'takeLock':
@@ -176,7 +188,10 @@ export class Executor {
       case 'start':
         await this.withPhase(step.appId, step.serviceName, 'Starting', async () => {
           log.info(`Starting service ${step.serviceName}`);
-          await ignoreStatus(withDeadline((d) => docker.getContainer(step.containerId).start({ ...d })), STATUS_NOT_MODIFIED);
+          await ignoreStatus(
+            withDeadline((d) => docker.getContainer(step.containerId).start({ ...d })),
+            STATUS_NOT_MODIFIED,
+          );
           await store.setStoppedByAgent(step.containerId, false);
         });
         this.forgetService(step.appId, step.serviceName);
@@ -185,15 +200,25 @@ export class Executor {
         await this.withPhase(step.appId, step.serviceName, 'Stopping', async () => {
           log.info(`Stopping service ${step.serviceName}`);
           await store.setStoppedByAgent(step.containerId, true);
-          await ignoreStatus(withDeadline((d) => docker.getContainer(step.containerId).stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)), STATUS_NOT_MODIFIED);
+          await ignoreStatus(
+            withDeadline((d) => docker.getContainer(step.containerId).stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)),
+            STATUS_NOT_MODIFIED,
+          );
         });
         return;
       case 'kill':
         await this.withPhase(step.appId, step.serviceName, 'Killing', async () => {
           log.info(`Killing service ${step.serviceName}: ${step.reason}`, { appId: step.appId, containerId: step.containerId });
           const container = docker.getContainer(step.containerId);
-          await ignoreStatus(withDeadline((d) => container.stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
-          await ignoreStatus(withDeadline((d) => container.remove({ force: true, v: true, ...d })), STATUS_NOT_FOUND);
+          await ignoreStatus(
+            withDeadline((d) => container.stop({ t: step.timeout, ...d }), stopDeadline(step.timeout)),
+            STATUS_NOT_MODIFIED,
+            STATUS_NOT_FOUND,
+          );
+          await ignoreStatus(
+            withDeadline((d) => container.remove({ force: true, v: true, ...d })),
+            STATUS_NOT_FOUND,
+          );
           await store.setStoppedByAgent(step.containerId, false);
         });
         if (step.removeImage) {
@@ -205,7 +230,10 @@ export class Executor {
         return;
       case 'removeImage':
         log.info(`Deleting image ${step.ref}`);
-        await ignoreStatus(withDeadline((d) => docker.getImage(step.ref).remove({ ...d })), STATUS_NOT_FOUND);
+        await ignoreStatus(
+          withDeadline((d) => docker.getImage(step.ref).remove({ ...d })),
+          STATUS_NOT_FOUND,
+        );
         await store.untrackImage(step.ref);
         return;
       case 'stopInitial': {
@@ -215,20 +243,31 @@ export class Executor {
         // Recorded first: after a crash the agent still knows to restart or remove it.
         await store.setInitialContainers(step.appId, { releaseId: step.releaseId, phase: 'stopped', names: [...new Set([...names, c.name])] });
         log.info(`Stopping container ${c.name} before release ${step.releaseId} starts (remove_containers)`);
-        await ignoreStatus(withDeadline((d) => docker.getContainer(c.id).stop({ t: 10, ...d }), stopDeadline(10)), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+        await ignoreStatus(
+          withDeadline((d) => docker.getContainer(c.id).stop({ t: 10, ...d }), stopDeadline(10)),
+          STATUS_NOT_MODIFIED,
+          STATUS_NOT_FOUND,
+        );
         return;
       }
       case 'restoreInitial':
         for (const c of step.containers) {
           log.warn(`Release ${step.releaseId} failed: starting container ${c.name} again (remove_containers)`);
-          await ignoreStatus(withDeadline((d) => docker.getContainer(c.id).start({ ...d })), STATUS_NOT_MODIFIED, STATUS_NOT_FOUND);
+          await ignoreStatus(
+            withDeadline((d) => docker.getContainer(c.id).start({ ...d })),
+            STATUS_NOT_MODIFIED,
+            STATUS_NOT_FOUND,
+          );
         }
         if (step.forget) await store.forgetInitialContainers(step.appId);
         else await store.setInitialContainers(step.appId, { releaseId: step.releaseId, phase: 'restored', names: step.containers.map((c) => c.name) });
         return;
       case 'removeInitial':
         log.info(`Removing container ${step.container.name}: the release that replaces it runs (remove_containers)`);
-        await ignoreStatus(withDeadline((d) => docker.getContainer(step.container.id).remove({ force: true, ...d })), STATUS_NOT_FOUND);
+        await ignoreStatus(
+          withDeadline((d) => docker.getContainer(step.container.id).remove({ force: true, ...d })),
+          STATUS_NOT_FOUND,
+        );
         return;
       case 'purgeData':
         return this.purgeData(step);
@@ -270,7 +309,8 @@ export class Executor {
     const mountpoints: string[] = [];
     for (const name of step.volumes) {
       const volume = await withDeadline((d) => docker.getVolume(name).inspect({ ...d }));
-      if (volume.Driver !== 'local' || !volume.Mountpoint) throw new Error(`volume ${name} (driver ${volume.Driver}) cannot be purged: its data is not on this host`);
+      if (volume.Driver !== 'local' || !volume.Mountpoint)
+        throw new Error(`volume ${name} (driver ${volume.Driver}) cannot be purged: its data is not on this host`);
       mountpoints.push(volume.Mountpoint);
     }
     const roots = step.folders.length ? await resolvedDataRoots() : [];
@@ -293,8 +333,7 @@ export class Executor {
       if (step.handover) await locks.clearHandover(spec.appId, spec.serviceName);
       const imageId = findImage(current.images, spec.config.image)?.id;
       if (!imageId) throw new Error(`image ${spec.config.image} is not on the engine`);
-      const providerId = (service: string) =>
-        current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id;
+      const providerId = (service: string) => current.containers.find((c) => c.appId === spec.appId && c.serviceName === service && c.state === 'running')?.id;
       const options = createOptions(spec, imageId, providerId, await this.apiAddressEnv(spec, providerId));
       log.info(`Installing service ${spec.serviceName} (release ${spec.releaseId})`, { container: containerName(spec, imageId) });
       const container = await withDeadline((d) => docker.createContainer({ ...options, ...d }));

@@ -75,9 +75,7 @@ class AppPlanner {
     private readonly app: DesiredApp | undefined,
     private readonly ctx: PlanContext,
   ) {
-    this.containers = current.containers
-      .filter((c) => c.appId === appId)
-      .sort((a, b) => b.createdAt - a.createdAt);
+    this.containers = current.containers.filter((c) => c.appId === appId).sort((a, b) => b.createdAt - a.createdAt);
   }
 
   plan(): Step[] {
@@ -220,10 +218,7 @@ class AppPlanner {
       // crashing): killing it early leaves nothing running.
       const deadline = handoverDeadline(this.ctx.startedAt.get(c.id), spec.handoverTimeoutMs);
       const handingOver =
-        spec.strategy === 'hand-over' &&
-        LIVE.has(old.state) &&
-        !this.ctx.handoverComplete.has(this.key(spec.serviceName)) &&
-        this.ctx.now < deadline;
+        spec.strategy === 'hand-over' && LIVE.has(old.state) && !this.ctx.handoverComplete.has(this.key(spec.serviceName)) && this.ctx.now < deadline;
       if (!handingOver) {
         this.kill(old, spec.strategy === 'hand-over' ? 'handed over to the new container' : 'superseded by a newer container');
       } else if (deadline === Infinity) {
@@ -316,9 +311,16 @@ class AppPlanner {
     const missing = spec.images.filter((ref) => !findImage(this.current.images, ref));
     for (const ref of missing) {
       const retryAt = this.ctx.pullBackoff.get(ref) ?? 0;
-      const fetch: Step = { action: 'fetch', appId: this.appId, serviceName: spec.serviceName, image: ref, ...(spec.registry ? { registry: spec.registry } : {}) };
+      const fetch: Step = {
+        action: 'fetch',
+        appId: this.appId,
+        serviceName: spec.serviceName,
+        image: ref,
+        ...(spec.registry ? { registry: spec.registry } : {}),
+      };
       if (this.ctx.downloading.has(ref)) this.noop(spec.serviceName, `downloading ${ref}`, fetch);
-      else if (retryAt > this.ctx.now) this.wait(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, retryAt, [fetch]);
+      else if (retryAt > this.ctx.now)
+        this.wait(spec.serviceName, `pull of ${ref} failed; retrying in ${Math.ceil((retryAt - this.ctx.now) / 1000)} s`, retryAt, [fetch]);
       else this.steps.push(fetch);
     }
     return missing.length === 0;
@@ -330,9 +332,7 @@ class AppPlanner {
   }
 
   private resourcesReady(spec: ServiceSpec): boolean {
-    const nets = spec.config.networks.filter(
-      (n) => this.removingNetworks.has(n) || !this.current.networks.some((cur) => cur.name === n),
-    );
+    const nets = spec.config.networks.filter((n) => this.removingNetworks.has(n) || !this.current.networks.some((cur) => cur.name === n));
     const vols = spec.config.volumes.map((v) => v.split(':')[0]!).filter((v) => !this.current.volumes.some((cur) => cur.name === v));
     if (nets.length || vols.length) {
       this.noop(spec.serviceName, `${spec.serviceName} waits for ${[...nets, ...vols].join(', ')}`);

@@ -98,17 +98,9 @@ export interface SpecContext {
  * prefix their scope, as two of them may run the same app id.
  */
 export const engineObjectName = (appId: number, name: string, scope?: string) => `${scope ? `${scope}_` : ''}${appId}_${name}`;
-export const lockDirOf = (lockRoot: string, appId: number, service: string) =>
-  path.join(lockRoot, String(appId), service);
+export const lockDirOf = (lockRoot: string, appId: number, service: string) => path.join(lockRoot, String(appId), service);
 
-export function buildServiceSpec(
-  appId: number,
-  app: AppTarget,
-  serviceName: string,
-  svc: ServiceTarget,
-  target: TargetState,
-  ctx: SpecContext,
-): ServiceSpec {
+export function buildServiceSpec(appId: number, app: AppTarget, serviceName: string, svc: ServiceTarget, target: TargetState, ctx: SpecContext): ServiceSpec {
   const image = normaliseImageRef(svc.image);
   const labels = svc.labels ?? {};
   const networkMode = (svc.network_mode ?? 'app') as ContainerConfig['networkMode'];
@@ -124,11 +116,7 @@ export function buildServiceSpec(
     labels,
     workingDir: svc.working_dir ?? null,
     user: svc.user ?? null,
-    binds: [
-      `${lockDir}:/tmp/balena`,
-      `${lockDir}:/tmp/resin`,
-      ...(svc.volumes ?? []).filter((v) => v.startsWith('/')),
-    ].sort(),
+    binds: [`${lockDir}:/tmp/balena`, `${lockDir}:/tmp/resin`, ...(svc.volumes ?? []).filter((v) => v.startsWith('/'))].sort(),
     volumes: (svc.volumes ?? [])
       .filter((v) => !v.startsWith('/'))
       .map((v) => {
@@ -152,9 +140,7 @@ export function buildServiceSpec(
   };
   const strategyLabel = labels['io.balena.update.strategy'] as UpdateStrategy | undefined;
   const timeoutLabel = Number(labels['io.balena.update.handover-timeout']);
-  const registry = svc.registry !== undefined
-    ? target.registries?.[svc.registry]
-    : registryFor(image, target.registries);
+  const registry = svc.registry !== undefined ? target.registries?.[svc.registry] : registryFor(image, target.registries);
   return {
     ...(ctx.scope ? { scope: ctx.scope } : {}),
     appId,

@@ -8,9 +8,21 @@ import type { SettleState } from '../../shared/deployments.js';
 import type { UpdateStatus } from '../../shared/deviceLink.js';
 
 export type ServiceStatus =
-  | 'Downloading' | 'Downloaded' | 'Installing' | 'Installed' | 'Starting' | 'Running'
-  | 'Stopping' | 'Stopped' | 'exited' | 'Dead' | 'Restarting' | 'Paused' | 'Handing over'
-  | 'Awaiting handover' | 'Aborted';
+  | 'Downloading'
+  | 'Downloaded'
+  | 'Installing'
+  | 'Installed'
+  | 'Starting'
+  | 'Running'
+  | 'Stopping'
+  | 'Stopped'
+  | 'exited'
+  | 'Dead'
+  | 'Restarting'
+  | 'Paused'
+  | 'Handing over'
+  | 'Awaiting handover'
+  | 'Aborted';
 
 export interface ServiceReport {
   status: ServiceStatus;
@@ -68,7 +80,17 @@ export function reportCurrentState(current: CurrentState, desired: DesiredState 
       const progress = facts.progress(appId, name);
       const error = facts.error(appId, name) ?? settle?.failures.get(name) ?? null;
       services[name] = {
-        status: serviceStatus({ spec: spec !== undefined, running: spec?.running ?? true, container, isTarget: !!spec && container?.configHash === spec.hash, handover: mine.length > 1, phase: facts.phase(appId, name), downloading: progress !== null, imagePresent: !!findImage(current.images, image), error }),
+        status: serviceStatus({
+          spec: spec !== undefined,
+          running: spec?.running ?? true,
+          container,
+          isTarget: !!spec && container?.configHash === spec.hash,
+          handover: mine.length > 1,
+          phase: facts.phase(appId, name),
+          downloading: progress !== null,
+          imagePresent: !!findImage(current.images, image),
+          error,
+        }),
         releaseId: container?.releaseId ?? null,
         image: image || container?.name || '',
         imageId: container?.imageId ?? findImage(current.images, image)?.id ?? null,

@@ -52,7 +52,14 @@ export function stateStatus(apps: AppReport[], applying: boolean) {
     overallDownloadProgress: meanProgress(services.map(([, s]) => s)),
     containers: services
       .filter(([, s]) => s.containerId)
-      .map(([name, s]) => ({ status: s.status, serviceName: name, appId: first!.appId, imageId: s.imageId, containerId: s.containerId, createdAt: s.createdAt })),
+      .map(([name, s]) => ({
+        status: s.status,
+        serviceName: name,
+        appId: first!.appId,
+        imageId: s.imageId,
+        containerId: s.containerId,
+        createdAt: s.createdAt,
+      })),
     images: services.map(([name, s]) => ({
       name: s.image,
       appId: first!.appId,
@@ -76,7 +83,10 @@ export function applicationsByName(apps: AppReport[]) {
         commit: a.commit,
         updateStatus: a.updateStatus,
         services: Object.fromEntries(
-          Object.entries(a.services).map(([name, s]) => [name, { status: s.status, image: s.image, releaseId: s.releaseId, downloadProgress: s.downloadProgress, waiting: s.waiting }]),
+          Object.entries(a.services).map(([name, s]) => [
+            name,
+            { status: s.status, image: s.image, releaseId: s.releaseId, downloadProgress: s.downloadProgress, waiting: s.waiting },
+          ]),
         ),
       },
     ]),

@@ -21,9 +21,7 @@ export interface ContainerRun {
   healthOutput: string | undefined;
 }
 
-export type ServiceSettle =
-  | { state: 'settled' }
-  | { state: 'settling' | 'failed'; reason?: string; recheckAt: number | undefined };
+export type ServiceSettle = { state: 'settled' } | { state: 'settling' | 'failed'; reason?: string; recheckAt: number | undefined };
 
 /** Health changes come with no engine event the agent follows: they are looked at this often. */
 export const HEALTH_RECHECK_MS = 2000;
@@ -86,7 +84,11 @@ export const LAST_LINES_BYTES = 2048;
 
 /** The newest `LAST_LINES` non-empty lines of `text`, at most `LAST_LINES_BYTES` bytes (cut at the front). */
 export function lastLines(text: string): string {
-  let out = text.split(/\r?\n/).filter((l) => l.trim()).slice(-LAST_LINES).join('\n');
+  let out = text
+    .split(/\r?\n/)
+    .filter((l) => l.trim())
+    .slice(-LAST_LINES)
+    .join('\n');
   let bytes = Buffer.from(out, 'utf8');
   if (bytes.length > LAST_LINES_BYTES) {
     bytes = bytes.subarray(bytes.length - (LAST_LINES_BYTES - Buffer.byteLength('…')));

@@ -7,7 +7,17 @@ import { readLogs } from '../engine/containerLogs.js';
 import { withDeadline } from '../engine/deadline.js';
 import type { DesiredApp, DesiredState } from '../reconciler/desiredState.js';
 import type { CurrentState } from '../reconciler/types.js';
-import { appSettle, failureText, LAST_LINES, LAST_LINES_BYTES, lastLines, serviceSettle, type AppSettle, type ContainerRun, type ServiceSettle } from './settle.js';
+import {
+  appSettle,
+  failureText,
+  LAST_LINES,
+  LAST_LINES_BYTES,
+  lastLines,
+  serviceSettle,
+  type AppSettle,
+  type ContainerRun,
+  type ServiceSettle,
+} from './settle.js';
 
 export interface SettleWatchDeps {
   docker: Docker;
@@ -118,10 +128,16 @@ export class SettleWatch {
     if (known?.runKey === info.runKey) return known.text;
     let kept = Buffer.alloc(0);
     try {
-      await readLogs(this.d.docker, id, { tail: LAST_LINES, tty: info.tty }, (chunk) => {
-        kept = Buffer.concat([kept, chunk]);
-        if (kept.length > 4 * LAST_LINES_BYTES) kept = kept.subarray(kept.length - 4 * LAST_LINES_BYTES);
-      }, INSPECT_TIMEOUT_MS);
+      await readLogs(
+        this.d.docker,
+        id,
+        { tail: LAST_LINES, tty: info.tty },
+        (chunk) => {
+          kept = Buffer.concat([kept, chunk]);
+          if (kept.length > 4 * LAST_LINES_BYTES) kept = kept.subarray(kept.length - 4 * LAST_LINES_BYTES);
+        },
+        INSPECT_TIMEOUT_MS,
+      );
     } catch {
       return ''; // its error still says why it failed
     }
@@ -135,11 +151,14 @@ export class SettleWatch {
     clearTimeout(this.timer);
     this.timerAt = at;
     // (a little after: the run must have lasted the whole period when it is looked at)
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.d.onRecheck();
-    }, Math.max(0, at - Date.now()) + 100);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.d.onRecheck();
+      },
+      Math.max(0, at - Date.now()) + 100,
+    );
     this.timer.unref();
   }
 

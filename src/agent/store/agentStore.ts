@@ -38,7 +38,9 @@ export class AgentStore {
       new Map(applied.map((r) => [r.app_id, { releaseId: r.release_id, commit: r.commit }])),
       new Set(tracked.map((r) => r.ref)),
       new Set(stopped.map((r) => r.container_id)),
-      new Map(initial.map((r) => [r.app_id, { releaseId: r.release_id, phase: r.phase as InitialContainers['phase'], names: JSON.parse(r.names) as string[] }])),
+      new Map(
+        initial.map((r) => [r.app_id, { releaseId: r.release_id, phase: r.phase as InitialContainers['phase'], names: JSON.parse(r.names) as string[] }]),
+      ),
       new Map(purged.map((r) => [`${r.app_id}/${r.service_name}`, purgeKey(r.app_id, r.service_name, r.release_id)])),
     );
   }
@@ -177,7 +179,11 @@ export class AgentStore {
   async updateConfig(set: Record<string, string>, remove: string[] = []): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       for (const [key, value] of Object.entries(set)) {
-        await tx.insertInto('config').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
+        await tx
+          .insertInto('config')
+          .values({ key, value })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+          .execute();
       }
       if (remove.length) await tx.deleteFrom('config').where('key', 'in', remove).execute();
     });
@@ -190,12 +196,11 @@ export class AgentStore {
 
   async addEvent(level: string, message: string): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      const { id } = await tx
-        .insertInto('event')
-        .values({ ts: isoTime(), level, message })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await tx.deleteFrom('event').where('id', '<=', id - MAX_EVENTS).execute();
+      const { id } = await tx.insertInto('event').values({ ts: isoTime(), level, message }).returning('id').executeTakeFirstOrThrow();
+      await tx
+        .deleteFrom('event')
+        .where('id', '<=', id - MAX_EVENTS)
+        .execute();
     });
   }
 }

@@ -93,10 +93,7 @@ async function migrateInChild(file: string, how: MigrationProcess): Promise<void
  * goes through the Migrator, which applies or reports it as before.
  */
 function isMigrated(sqlite: SQLite.Database): boolean {
-  const tables = sqlite
-    .prepare("select name from sqlite_master where type = 'table' and name in ('kysely_migration', 'kysely_migration_lock')")
-    .pluck()
-    .all();
+  const tables = sqlite.prepare("select name from sqlite_master where type = 'table' and name in ('kysely_migration', 'kysely_migration_lock')").pluck().all();
   if (tables.length !== 2) return false;
   if (!sqlite.prepare("select 1 from kysely_migration_lock where id = 'migration_lock'").get()) return false;
   const executed = sqlite.prepare('select name from kysely_migration order by name').pluck().all() as string[];

@@ -13,7 +13,11 @@ export function startCloudLink(agent: Agent, endpoint: string): CloudLink {
     deviceKey: () => agent.config.deviceApiKey,
     register: async () => {
       if (!agent.config.apiKey) throw new Error('config.json has an apiEndpoint but neither a deviceApiKey nor a provisioning apiKey');
-      const { deviceId, deviceKey } = await registerDevice(endpoint, agent.config.apiKey, { uuid: agent.device.uuid, type: agent.device.type, name: agent.device.name });
+      const { deviceId, deviceKey } = await registerDevice(endpoint, agent.config.apiKey, {
+        uuid: agent.device.uuid,
+        type: agent.device.type,
+        name: agent.device.name,
+      });
       const { apiKey: _provisioning, ...rest } = agent.config;
       agent.config = { ...rest, deviceApiKey: deviceKey, deviceId, registered_at: Date.now() };
       await writeConfigJson(agent.configPath, agent.config);

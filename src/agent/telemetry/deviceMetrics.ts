@@ -37,7 +37,13 @@ export class DeviceMetrics {
   constructor(private readonly opts: DeviceMetricsOptions) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.sample().then((points) => this.opts.record(points)).catch(this.opts.onError), this.opts.intervalMs);
+    this.timer = setInterval(
+      () =>
+        void this.sample()
+          .then((points) => this.opts.record(points))
+          .catch(this.opts.onError),
+      this.opts.intervalMs,
+    );
     this.timer.unref();
   }
 

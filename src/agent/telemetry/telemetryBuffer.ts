@@ -41,7 +41,11 @@ export class TelemetryBuffer {
   async add(points: readonly string[]): Promise<number> {
     const rows = points.map((point) => ({ point, size: Buffer.byteLength(point) }));
     await this.db.transaction().execute(async (tx) => {
-      for (let i = 0; i < rows.length; i += CHUNK) await tx.insertInto('telemetry_point').values(rows.slice(i, i + CHUNK)).execute();
+      for (let i = 0; i < rows.length; i += CHUNK)
+        await tx
+          .insertInto('telemetry_point')
+          .values(rows.slice(i, i + CHUNK))
+          .execute();
     });
     this.points += rows.length;
     this.bytes += rows.reduce((n, r) => n + r.size, 0);

@@ -45,7 +45,12 @@ export class ApiTokens {
   }
 
   async revoke(id: number): Promise<void> {
-    const { numUpdatedRows } = await this.db.updateTable('api_token').set({ revoked_at: nowIso() }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const { numUpdatedRows } = await this.db
+      .updateTable('api_token')
+      .set({ revoked_at: nowIso() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     if (!numUpdatedRows) throw new NotFoundError(`no API token ${id}`);
   }
 

@@ -119,11 +119,17 @@ export class CallbackDelivery {
         await this.settle(jid, taken, { callback_next_at: nowIso(), callback_attempts: attempt - 1 });
         return;
       }
-      failure = (err as Error).name === 'TimeoutError' ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s` : ((err as Error & { cause?: Error }).cause ?? (err as Error)).message;
+      failure =
+        (err as Error).name === 'TimeoutError'
+          ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`
+          : ((err as Error & { cause?: Error }).cause ?? (err as Error)).message;
     }
     const last = attempt >= MAX_ATTEMPTS;
     // the URL's origin only: its path or query may hold the receiver's secrets
-    this.d.log.warn({ jid, receiver: new URL(job.callback_url).origin, attempt }, `callback of job ${jid} not delivered: ${failure}${last ? '; giving up' : ''}`);
+    this.d.log.warn(
+      { jid, receiver: new URL(job.callback_url).origin, attempt },
+      `callback of job ${jid} not delivered: ${failure}${last ? '; giving up' : ''}`,
+    );
     await this.settle(jid, taken, {
       callback_next_at: last ? null : new Date(Date.now() + retryDelayMs(attempt)).toISOString(),
       callback_error: last ? `gave up after ${attempt} attempts: ${failure}` : failure,
@@ -131,7 +137,11 @@ export class CallbackDelivery {
   }
 
   /** Records an attempt's outcome, unless the callback was taken again meanwhile (its deadline passed). */
-  private async settle(jid: string, taken: string, set: { callback_next_at: string | null; callback_delivered_at?: string; callback_error?: string | null; callback_attempts?: number }): Promise<void> {
+  private async settle(
+    jid: string,
+    taken: string,
+    set: { callback_next_at: string | null; callback_delivered_at?: string; callback_error?: string | null; callback_attempts?: number },
+  ): Promise<void> {
     await this.d.db.updateTable('command_job').set(set).where('jid', '=', jid).where('callback_next_at', '=', taken).execute();
   }
 }

@@ -51,7 +51,10 @@ export interface Command {
 export class TooManyCommandsError extends BosunError {
   override name = 'TooManyCommandsError';
   readonly statusCode = 429;
-  constructor(readonly deviceId: string, max: number) {
+  constructor(
+    readonly deviceId: string,
+    max: number,
+  ) {
     super(`device ${deviceId} has ${max} commands waiting already; try again once it has taken them`);
   }
 }
@@ -125,7 +128,19 @@ export class DeviceCommands {
       const expires = new Date(created.getTime() + ttlMs).toISOString();
       const rows = await this.db
         .insertInto('device_command')
-        .values(room.map((device_id) => ({ device_id, kind, payload: json, state: 'pending' as const, result: null, created_at: now, delivered_at: null, finished_at: null, expires_at: expires })))
+        .values(
+          room.map((device_id) => ({
+            device_id,
+            kind,
+            payload: json,
+            state: 'pending' as const,
+            result: null,
+            created_at: now,
+            delivered_at: null,
+            finished_at: null,
+            expires_at: expires,
+          })),
+        )
         .returning(['id', 'device_id'])
         .execute();
       for (const r of rows) out.set(r.device_id, r.id);

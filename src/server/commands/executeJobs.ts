@@ -122,6 +122,7 @@ export function jobDocument(row: JobRow): JobDocument {
 /** done: the device's answer; failed (the device could not run the command at all): an unsuccessful one. */
 function resultOf(row: JobRow): CommandResult | undefined {
   if (row.state === 'done') return JSON.parse(row.result!) as CommandResult;
-  if (row.state === 'failed') return { return: `the device could not run the command: ${(JSON.parse(row.result!) as { error: string }).error}`, success: false, retcode: 1 };
+  if (row.state === 'failed')
+    return { return: `the device could not run the command: ${(JSON.parse(row.result!) as { error: string }).error}`, success: false, retcode: 1 };
   return undefined;
 }

@@ -106,7 +106,14 @@ export interface ServerTables {
     release_id: number | null;
     message: string;
   };
-  device_log_state: { device_id: string; queue_id: string; last_seq: ColumnType<number | string, number, number>; lines: ColumnType<number | string, number, number>; tokens: number; tokens_at: string };
+  device_log_state: {
+    device_id: string;
+    queue_id: string;
+    last_seq: ColumnType<number | string, number, number>;
+    lines: ColumnType<number | string, number, number>;
+    tokens: number;
+    tokens_at: string;
+  };
 }
 
 export type ServerDb = Kysely<ServerTables>;

@@ -181,7 +181,9 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
         await sql`create trigger telemetry_series_deleted after delete on telemetry_series begin ${forget} end`.execute(db);
       } else {
         await sql`create function telemetry_series_deleted() returns trigger language plpgsql as $$ begin ${forget} return old; end $$`.execute(db);
-        await sql`create trigger telemetry_series_deleted after delete on telemetry_series for each row execute function telemetry_series_deleted()`.execute(db);
+        await sql`create trigger telemetry_series_deleted after delete on telemetry_series for each row execute function telemetry_series_deleted()`.execute(
+          db,
+        );
       }
       await db.schema
         .createTable('telemetry_batch')

@@ -29,7 +29,12 @@ export async function recordDeployment(tx: Tx, deviceId: string, appId: number, 
   if (!update) return;
   const release = await tx.selectFrom('release').select('project_id').where('id', '=', update.releaseId).executeTakeFirst();
   if (!release || release.project_id !== appId) return;
-  const existing = await tx.selectFrom('deployment').select(['state', 'error']).where('release_id', '=', update.releaseId).where('device_id', '=', deviceId).executeTakeFirst();
+  const existing = await tx
+    .selectFrom('deployment')
+    .select(['state', 'error'])
+    .where('release_id', '=', update.releaseId)
+    .where('device_id', '=', deviceId)
+    .executeTakeFirst();
   const next = nextDeployment(existing, update);
   if (!next) return;
   const values = { state: next.state, error: next.error, updated_at: now, finished_at: next.finished ? now : null };

@@ -71,7 +71,10 @@ export function mayMove(from: DeploymentState, to: DeploymentState): boolean {
 export const blockedFrom = (to: DeploymentState): DeploymentState[] => DEPLOYMENT_STATES.filter((from) => !mayMove(from, to));
 
 /** The change to a deployment an update makes (undefined: none); `finished`: it ended now. */
-export function nextDeployment(existing: { state: DeploymentState; error: string | null } | undefined, update: DeploymentUpdate): { state: DeploymentState; error: string | null; finished: boolean } | undefined {
+export function nextDeployment(
+  existing: { state: DeploymentState; error: string | null } | undefined,
+  update: DeploymentUpdate,
+): { state: DeploymentState; error: string | null; finished: boolean } | undefined {
   if (existing && (!mayMove(existing.state, update.state) || (existing.state === update.state && existing.error === update.error))) return undefined;
   return { state: update.state, error: update.error, finished: isFinished(update.state) };
 }

@@ -39,7 +39,11 @@ export class Presence {
     const ids = [...this.holding.keys()];
     const now = nowIso();
     for (let i = 0; i < ids.length; i += 500) {
-      await this.db.updateTable('device').set({ last_seen_at: now }).where('id', 'in', ids.slice(i, i + 500)).execute();
+      await this.db
+        .updateTable('device')
+        .set({ last_seen_at: now })
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
     }
   }
 }

@@ -49,7 +49,8 @@ export async function applyReport(db: ServerDb, deviceId: string, report: StateR
       touched.push(appId);
     }
     const json = JSON.stringify(state);
-    if (json.length > MAX_STATE_CHARS) throw new StatusError(413, `the device's state would take more than ${MAX_STATE_CHARS} characters: report fewer services or shorter errors`);
+    if (json.length > MAX_STATE_CHARS)
+      throw new StatusError(413, `the device's state would take more than ${MAX_STATE_CHARS} characters: report fewer services or shorter errors`);
     await tx
       .updateTable('device')
       .set({ state_json: json, ...(report.agent_version !== undefined ? { agent_version: report.agent_version } : {}) })

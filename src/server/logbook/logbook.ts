@@ -87,12 +87,22 @@ export class Logbook {
     const cutoffUs = (now - this.retentionMs) * 1000;
     let points = 0;
     const series = await this.db.selectFrom('telemetry_series').select('id').execute();
-    for (const part of inChunks(series.map((s) => s.id), 500)) {
+    for (const part of inChunks(
+      series.map((s) => s.id),
+      500,
+    )) {
       const deleted = await this.db.deleteFrom('telemetry_point').where('series_id', 'in', part).where('ts', '<', cutoffUs).executeTakeFirst();
       points += Number(deleted.numDeletedRows);
-      await this.db.deleteFrom('telemetry_minute').where('series_id', 'in', part).where('minute', '<=', cutoffUs - MINUTE_US).execute();
+      await this.db
+        .deleteFrom('telemetry_minute')
+        .where('series_id', 'in', part)
+        .where('minute', '<=', cutoffUs - MINUTE_US)
+        .execute();
     }
-    const batches = await this.db.deleteFrom('telemetry_batch').where('received_at', '<', new Date(now - BATCH_ID_RETENTION_MS).toISOString()).executeTakeFirst();
+    const batches = await this.db
+      .deleteFrom('telemetry_batch')
+      .where('received_at', '<', new Date(now - BATCH_ID_RETENTION_MS).toISOString())
+      .executeTakeFirst();
     return { points, batches: Number(batches.numDeletedRows) };
   }
 
@@ -249,7 +259,11 @@ export class Logbook {
         .selectFrom('telemetry_series')
         .select(['id', 'field', 'type'])
         .where('device_id', '=', deviceId)
-        .where('field', 'in', chunk.map((s) => s.field))
+        .where(
+          'field',
+          'in',
+          chunk.map((s) => s.field),
+        )
         .execute();
       for (const s of found) {
         const key = `${s.field}\n${s.type}`;

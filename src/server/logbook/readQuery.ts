@@ -17,7 +17,10 @@ export const ReadParams = Type.Object({
   from_utc: Type.String({ format: 'date-time', description: 'start of the range (included), e.g. 2020-01-01T00:00:00.000Z' }),
   to_utc: Type.String({ format: 'date-time', description: 'end of the range (excluded)' }),
   aggregation: Type.Optional(
-    Type.String({ pattern: `^(${[...AGGREGATIONS, ...AGGREGATIONS.map((a) => a.toUpperCase())].join('|')})$`, description: 'avg, min, max, sum or count (needs interval)' }),
+    Type.String({
+      pattern: `^(${[...AGGREGATIONS, ...AGGREGATIONS.map((a) => a.toUpperCase())].join('|')})$`,
+      description: 'avg, min, max, sum or count (needs interval)',
+    }),
   ),
   interval: Type.Optional(Type.String({ pattern: INTERVAL_PATTERN, description: 'bucket width, e.g. 30s, 10m, 1h, 1d (needs aggregation)' })),
 });
@@ -49,6 +52,7 @@ export function readQuery(p: ReadParams): ReadQuery {
   }
   const interval = intervalUs(p.interval);
   const buckets = Math.ceil(to / interval) - Math.floor(from / interval);
-  if (buckets > MAX_BUCKETS) throw new ValidationError('/interval', `${p.interval} buckets from ${p.from_utc} to ${p.to_utc} would be ${buckets}; at most ${MAX_BUCKETS}`, 'query');
+  if (buckets > MAX_BUCKETS)
+    throw new ValidationError('/interval', `${p.interval} buckets from ${p.from_utc} to ${p.to_utc} would be ${buckets}; at most ${MAX_BUCKETS}`, 'query');
   return { ...q, bucket: { aggregation, interval } };
 }

@@ -126,7 +126,11 @@ export class DeviceLogs {
           message: `suppressed ${suppressed} ${suppressed === 1 ? 'line' : 'lines'}: the device sent more than ${this.perMinute} lines per minute`,
         });
       }
-      for (let i = 0; i < rows.length; i += CHUNK) await tx.insertInto('device_log').values(rows.slice(i, i + CHUNK)).execute();
+      for (let i = 0; i < rows.length; i += CHUNK)
+        await tx
+          .insertInto('device_log')
+          .values(rows.slice(i, i + CHUNK))
+          .execute();
       const last = Math.max(lastSeq, lines.at(-1)?.seq ?? 0);
       await tx
         .updateTable('device_log_state')
@@ -158,7 +162,11 @@ export class DeviceLogs {
 
   /** The id of the device's newest line (0 when it has none). */
   async lastId(deviceId: string): Promise<number> {
-    const row = await this.db.selectFrom('device_log').select((eb) => eb.fn.max('id').as('id')).where('device_id', '=', deviceId).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('device_log')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
     return Number(row?.id ?? 0);
   }
 
@@ -192,7 +200,12 @@ export class DeviceLogs {
       const ids = pick(tx.selectFrom('device_log').select('id').where('device_id', '=', deviceId));
       const { numDeletedRows } = await tx.deleteFrom('device_log').where('id', 'in', ids).executeTakeFirst();
       const n = Number(numDeletedRows);
-      if (n) await tx.updateTable('device_log_state').set((eb) => ({ lines: eb('lines', '-', n).$castTo<number>() })).where('device_id', '=', deviceId).execute();
+      if (n)
+        await tx
+          .updateTable('device_log_state')
+          .set((eb) => ({ lines: eb('lines', '-', n).$castTo<number>() }))
+          .where('device_id', '=', deviceId)
+          .execute();
       return n;
     });
   }

@@ -69,92 +69,99 @@ const resultValidator: FastifySchemaCompiler<any> = (route) => {
   };
 };
 
-export const deviceCommandRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
-  const { db, commands } = ctx;
-  const polls = new HeldRequests();
-  app.addHook('preClose', async () => {
-    // held polls answer now (204: the device polls again, another node or after the restart)
-    await polls.close();
-  });
+export const deviceCommandRoutes =
+  (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) =>
+  async (app: ServerApp) => {
+    const { db, commands } = ctx;
+    const polls = new HeldRequests();
+    app.addHook('preClose', async () => {
+      // held polls answer now (204: the device polls again, another node or after the restart)
+      await polls.close();
+    });
 
-  const tags = ['device link'];
+    const tags = ['device link'];
 
-  app.get(
-    '/device/v1/commands',
-    {
-      schema: {
-        tags,
-        description:
-          'The commands queued for the device (`Authorization: Bearer <device key>`), oldest first, each delivered once. With `wait`, held until ' +
-          'one is queued (200) or `wait` seconds pass (204).',
-        security: [],
-        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_COMMAND_WAIT_S })) }),
-        response: {
-          200: Type.Array(DeviceCommandSchema),
-          204: Type.Null({ description: 'nothing to do' }),
+    app.get(
+      '/device/v1/commands',
+      {
+        schema: {
+          tags,
+          description:
+            'The commands queued for the device (`Authorization: Bearer <device key>`), oldest first, each delivered once. With `wait`, held until ' +
+            'one is queued (200) or `wait` seconds pass (204).',
+          security: [],
+          querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_COMMAND_WAIT_S })) }),
+          response: {
+            200: Type.Array(DeviceCommandSchema),
+            204: Type.Null({ description: 'nothing to do' }),
+          },
         },
       },
-    },
-    async (req, reply) => {
-      const device = deviceOf(req);
-      const waitS = req.query.wait ?? 0;
-      const poll = polls.hold(req, reply);
-      // closing: no waiting, what is queued now goes out
-      const deadline = polls.closing ? 0 : Date.now() + waitS * 1000;
-      let taken: Awaited<ReturnType<DeviceCommands['next']>> = [];
-      try {
-        taken = (await waitFor(ctx.notifier, queueKey(device.id), deadline, poll.signal, async () => {
-          const next = await commands.next(device.id);
-          return next.length ? next : undefined;
-        })) ?? [];
-      } finally {
-        poll.release();
-      }
-      if (poll.hungUp()) {
-        // the device hung up: what this poll took goes back to the queue for its next poll
-        await commands.undeliver(device.id, taken.map((c) => c.id));
-        return dropAnswer(reply);
-      }
-      if (taken.length) return reply.code(200).header('cache-control', 'no-store').send(taken);
-      if (waitS > 0 && !(await db.selectFrom('device').select('id').where('id', '=', device.id).executeTakeFirst())) {
-        throw new UnauthorizedError('unknown device key'); // deleted while it waited
-      }
-      return reply.code(204).send(null);
-    },
-  );
-
-  app.post(
-    '/device/v1/commands/:id/result',
-    {
-      validatorCompiler: resultValidator,
-      bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
-      schema: {
-        tags,
-        description:
-          'The result of one of the device\'s commands (`Authorization: Bearer <device key>`). Supervisor command: `{status, body, headers?}` — ' +
-          'the device API\'s status code and body text. Execute command: `{return, success, retcode}`. A command the device could not run: ' +
-          '`{error}`. 404 when the command is not this ' +
-          'device\'s or expired.',
-        security: [],
-        params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }),
-        body: ResultBody,
+      async (req, reply) => {
+        const device = deviceOf(req);
+        const waitS = req.query.wait ?? 0;
+        const poll = polls.hold(req, reply);
+        // closing: no waiting, what is queued now goes out
+        const deadline = polls.closing ? 0 : Date.now() + waitS * 1000;
+        let taken: Awaited<ReturnType<DeviceCommands['next']>> = [];
+        try {
+          taken =
+            (await waitFor(ctx.notifier, queueKey(device.id), deadline, poll.signal, async () => {
+              const next = await commands.next(device.id);
+              return next.length ? next : undefined;
+            })) ?? [];
+        } finally {
+          poll.release();
+        }
+        if (poll.hungUp()) {
+          // the device hung up: what this poll took goes back to the queue for its next poll
+          await commands.undeliver(
+            device.id,
+            taken.map((c) => c.id),
+          );
+          return dropAnswer(reply);
+        }
+        if (taken.length) return reply.code(200).header('cache-control', 'no-store').send(taken);
+        if (waitS > 0 && !(await db.selectFrom('device').select('id').where('id', '=', device.id).executeTakeFirst())) {
+          throw new UnauthorizedError('unknown device key'); // deleted while it waited
+        }
+        return reply.code(204).send(null);
       },
-    },
-    async (req, reply) => {
-      const device = deviceOf(req);
-      const id = Number(req.params.id);
-      const body = req.body as CommandResultBody;
-      const command = await commands.get(id);
-      if (!command || command.deviceId !== device.id) throw new NotFoundError(`no command ${id} for this device`);
-      if ('error' in body) return finish(await commands.complete(id, device.id, { error: body.error }, 'failed'));
-      if (command.kind !== ('retcode' in body ? 'execute' : 'supervisor')) throw new ValidationError('', `a result of a ${command.kind} command is expected`, 'command result');
-      return finish(await commands.complete(id, device.id, body, 'done'));
+    );
 
-      function finish(outcome: Awaited<ReturnType<DeviceCommands['complete']>>) {
-        if (outcome === 'unknown') throw new NotFoundError(`no command ${id} for this device`);
-        if (outcome === 'expired') throw new NotFoundError(`command ${id} expired: nobody waits for its result any more`);
-        return reply.code(204).send();
-      }
-    },
-  );
-};
+    app.post(
+      '/device/v1/commands/:id/result',
+      {
+        validatorCompiler: resultValidator,
+        bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
+        schema: {
+          tags,
+          description:
+            "The result of one of the device's commands (`Authorization: Bearer <device key>`). Supervisor command: `{status, body, headers?}` — " +
+            "the device API's status code and body text. Execute command: `{return, success, retcode}`. A command the device could not run: " +
+            '`{error}`. 404 when the command is not this ' +
+            "device's or expired.",
+          security: [],
+          params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }),
+          body: ResultBody,
+        },
+      },
+      async (req, reply) => {
+        const device = deviceOf(req);
+        const id = Number(req.params.id);
+        const body = req.body as CommandResultBody;
+        const command = await commands.get(id);
+        if (!command || command.deviceId !== device.id) throw new NotFoundError(`no command ${id} for this device`);
+        if ('error' in body) return finish(await commands.complete(id, device.id, { error: body.error }, 'failed'));
+        if (command.kind !== ('retcode' in body ? 'execute' : 'supervisor'))
+          throw new ValidationError('', `a result of a ${command.kind} command is expected`, 'command result');
+        return finish(await commands.complete(id, device.id, body, 'done'));
+
+        function finish(outcome: Awaited<ReturnType<DeviceCommands['complete']>>) {
+          if (outcome === 'unknown') throw new NotFoundError(`no command ${id} for this device`);
+          if (outcome === 'expired') throw new NotFoundError(`command ${id} expired: nobody waits for its result any more`);
+          return reply.code(204).send();
+        }
+      },
+    );
+  };

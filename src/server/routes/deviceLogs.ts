@@ -53,30 +53,32 @@ const Filter = {
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
 /** The device link's upload (device key: the device link context's hook). */
-export const logUploadRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
-  const { deviceLogs } = ctx;
-  acceptNdjson(app, 'log batch');
+export const logUploadRoutes =
+  (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) =>
+  async (app: ServerApp) => {
+    const { deviceLogs } = ctx;
+    acceptNdjson(app, 'log batch');
 
-  app.post(
-    '/device/v1/logs',
-    {
-      preParsing: gunzipBody,
-      bodyLimit: MAX_BATCH_BYTES,
-      schema: {
-        tags: ['device link'],
-        description:
-          'A batch of the device\'s log lines (`Authorization: Bearer <device key>`), NDJSON (`application/x-ndjson`, optionally gzip), `seq` ' +
-          'increasing. Lines at or below the last `seq` stored for the queue are skipped; beyond the device\'s rate, lines are replaced by one ' +
-          '"suppressed N lines" line. `last_seq`: every line up to it is stored.',
-        security: [],
-        querystring: Type.Object({ queue: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: "the id of the agent's log queue" }) }),
-        body: Type.Array(ShippedLogLine, { minItems: 1, maxItems: MAX_BATCH_LINES }),
-        response: { 200: Type.Object({ last_seq: Type.Integer(), stored: Type.Integer(), duplicates: Type.Integer(), suppressed: Type.Integer() }) },
+    app.post(
+      '/device/v1/logs',
+      {
+        preParsing: gunzipBody,
+        bodyLimit: MAX_BATCH_BYTES,
+        schema: {
+          tags: ['device link'],
+          description:
+            "A batch of the device's log lines (`Authorization: Bearer <device key>`), NDJSON (`application/x-ndjson`, optionally gzip), `seq` " +
+            "increasing. Lines at or below the last `seq` stored for the queue are skipped; beyond the device's rate, lines are replaced by one " +
+            '"suppressed N lines" line. `last_seq`: every line up to it is stored.',
+          security: [],
+          querystring: Type.Object({ queue: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: "the id of the agent's log queue" }) }),
+          body: Type.Array(ShippedLogLine, { minItems: 1, maxItems: MAX_BATCH_LINES }),
+          response: { 200: Type.Object({ last_seq: Type.Integer(), stored: Type.Integer(), duplicates: Type.Integer(), suppressed: Type.Integer() }) },
+        },
       },
-    },
-    async (req) => deviceLogs.ingest(deviceOf(req).id, req.query.queue, req.body),
-  );
-};
+      async (req) => deviceLogs.ingest(deviceOf(req).id, req.query.queue, req.body),
+    );
+  };
 
 /** The operator API's reads and live tails. */
 export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) => {

@@ -22,9 +22,15 @@ import { parseRawCommand } from '../commands/rawCommand.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 const CallbackFields = {
-  callback_url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: 'where the result is POSTed when the job is done or timed out' })),
+  callback_url: Type.Optional(
+    Type.String({ pattern: '^https?://', maxLength: 2000, description: 'where the result is POSTed when the job is done or timed out' }),
+  ),
   callback_timeout: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: EXECUTE_TIMEOUT_S, description: `seconds the device has to answer before the job times out (default ${EXECUTE_TIMEOUT_S})` }),
+    Type.Integer({
+      minimum: 1,
+      maximum: EXECUTE_TIMEOUT_S,
+      description: `seconds the device has to answer before the job times out (default ${EXECUTE_TIMEOUT_S})`,
+    }),
   ),
 };
 const ExecuteBody = Type.Object({ ...ExecuteCommandFields, ...CallbackFields }, { additionalProperties: false });
@@ -67,82 +73,97 @@ interface Callback {
   callback_timeout?: number;
 }
 
-export const executeRoutes = ({ jobs, callbackKey }: ServerContext) => async (app: ServerApp) => {
-  const tags = ['dongle'];
+export const executeRoutes =
+  ({ jobs, callbackKey }: ServerContext) =>
+  async (app: ServerApp) => {
+    const tags = ['dongle'];
 
-  const execute = async (deviceId: string, command: ExecuteCommand, cb: Callback) => {
-    if (cb.callback_timeout !== undefined && cb.callback_url === undefined) throw new ValidationError('/callback_timeout', 'needs a callback_url', 'request body');
-    if (cb.callback_url !== undefined) {
-      if (!URL.canParse(cb.callback_url)) throw new ValidationError('/callback_url', 'not a URL', 'request body');
-      const url = new URL(cb.callback_url);
-      // (fetch refuses them; a receiver checks the signature instead)
-      if (url.username || url.password) throw new ValidationError('/callback_url', 'credentials in the URL are not sent', 'request body');
-    }
-    const { jid, unitId } = await jobs.create(deviceId, command, { timeoutS: cb.callback_timeout ?? EXECUTE_TIMEOUT_S, callbackUrl: cb.callback_url });
-    return { jid, minions: [unitId] };
+    const execute = async (deviceId: string, command: ExecuteCommand, cb: Callback) => {
+      if (cb.callback_timeout !== undefined && cb.callback_url === undefined)
+        throw new ValidationError('/callback_timeout', 'needs a callback_url', 'request body');
+      if (cb.callback_url !== undefined) {
+        if (!URL.canParse(cb.callback_url)) throw new ValidationError('/callback_url', 'not a URL', 'request body');
+        const url = new URL(cb.callback_url);
+        // (fetch refuses them; a receiver checks the signature instead)
+        if (url.username || url.password) throw new ValidationError('/callback_url', 'credentials in the URL are not sent', 'request body');
+      }
+      const { jid, unitId } = await jobs.create(deviceId, command, { timeoutS: cb.callback_timeout ?? EXECUTE_TIMEOUT_S, callbackUrl: cb.callback_url });
+      return { jid, minions: [unitId] };
+    };
+
+    app.post(
+      '/dongle/devices/:id/execute/',
+      {
+        schema: {
+          tags,
+          summary: 'Runs a module command on the device',
+          description: 'Answers at once with the job id; poll `command_result/{jid}/`, or give a `callback_url` (signed, see `/auth/callback-key/`).',
+          params: DeviceParams,
+          body: ExecuteBody,
+          response: { 200: Queued },
+        },
+      },
+      async (req) => {
+        const { callback_url, callback_timeout, ...command } = req.body;
+        return execute(req.params.id, command, { callback_url, callback_timeout });
+      },
+    );
+
+    app.post(
+      '/dongle/devices/:id/execute_raw/',
+      {
+        schema: {
+          tags,
+          summary: 'Runs a module command on the device, given as one string',
+          description: "As `execute/`, the command as Salt's command line has it: `docker.logs web tail=10`.",
+          params: DeviceParams,
+          body: ExecuteRawBody,
+          response: { 200: Queued },
+        },
+      },
+      async (req) => {
+        const { command, ...cb } = req.body;
+        return execute(req.params.id, parseRawCommand(command), cb);
+      },
+    );
+
+    app.get(
+      '/dongle/devices/:id/command_result/:jid/',
+      { schema: { tags, summary: "A job's state and result", params: ResultParams, response: { 200: JobOut } } },
+      async (req) => {
+        const job = await jobs.find(req.params.jid);
+        if (!job || job.device_id !== req.params.id) throw new NotFoundError(`no job ${req.params.jid} for device ${req.params.id}`);
+        const cb = job.callback_url;
+        return {
+          ...jobDocument(job),
+          callback: cb ? { url: cb, attempts: job.callback_attempts, delivered_at: job.callback_delivered_at, error: job.callback_error } : null,
+        };
+      },
+    );
+
+    const keyTags = ['auth'];
+    app.get(
+      '/auth/callback-key/',
+      {
+        schema: {
+          tags: keyTags,
+          summary: 'The key execute callbacks are signed with',
+          description: 'HMAC-SHA256 of the body, `X-Bosun-Signature: sha256=<hex>`.',
+          response: { 200: KeyOut },
+        },
+      },
+      async () => callbackKey.current(),
+    );
+    app.post(
+      '/auth/callback-key/rotate/',
+      {
+        schema: {
+          tags: keyTags,
+          summary: 'Replaces the callback signing key',
+          description: 'Callbacks sent from now on are signed with the new key.',
+          response: { 200: KeyOut },
+        },
+      },
+      async () => callbackKey.rotate(),
+    );
   };
-
-  app.post(
-    '/dongle/devices/:id/execute/',
-    {
-      schema: {
-        tags,
-        summary: 'Runs a module command on the device',
-        description: 'Answers at once with the job id; poll `command_result/{jid}/`, or give a `callback_url` (signed, see `/auth/callback-key/`).',
-        params: DeviceParams,
-        body: ExecuteBody,
-        response: { 200: Queued },
-      },
-    },
-    async (req) => {
-      const { callback_url, callback_timeout, ...command } = req.body;
-      return execute(req.params.id, command, { callback_url, callback_timeout });
-    },
-  );
-
-  app.post(
-    '/dongle/devices/:id/execute_raw/',
-    {
-      schema: {
-        tags,
-        summary: 'Runs a module command on the device, given as one string',
-        description: 'As `execute/`, the command as Salt\'s command line has it: `docker.logs web tail=10`.',
-        params: DeviceParams,
-        body: ExecuteRawBody,
-        response: { 200: Queued },
-      },
-    },
-    async (req) => {
-      const { command, ...cb } = req.body;
-      return execute(req.params.id, parseRawCommand(command), cb);
-    },
-  );
-
-  app.get(
-    '/dongle/devices/:id/command_result/:jid/',
-    { schema: { tags, summary: "A job's state and result", params: ResultParams, response: { 200: JobOut } } },
-    async (req) => {
-      const job = await jobs.find(req.params.jid);
-      if (!job || job.device_id !== req.params.id) throw new NotFoundError(`no job ${req.params.jid} for device ${req.params.id}`);
-      const cb = job.callback_url;
-      return {
-        ...jobDocument(job),
-        callback: cb
-          ? { url: cb, attempts: job.callback_attempts, delivered_at: job.callback_delivered_at, error: job.callback_error }
-          : null,
-      };
-    },
-  );
-
-  const keyTags = ['auth'];
-  app.get(
-    '/auth/callback-key/',
-    { schema: { tags: keyTags, summary: 'The key execute callbacks are signed with', description: 'HMAC-SHA256 of the body, `X-Bosun-Signature: sha256=<hex>`.', response: { 200: KeyOut } } },
-    async () => callbackKey.current(),
-  );
-  app.post(
-    '/auth/callback-key/rotate/',
-    { schema: { tags: keyTags, summary: 'Replaces the callback signing key', description: 'Callbacks sent from now on are signed with the new key.', response: { 200: KeyOut } } },
-    async () => callbackKey.rotate(),
-  );
-};

@@ -40,30 +40,32 @@ const ReadAnswer = Type.Array(
 );
 
 /** The device link's upload (device key: the device link context's hook). */
-export const telemetryUploadRoutes = (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) => async (app: ServerApp) => {
-  const { logbook } = ctx;
+export const telemetryUploadRoutes =
+  (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) =>
+  async (app: ServerApp) => {
+    const { logbook } = ctx;
 
-  app.post(
-    '/device/v1/telemetry',
-    {
-      // (10,000 points, long strings among them)
-      bodyLimit: 16 * 1024 * 1024,
-      schema: {
-        tags: ['device link'],
-        description:
-          'A batch of the device\'s data points (`Authorization: Bearer <device key>`), stored at once; a batch id sent before is acknowledged ' +
-          'without being stored again.',
-        security: [],
-        body: Upload,
-        response: { 200: Type.Object({ batch: Type.String(), stored: Type.Integer(), duplicate: Type.Boolean() }) },
+    app.post(
+      '/device/v1/telemetry',
+      {
+        // (10,000 points, long strings among them)
+        bodyLimit: 16 * 1024 * 1024,
+        schema: {
+          tags: ['device link'],
+          description:
+            "A batch of the device's data points (`Authorization: Bearer <device key>`), stored at once; a batch id sent before is acknowledged " +
+            'without being stored again.',
+          security: [],
+          body: Upload,
+          response: { 200: Type.Object({ batch: Type.String(), stored: Type.Integer(), duplicate: Type.Boolean() }) },
+        },
       },
-    },
-    async (req) => {
-      const points = parsePoints(req.body.points, '/points', Date.now() * 1000);
-      return { batch: req.body.batch, ...(await logbook.store(deviceOf(req).id, req.body.batch, points)) };
-    },
-  );
-};
+      async (req) => {
+        const points = parsePoints(req.body.points, '/points', Date.now() * 1000);
+        return { batch: req.body.batch, ...(await logbook.store(deviceOf(req).id, req.body.batch, points)) };
+      },
+    );
+  };
 
 /** The operator API's reads. */
 export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
@@ -74,7 +76,7 @@ export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
       schema: {
         tags: ['logbook'],
         description:
-          'A device\'s data points of one field in [from_utc, to_utc): raw (geo_point: with `location`), or with `aggregation` and `interval` one ' +
+          "A device's data points of one field in [from_utc, to_utc): raw (geo_point: with `location`), or with `aggregation` and `interval` one " +
           'entry per bucket (aligned on multiples of the interval since the epoch, UTC) that has points.',
         querystring: ReadParams,
         response: { 200: ReadAnswer },
@@ -86,7 +88,12 @@ export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
       const q = readQuery(req.query);
       if (!(await logbook.hasDevice(q.deviceId))) throw new NotFoundError(`no device ${q.deviceId}`);
       const answer = q.bucket ? await logbook.readBuckets(q, q.bucket) : await logbook.readRaw(q);
-      if (!answer) throw new ValidationError('/to_utc', `more than ${MAX_RAW_POINTS} points from ${req.query.from_utc} to ${req.query.to_utc}: narrow the range or aggregate`, 'query');
+      if (!answer)
+        throw new ValidationError(
+          '/to_utc',
+          `more than ${MAX_RAW_POINTS} points from ${req.query.from_utc} to ${req.query.to_utc}: narrow the range or aggregate`,
+          'query',
+        );
       return answer;
     },
   );

@@ -21,22 +21,24 @@ const Project = Type.Object({
 });
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
-export const projectRoutes = ({ projects }: ServerContext) => async (app: ServerApp) => {
-  const tags = ['docker'];
+export const projectRoutes =
+  ({ projects }: ServerContext) =>
+  async (app: ServerApp) => {
+    const tags = ['docker'];
 
-  app.get('/docker/projects/', { schema: { tags, response: { 200: Type.Array(Project) } } }, async () => projects.list());
-  app.post('/docker/projects/', { schema: { tags, body: ProjectBody, response: { 201: Project } } }, async (req, reply) =>
-    reply.code(201).send(await projects.create(req.body)),
-  );
-  app.get('/docker/projects/:id/', { schema: { tags, params: IdParams, response: { 200: Project } } }, async (req) => projects.get(req.params.id));
-  app.put('/docker/projects/:id/', { schema: { tags, params: IdParams, body: ProjectBody, response: { 200: Project } } }, async (req) =>
-    projects.replace(req.params.id, req.body),
-  );
-  app.patch('/docker/projects/:id/', { schema: { tags, params: IdParams, body: ProjectPatch, response: { 200: Project } } }, async (req) =>
-    projects.patch(req.params.id, req.body),
-  );
-  app.delete('/docker/projects/:id/', { schema: { tags, params: IdParams } }, async (req, reply) => {
-    await projects.remove(req.params.id);
-    return reply.code(204).send();
-  });
-};
+    app.get('/docker/projects/', { schema: { tags, response: { 200: Type.Array(Project) } } }, async () => projects.list());
+    app.post('/docker/projects/', { schema: { tags, body: ProjectBody, response: { 201: Project } } }, async (req, reply) =>
+      reply.code(201).send(await projects.create(req.body)),
+    );
+    app.get('/docker/projects/:id/', { schema: { tags, params: IdParams, response: { 200: Project } } }, async (req) => projects.get(req.params.id));
+    app.put('/docker/projects/:id/', { schema: { tags, params: IdParams, body: ProjectBody, response: { 200: Project } } }, async (req) =>
+      projects.replace(req.params.id, req.body),
+    );
+    app.patch('/docker/projects/:id/', { schema: { tags, params: IdParams, body: ProjectPatch, response: { 200: Project } } }, async (req) =>
+      projects.patch(req.params.id, req.body),
+    );
+    app.delete('/docker/projects/:id/', { schema: { tags, params: IdParams } }, async (req, reply) => {
+      await projects.remove(req.params.id);
+      return reply.code(204).send();
+    });
+  };

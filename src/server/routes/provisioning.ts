@@ -38,7 +38,12 @@ export const provisioningKeyRoutes = (ctx: ServerContext) => async (app: ServerA
   const { db } = ctx;
   const keyTags = ['provisioning'];
   app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => {
-    const rows = await db.selectFrom('provisioning_key').select(['id', 'name', 'project_id', 'created_at']).where('revoked_at', 'is', null).orderBy('id').execute();
+    const rows = await db
+      .selectFrom('provisioning_key')
+      .select(['id', 'name', 'project_id', 'created_at'])
+      .where('revoked_at', 'is', null)
+      .orderBy('id')
+      .execute();
     return rows.map(({ project_id, ...r }) => ({ ...r, project: project_id }));
   });
   app.post(

@@ -13,9 +13,15 @@ const ReadOnly = (description: string) => Type.Optional(Type.Unknown({ readOnly:
 const ContainerBody = Type.Object(
   {
     name: Type.String({ pattern: CONTAINER_NAME_PATTERN, maxLength: CONTAINER_NAME_MAX, description: 'the service name, unique in the release' }),
-    image: Type.String({ minLength: 1, maxLength: 255, description: 'repository, e.g. "curveball" or "acme/api"; prefixed with the registry host unless it names one' }),
+    image: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description: 'repository, e.g. "curveball" or "acme/api"; prefixed with the registry host unless it names one',
+    }),
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: 135, description: 'default "latest"; "sha256:<hex>" pins a digest' })),
-    required_tags: Type.Optional(Type.Array(Type.String({ pattern: TAG_PATTERN }), { uniqueItems: true, maxItems: 32, description: 'other tags of the image pulled first' })),
+    required_tags: Type.Optional(
+      Type.Array(Type.String({ pattern: TAG_PATTERN }), { uniqueItems: true, maxItems: 32, description: 'other tags of the image pulled first' }),
+    ),
     startup_parameters: Type.Optional(StartupParametersSchema),
     purge_data: Type.Optional(Type.Boolean({ description: 'clear the container data before it starts' })),
     registry: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: "default: the project's default registry" })),
@@ -29,9 +35,14 @@ const ReleaseBody = Type.Object(
     devices: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: "device ids; default: the project's devices" })),
     containers: Type.Array(ContainerBody, { maxItems: 100, description: 'at least one, unless allow_empty' }),
     /** not stored: says that an empty `containers` is meant */
-    allow_empty: Type.Optional(Type.Boolean({ description: 'true: a release without containers is meant (it stops and removes every service of the project on its devices)' })),
+    allow_empty: Type.Optional(
+      Type.Boolean({ description: 'true: a release without containers is meant (it stops and removes every service of the project on its devices)' }),
+    ),
     remove_containers: Type.Optional(
-      Type.Array(Type.String({ pattern: CONTAINER_NAME_PATTERN }), { uniqueItems: true, description: 'containers stopped before the deployment, removed when it succeeds' }),
+      Type.Array(Type.String({ pattern: CONTAINER_NAME_PATTERN }), {
+        uniqueItems: true,
+        description: 'containers stopped before the deployment, removed when it succeeds',
+      }),
     ),
     id: ReadOnly('generated'),
     version_hash: ReadOnly('generated'),
@@ -80,30 +91,34 @@ const Deployment = Type.Object({
 const ProjectParams = Type.Object({ project_pk: Type.Integer({ minimum: 1 }) });
 const ReleaseParams = Type.Object({ project_pk: Type.Integer({ minimum: 1 }), id: Type.Integer({ minimum: 1 }) });
 
-export const releaseRoutes = ({ releases }: ServerContext) => async (app: ServerApp) => {
-  const tags = ['docker'];
-  const base = '/docker/projects/:project_pk/releases';
+export const releaseRoutes =
+  ({ releases }: ServerContext) =>
+  async (app: ServerApp) => {
+    const tags = ['docker'];
+    const base = '/docker/projects/:project_pk/releases';
 
-  app.get(`${base}/`, { schema: { tags, params: ProjectParams, response: { 200: Type.Array(Release) } } }, async (req) => releases.list(req.params.project_pk));
-  app.post(`${base}/`, { schema: { tags, params: ProjectParams, body: ReleaseBody, response: { 201: Release } } }, async (req, reply) =>
-    reply.code(201).send(await releases.create(req.params.project_pk, req.body)),
-  );
-  const activeSchema = { tags, params: ProjectParams, response: { 200: Release }, description: 'the newest release of the project' };
-  app.get(`${base}/active/`, { schema: activeSchema }, async (req) => releases.active(req.params.project_pk));
-  app.get(`${base}/:id/`, { schema: { tags, params: ReleaseParams, response: { 200: Release } } }, async (req) =>
-    releases.get(req.params.project_pk, req.params.id),
-  );
-  app.put(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleaseBody, response: { 200: Release } } }, async (req) =>
-    releases.replace(req.params.project_pk, req.params.id, req.body),
-  );
-  app.patch(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleasePatch, response: { 200: Release } } }, async (req) =>
-    releases.patch(req.params.project_pk, req.params.id, req.body),
-  );
-  app.delete(`${base}/:id/`, { schema: { tags, params: ReleaseParams } }, async (req, reply) => {
-    await releases.remove(req.params.project_pk, req.params.id);
-    return reply.code(204).send();
-  });
-  app.get(`${base}/:id/deployments/`, { schema: { tags, params: ReleaseParams, response: { 200: Type.Array(Deployment) } } }, async (req) =>
-    releases.deployments(req.params.project_pk, req.params.id),
-  );
-};
+    app.get(`${base}/`, { schema: { tags, params: ProjectParams, response: { 200: Type.Array(Release) } } }, async (req) =>
+      releases.list(req.params.project_pk),
+    );
+    app.post(`${base}/`, { schema: { tags, params: ProjectParams, body: ReleaseBody, response: { 201: Release } } }, async (req, reply) =>
+      reply.code(201).send(await releases.create(req.params.project_pk, req.body)),
+    );
+    const activeSchema = { tags, params: ProjectParams, response: { 200: Release }, description: 'the newest release of the project' };
+    app.get(`${base}/active/`, { schema: activeSchema }, async (req) => releases.active(req.params.project_pk));
+    app.get(`${base}/:id/`, { schema: { tags, params: ReleaseParams, response: { 200: Release } } }, async (req) =>
+      releases.get(req.params.project_pk, req.params.id),
+    );
+    app.put(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleaseBody, response: { 200: Release } } }, async (req) =>
+      releases.replace(req.params.project_pk, req.params.id, req.body),
+    );
+    app.patch(`${base}/:id/`, { schema: { tags, params: ReleaseParams, body: ReleasePatch, response: { 200: Release } } }, async (req) =>
+      releases.patch(req.params.project_pk, req.params.id, req.body),
+    );
+    app.delete(`${base}/:id/`, { schema: { tags, params: ReleaseParams } }, async (req, reply) => {
+      await releases.remove(req.params.project_pk, req.params.id);
+      return reply.code(204).send();
+    });
+    app.get(`${base}/:id/deployments/`, { schema: { tags, params: ReleaseParams, response: { 200: Type.Array(Deployment) } } }, async (req) =>
+      releases.deployments(req.params.project_pk, req.params.id),
+    );
+  };

@@ -140,7 +140,7 @@ export const supervisorProxyRoutes =
           summary: "Calls a device's own API (the balena Supervisor API) over its device link",
           description:
             '`<url>` is `ping`, `v1/…` or `v2/…`. Exactly one of `uuid`, `deviceId`, `appId` (every device of the project: 207 with one entry per ' +
-            "device). One device: its status code and body; 504 when it does not answer within `timeout` seconds (default 30).",
+            'device). One device: its status code and body; 504 when it does not answer within `timeout` seconds (default 30).',
           body: ProxyBody,
           response: { 207: Type.Array(Entry) },
         },
@@ -169,7 +169,8 @@ export const supervisorProxyRoutes =
                 .select(['id', 'unit_id'])
                 .where(body.uuid !== undefined ? 'unit_id' : 'id', '=', body.uuid !== undefined ? body.uuid.toLowerCase() : body.deviceId!)
                 .execute();
-        if (!devices.length && body.appId === undefined) throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
+        if (!devices.length && body.appId === undefined)
+          throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
 
         const call = calls.hold(req, reply);
         let outcomes: Outcome[];

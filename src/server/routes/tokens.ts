@@ -11,19 +11,21 @@ const NewToken = Type.Object(
   { additionalProperties: false },
 );
 
-export const tokenRoutes = ({ tokens }: ServerContext) => async (app: ServerApp) => {
-  const tags = ['auth'];
-  app.get('/auth/tokens/', { schema: { tags, response: { 200: Type.Array(Token) } } }, async () => tokens.list());
-  app.post(
-    '/auth/tokens/',
-    { schema: { tags, body: NewToken, response: { 201: Type.Composite([Token, Type.Object({ token: Type.String() })]) } } },
-    async (req, reply) => {
-      const expires = req.body.expires_at ? new Date(req.body.expires_at).toISOString() : null;
-      return reply.code(201).send(await tokens.create(req.body.name, expires));
-    },
-  );
-  app.delete('/auth/tokens/:id/', { schema: { tags, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) } }, async (req, reply) => {
-    await tokens.revoke(req.params.id);
-    return reply.code(204).send();
-  });
-};
+export const tokenRoutes =
+  ({ tokens }: ServerContext) =>
+  async (app: ServerApp) => {
+    const tags = ['auth'];
+    app.get('/auth/tokens/', { schema: { tags, response: { 200: Type.Array(Token) } } }, async () => tokens.list());
+    app.post(
+      '/auth/tokens/',
+      { schema: { tags, body: NewToken, response: { 201: Type.Composite([Token, Type.Object({ token: Type.String() })]) } } },
+      async (req, reply) => {
+        const expires = req.body.expires_at ? new Date(req.body.expires_at).toISOString() : null;
+        return reply.code(201).send(await tokens.create(req.body.name, expires));
+      },
+    );
+    app.delete('/auth/tokens/:id/', { schema: { tags, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) } }, async (req, reply) => {
+      await tokens.revoke(req.params.id);
+      return reply.code(204).send();
+    });
+  };

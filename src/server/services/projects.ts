@@ -111,5 +111,9 @@ export class Projects {
 /** The project's members become `devices`. */
 async function setMembers(tx: Tx, projectId: number, devices: string[]): Promise<void> {
   await tx.deleteFrom('project_device').where('project_id', '=', projectId).execute();
-  for (const part of inChunks(devices)) await tx.insertInto('project_device').values(part.map((device_id) => ({ project_id: projectId, device_id }))).execute();
+  for (const part of inChunks(devices))
+    await tx
+      .insertInto('project_device')
+      .values(part.map((device_id) => ({ project_id: projectId, device_id })))
+      .execute();
 }

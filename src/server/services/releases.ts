@@ -334,7 +334,10 @@ async function setDevices(tx: Tx, releaseId: number, devices: string[], contentC
   }
   const pending = { state: 'pending' as const, error: null, updated_at: now, finished_at: null };
   for (const part of inChunks(added)) {
-    await tx.insertInto('release_device').values(part.map((device_id) => ({ release_id: releaseId, device_id }))).execute();
+    await tx
+      .insertInto('release_device')
+      .values(part.map((device_id) => ({ release_id: releaseId, device_id })))
+      .execute();
     await tx
       .insertInto('deployment')
       .values(part.map((device_id) => ({ release_id: releaseId, device_id, ...pending, created_at: now })))

@@ -32,7 +32,14 @@ export const releaseContainerOf = (c: Selectable<ServerTables['release_container
 });
 
 /** What a device's target takes of each release it runs. */
-const releaseColumns = ['release.id', 'release.version_hash', 'release.remove_containers', 'release.project_id', 'project.name as project_name', 'project.default_registry_id'] as const;
+const releaseColumns = [
+  'release.id',
+  'release.version_hash',
+  'release.remove_containers',
+  'release.project_id',
+  'project.name as project_name',
+  'project.default_registry_id',
+] as const;
 
 /** Devices per batch of a refresh: its reads, its one upsert, its one notification. */
 const BATCH = 500;
@@ -92,7 +99,9 @@ export class DeviceTargets {
     if (opened === undefined) {
       const registries = JSON.parse(sealed) as Record<string, SealedRegistry>;
       opened = stringify(
-        Object.fromEntries(Object.entries(registries).map(([key, r]) => [key, { url: r.url, username: r.username, password: this.secrets.open(r.password_sealed) }])),
+        Object.fromEntries(
+          Object.entries(registries).map(([key, r]) => [key, { url: r.url, username: r.username, password: this.secrets.open(r.password_sealed) }]),
+        ),
       )!;
       if (this.opened.size >= OPENED_CACHE) this.opened.delete(this.opened.keys().next().value!);
       this.opened.set(sealed, opened);
@@ -117,14 +126,21 @@ export class DeviceTargets {
     for (const batch of inChunks(ids, BATCH)) {
       const [targets, etags] = await Promise.all([builder.build(batch), this.etags(batch)]);
       const built = [...targets].filter((e): e is [string, BuiltTarget] => 'json' in e[1]);
-      await this.recordFailures(built.map(([id]) => id), [...targets].filter((e): e is [string, BuildFailure] => 'error' in e[1]));
-      const rows = built.filter(([id, t]) => etags.get(id) !== t.etag).map(([id, t]) => ({ device_id: id, etag: t.etag, target_json: t.json, updated_at: nowIso() }));
+      await this.recordFailures(
+        built.map(([id]) => id),
+        [...targets].filter((e): e is [string, BuildFailure] => 'error' in e[1]),
+      );
+      const rows = built
+        .filter(([id, t]) => etags.get(id) !== t.etag)
+        .map(([id, t]) => ({ device_id: id, etag: t.etag, target_json: t.json, updated_at: nowIso() }));
       if (!rows.length) continue;
       await this.db
         .insertInto('device_target')
         .values(rows)
         .onConflict((oc) =>
-          oc.column('device_id').doUpdateSet((eb) => ({ etag: eb.ref('excluded.etag'), target_json: eb.ref('excluded.target_json'), updated_at: eb.ref('excluded.updated_at') })),
+          oc
+            .column('device_id')
+            .doUpdateSet((eb) => ({ etag: eb.ref('excluded.etag'), target_json: eb.ref('excluded.target_json'), updated_at: eb.ref('excluded.updated_at') })),
         )
         .execute();
       const woken = rows.map((r) => r.device_id);
@@ -267,7 +283,12 @@ class TargetBuilder {
       for (const r of releases) {
         try {
           const { app, registries } = releaseApp(
-            { id: r.id, version_hash: r.version_hash, remove_containers: JSON.parse(r.remove_containers) as string[], project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id } },
+            {
+              id: r.id,
+              version_hash: r.version_hash,
+              remove_containers: JSON.parse(r.remove_containers) as string[],
+              project: { id: r.project_id, name: r.project_name, default_registry: r.default_registry_id },
+            },
             containers.filter((c) => c.release_id === r.id).map(releaseContainerOf),
             this.registries,
           );

@@ -121,7 +121,10 @@ export function releaseApp(
   const names = new Map<string, number>();
   containers.forEach((c, i) => {
     if (!NAME_RE.test(c.name) || c.name.length > CONTAINER_NAME_MAX) {
-      fail(`/containers/${i}/name`, `"${c.name}" is not a valid name: up to ${CONTAINER_NAME_MAX} letters, digits, "_", "." or "-", starting with a letter or digit`);
+      fail(
+        `/containers/${i}/name`,
+        `"${c.name}" is not a valid name: up to ${CONTAINER_NAME_MAX} letters, digits, "_", "." or "-", starting with a letter or digit`,
+      );
     }
     const twin = names.get(c.name);
     if (twin !== undefined) fail(`/containers/${i}/name`, `"${c.name}" is also the name of /containers/${twin}`);
@@ -299,7 +302,8 @@ function serviceOptions(p: StartupParameters, ctx: Ctx): ServiceOptions {
   if (p.devices !== undefined) {
     const devices = list(p.devices);
     devices.forEach((d, i) => {
-      if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d)) fail(`${at}/devices${Array.isArray(p.devices) ? `/${i}` : ''}`, `"${d}" is not "/dev/host[:/dev/container][:rwm]"`);
+      if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d))
+        fail(`${at}/devices${Array.isArray(p.devices) ? `/${i}` : ''}`, `"${d}" is not "/dev/host[:/dev/container][:rwm]"`);
     });
     if (devices.length) out.devices = devices;
   }
@@ -322,7 +326,13 @@ function serviceOptions(p: StartupParameters, ctx: Ctx): ServiceOptions {
 }
 
 /** Salt takes a list or a comma-separated string. */
-const list = (v: string[] | string): string[] => (Array.isArray(v) ? v.map((s) => s.trim()) : v.split(',').map((s) => s.trim()).filter(Boolean));
+const list = (v: string[] | string): string[] =>
+  Array.isArray(v)
+    ? v.map((s) => s.trim())
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 function environment(env: NonNullable<StartupParameters['environment']>, at: string): Record<string, string> {
@@ -406,7 +416,7 @@ function binds(b: StartupParameters['binds'], at: string, ctx: Ctx): string[] {
     return Object.entries(b).map(([source, v]) => {
       const field = `${at}/${escapePointer(source)}`;
       const target = typeof v === 'string' ? v : v.bind;
-      const mode = typeof v === 'string' ? undefined : v.mode ?? (v.ro ? 'ro' : undefined);
+      const mode = typeof v === 'string' ? undefined : (v.mode ?? (v.ro ? 'ro' : undefined));
       return mountSpec(`${source}:${target}${mode ? `:${mode}` : ''}`, field, ctx);
     });
   }
@@ -469,8 +479,7 @@ function portBindings(pb: NonNullable<StartupParameters['port_bindings']>, at: s
       const proto = m[2] ?? 'tcp';
       if (Array.isArray(value) && !isTuple(value)) {
         for (const [i, h] of value.entries()) push(portEntry(container, proto, dockerPyHost(h, `${field}/${i}`)), field);
-      }
-      else push(portEntry(container, proto, dockerPyHost(value, field)), field);
+      } else push(portEntry(container, proto, dockerPyHost(value, field)), field);
     }
     return out;
   }
@@ -566,7 +575,10 @@ function memLimit(v: string | number, field: string): string | number {
     if (v < MIN_MEMORY) fail(field, `${v} bytes is below the engine's minimum of 6 MiB`);
     return v;
   }
-  const m = v.trim().toLowerCase().match(/^(\d+)([bkmg]?)b?$/);
+  const m = v
+    .trim()
+    .toLowerCase()
+    .match(/^(\d+)([bkmg]?)b?$/);
   if (!m) fail(field, `"${v}" is not a memory size like 512m or 1g`);
   if (Number(m[1]) * MEMORY_UNITS[m[2] || 'b']! < MIN_MEMORY) fail(field, `"${v}" is below the engine's minimum of 6 MiB`);
   return `${m[1]}${m[2]}`;

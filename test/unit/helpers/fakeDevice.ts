@@ -168,7 +168,9 @@ export class FakeCommandDevice extends FakeDevice implements CommandPort {
     listContainers: async () => {
       this.engineUp();
       return Object.entries(SERVICES).flatMap(([appId, services]) =>
-        services.map((s) => ({ Id: `${s}-container`, Names: [`/${s}_1`], Labels: { [LABEL.appId]: appId, [LABEL.serviceName]: s } }) as unknown as ContainerInfo),
+        services.map(
+          (s) => ({ Id: `${s}-container`, Names: [`/${s}_1`], Labels: { [LABEL.appId]: appId, [LABEL.serviceName]: s } }) as unknown as ContainerInfo,
+        ),
       );
     },
     containers: async () => {

@@ -7,14 +7,7 @@ import { findImage, normaliseImageRef, type EngineImage } from '../../../src/age
 import { buildDesiredState, type DesiredState } from '../../../src/agent/reconciler/desiredState.js';
 import { plan } from '../../../src/agent/reconciler/plan.js';
 import { redactConfig, type ServiceSpec, type SpecContext } from '../../../src/agent/reconciler/serviceSpec.js';
-import type {
-  CurrentContainer,
-  CurrentNetwork,
-  CurrentState,
-  CurrentVolume,
-  PlanContext,
-  Step,
-} from '../../../src/agent/reconciler/types.js';
+import type { CurrentContainer, CurrentNetwork, CurrentState, CurrentVolume, PlanContext, Step } from '../../../src/agent/reconciler/types.js';
 
 export const NOW = Date.UTC(2024, 0, 1, 12);
 export const LOCK_ROOT = '/var/lib/bosun/locks';
@@ -56,8 +49,7 @@ export function spec(d: DesiredState, service: string, appId = 1): ServiceSpec {
 // ---------- engine state ----------
 
 /** Deterministic engine image id for a reference. */
-export const imageIdOf = (ref: string) =>
-  `sha256:${createHash('sha256').update(normaliseImageRef(ref)).digest('hex').slice(0, 16)}`;
+export const imageIdOf = (ref: string) => `sha256:${createHash('sha256').update(normaliseImageRef(ref)).digest('hex').slice(0, 16)}`;
 
 export function image(ref: string, id = imageIdOf(ref)): EngineImage {
   return { id, repoTags: [ref], repoDigests: [] };
@@ -70,9 +62,7 @@ export function imagesOf(d: DesiredState): EngineImage[] {
 }
 
 export function networksOf(d: DesiredState): CurrentNetwork[] {
-  return [...d.apps.values()].flatMap((a) =>
-    a.networks.map((n) => ({ id: `net-${n.engineName}`, name: n.engineName, appId: n.appId, configHash: n.hash })),
-  );
+  return [...d.apps.values()].flatMap((a) => a.networks.map((n) => ({ id: `net-${n.engineName}`, name: n.engineName, appId: n.appId, configHash: n.hash })));
 }
 
 export function volumesOf(d: DesiredState): CurrentVolume[] {
@@ -95,7 +85,12 @@ export function container(s: ServiceSpec, over: Partial<CurrentContainer> = {}):
     state: 'running',
     createdAt: NOW - 3_600_000,
     networks: s.config.networks,
-    networkMode: s.config.networkMode === 'app' ? s.config.networks[0]! : s.config.networkMode.startsWith('service:') ? `container:${s.config.networkMode.slice(8)}-1` : s.config.networkMode,
+    networkMode:
+      s.config.networkMode === 'app'
+        ? s.config.networks[0]!
+        : s.config.networkMode.startsWith('service:')
+          ? `container:${s.config.networkMode.slice(8)}-1`
+          : s.config.networkMode,
     ...over,
   };
 }
@@ -141,23 +136,40 @@ export function show(steps: Step[]): string[] {
   // biome-ignore lint/suspicious/useIterableCallbackReturn: the switch covers every action (tsc checks that it returns)
   return steps.map((s) => {
     switch (s.action) {
-      case 'fetch': return `fetch ${s.serviceName} ${s.image}`;
-      case 'createNetwork': return `createNetwork ${s.network.engineName}`;
-      case 'removeNetwork': return `removeNetwork ${s.name}`;
-      case 'createVolume': return `createVolume ${s.volume.engineName}`;
-      case 'takeLock': return `takeLock ${s.appId}`;
-      case 'releaseLock': return `releaseLock ${s.appId}`;
-      case 'create': return `create ${s.service.serviceName}${s.start ? ' start' : ''}${s.handover ? ' handover' : ''}`;
-      case 'start': return `start ${s.serviceName} ${s.containerId}`;
-      case 'stop': return `stop ${s.serviceName} ${s.containerId}`;
-      case 'kill': return `kill ${s.serviceName} ${s.containerId}`;
-      case 'removeImage': return `removeImage ${s.ref}`;
-      case 'markApplied': return `markApplied ${s.appId} ${s.releaseId}`;
-      case 'stopInitial': return `stopInitial ${s.container.name}`;
-      case 'restoreInitial': return `restoreInitial ${s.containers.map((c) => c.name).join(',')}`;
-      case 'removeInitial': return `removeInitial ${s.container.name}`;
-      case 'purgeData': return `purgeData ${s.serviceName}`;
-      case 'noop': return `noop ${s.serviceName ?? `app ${s.appId}`}`;
+      case 'fetch':
+        return `fetch ${s.serviceName} ${s.image}`;
+      case 'createNetwork':
+        return `createNetwork ${s.network.engineName}`;
+      case 'removeNetwork':
+        return `removeNetwork ${s.name}`;
+      case 'createVolume':
+        return `createVolume ${s.volume.engineName}`;
+      case 'takeLock':
+        return `takeLock ${s.appId}`;
+      case 'releaseLock':
+        return `releaseLock ${s.appId}`;
+      case 'create':
+        return `create ${s.service.serviceName}${s.start ? ' start' : ''}${s.handover ? ' handover' : ''}`;
+      case 'start':
+        return `start ${s.serviceName} ${s.containerId}`;
+      case 'stop':
+        return `stop ${s.serviceName} ${s.containerId}`;
+      case 'kill':
+        return `kill ${s.serviceName} ${s.containerId}`;
+      case 'removeImage':
+        return `removeImage ${s.ref}`;
+      case 'markApplied':
+        return `markApplied ${s.appId} ${s.releaseId}`;
+      case 'stopInitial':
+        return `stopInitial ${s.container.name}`;
+      case 'restoreInitial':
+        return `restoreInitial ${s.containers.map((c) => c.name).join(',')}`;
+      case 'removeInitial':
+        return `removeInitial ${s.container.name}`;
+      case 'purgeData':
+        return `purgeData ${s.serviceName}`;
+      case 'noop':
+        return `noop ${s.serviceName ?? `app ${s.appId}`}`;
     }
   });
 }
@@ -190,26 +202,44 @@ export function apply(world: World, steps: Step[]): World {
   let seq = world.seq;
   for (const s of steps) {
     switch (s.action) {
-      case 'fetch': images = [...images, image(s.image)]; break;
-      case 'createNetwork': networks = [...networks, { id: `net-${s.network.engineName}`, name: s.network.engineName, appId: s.network.appId, configHash: s.network.hash }]; break;
-      case 'removeNetwork': networks = networks.filter((n) => n.name !== s.name); break;
-      case 'createVolume': volumes = [...volumes, { name: s.volume.engineName, appId: s.volume.appId }]; break;
-      case 'takeLock': ctx.locksHeld.add(s.appId); break;
-      case 'releaseLock': ctx.locksHeld.delete(s.appId); break;
+      case 'fetch':
+        images = [...images, image(s.image)];
+        break;
+      case 'createNetwork':
+        networks = [...networks, { id: `net-${s.network.engineName}`, name: s.network.engineName, appId: s.network.appId, configHash: s.network.hash }];
+        break;
+      case 'removeNetwork':
+        networks = networks.filter((n) => n.name !== s.name);
+        break;
+      case 'createVolume':
+        volumes = [...volumes, { name: s.volume.engineName, appId: s.volume.appId }];
+        break;
+      case 'takeLock':
+        ctx.locksHeld.add(s.appId);
+        break;
+      case 'releaseLock':
+        ctx.locksHeld.delete(s.appId);
+        break;
       case 'create': {
         const id = `${s.service.serviceName}-${++seq}`;
         const imageId = findImage(images, s.service.config.image)?.id ?? imageIdOf(s.service.config.image);
         containers = [...containers, container(s.service, { id, imageId, state: s.start ? 'running' : 'created', createdAt: ctx.now })];
         break;
       }
-      case 'start': containers = containers.map((c) => (c.id === s.containerId ? { ...c, state: 'running' } : c)); break;
-      case 'stop': containers = containers.map((c) => (c.id === s.containerId ? { ...c, state: 'exited' } : c)); break;
+      case 'start':
+        containers = containers.map((c) => (c.id === s.containerId ? { ...c, state: 'running' } : c));
+        break;
+      case 'stop':
+        containers = containers.map((c) => (c.id === s.containerId ? { ...c, state: 'exited' } : c));
+        break;
       case 'kill': {
         containers = containers.filter((c) => c.id !== s.containerId);
         if (s.removeImage) images = images.filter((i) => i.id !== s.removeImage);
         break;
       }
-      case 'removeImage': images = images.filter((i) => i.id !== s.imageId); break;
+      case 'removeImage':
+        images = images.filter((i) => i.id !== s.imageId);
+        break;
       case 'markApplied':
         if (s.releaseId === null) ctx.appliedReleases.delete(s.appId);
         else ctx.appliedReleases.set(s.appId, s.releaseId);
@@ -228,9 +258,14 @@ export function apply(world: World, steps: Step[]): World {
         else ctx.initialContainers.set(s.appId, { releaseId: s.releaseId, phase: 'restored', names: s.containers.map((c) => c.name) });
         break;
       }
-      case 'removeInitial': others = others.filter((c) => c.id !== s.container.id); break;
-      case 'purgeData': ctx.purgedData.add(`${s.appId}/${s.serviceName}@${s.releaseId}`); break;
-      case 'noop': break;
+      case 'removeInitial':
+        others = others.filter((c) => c.id !== s.container.id);
+        break;
+      case 'purgeData':
+        ctx.purgedData.add(`${s.appId}/${s.serviceName}@${s.releaseId}`);
+        break;
+      case 'noop':
+        break;
     }
   }
   const current = { containers, images, networks, volumes, others, imageIdsInUse: new Set(containers.map((c) => c.imageId)) };
