@@ -38,7 +38,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { TargetNotifier } from '../src/server/targets/notifier.js';
+import type { DeviceNotifier } from '../src/server/wakeups/notifier.js';
 import type { Server } from '../src/server/server.js';
 import { freshPostgres } from '../test/server/backends.js';
 import { intEnv, log, onCleanup, percentile, round, runBench, sleep, tempDir, waitFor } from './lib.js';
@@ -699,7 +699,7 @@ class FleetProcess {
 }
 
 /** Long polls waiting on this node, as the notifier counts them (`waiting()`), else from its map. */
-function pendingWaits(n: TargetNotifier): number | undefined {
+function pendingWaits(n: DeviceNotifier): number | undefined {
   const waiting = (n as unknown as { waiting?: unknown }).waiting;
   if (typeof waiting === 'function') return Number((waiting as () => unknown).call(n));
   if (typeof waiting === 'number') return waiting;

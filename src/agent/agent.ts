@@ -1,7 +1,7 @@
 // The agent: the coordinator. It wires config, store, engine, locks, puller and reconciler (startup.ts),
 // owns the target (from a file, the preload, the cloud: targets/; or pushed in local mode: localMode.ts)
 // and is what the device API and the commands ask.
-import fsp from './fsAsync.js';
+import fsp from '../shared/fsAsync.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { DEFAULT_SETTLE_MS } from '../shared/deployments.js';
@@ -39,7 +39,7 @@ import { reportCurrentState, type AppReport } from './state/currentState.js';
 import type { DeviceFacts } from './state/deviceReports.js';
 import { openAgentDb } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
-import { BALENA_API_VERSION, BOSUN_VERSION } from './version.js';
+import { BALENA_API_VERSION, BOSUN_VERSION } from '../shared/version.js';
 
 export type { AgentOptions } from './agentOptions.js';
 

@@ -1,6 +1,6 @@
 // Random ids and keys from the kernel's CSPRNG (/dev/urandom, where node:crypto's randomBytes draws
 // from on Linux too) without loading node:crypto, which costs the agent ~1 MB of RSS.
-import { fd } from './fsAsync.js';
+import { fd } from '../shared/fsAsync.js';
 
 export async function randomHex(bytes: number): Promise<string> {
   try {

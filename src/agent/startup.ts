@@ -1,7 +1,7 @@
 // Start-up facts and wiring of the agent: its config.json and update locks, the device's
 // identity, the engine's data root, the local command API, and the engine events that wake the loop.
 import type Docker from 'dockerode';
-import fsp from './fsAsync.js';
+import fsp from '../shared/fsAsync.js';
 import type { Agent } from './agent.js';
 import { lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
 import { newUuid, readConfigJson, writeConfigJson, type ConfigJson } from './config/configJson.js';

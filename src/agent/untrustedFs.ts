@@ -7,7 +7,7 @@
 // (the openat/unlinkat family Node lacks).
 import fs from 'node:fs';
 import path from 'node:path';
-import fsa, { fd as fds } from './fsAsync.js';
+import fsa, { fd as fds } from '../shared/fsAsync.js';
 import { randomHex } from './randomHex.js';
 
 /** Linux's value on x86, arm and arm64; Node 20 does not export it */

@@ -13,7 +13,7 @@ import type { ServerDb } from './db/database.js';
 import type { Logbook } from './logbook/logbook.js';
 import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
-import type { TargetNotifier } from './targets/notifier.js';
+import type { DeviceNotifier } from './wakeups/notifier.js';
 import type { Services } from './services/index.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
@@ -31,7 +31,7 @@ import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { typeBoxCompiler } from './validation.js';
-import { BOSUN_VERSION } from '../agent/version.js';
+import { BOSUN_VERSION } from '../shared/version.js';
 
 export type ServerApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -42,7 +42,7 @@ export interface ServerContext extends Services {
   secrets: SecretBox;
   /** a change that can alter a device's target goes through a service (services/targetWrites.ts), which refreshes it */
   targets: DeviceTargets;
-  notifier: TargetNotifier;
+  notifier: DeviceNotifier;
   /** the devices' logs: uploads, reads, live tails */
   deviceLogs: DeviceLogs;
   logbook: Logbook;

@@ -2,7 +2,7 @@
 // log tails), in one place: a held request stops when its client hangs up or the server closes, the
 // server's close waits until each has answered, and a wait for a change listens before it looks.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { TargetNotifier } from './targets/notifier.js';
+import type { DeviceNotifier } from './wakeups/notifier.js';
 
 export interface Held {
   /** aborts when the client hangs up or the server closes */
@@ -74,7 +74,7 @@ export function dropAnswer(reply: FastifyReply): FastifyReply {
  * and looking is not missed.
  */
 export async function listenThenLook<T>(
-  notifier: TargetNotifier,
+  notifier: DeviceNotifier,
   key: string,
   timeoutMs: number,
   stop: AbortSignal,
@@ -97,7 +97,7 @@ export async function listenThenLook<T>(
  * `deadline` (ms since the epoch) or `stop`. Looks at least once unless already stopped.
  */
 export async function waitFor<T>(
-  notifier: TargetNotifier,
+  notifier: DeviceNotifier,
   key: string,
   deadline: number,
   stop: AbortSignal,

@@ -13,8 +13,8 @@ import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { PeriodicTask } from './periodicTask.js';
 import { buildServices, type Services } from './services/index.js';
 import { DeviceTargets } from './targets/deviceTargets.js';
-import { LocalNotifier } from './targets/localNotifier.js';
-import type { TargetNotifier } from './targets/notifier.js';
+import { LocalNotifier } from './wakeups/localNotifier.js';
+import type { DeviceNotifier } from './wakeups/notifier.js';
 
 /** Expired commands are marked and old results deleted this often, on every node. */
 const COMMAND_SWEEP_EVERY_MS = 60_000;
@@ -37,7 +37,7 @@ export interface Server {
   /** each device's materialised target; the services' writes refresh it (services/targetWrites.ts) */
   targets: DeviceTargets;
   /** wakes long-polling devices: in-process on SQLite, LISTEN/NOTIFY across nodes on PostgreSQL */
-  notifier: TargetNotifier;
+  notifier: DeviceNotifier;
   deviceLogs: DeviceLogs;
   logbook: Logbook;
   /** releases, projects, registries, devices, commands… (services/index.ts) */
@@ -56,7 +56,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     sqliteFile: path.join(opts.dataDir, 'server.sqlite'),
     onIdleConnectionError: (err) => warn(`an idle PostgreSQL connection was closed: ${err.message}`),
   });
-  let notifier: TargetNotifier | undefined;
+  let notifier: DeviceNotifier | undefined;
   try {
     const tokens = new ApiTokens(db);
     const secrets = await SecretBox.load(path.join(opts.dataDir, 'server.key'));
@@ -64,7 +64,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     // several nodes may share a PostgreSQL database: a change made on one must wake devices
     // waiting on any other
     notifier = isPostgresUrl(opts.databaseUrl)
-      ? await (await import('./targets/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
+      ? await (await import('./wakeups/pgNotifier.js')).PgNotifier.open({ url: opts.databaseUrl, db, log: (m) => warn(m) })
       : new LocalNotifier();
     const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);

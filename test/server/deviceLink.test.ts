@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { nowIso } from '../../src/server/db/database.js';
 import type { Server } from '../../src/server/server.js';
-import { payloadChunks, type PgNotifier } from '../../src/server/targets/pgNotifier.js';
+import { payloadChunks, type PgNotifier } from '../../src/server/wakeups/pgNotifier.js';
 import { backends, nodes } from './backends.js';
 import { device, hex, listen, newDevice, newProject, provisioningKey, register, sleep, until, user, waiting } from './helpers.js';
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from '../../src/server/server.js';
-import type { LocalNotifier } from '../../src/server/targets/localNotifier.js';
-import type { PgNotifier } from '../../src/server/targets/pgNotifier.js';
+import type { LocalNotifier } from '../../src/server/wakeups/localNotifier.js';
+import type { PgNotifier } from '../../src/server/wakeups/pgNotifier.js';
 import type { TargetState } from '../../src/shared/targetState.js';
 
 export type Json = Record<string, unknown> & Record<string, unknown>[];

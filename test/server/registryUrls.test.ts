@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SecretBox } from '../../src/server/auth/secretBox.js';
 import { DeviceTargets } from '../../src/server/targets/deviceTargets.js';
-import { LocalNotifier } from '../../src/server/targets/localNotifier.js';
+import { LocalNotifier } from '../../src/server/wakeups/localNotifier.js';
 import { backends } from './backends.js';
 import { device, listen, newDevice, provisioningKey, register, user } from './helpers.js';
 

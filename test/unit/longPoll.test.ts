@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { listenThenLook, waitFor } from '../../src/server/longPoll.js';
-import { LocalNotifier } from '../../src/server/targets/localNotifier.js';
+import { LocalNotifier } from '../../src/server/wakeups/localNotifier.js';
 
 test('a change notified while the look runs (after listening) wakes the wait: it is not missed', async () => {
   const notifier = new LocalNotifier();

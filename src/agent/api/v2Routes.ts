@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { applicationsByName, stateStatus } from '../state/deviceReports.js';
-import { BALENA_API_VERSION } from '../version.js';
+import { BALENA_API_VERSION } from '../../shared/version.js';
 import { assertAppAccess, parseAppId, type Api } from './apiRequest.js';
 import type { DevicePort } from './devicePort.js';
 import { coversApp } from './keyScope.js';

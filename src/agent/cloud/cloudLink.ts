@@ -2,7 +2,7 @@
 // its target state and hands each new one to the agent, and reports the current state back — only
 // what changed, throttled, retried with backoff and jitter. Offline, the agent keeps applying the
 // last target it had (it is persisted); the link just keeps trying.
-import { BOSUN_VERSION } from '../version.js';
+import { BOSUN_VERSION } from '../../shared/version.js';
 import type { AppReportPatch, CommandResultBody, DeviceCommand, StateReport, SupervisorPayload } from '../../shared/deviceLink.js';
 import type { CommandResult } from '../../shared/executeCommand.js';
 import type { AppReport } from '../state/currentState.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { ExecuteCommand } from '../../shared/executeCommand.js';
 import type { CommandPort } from '../api/devicePort.js';
 import { engineErrorMessage } from '../engine/deadline.js';
-import { BALENA_API_VERSION, BOSUN_VERSION } from '../version.js';
+import { BALENA_API_VERSION, BOSUN_VERSION } from '../../shared/version.js';
 import { bind } from './params.js';
 
 export async function grainsItems(device: CommandPort, call: ExecuteCommand): Promise<Record<string, unknown>> {

@@ -1,10 +1,10 @@
 // config.json in the balena format (applicationId, apiKey, deviceType, apiEndpoint, listenPort,
 // uuid, …). Unknown fields are kept as they are: the format has grown over the years.
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';
 import { ValidationError } from '../../shared/errors.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
 import { randomHex } from '../randomHex.js';
 
 const NumericId = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]);

@@ -2,7 +2,7 @@
 // hostname and proxy. Two backends: `system` for a real device, `sandbox` for development and
 // tests, which keeps the same files under a folder and records power actions and blinks instead
 // of performing them.
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import path from 'node:path';
 import type { EventLog } from '../eventLog.js';
 import { HostConfigFiles, type HostConfig, type HostConfigPatch } from './hostConfig.js';

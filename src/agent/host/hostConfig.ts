@@ -1,11 +1,11 @@
 // Host OS configuration the device API may change: hostname and the redsocks transparent proxy.
 // Kept as files under a host root, laid out as on balenaOS: `etc/hostname`,
 // `mnt/boot/system-proxy/redsocks.conf` and `mnt/boot/system-proxy/no_proxy`.
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { assertValid } from '../../shared/validate.js';
-import { writeFileAtomic } from '../config/atomicFile.js';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
 
 export const PROXY_TYPES = ['socks4', 'socks5', 'http-connect', 'http-relay'] as const;
 

@@ -1,7 +1,7 @@
 // Pulls images through the engine: registry auth, per-service progress over all layers,
 // retry with exponential backoff, and a free-space check before and during the pull.
 // The engine tags an image only once the pull completed, so a half pull is never "present".
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import type Docker from 'dockerode';
 import type { RegistryCredentials } from '../../shared/targetState.js';
 import { BosunError } from '../../shared/errors.js';

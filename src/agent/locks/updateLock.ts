@@ -14,7 +14,7 @@
 import nodeFs from 'node:fs';
 import path from 'node:path';
 import { UpdatesLockedError } from '../../shared/errors.js';
-import fs, { fd } from '../fsAsync.js';
+import fs, { fd } from '../../shared/fsAsync.js';
 import { randomHex } from '../randomHex.js';
 import { lockDirOf } from '../reconciler/serviceSpec.js';
 import { discard, exists, readSmallFile } from '../untrustedFs.js';

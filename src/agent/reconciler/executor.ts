@@ -1,6 +1,6 @@
 // Runs planned steps against the engine. Each step is small and idempotent enough that a crash
 // between two of them leaves a state the next plan repairs. Pulls run in the background.
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import type Docker from 'dockerode';
 import { dataRoots, purgeRefusal } from '../../shared/dataPurge.js';
 import { UpdatesLockedError } from '../../shared/errors.js';

@@ -1,6 +1,6 @@
 // A target-state file (local development without a control plane): applied at start and whenever it changes.
 import fs from 'node:fs';
-import fsp from '../fsAsync.js';
+import fsp from '../../shared/fsAsync.js';
 import type { TargetState } from '../../shared/targetState.js';
 import type { EventLog } from '../eventLog.js';
 

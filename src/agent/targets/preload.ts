@@ -1,8 +1,8 @@
 // balena preload: apps.json becomes the first target, then is renamed so it is used once.
-import fsp from '../fsAsync.js';
+import fsp from '../../shared/fsAsync.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { TargetState } from '../../shared/targetState.js';
-import { writeFileAtomic } from '../config/atomicFile.js';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
 import type { EventLog } from '../eventLog.js';
 
 export async function preload(file: string, setTarget: (input: unknown, source: string) => Promise<unknown>, log: EventLog): Promise<void> {

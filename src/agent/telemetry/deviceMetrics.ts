@@ -3,7 +3,7 @@
 //   device.memory.usage  memory in use (total minus available)
 //   device.disk.usage    of the file system holding the agent's data dir (as df counts it)
 //   device.temperature   the hottest of /sys/class/thermal/thermal_zone*/temp, where the host has any
-import fs from '../fsAsync.js';
+import fs from '../../shared/fsAsync.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { Point } from '../../shared/telemetry.js';

@@ -3,7 +3,7 @@
 // share the key (BOSUN_SERVER_KEY, or the same key file).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { writeFileAtomic } from '../../agent/config/atomicFile.js';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
 
 const VERSION = 'v1';
 

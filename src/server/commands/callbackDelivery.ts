@@ -7,7 +7,7 @@
 // it, and if that node dies mid-attempt the callback is due again once the deadline passes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { BOSUN_VERSION } from '../../agent/version.js';
+import { BOSUN_VERSION } from '../../shared/version.js';
 import { nowIso, type ServerDb } from '../db/database.js';
 import { signature, SIGNATURE_HEADER, type CallbackKey } from './callbackKey.js';
 import type { DeviceCommands } from './deviceCommands.js';

@@ -13,7 +13,7 @@
 import { PostgresAdapter, type Selectable } from 'kysely';
 import { BosunError } from '../../shared/errors.js';
 import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
-import type { TargetNotifier } from '../targets/notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 
 export type CommandKind = ServerTables['device_command']['kind'];
 export type CommandState = ServerTables['device_command']['state'];
@@ -86,7 +86,7 @@ export class DeviceCommands {
 
   constructor(
     private readonly db: ServerDb,
-    private readonly notifier: TargetNotifier,
+    private readonly notifier: DeviceNotifier,
     opts: DeviceCommandsOptions = {},
   ) {
     this.maxPending = opts.maxPendingPerDevice ?? MAX_PENDING_PER_DEVICE;

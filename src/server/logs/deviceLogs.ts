@@ -13,7 +13,7 @@ import { PostgresAdapter, type SelectQueryBuilder } from 'kysely';
 import type { LogStream, ShippedLogLine } from '../../shared/deviceLogs.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { ServerDb, ServerTables } from '../db/database.js';
-import type { TargetNotifier } from '../targets/notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { PeriodicTask } from '../periodicTask.js';
 
 export interface DeviceLogsOptions {
@@ -71,7 +71,7 @@ export class DeviceLogs {
 
   constructor(
     private readonly db: ServerDb,
-    private readonly notifier: TargetNotifier,
+    private readonly notifier: DeviceNotifier,
     opts: DeviceLogsOptions = {},
   ) {
     this.maxLines = opts.maxLinesPerDevice ?? 10_000;

@@ -5,7 +5,7 @@
 // stream; a tail of a device that was deleted ends.
 import type { FastifyReply } from 'fastify';
 import { HeldRequests, listenThenLook } from '../longPoll.js';
-import type { TargetNotifier } from '../targets/notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { logsKey, type DeviceLogs, type LogFilter, type StoredLogLine } from './deviceLogs.js';
 
 const HEARTBEAT_MS = 15_000;
@@ -24,7 +24,7 @@ export interface TailRequest extends LogFilter {
 
 export interface LogTailsOptions {
   logs: DeviceLogs;
-  notifier: TargetNotifier;
+  notifier: DeviceNotifier;
   deviceExists(deviceId: string): Promise<boolean>;
   onError(err: Error): void;
   heartbeatMs?: number;

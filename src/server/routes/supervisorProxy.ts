@@ -29,11 +29,6 @@ import type { ServerApp, ServerContext } from '../app.js';
 export const PROXY_TIMEOUT_MS = 30_000;
 export const MAX_PROXY_TIMEOUT_S = 300;
 
-export interface SupervisorProxyOptions {
-  /** how long to wait for a device when the call does not say (ms) */
-  timeoutMs?: number;
-}
-
 const ProxyBody = Type.Object(
   {
     uuid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "the device's unit id (uuid)" })),
@@ -102,123 +97,120 @@ function parsed(text: string): { json: true; value: unknown } | { json: false; v
 
 type Outcome = { status: number; text: string } | { status: number; detail: string };
 
-export const supervisorProxyRoutes =
-  (ctx: ServerContext, opts: SupervisorProxyOptions = {}) =>
-  async (app: ServerApp) => {
-    const { db, commands } = ctx;
-    const defaultTimeoutMs = opts.timeoutMs ?? PROXY_TIMEOUT_MS;
-    const calls = new HeldRequests();
-    // calls still waiting for a device answer now (503) instead of holding the close
-    app.addHook('preClose', () => calls.close());
+export const supervisorProxyRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
+  const { db, commands } = ctx;
+  const calls = new HeldRequests();
+  // calls still waiting for a device answer now (503) instead of holding the close
+  app.addHook('preClose', () => calls.close());
 
-    /** What one command came to, for the device named `who`. */
-    const outcomeOf = (c: Command | undefined, who: string, timeoutMs: number): Outcome => {
-      if (!c) return { status: 404, detail: `device ${who} was deleted` };
-      if (c.state === 'done') {
-        const r = c.result as { status: number; body: string };
-        return { status: r.status, text: r.body };
-      }
-      if (c.state === 'failed') return { status: 502, detail: `device ${who} could not run the call: ${(c.result as { error: string }).error}` };
-      const s = +(timeoutMs / 1000).toFixed(3);
-      return {
-        status: 504,
-        detail: c.deliveredAt
-          ? `device ${who} took the call but did not answer within ${s} s`
-          : `device ${who} did not take the call within ${s} s (it is offline, or not polling for commands)`,
-      };
-    };
-
-    app.post(
-      '/supervisor/*',
-      {
-        // no body is an empty one (a 400 then names the missing target)
-        preValidation: async (req) => {
-          req.body ??= {};
-        },
-        schema: {
-          tags: ['supervisor'],
-          summary: "Calls a device's own API (the balena Supervisor API) over its device link",
-          description:
-            '`<url>` is `ping`, `v1/…` or `v2/…`. Exactly one of `uuid`, `deviceId`, `appId` (every device of the project: 207 with one entry per ' +
-            'device). One device: its status code and body; 504 when it does not answer within `timeout` seconds (default 30).',
-          body: ProxyBody,
-          response: { 207: Type.Array(Entry) },
-        },
-      },
-      async (req, reply) => {
-        const body = req.body as ProxyBody;
-        const targets = (['uuid', 'deviceId', 'appId'] as const).filter((k) => body[k] !== undefined);
-        if (targets.length !== 1) {
-          throw new ValidationError(
-            targets.length ? `/${targets[1]!}` : '/uuid',
-            targets.length ? `give only one of uuid, deviceId and appId (got ${targets.join(', ')})` : 'one of uuid, deviceId or appId is required',
-            'request body',
-          );
-        }
-        const method = (body.method ?? 'POST').toUpperCase() as SupervisorPayload['method'];
-        if (!SUPERVISOR_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${SUPERVISOR_METHODS.join(', ')}`, 'request body');
-        const path = devicePath(req.url);
-        const timeoutMs = body.timeout !== undefined ? Math.round(body.timeout * 1000) : defaultTimeoutMs;
-        const payload: SupervisorPayload = { method, path, ...(body.data !== undefined ? { body: body.data } : {}) };
-
-        const devices =
-          body.appId !== undefined
-            ? await projectDevices(Number(body.appId))
-            : await db
-                .selectFrom('device')
-                .select(['id', 'unit_id'])
-                .where(body.uuid !== undefined ? 'unit_id' : 'id', '=', body.uuid !== undefined ? body.uuid.toLowerCase() : body.deviceId!)
-                .execute();
-        if (!devices.length && body.appId === undefined)
-          throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
-
-        const call = calls.hold(req, reply);
-        let outcomes: Outcome[];
-        try {
-          const queued = await commands.queueMany(
-            devices.map((d) => d.id),
-            'supervisor',
-            payload,
-            timeoutMs,
-          );
-          outcomes = await Promise.all(
-            devices.map(async (d): Promise<Outcome> => {
-              const id = queued.get(d.id)!;
-              if (id instanceof TooManyCommandsError) return { status: 429, detail: id.message };
-              return outcomeOf(await commands.awaitResult(id, timeoutMs, call.signal), d.unit_id, timeoutMs);
-            }),
-          );
-        } finally {
-          call.release();
-        }
-        if (calls.closing) return (reply as FastifyReply).code(503).send({ detail: 'the server is shutting down; ask again' });
-        // the caller hung up; the command stays queued until it expires, and runs if the device comes
-        if (call.hungUp()) return dropAnswer(reply);
-
-        if (body.appId !== undefined) {
-          return reply.code(207).send(
-            devices.map((d, i) => {
-              const o = outcomes[i]!;
-              return { deviceId: d.id, uuid: d.unit_id, status: o.status, body: 'detail' in o ? { detail: o.detail } : parsed(o.text).value };
-            }),
-          );
-        }
-        return send(reply, outcomes[0]!);
-      },
-    );
-
-    async function projectDevices(projectId: number) {
-      if (!(await db.selectFrom('project').select('id').where('id', '=', projectId).executeTakeFirst())) throw new NotFoundError(`no project ${projectId}`);
-      return db
-        .selectFrom('project_device')
-        .innerJoin('device', 'device.id', 'project_device.device_id')
-        .select(['device.id', 'device.unit_id'])
-        .where('project_device.project_id', '=', projectId)
-        .orderBy('device.created_at')
-        .orderBy('device.id')
-        .execute();
+  /** What one command came to, for the device named `who`. */
+  const outcomeOf = (c: Command | undefined, who: string, timeoutMs: number): Outcome => {
+    if (!c) return { status: 404, detail: `device ${who} was deleted` };
+    if (c.state === 'done') {
+      const r = c.result as { status: number; body: string };
+      return { status: r.status, text: r.body };
     }
+    if (c.state === 'failed') return { status: 502, detail: `device ${who} could not run the call: ${(c.result as { error: string }).error}` };
+    const s = +(timeoutMs / 1000).toFixed(3);
+    return {
+      status: 504,
+      detail: c.deliveredAt
+        ? `device ${who} took the call but did not answer within ${s} s`
+        : `device ${who} did not take the call within ${s} s (it is offline, or not polling for commands)`,
+    };
   };
+
+  app.post(
+    '/supervisor/*',
+    {
+      // no body is an empty one (a 400 then names the missing target)
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
+      schema: {
+        tags: ['supervisor'],
+        summary: "Calls a device's own API (the balena Supervisor API) over its device link",
+        description:
+          '`<url>` is `ping`, `v1/…` or `v2/…`. Exactly one of `uuid`, `deviceId`, `appId` (every device of the project: 207 with one entry per ' +
+          'device). One device: its status code and body; 504 when it does not answer within `timeout` seconds (default 30).',
+        body: ProxyBody,
+        response: { 207: Type.Array(Entry) },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as ProxyBody;
+      const targets = (['uuid', 'deviceId', 'appId'] as const).filter((k) => body[k] !== undefined);
+      if (targets.length !== 1) {
+        throw new ValidationError(
+          targets.length ? `/${targets[1]!}` : '/uuid',
+          targets.length ? `give only one of uuid, deviceId and appId (got ${targets.join(', ')})` : 'one of uuid, deviceId or appId is required',
+          'request body',
+        );
+      }
+      const method = (body.method ?? 'POST').toUpperCase() as SupervisorPayload['method'];
+      if (!SUPERVISOR_METHODS.includes(method)) throw new ValidationError('/method', `must be one of ${SUPERVISOR_METHODS.join(', ')}`, 'request body');
+      const path = devicePath(req.url);
+      const timeoutMs = body.timeout !== undefined ? Math.round(body.timeout * 1000) : PROXY_TIMEOUT_MS;
+      const payload: SupervisorPayload = { method, path, ...(body.data !== undefined ? { body: body.data } : {}) };
+
+      const devices =
+        body.appId !== undefined
+          ? await projectDevices(Number(body.appId))
+          : await db
+              .selectFrom('device')
+              .select(['id', 'unit_id'])
+              .where(body.uuid !== undefined ? 'unit_id' : 'id', '=', body.uuid !== undefined ? body.uuid.toLowerCase() : body.deviceId!)
+              .execute();
+      if (!devices.length && body.appId === undefined)
+        throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
+
+      const call = calls.hold(req, reply);
+      let outcomes: Outcome[];
+      try {
+        const queued = await commands.queueMany(
+          devices.map((d) => d.id),
+          'supervisor',
+          payload,
+          timeoutMs,
+        );
+        outcomes = await Promise.all(
+          devices.map(async (d): Promise<Outcome> => {
+            const id = queued.get(d.id)!;
+            if (id instanceof TooManyCommandsError) return { status: 429, detail: id.message };
+            return outcomeOf(await commands.awaitResult(id, timeoutMs, call.signal), d.unit_id, timeoutMs);
+          }),
+        );
+      } finally {
+        call.release();
+      }
+      if (calls.closing) return (reply as FastifyReply).code(503).send({ detail: 'the server is shutting down; ask again' });
+      // the caller hung up; the command stays queued until it expires, and runs if the device comes
+      if (call.hungUp()) return dropAnswer(reply);
+
+      if (body.appId !== undefined) {
+        return reply.code(207).send(
+          devices.map((d, i) => {
+            const o = outcomes[i]!;
+            return { deviceId: d.id, uuid: d.unit_id, status: o.status, body: 'detail' in o ? { detail: o.detail } : parsed(o.text).value };
+          }),
+        );
+      }
+      return send(reply, outcomes[0]!);
+    },
+  );
+
+  async function projectDevices(projectId: number) {
+    if (!(await db.selectFrom('project').select('id').where('id', '=', projectId).executeTakeFirst())) throw new NotFoundError(`no project ${projectId}`);
+    return db
+      .selectFrom('project_device')
+      .innerJoin('device', 'device.id', 'project_device.device_id')
+      .select(['device.id', 'device.unit_id'])
+      .where('project_device.project_id', '=', projectId)
+      .orderBy('device.created_at')
+      .orderBy('device.id')
+      .execute();
+  }
+};
 
 /** One device's answer as it gave it: its status, its body (JSON or text; the device's headers are not passed on). */
 function send(reply: FastifyReply, o: Outcome) {

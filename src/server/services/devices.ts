@@ -4,13 +4,13 @@
 import type { Insertable } from 'kysely';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { inChunks, type ServerDb, type ServerTables } from '../db/database.js';
-import type { TargetNotifier } from '../targets/notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 import type { TargetWrites } from './targetWrites.js';
 
 export class Devices {
   constructor(
     private readonly writes: TargetWrites,
-    private readonly notifier: TargetNotifier,
+    private readonly notifier: DeviceNotifier,
   ) {}
 
   async exists(id: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import { DeviceCommands } from '../commands/deviceCommands.js';
 import { ExecuteJobs } from '../commands/executeJobs.js';
 import type { ServerDb } from '../db/database.js';
 import type { DeviceTargets } from '../targets/deviceTargets.js';
-import type { TargetNotifier } from '../targets/notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { Devices } from './devices.js';
 import { Projects } from './projects.js';
 import { Registries } from './registries.js';
@@ -27,7 +27,7 @@ export interface Services {
   callbackKey: CallbackKey;
 }
 
-export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifier: TargetNotifier; secrets: SecretBox }): Services {
+export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifier: DeviceNotifier; secrets: SecretBox }): Services {
   const writes = new TargetWrites(d.db, d.targets);
   const commands = new DeviceCommands(d.db, d.notifier);
   return {

@@ -17,7 +17,7 @@ import type { AppTarget, RegistryCredentials, TargetState } from '../../shared/t
 import { validateTargetState } from '../../shared/validateTarget.js';
 import type { SecretBox } from '../auth/secretBox.js';
 import { inChunks, nowIso, type ServerDb, type ServerTables } from '../db/database.js';
-import type { TargetNotifier } from './notifier.js';
+import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { releaseApp, type RegistryRecord, type ReleaseContainer } from './releaseTarget.js';
 
 /** A stored `release_container` row as the container it is. */
@@ -77,7 +77,7 @@ export class DeviceTargets {
   constructor(
     private readonly db: ServerDb,
     private readonly secrets: SecretBox,
-    private readonly notifier: TargetNotifier,
+    private readonly notifier: DeviceNotifier,
     /** devices whose target could not be built (they keep their last one) */
     private readonly onBuildError: (message: string) => void = () => {},
   ) {}

@@ -1,6 +1,6 @@
 // Crash-safe file replacement: write a temp file, fsync it, rename over the target, fsync the folder.
 import path from 'node:path';
-import fs, { fd } from '../fsAsync.js';
+import fs, { fd } from './fsAsync.js';
 
 export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);

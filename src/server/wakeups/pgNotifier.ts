@@ -1,4 +1,4 @@
-// TargetNotifier for several server nodes on one PostgreSQL: LISTEN/NOTIFY on one channel, the
+// DeviceNotifier for several server nodes on one PostgreSQL: LISTEN/NOTIFY on one channel, the
 // payload a comma-separated list of device ids. Each node keeps one dedicated connection that
 // LISTENs and wakes its own waiters; a change is announced with pg_notify through the shared pool
 // after it committed, so every node (this one included) hears it. When the listening connection
@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import type { ServerDb } from '../db/database.js';
 import { LocalNotifier } from './localNotifier.js';
-import type { TargetNotifier } from './notifier.js';
+import type { DeviceNotifier } from './notifier.js';
 
 export const TARGET_CHANNEL = 'bosun_device_target';
 /** NOTIFY's payload must be shorter than 8000 bytes. */
@@ -41,7 +41,7 @@ export function payloadChunks(ids: readonly string[], max = MAX_PAYLOAD): string
   return chunks;
 }
 
-export class PgNotifier implements TargetNotifier {
+export class PgNotifier implements DeviceNotifier {
   /** this node's pending polls */
   private readonly local = new LocalNotifier();
   private client: pg.Client | undefined;

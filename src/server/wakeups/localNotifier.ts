@@ -1,8 +1,8 @@
-// TargetNotifier for a single server process (the embedded SQLite set-up): waiters in memory. The
+// DeviceNotifier for a single server process (the embedded SQLite set-up): waiters in memory. The
 // PostgreSQL notifier keeps its node's waiters in one of these too.
-import type { TargetNotifier } from './notifier.js';
+import type { DeviceNotifier } from './notifier.js';
 
-export class LocalNotifier implements TargetNotifier {
+export class LocalNotifier implements DeviceNotifier {
   /** deviceId → wake functions of its pending polls */
   private readonly waiters = new Map<string, Set<() => void>>();
 
