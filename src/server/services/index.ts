@@ -10,6 +10,7 @@ import type { DeviceTargets } from '../targets/deviceTargets.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { Devices } from './devices.js';
 import { Projects } from './projects.js';
+import { ProvisioningKeys } from './provisioning.js';
 import { Registries } from './registries.js';
 import { Releases } from './releases.js';
 import { TargetWrites } from './targetWrites.js';
@@ -19,6 +20,8 @@ export interface Services {
   projects: Projects;
   registries: Registries;
   devices: Devices;
+  /** the keys new devices register with */
+  provisioningKeys: ProvisioningKeys;
   /** the device command queue (long polls, results, expiry) */
   commands: DeviceCommands;
   /** remote executions (jobs over commands) */
@@ -35,6 +38,7 @@ export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifie
     projects: new Projects(writes),
     registries: new Registries(writes, d.secrets),
     devices: new Devices(writes, d.notifier),
+    provisioningKeys: new ProvisioningKeys(d.db),
     commands,
     jobs: new ExecuteJobs(d.db, commands),
     callbackKey: new CallbackKey(d.db, d.secrets),
