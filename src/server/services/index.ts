@@ -6,6 +6,7 @@ import { CallbackKey } from '../commands/callbackKey.js';
 import { DeviceCommands } from '../commands/deviceCommands.js';
 import { ExecuteJobs } from '../commands/executeJobs.js';
 import type { ServerDb } from '../db/database.js';
+import { Presence } from '../devices/presence.js';
 import type { DeviceTargets } from '../targets/deviceTargets.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { Devices } from './devices.js';
@@ -28,9 +29,18 @@ export interface Services {
   jobs: ExecuteJobs;
   /** the key that signs execution callbacks */
   callbackKey: CallbackKey;
+  /** marks devices holding a target long poll seen (stopped when the server closes) */
+  presence: Presence;
 }
 
-export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifier: DeviceNotifier; secrets: SecretBox }): Services {
+export function buildServices(d: {
+  db: ServerDb;
+  targets: DeviceTargets;
+  notifier: DeviceNotifier;
+  secrets: SecretBox;
+  /** where the failures of background work (presence) go */
+  onError: (err: Error) => void;
+}): Services {
   const writes = new TargetWrites(d.db, d.targets);
   const commands = new DeviceCommands(d.db, d.notifier);
   return {
@@ -42,5 +52,6 @@ export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifie
     commands,
     jobs: new ExecuteJobs(d.db, commands),
     callbackKey: new CallbackKey(d.db, d.secrets),
+    presence: new Presence(d.db, d.onError),
   };
 }
