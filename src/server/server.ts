@@ -51,6 +51,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
   await fs.mkdir(opts.dataDir, { recursive: true });
   // the database's and the notifier's warnings go to the app's log once there is one
   let warn = (msg: string) => process.emitWarning(msg);
+  let logError = (err: Error) => process.emitWarning(err);
   const db = await openServerDb({
     ...(opts.databaseUrl ? { url: opts.databaseUrl } : {}),
     sqliteFile: path.join(opts.dataDir, 'server.sqlite'),
@@ -69,10 +70,11 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const targets = new DeviceTargets(db, secrets, notifier, (msg) => warn(msg));
     const deviceLogs = new DeviceLogs(db, notifier, opts.logs);
     const logbook = new Logbook(db, opts.telemetry);
-    const services = buildServices({ db, targets, notifier, secrets });
+    const services = buildServices({ db, targets, notifier, secrets, onError: (err) => logError(err) });
     const context = { db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services };
     const app = await buildServer(context, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
     warn = (msg) => app.log.warn(msg);
+    logError = (err) => app.log.error(err);
     // every node prunes device logs, telemetry and finished commands beyond their retention
     deviceLogs.startPruning((err) => app.log.error(err));
     logbook.startPruning((err) => app.log.error(err));
@@ -95,6 +97,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       close: async () => {
         // the app first: closing it answers the long polls it holds, which need the database
         await app.close();
+        services.presence.stop();
         await deviceLogs.stopPruning();
         await logbook.stopPruning();
         await commandSweep.stop();

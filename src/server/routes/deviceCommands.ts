@@ -72,7 +72,7 @@ const resultValidator: FastifySchemaCompiler<any> = (route) => {
 export const deviceCommandRoutes =
   (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) =>
   async (app: ServerApp) => {
-    const { db, commands } = ctx;
+    const { commands } = ctx;
     const polls = new HeldRequests();
     app.addHook('preClose', async () => {
       // held polls answer now (204: the device polls again, another node or after the restart)
@@ -122,7 +122,7 @@ export const deviceCommandRoutes =
           return dropAnswer(reply);
         }
         if (taken.length) return reply.code(200).header('cache-control', 'no-store').send(taken);
-        if (waitS > 0 && !(await db.selectFrom('device').select('id').where('id', '=', device.id).executeTakeFirst())) {
+        if (waitS > 0 && !(await ctx.devices.exists(device.id))) {
           throw new UnauthorizedError('unknown device key'); // deleted while it waited
         }
         return reply.code(204).send(null);

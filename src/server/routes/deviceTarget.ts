@@ -6,7 +6,6 @@ import type { FastifyReply } from 'fastify';
 import { UnauthorizedError } from '../../shared/errors.js';
 import { TargetStateSchema } from '../../shared/targetState.js';
 import type { DeviceKeyAuth } from '../auth/deviceKeys.js';
-import { Presence } from '../devices/presence.js';
 import { StatusError } from '../httpErrors.js';
 import { dropAnswer, HeldRequests, waitFor } from '../longPoll.js';
 import { BatchedLoader } from '../targets/batchedLoader.js';
@@ -19,12 +18,8 @@ type StoredTarget = { etag: string; target_json: string };
 export const deviceTargetRoutes =
   (ctx: ServerContext, { deviceOf }: DeviceKeyAuth) =>
   async (app: ServerApp) => {
-    const { db } = ctx;
-    const presence = new Presence(db, (err) => app.log.error(err));
-    const targetRows = new BatchedLoader(async (ids: string[]) => {
-      const rows = await db.selectFrom('device_target').select(['device_id', 'etag', 'target_json']).where('device_id', 'in', ids).execute();
-      return new Map(rows.map((r) => [r.device_id, r]));
-    });
+    const { presence } = ctx;
+    const targetRows = new BatchedLoader((ids: string[]) => ctx.targets.stored(ids));
     /** the device's stored target; a device deleted meanwhile has none (its key is gone: 401) */
     const storedTarget = async (deviceId: string): Promise<StoredTarget> => {
       const row = await targetRows.load(deviceId);
@@ -35,7 +30,6 @@ export const deviceTargetRoutes =
     app.addHook('preClose', async () => {
       // held polls answer now (304: the device asks again, of another node or after the restart),
       // before the server stops listening and waits for its connections to go idle
-      presence.stop();
       await polls.close();
     });
 
@@ -107,9 +101,9 @@ async function ensureTarget(ctx: ServerContext, deviceId: string): Promise<strin
   await ctx.targets.refresh([deviceId]);
   const etag = await ctx.targets.etag(deviceId);
   if (etag !== undefined) return etag;
-  const device = await ctx.db.selectFrom('device').select('target_error').where('id', '=', deviceId).executeTakeFirst();
-  if (!device) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
-  throw new StatusError(503, `the target of this device cannot be built now: ${device.target_error ?? 'it changed meanwhile'}`);
+  const targetError = await ctx.devices.targetError(deviceId);
+  if (targetError === undefined) throw new UnauthorizedError('unknown device key'); // deleted meanwhile
+  throw new StatusError(503, `the target of this device cannot be built now: ${targetError ?? 'it changed meanwhile'}`);
 }
 
 /** The stored target with its registry passwords opened: the body is exactly the TargetState JSON; the ETag, the stored form's. */

@@ -98,7 +98,7 @@ function parsed(text: string): { json: true; value: unknown } | { json: false; v
 type Outcome = { status: number; text: string } | { status: number; detail: string };
 
 export const supervisorProxyRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
-  const { db, commands } = ctx;
+  const { commands } = ctx;
   const calls = new HeldRequests();
   // calls still waiting for a device answer now (503) instead of holding the close
   app.addHook('preClose', () => calls.close());
@@ -155,12 +155,8 @@ export const supervisorProxyRoutes = (ctx: ServerContext) => async (app: ServerA
 
       const devices =
         body.appId !== undefined
-          ? await projectDevices(Number(body.appId))
-          : await db
-              .selectFrom('device')
-              .select(['id', 'unit_id'])
-              .where(body.uuid !== undefined ? 'unit_id' : 'id', '=', body.uuid !== undefined ? body.uuid.toLowerCase() : body.deviceId!)
-              .execute();
+          ? await ctx.devices.ofProject(Number(body.appId))
+          : await ctx.devices.find(body.uuid !== undefined ? { uuid: body.uuid.toLowerCase() } : { id: body.deviceId! });
       if (!devices.length && body.appId === undefined)
         throw new NotFoundError(`no device ${body.uuid !== undefined ? `with uuid ${body.uuid}` : body.deviceId!}`);
 
@@ -198,18 +194,6 @@ export const supervisorProxyRoutes = (ctx: ServerContext) => async (app: ServerA
       return send(reply, outcomes[0]!);
     },
   );
-
-  async function projectDevices(projectId: number) {
-    if (!(await db.selectFrom('project').select('id').where('id', '=', projectId).executeTakeFirst())) throw new NotFoundError(`no project ${projectId}`);
-    return db
-      .selectFrom('project_device')
-      .innerJoin('device', 'device.id', 'project_device.device_id')
-      .select(['device.id', 'device.unit_id'])
-      .where('project_device.project_id', '=', projectId)
-      .orderBy('device.created_at')
-      .orderBy('device.id')
-      .execute();
-  }
 };
 
 /** One device's answer as it gave it: its status, its body (JSON or text; the device's headers are not passed on). */

@@ -6,10 +6,12 @@ import { CallbackKey } from '../commands/callbackKey.js';
 import { DeviceCommands } from '../commands/deviceCommands.js';
 import { ExecuteJobs } from '../commands/executeJobs.js';
 import type { ServerDb } from '../db/database.js';
+import { Presence } from '../devices/presence.js';
 import type { DeviceTargets } from '../targets/deviceTargets.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { Devices } from './devices.js';
 import { Projects } from './projects.js';
+import { ProvisioningKeys } from './provisioning.js';
 import { Registries } from './registries.js';
 import { Releases } from './releases.js';
 import { TargetWrites } from './targetWrites.js';
@@ -19,15 +21,26 @@ export interface Services {
   projects: Projects;
   registries: Registries;
   devices: Devices;
+  /** the keys new devices register with */
+  provisioningKeys: ProvisioningKeys;
   /** the device command queue (long polls, results, expiry) */
   commands: DeviceCommands;
   /** remote executions (jobs over commands) */
   jobs: ExecuteJobs;
   /** the key that signs execution callbacks */
   callbackKey: CallbackKey;
+  /** marks devices holding a target long poll seen (stopped when the server closes) */
+  presence: Presence;
 }
 
-export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifier: DeviceNotifier; secrets: SecretBox }): Services {
+export function buildServices(d: {
+  db: ServerDb;
+  targets: DeviceTargets;
+  notifier: DeviceNotifier;
+  secrets: SecretBox;
+  /** where the failures of background work (presence) go */
+  onError: (err: Error) => void;
+}): Services {
   const writes = new TargetWrites(d.db, d.targets);
   const commands = new DeviceCommands(d.db, d.notifier);
   return {
@@ -35,8 +48,10 @@ export function buildServices(d: { db: ServerDb; targets: DeviceTargets; notifie
     projects: new Projects(writes),
     registries: new Registries(writes, d.secrets),
     devices: new Devices(writes, d.notifier),
+    provisioningKeys: new ProvisioningKeys(d.db),
     commands,
     jobs: new ExecuteJobs(d.db, commands),
     callbackKey: new CallbackKey(d.db, d.secrets),
+    presence: new Presence(d.db, d.onError),
   };
 }

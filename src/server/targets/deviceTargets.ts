@@ -109,6 +109,12 @@ export class DeviceTargets {
     return `${stored.slice(0, at)}${opened}}`;
   }
 
+  /** The stored targets of these devices (sealed, as stored: `served` opens one), by device. */
+  async stored(deviceIds: readonly string[]): Promise<Map<string, { etag: string; target_json: string }>> {
+    const rows = await this.db.selectFrom('device_target').select(['device_id', 'etag', 'target_json']).where('device_id', 'in', deviceIds).execute();
+    return new Map(rows.map((r) => [r.device_id, { etag: r.etag, target_json: r.target_json }]));
+  }
+
   async etag(deviceId: string): Promise<string | undefined> {
     return (await this.db.selectFrom('device_target').select('etag').where('device_id', '=', deviceId).executeTakeFirst())?.etag;
   }
