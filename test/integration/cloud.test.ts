@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { controlPlane, imageName, provisionedDevice, tag } from './controlPlane.js';
+import { controlPlane, deploymentOf, imageName, provisionedDevice, tag } from './controlPlane.js';
 import { containersOf, docker, image, pullTestImage, startAgent, waitFor } from './harness.js';
 
 test('a release reaches a provisioned device, runs, and is recorded as deployed; a bad one fails and the previous keeps running', async (t) => {
@@ -91,12 +91,8 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
   const failed = await waitFor(
     'release 2 failed',
     async () => {
-      const deployments = (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/deployments/`)).body as {
-        device: string;
-        state: string;
-        error: string | null;
-      }[];
-      return deployments.find((d) => d.device === deviceId && d.state === 'failed');
+      const d = await deploymentOf(cp, appId, r2.body.id, deviceId);
+      return d?.state === 'failed' ? d : undefined;
     },
     90_000,
   );
@@ -240,12 +236,8 @@ test('remove_containers: stopped before the release, removed when it runs, start
   const failed = await waitFor(
     'release 2 failed',
     async () => {
-      const deployments = (await call('GET', `/docker/projects/${appId}/releases/${r2.body.id}/deployments/`)).body as {
-        device: string;
-        state: string;
-        error: string | null;
-      }[];
-      return deployments.find((d) => d.device === deviceId && d.state === 'failed');
+      const d = await deploymentOf(cp, appId, r2.body.id, deviceId);
+      return d?.state === 'failed' ? d : undefined;
     },
     90_000,
   );

@@ -16,6 +16,19 @@ export interface ControlPlane {
   call: (method: string, url: string, body?: unknown) => Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
+/** A release's deployment on one device, as the operator API lists it. */
+export interface Deployment {
+  device: string;
+  state: string;
+  error: string | null;
+  finished_at: string | null;
+}
+
+export async function deploymentOf(cp: ControlPlane, projectId: number, releaseId: number, deviceId: string): Promise<Deployment | undefined> {
+  const deployments = (await cp.call('GET', `/docker/projects/${projectId}/releases/${releaseId}/deployments/`)).body as Deployment[];
+  return deployments.find((d) => d.device === deviceId);
+}
+
 /** The control plane on SQLite, on its own port; `restart` brings it back on the same port and data. */
 export async function controlPlane(t: TestContext): Promise<ControlPlane & { stop(): Promise<void>; restart(): Promise<void> }> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-cp-'));

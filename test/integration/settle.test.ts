@@ -7,7 +7,7 @@
 // said also before its release is applied.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { controlPlane, imageName, provisionedDevice, tag } from './controlPlane.js';
+import { controlPlane, deploymentOf, imageName, provisionedDevice, tag } from './controlPlane.js';
 import { containersOf, docker, freshAppId, image, service, startAgent, target, waitFor } from './harness.js';
 
 const SETTLE_MS = 6000;
@@ -22,15 +22,7 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body.id as number;
   };
-  const deploymentOf = async (id: number) =>
-    (
-      (await call('GET', `/docker/projects/${appId}/releases/${id}/deployments/`)).body as {
-        device: string;
-        state: string;
-        error: string | null;
-        finished_at: string | null;
-      }[]
-    ).find((d) => d.device === deviceId);
+  const deployment = (id: number) => deploymentOf(cp, appId, id, deviceId);
   const deployed = async (id: number) => ({
     successful: (await call('GET', `/docker/projects/${appId}/releases/${id}/`)).body.successful_deployments as string[],
     docker_releases: (await call('GET', `/dongle/devices/${deviceId}/`)).body.docker_releases as number[],
@@ -50,12 +42,12 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
     90_000,
   ).catch(explain);
   const startedAt = Date.parse((await docker.getContainer(running!.id).inspect()).State.StartedAt);
-  const early = await deploymentOf(r1);
+  const early = await deployment(r1);
   const checkedAt = Date.now();
   if (checkedAt < startedAt + SETTLE_MS) assert.notEqual(early?.state, 'succeeded', 'not deployed before its service ran the settle period');
   const succeeded = await waitFor(
     'release 1 succeeded',
-    async () => ((await deploymentOf(r1))?.state === 'succeeded' ? deploymentOf(r1) : undefined),
+    async () => ((await deployment(r1))?.state === 'succeeded' ? deployment(r1) : undefined),
     60_000,
   ).catch(explain);
   assert.ok(
@@ -78,7 +70,7 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
   const failed = await waitFor(
     'release 2 failed with the exit code, the restarts and the last lines',
     async () => {
-      const d = await deploymentOf(r2);
+      const d = await deployment(r2);
       return d?.state === 'failed' && crashed.test(d.error ?? '') ? d : undefined;
     },
     90_000,
@@ -91,13 +83,13 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
   assert.equal(device.state.status, 'error');
   assert.match(device.state.apps[String(appId)].services.web.error, /restarted \d+ time/);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
-  assert.equal((await deploymentOf(r2))?.state, 'failed', 'it stays failed past the settle period: it never ran that long');
+  assert.equal((await deployment(r2))?.state, 'failed', 'it stays failed past the settle period: it never ran that long');
 
   // The fix: release 3 succeeds; release 2 stays failed (what happened to it).
   const r3 = await release('3', [good]);
-  await waitFor('release 3 succeeded', async () => (await deploymentOf(r3))?.state === 'succeeded', 90_000).catch(explain);
+  await waitFor('release 3 succeeded', async () => (await deployment(r3))?.state === 'succeeded', 90_000).catch(explain);
   assert.deepEqual(await deployed(r3), { successful: [deviceId], docker_releases: [r1, r3] });
-  assert.equal((await deploymentOf(r2))?.state, 'failed');
+  assert.equal((await deployment(r2))?.state, 'failed');
   assert.equal((await call('GET', `/dongle/devices/${deviceId}/`)).body.state.status, 'idle');
 });
 
