@@ -3,6 +3,7 @@
 // imports only their types (`import type`: the agent does not load TypeBox for them).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { SETTLE_STATES } from './deployments.js';
+import { DEPENDENT_UUID_PATTERN, DependentDeviceReportSchema, MAX_DEPENDENT_DEVICES } from './dependents.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
 
@@ -71,6 +72,13 @@ export const StateReportSchema = Type.Object(
     /** keyed by app id (the project's id); `null` removes an app the device no longer runs */
     apps: Type.Optional(
       Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,15}$' }), Nullable(AppReportSchema), { additionalProperties: false, maxProperties: MAX_REPORT_APPS }),
+    ),
+    /** a gateway's dependent devices, keyed by uuid: what changed since the last report (dependents.ts) */
+    dependent_devices: Type.Optional(
+      Type.Record(Type.String({ pattern: DEPENDENT_UUID_PATTERN }), DependentDeviceReportSchema, {
+        additionalProperties: false,
+        maxProperties: MAX_DEPENDENT_DEVICES,
+      }),
     ),
   },
   { additionalProperties: false },

@@ -2,6 +2,7 @@
 // line per object. `seq` numbers the device's lines in order (per log queue: a device that lost its
 // agent database starts a new queue, and so a new sequence); the server skips lines it already has.
 import { Type, type Static } from '@sinclair/typebox';
+import { DEPENDENT_UUID_PATTERN } from './dependents.js';
 
 /** Longer messages are cut by the agent (as its log follower cuts a service's overlong lines). */
 export const MAX_LOG_MESSAGE = 64 * 1024;
@@ -21,6 +22,8 @@ export const ShippedLogLine = Type.Object(
     app_id: Type.Optional(Type.Integer({ minimum: 1 })),
     service: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     release_id: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** a line a gateway app posted for one of its dependent devices (then no app_id or service) */
+    dependent_uuid: Type.Optional(Type.String({ pattern: DEPENDENT_UUID_PATTERN })),
   },
   { additionalProperties: false },
 );

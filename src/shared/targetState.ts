@@ -1,6 +1,7 @@
 // The device target state: what the agent converges the engine onto.
 // One schema for the agent (local file, device API) and the server (which produces it).
 import { Type, type Static } from '@sinclair/typebox';
+import { DependentTargetSchema } from './dependents.js';
 
 const Str = (opts: Record<string, unknown> = {}) => Type.String({ minLength: 1, ...opts });
 const StrMap = Type.Record(Type.String({ minLength: 1 }), Type.String());
@@ -132,6 +133,8 @@ export const TargetStateSchema = Type.Object(
     config: Type.Optional(StrMap),
     registries: Type.Optional(Type.Record(Type.String({ minLength: 1 }), RegistrySchema)),
     apps: Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,9}$' }), AppSchema),
+    /** a gateway's dependent apps and the targets of its dependent devices (dependents.ts) */
+    dependent: Type.Optional(DependentTargetSchema),
   },
   { additionalProperties: false },
 );
