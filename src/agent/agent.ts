@@ -315,7 +315,7 @@ export class Agent {
     const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => this.puller.progress(appId, s) !== null);
     const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
     return reportCurrentState(current, desired, {
-      phase: (a, s) => this.executor.phases.get(`${a}/${s}`),
+      phase: (a, s) => this.executor.phase(a, s),
       progress: (a, s) => this.puller.progress(a, s),
       error: (a, s) => this.executor.errors.get(a, s),
       applied,

@@ -112,7 +112,8 @@ export class Reconciler {
       for (let round = 0; round < MAX_ROUNDS; round++) {
         const current = await readCurrentState(this.d.docker, this.d.scope);
         this.status.engineReachable = true;
-        this.forgetGoneHandovers(current);
+        // Only an apply prunes the record of handover starts: no step runs between its read of the engine and this.
+        this.d.executor.forgetGoneHandovers(current);
         const steps = plan(current, desired, await this.context(current));
         this.d.executor.errors.retain(steps);
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
@@ -235,7 +236,7 @@ export class Reconciler {
       trackedImages: store.trackedImages(),
       appliedReleases: new Map([...store.appliedReleases()].map(([app, r]) => [app, r.releaseId])),
       initialContainers: store.initialContainers(),
-      failedReleases: executor.failedReleases,
+      failedReleases: executor.failedReleases(),
       purgedData: store.purgedData(),
     };
   }
@@ -258,20 +259,11 @@ export class Reconciler {
       const [appId, service] = key.split('/');
       if (await locks.handoverComplete(Number(appId), service!)) complete.add(key);
       for (const c of containers) {
-        const at = executor.handoverStarts.get(c.id) ?? (await readStartedAt(docker, c.id));
+        const at = executor.handoverStart(c.id) ?? (await readStartedAt(docker, c.id));
         if (at !== undefined) startedAt.set(c.id, at);
       }
     }
     return { complete, startedAt };
-  }
-
-  /**
-   * The executor's record of handover starts keeps only containers that exist. Only an apply
-   * prunes it: no step runs between its read of the engine and this.
-   */
-  private forgetGoneHandovers(current: CurrentState): void {
-    const ids = new Set(current.containers.map((c) => c.id));
-    for (const id of this.d.executor.handoverStarts.keys()) if (!ids.has(id)) this.d.executor.handoverStarts.delete(id);
   }
 
   /** A wait is logged once, when it outlasts a round (most resolve within the same apply). */
