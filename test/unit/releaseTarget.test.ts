@@ -4,16 +4,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ValidationError } from '../../src/shared/errors.js';
 import { validateTargetState } from '../../src/shared/validateTarget.js';
-import {
-  fullyQualifiedName,
-  registryHost,
-  releaseApp,
-  shellWords,
-  validateReleaseApp,
-  type RegistryRecord,
-  type ReleaseContainer,
-  type StartupParameters,
-} from '../../src/server/targets/releaseTarget.js';
+import { registryHost } from '../../src/server/targets/imageReference.js';
+import { fullyQualifiedName, type StartupParameters } from '../../src/server/targets/releaseSchema.js';
+import { releaseApp, validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../../src/server/targets/releaseTarget.js';
+import { shellWords } from '../../src/server/targets/shellWords.js';
 
 const registries = new Map<number, RegistryRecord>([
   [1, { id: 1, url: 'registry.example.com:5000', username: 'bob', password: 'pw1' }],

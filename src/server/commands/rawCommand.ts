@@ -1,7 +1,7 @@
 // `execute_raw/`: a whole command as one string, read as Salt reads its command line.
 import { ValidationError } from '../../shared/errors.js';
 import { COMMAND_NAME, type ExecuteCommand } from '../../shared/executeCommand.js';
-import { shellWords } from '../targets/releaseTarget.js';
+import { shellWords } from '../targets/shellWords.js';
 
 const NAME_RE = new RegExp(COMMAND_NAME);
 const KEYWORD_RE = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s;

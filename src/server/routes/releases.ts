@@ -2,7 +2,7 @@
 // What a release means, and the rules on storing one, are the service's (services/releases.ts).
 import { Type } from '@sinclair/typebox';
 import { DEPLOYMENT_STATES } from '../deployments/stateMachine.js';
-import { CONTAINER_NAME_MAX, CONTAINER_NAME_PATTERN, StartupParametersSchema, TAG_PATTERN } from '../targets/releaseTarget.js';
+import { CONTAINER_NAME_MAX, CONTAINER_NAME_PATTERN, StartupParametersSchema, TAG_PATTERN } from '../targets/releaseSchema.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
 export { versionHashes } from '../services/releases.js';

@@ -5,7 +5,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { SecretBox } from '../auth/secretBox.js';
 import { nowIso, type ServerDb } from '../db/database.js';
-import { registryHost } from '../targets/releaseTarget.js';
+import { registryHost } from '../targets/imageReference.js';
 import type { TargetWrites } from './targetWrites.js';
 
 export interface Registry {

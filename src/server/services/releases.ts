@@ -10,7 +10,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../../shared/erro
 import type { DeploymentState } from '../deployments/stateMachine.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
-import { fullyQualifiedName, validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../targets/releaseTarget.js';
+import { fullyQualifiedName } from '../targets/releaseSchema.js';
+import { validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../targets/releaseTarget.js';
 import { refuseUnknownDevices } from './devices.js';
 import type { TargetWrites, Tx } from './targetWrites.js';
 
