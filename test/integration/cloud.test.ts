@@ -44,7 +44,8 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
     90_000,
   ).catch(async (err: Error) => {
     throw new Error(
-      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
+      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\n` +
+        `agent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
     );
   });
   await waitFor(
