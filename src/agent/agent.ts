@@ -12,7 +12,6 @@ import type { AgentOptions } from './agentOptions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
 import type { LogShipper } from './logs/logShipper.js';
-import type { SettleWatch } from './state/settleWatch.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
 import { deviceApiLoader, startApiServer, type ApiServer } from './api/apiServer.js';
@@ -20,7 +19,6 @@ import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import type { ConfigJson } from './config/configJson.js';
 import { createDocker } from './engine/docker.js';
-import { readCurrentState } from './engine/readState.js';
 import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
@@ -35,7 +33,8 @@ import { Executor } from './reconciler/executor.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
 import type { ServiceSpec } from './reconciler/serviceSpec.js';
-import { reportCurrentState, type AppReport } from './state/currentState.js';
+import type { AppReport } from './state/currentState.js';
+import { StateReport } from './state/stateReport.js';
 import type { DeviceFacts } from './state/deviceReports.js';
 import { openAgentDb } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
@@ -74,8 +73,8 @@ export class Agent {
   private telemetrySettings!: TelemetrySettings;
   /** telemetry's disk buffer, upload and device metrics, loaded on first use */
   private telemetryLoad: Promise<Telemetry> | undefined;
-  /** watches target releases until they settle; loaded with the first target that has apps */
-  private settleWatch: Promise<SettleWatch> | undefined;
+  /** the current state as reported (device API, control plane) */
+  private stateReport: StateReport | undefined;
   /** the device API (fastify), loaded on first use */
   private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
@@ -134,6 +133,18 @@ export class Agent {
         this.cloud?.scheduleReport();
       },
     });
+    const { docker, store, puller, executor, reconciler } = this;
+    this.stateReport = new StateReport({
+      docker,
+      scope: this.opts.engineScope,
+      store,
+      puller,
+      executor,
+      reconciler,
+      desired: () => this.desired,
+      settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS,
+      onRecheck: () => this.cloud?.scheduleReport(),
+    });
     this.device = await deviceIdentity(config);
     this.host = createHost(this.opts.host ?? { kind: 'sandbox', root: path.join(dataDir, 'host') }, this.device.uuid.slice(0, 7), this.log);
     this.apiKeys = await ApiKeys.load(this.store);
@@ -180,7 +191,7 @@ export class Agent {
     await this.commandApi?.close();
     await this.local.closeEngine();
     await this.reconciler?.stop();
-    (await this.settleWatch?.catch(() => undefined))?.stop();
+    await this.stateReport?.stop();
     await this.store?.db.destroy();
   }
 
@@ -307,29 +318,9 @@ export class Agent {
     return outcome;
   }
 
-  async currentState(): Promise<Record<string, AppReport>> {
-    const current = await readCurrentState(this.docker, this.opts.engineScope);
-    const desired = this.desired;
-    const applied = this.store.appliedReleases();
-    const planned = await this.reconciler.pendingSteps(current);
-    const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => this.puller.progress(appId, s) !== null);
-    const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
-    return reportCurrentState(current, desired, {
-      phase: (a, s) => this.executor.phase(a, s),
-      progress: (a, s) => this.puller.progress(a, s),
-      error: (a, s) => this.executor.errors.get(a, s),
-      applied,
-      planned,
-      settle: (a) => settle?.get(a),
-    });
-  }
-
-  private settleWatcher(): Promise<SettleWatch> {
-    this.settleWatch ??= import('./state/settleWatch.js').then(
-      ({ SettleWatch }) =>
-        new SettleWatch({ docker: this.docker, settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS, onRecheck: () => this.cloud?.scheduleReport() }),
-    );
-    return this.settleWatch;
+  /** Per app and service: status, release, progress, errors, waits, settle (state/stateReport.ts). */
+  currentState(): Promise<Record<string, AppReport>> {
+    return this.stateReport!.read();
   }
 
   /** Chooses the target to apply (local or managed), makes sure its apps have API keys, builds the desired state. */
