@@ -11,7 +11,7 @@ const ProjectBody = Type.Object(
   },
   { additionalProperties: false, examples: [{ name: 'fleet', description: 'the delivery vans', default_registry: 1 }] },
 );
-const ProjectPatch = Type.Partial(ProjectBody, { additionalProperties: false, examples: [{ devices: ['5d2b9c1e-8f4a-4c3e-9b7d-2a1f0e6c4b3a'] }] });
+const ProjectPatch = Type.Partial(ProjectBody, { additionalProperties: false, examples: [{ description: 'the delivery vans of the north depot' }] });
 const projectExample = { id: 1, name: 'fleet', description: 'the delivery vans', default_registry: 1, devices: ['5d2b9c1e-8f4a-4c3e-9b7d-2a1f0e6c4b3a'] };
 const Project = Type.Object(
   {
