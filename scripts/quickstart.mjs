@@ -36,10 +36,16 @@ const project = await findOrCreate('/docker/projects/', (p) => p.name === 'hello
   default_registry: registry.id,
 });
 const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}'));
+const writeConfig = async (c) => {
+  await fs.writeFile(`${configFile}.tmp`, JSON.stringify(c, null, 2), { mode: 0o600 });
+  await fs.rename(`${configFile}.tmp`, configFile);
+};
 if (!config.deviceApiKey) {
   const key = await call('POST', '/provisioning-keys/', { name: `quickstart-${Date.now()}`, project: project.id });
-  await fs.writeFile(`${configFile}.tmp`, JSON.stringify({ ...config, apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' }, null, 2));
-  await fs.rename(`${configFile}.tmp`, configFile);
+  await writeConfig({ ...config, apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' });
+} else if (config.apiEndpoint !== url) {
+  // the server moved (BOSUN_SERVER_PORT): the registered device follows it, with its own key
+  await writeConfig({ ...config, apiEndpoint: url });
 }
 
 const release = {

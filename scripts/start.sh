@@ -26,7 +26,8 @@ if [ ! -f dist/agent.cjs ] || [ -n "$(find src/agent src/shared scripts/bundle-a
 fi
 eval "$(bash scripts/engine.sh up)"
 engine_note=
-if [ -f "${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}/dockerd.started" ]; then
+engine_dir=${BOSUN_ENGINE_DIR:-/tmp/bosun-engine}
+if [ -f "$engine_dir/dockerd.started" ] || [ -f "$engine_dir/registry.started" ]; then
   engine_note="The Docker engine and registry (scripts/engine.sh) keep running after this stops, with the apps; stop them with: bash scripts/engine.sh down"
 fi
 mkdir -p "$data/agent"
@@ -37,7 +38,9 @@ if [ -n "${BOSUN_TARGET:-}" ]; then exec "${agent[@]}" --target "$BOSUN_TARGET" 
 
 pids=()
 stop() {
-  trap - INT TERM EXIT
+  # once: a second signal (npm may pass on one more) must not end this before what it started has stopped
+  trap - EXIT
+  trap '' INT TERM HUP
   [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
   # the agent and the server stop within seconds; whatever has not after 20 s is killed
   for _ in $(seq 1 100); do

@@ -40,10 +40,11 @@ test('a busy port stops npm start before it starts anything, naming the variable
   }
 });
 
-test('npm start runs the shipped agent, prints the dashboard and the login command, keeps the previous logs, and SIGTERM or SIGINT to npm ends all it started', async (t) => {
+test('npm start runs the shipped agent, prints the dashboard and the login command, keeps the previous logs, and SIGTERM or SIGINT to npm (or Ctrl-C) ends all it started', async (t) => {
   const data = path.join(await tmpDir(t), 'data');
   let previous: { server: string; agent: string } | undefined;
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  // 'group': SIGINT to npm's whole process group, as Ctrl-C in a terminal sends it
+  for (const signal of ['SIGTERM', 'SIGINT', 'group'] as const) {
     const s = await npmStart(t, data);
     await untilUp(s);
     assert.match(s.output(), new RegExp(`dashboard {4}${s.url}/\\n`));
@@ -64,7 +65,8 @@ test('npm start runs the shipped agent, prints the dashboard and the login comma
     const server = await fs.readFile(path.join(data, 'server.log'), 'utf8');
     const agentLog = await waitFor('the agent log', async () => {
       const text = await fs.readFile(path.join(data, 'agent.log'), 'utf8');
-      return text.includes('Following the control plane') && text;
+      // each run on its own port: the registered agent follows the server where it now is
+      return text.includes(`Following the control plane at ${s.url}`) && text;
     });
     if (previous) {
       assert.ok((await fs.readFile(path.join(data, 'server.log.1'), 'utf8')).startsWith(previous.server), "the previous run's server log is kept");
@@ -73,7 +75,8 @@ test('npm start runs the shipped agent, prints the dashboard and the login comma
     } else assert.match(server, /First start: admin API token/);
     previous = { server, agent: agentLog };
 
-    process.kill(s.child.pid!, signal);
+    if (signal === 'group') process.kill(-s.child.pid!, 'SIGINT');
+    else process.kill(s.child.pid!, signal);
     await s.exited;
     // npm answers at once; what it started may take a moment to stop
     await waitFor(`everything stopped after ${signal}`, async () => started.every((p) => commandOf(p) === undefined), 30_000).catch(() => undefined);
