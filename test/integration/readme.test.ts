@@ -32,7 +32,11 @@ test("README.md's shell blocks run as printed against npm start", async (t) => {
     'set -euo pipefail',
     ...blocks.flatMap((b) => [`printf '\\n── README.md:%s\\n' ${b.line} >&2`, b.text.replace(/\b(8000|48484|8080)\b/g, (p) => String(ports[p]))]),
   ].join('\n');
-  const run = spawn('bash', ['-c', script], { cwd: root, env: { ...process.env, CURL_HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = spawn('bash', ['-c', script], {
+    cwd: root,
+    env: { ...process.env, CURL_HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'config') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   for (const stream of [run.stdout, run.stderr]) stream.on('data', (b: Buffer) => (output += b.toString()));
   const code = await new Promise<number | null>((resolve) => run.once('exit', resolve));
