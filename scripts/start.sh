@@ -78,10 +78,12 @@ rotate "$data/agent.log"
 pids+=("$!")
 echo "Server log: $data/server.log; the agent's below and in $data/agent.log. Ctrl-C (or SIGTERM to npm start) stops both."
 [ -z "$engine_note" ] || echo "$engine_note"
-# until the agent ends; also when whoever started this (npm) is gone without passing on a signal
+# until the agent or the server ends (the other is then stopped); also when whoever started this
+# (npm) is gone without passing on a signal
 parent=$PPID
 while kill -0 "${pids[1]}" 2>/dev/null; do
   kill -0 "$parent" 2>/dev/null || exit 129
+  kill -0 "$server" 2>/dev/null || { echo "The server stopped: see $data/server.log" >&2; exit 1; }
   sleep 1 &
   wait $! || true
 done

@@ -86,3 +86,17 @@ test('npm start runs the shipped agent, prints the dashboard and the login comma
     assert.match(s.output(), /Stopped the server and the agent/);
   }
 });
+
+test('when the server dies, npm start stops the agent too and says so', async (t) => {
+  const s = await npmStart(t, path.join(await tmpDir(t), 'data'));
+  await untilUp(s);
+  const started = descendants(s.child.pid!);
+  const server = started.find((p) => commandOf(p)?.includes('src/server/main.ts'));
+  assert.ok(server, 'the server runs');
+  process.kill(server, 'SIGKILL');
+  const { code } = await s.exited;
+  assert.notEqual(code, 0);
+  await waitFor('everything stopped', async () => started.every((p) => commandOf(p) === undefined), 30_000).catch(() => undefined);
+  assertGone(started, 'the server killed');
+  assert.match(s.output(), /The server stopped: see .*server\.log/);
+});
