@@ -1,10 +1,10 @@
 // `npm start` set-up: on a running server, the things a first device needs — the engine script's
 // registry, a project using it, a provisioning key — and the agent's config.json. Idempotent:
 // what exists (by name) is reused; a device that already registered keeps its config.json.
-// Usage: node scripts/quickstart.mjs <server url> <admin token file> <agent config.json>
+// Usage: node scripts/quickstart.mjs <server url> <admin token file> <agent config.json> <device API port> <data dir>
 import fs from 'node:fs/promises';
 
-const [url, tokenFile, configFile] = process.argv.slice(2);
+const [url, tokenFile, configFile, apiPort, dataDir] = process.argv.slice(2);
 const token = (await fs.readFile(tokenFile, 'utf8').catch(() => '')).trim();
 if (!token) {
   console.error(`No admin token in ${tokenFile}: it is shown only on the server's first start. Remove the data folder to start over.`);
@@ -36,10 +36,16 @@ const project = await findOrCreate('/docker/projects/', (p) => p.name === 'hello
   default_registry: registry.id,
 });
 const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}'));
+const writeConfig = async (c) => {
+  await fs.writeFile(`${configFile}.tmp`, JSON.stringify(c, null, 2), { mode: 0o600 });
+  await fs.rename(`${configFile}.tmp`, configFile);
+};
 if (!config.deviceApiKey) {
   const key = await call('POST', '/provisioning-keys/', { name: `quickstart-${Date.now()}`, project: project.id });
-  await fs.writeFile(`${configFile}.tmp`, JSON.stringify({ ...config, apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' }, null, 2));
-  await fs.rename(`${configFile}.tmp`, configFile);
+  await writeConfig({ ...config, apiEndpoint: url, apiKey: key.key, deviceType: 'generic-amd64' });
+} else if (config.apiEndpoint !== url) {
+  // the server moved (BOSUN_SERVER_PORT): the registered device follows it, with its own key
+  await writeConfig({ ...config, apiEndpoint: url });
 }
 
 const release = {
@@ -59,9 +65,12 @@ const release = {
 };
 console.log(`
 Bosun is up.
-  server       ${url}   (API docs: ${url}/docs)
+  dashboard    ${url}/
+  API docs     ${url}/docs
   admin token  ${token}   (kept in ${tokenFile})
-  device       this machine's agent, in project "hello" (id ${project.id}); device API on 127.0.0.1:48484
+  log in       npm exec bosun -- login --server ${url} --token $(cat ${tokenFile})
+  device       this machine's agent, in project "hello" (id ${project.id}); device API on 127.0.0.1:${apiPort}
+               (its device key: dist/bosun-agent device-key --data-dir ${dataDir}/agent)
 
 Create a release and watch its container start (then: curl 127.0.0.1:8080):
   curl -sH "Authorization: APIToken $(cat ${tokenFile})" -H 'content-type: application/json' \\

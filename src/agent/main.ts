@@ -40,6 +40,8 @@ interface Options {
 }
 
 const program = new Command('bosun-agent')
+  // options after a subcommand's name are the subcommand's (`bosun-agent device-key --data-dir …`)
+  .enablePositionalOptions()
   .description('Bosun device agent: converges the local Docker Engine onto a target state')
   .option('-d, --data-dir <dir>', 'state folder (database, locks, config.json)', process.env.BOSUN_DATA_DIR ?? '/var/lib/bosun')
   .option('-c, --config <file>', 'balena-format config.json (default: <data-dir>/config.json)')
@@ -113,6 +115,23 @@ const program = new Command('bosun-agent')
     } catch (err) {
       agent.log.logger.fatal((err as Error).message);
       process.exit(1);
+    }
+  });
+
+program
+  .command('device-key')
+  .description(
+    "print the device key (every app in scope) for calls to the device API from this host; needs read access to the agent database (the agent's user, root on a device)",
+  )
+  .option('-d, --data-dir <dir>', "the agent's state folder (default: the agent's, $BOSUN_DATA_DIR or /var/lib/bosun)")
+  .addHelpText('after', '\nExample:\n  curl -H "Authorization: Bearer $(sudo bosun-agent device-key)" 127.0.0.1:48484/v1/device\n')
+  .action(async (o: { dataDir?: string }) => {
+    const { readDeviceKey } = await import('./deviceKeyCommand.js');
+    try {
+      process.stdout.write(`${readDeviceKey(o.dataDir ?? (program.opts() as Options).dataDir)}\n`);
+    } catch (err) {
+      console.error(`bosun-agent device-key: ${(err as Error).message}`);
+      process.exitCode = 1;
     }
   });
 

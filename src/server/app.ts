@@ -30,6 +30,7 @@ import { registryRoutes } from './routes/registries.js';
 import { releaseRoutes } from './routes/releases.js';
 import { supervisorProxyRoutes } from './routes/supervisorProxy.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { jsonSyntaxProblem } from './jsonSyntax.js';
 import { typeBoxCompiler } from './validation.js';
 import { BOSUN_VERSION } from '../shared/version.js';
 
@@ -92,7 +93,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) =>
-    body === '' ? done(null, undefined) : json(req, body as string, done),
+    body === '' ? done(null, undefined) : json(req, body as string, (err, parsed) => done(err && located(err, body as string), parsed)),
   );
   await app.register(swagger, {
     openapi: {
@@ -137,6 +138,13 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   );
   await app.ready();
   return app;
+}
+
+/** A JSON syntax error says where: line, column and position (a 400 like fastify's own). */
+function located(err: Error, body: string): Error {
+  const at = jsonSyntaxProblem(body); // undefined for valid JSON refused for another reason (a __proto__ key)
+  if (!at) return err;
+  return Object.assign(new Error(`invalid JSON body at line ${at.line}, column ${at.column} (position ${at.position}): ${at.reason}`), { statusCode: 400 });
 }
 
 async function authenticate(tokens: ApiTokens, req: FastifyRequest): Promise<void> {

@@ -91,3 +91,30 @@ describe('listen address', () => {
     assert.equal(new URL(byEnv.url).hostname, outside);
   });
 });
+
+describe('malformed JSON', () => {
+  test('a 400 for a JSON body that does not parse says where: line, column and position, and why', async (t) => {
+    const server = await backends()[0]!.start(t);
+    const base = await listen(server);
+    const auth = { authorization: `APIToken ${server.firstAdminToken}`, 'content-type': 'application/json' };
+    // the README's release curl as it once was: a line break inside a JSON string
+    const body =
+      '{"version":"1.0.0","containers":[{"name":"web",\n  "image":"bosun-test/app","tag":"v1","startup_parameters":{"command":["sh","-c","echo hello >\n  /tmp/index.html"]}}]}';
+    const res = await raw(`${base}/docker/projects/1/releases/`, 'POST', auth, body);
+    assert.equal(res.status, 400);
+    assert.equal(
+      JSON.parse(res.body).detail,
+      'invalid JSON body at line 2, column 95 (position 142): a line break inside a string (write \\n, or end the string before the break)',
+    );
+    for (const [text, where] of [
+      ['{"name":', 'line 1, column 9 (position 8): expected a value: the text ends too soon'],
+      ['[1,]', 'line 1, column 4 (position 3): a trailing comma before "]"'],
+      ['{name: "x"}', 'line 1, column 2 (position 1): expected a property name in double quotes: unexpected "n"'],
+      ['{"a": 1}\n{"b": 2}', 'line 2, column 1 (position 9): unexpected text after the JSON value: "{"'],
+    ]) {
+      const r = await raw(`${base}/docker/projects/`, 'POST', auth, text);
+      assert.equal(r.status, 400, text);
+      assert.equal(JSON.parse(r.body).detail, `invalid JSON body at ${where}`, text);
+    }
+  });
+});

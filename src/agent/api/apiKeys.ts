@@ -7,7 +7,8 @@ import type { AgentStore } from '../store/agentStore.js';
 
 export type KeyScope = { kind: 'device' } | { kind: 'app'; appId: number };
 
-const DEVICE = 'api_key:device';
+/** The config setting that holds the device key (also read by `bosun-agent device-key`, deviceKeyCommand.ts). */
+export const DEVICE_KEY_SETTING = 'api_key:device';
 const APP_PREFIX = 'api_key:app:';
 
 const newKey = () => randomHex(32);
@@ -24,10 +25,10 @@ export class ApiKeys {
     const values = await store.configValues();
     const apps = new Map<number, string>();
     for (const [k, v] of values) if (k.startsWith(APP_PREFIX)) apps.set(Number(k.slice(APP_PREFIX.length)), v);
-    let device = values.get(DEVICE);
+    let device = values.get(DEVICE_KEY_SETTING);
     if (!device) {
       device = await newKey();
-      await store.updateConfig({ [DEVICE]: device });
+      await store.updateConfig({ [DEVICE_KEY_SETTING]: device });
     }
     return new ApiKeys(store, device, apps);
   }
@@ -67,7 +68,7 @@ export class ApiKeys {
   async regenerate(scope: KeyScope): Promise<string> {
     const key = await newKey();
     if (scope.kind === 'device') {
-      await this.store.updateConfig({ [DEVICE]: key });
+      await this.store.updateConfig({ [DEVICE_KEY_SETTING]: key });
       this.device = key;
     } else {
       await this.store.updateConfig({ [`${APP_PREFIX}${scope.appId}`]: key });

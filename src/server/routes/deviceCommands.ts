@@ -86,6 +86,7 @@ export const deviceCommandRoutes =
       {
         schema: {
           tags,
+          summary: "Take the device's queued commands",
           description:
             'The commands queued for the device (`Authorization: Bearer <device key>`), oldest first, each delivered once. With `wait`, held until ' +
             'one is queued (200) or `wait` seconds pass (204).',
@@ -136,6 +137,7 @@ export const deviceCommandRoutes =
         bodyLimit: MAX_RESULT_BYTES + 64 * 1024,
         schema: {
           tags,
+          summary: 'Post the result of a command',
           description:
             "The result of one of the device's commands (`Authorization: Bearer <device key>`). Supervisor command: `{status, body, headers?}` — " +
             "the device API's status code and body text. Execute command: `{return, success, retcode}`. A command the device could not run: " +

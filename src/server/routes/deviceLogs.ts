@@ -46,6 +46,7 @@ const Line = Type.Object({
   release_id: Type.Union([Type.Integer(), Type.Null()]),
   message: Type.String(),
 });
+const lineExample = { id: 42, ts: '2024-05-01T10:00:01.123Z', stream: 'stdout', app_id: 1, service: 'web', release_id: 1, message: 'listening on :8080' };
 const Filter = {
   service: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'only lines of this service' })),
   since: Type.Optional(Type.String({ format: 'date-time', description: 'only lines printed at or after this time (RFC 3339)' })),
@@ -66,6 +67,7 @@ export const logUploadRoutes =
         bodyLimit: MAX_BATCH_BYTES,
         schema: {
           tags: ['device link'],
+          summary: 'Upload a batch of log lines',
           description:
             "A batch of the device's log lines (`Authorization: Bearer <device key>`), NDJSON (`application/x-ndjson`, optionally gzip), `seq` " +
             "increasing. Lines at or below the last `seq` stored for the queue are skipped; beyond the device's rate, lines are replaced by one " +
@@ -93,10 +95,11 @@ export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) =>
     {
       schema: {
         tags,
+        summary: "Read a device's log",
         description: "The device's newest lines (of a service, since a time), oldest first: what its services printed and its agent's own messages.",
         params: DeviceParams,
         querystring: Type.Object({ ...Filter, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_READ_LINES, default: 100 })) }),
-        response: { 200: Type.Array(Line) },
+        response: { 200: Type.Array(Line, { examples: [[lineExample]] }) },
       },
     },
     async (req) => {
@@ -112,6 +115,7 @@ export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) =>
     {
       schema: {
         tags,
+        summary: "Follow a device's log (Server-Sent Events)",
         description:
           "A live tail of the device's log as Server-Sent Events: the newest `limit` lines, then each new one as it arrives. Each event's `id` is " +
           "the line's; with `Last-Event-ID`, the lines after that one.",

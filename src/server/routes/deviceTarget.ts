@@ -38,6 +38,7 @@ export const deviceTargetRoutes =
       {
         schema: {
           tags: ['device link'],
+          summary: "Get (or wait for) the device's target state",
           description:
             "The device's target state (`Authorization: Bearer <device key>`) with its ETag. With `If-None-Match` equal to it: 304, or with `wait`, " +
             'held until the target changes (200) or `wait` seconds pass (304).',

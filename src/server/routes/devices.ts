@@ -29,40 +29,100 @@ const StateSummary = Type.Object({
 });
 type StateSummary = Static<typeof StateSummary>;
 
-const Device = Type.Object({
-  id: Type.String(),
-  unit_id: Type.String(),
-  name: Type.String(),
-  device_type: Type.String(),
-  online: Type.Boolean(),
-  last_seen: Nullable(Type.String()),
-  agent_version: Nullable(Type.String()),
-  /** ids of the releases deployed successfully on it */
-  docker_releases: Type.Array(Type.Integer()),
-  projects: Type.Array(Type.Integer()),
-  state: Nullable(StateSummary),
-  /** why the server could not build its latest target (it keeps the last one it had) */
-  target_error: Nullable(Type.String()),
-});
+const deviceExample = {
+  id: '5d2b9c1e-8f4a-4c3e-9b7d-2a1f0e6c4b3a',
+  unit_id: '8968ecdbb0c46d4d158762d148424214',
+  name: 'van-12',
+  device_type: 'generic-amd64',
+  online: true,
+  last_seen: '2024-05-01T10:02:00.000Z',
+  agent_version: '0.1.0',
+  docker_releases: [1],
+  projects: [1],
+  state: {
+    reported_at: '2024-05-01T10:02:00.000Z',
+    status: 'idle',
+    apps: { 1: { release: 1, target_release: 1, update_status: 'done', services: { web: { status: 'Running', download_progress: null, error: null } } } },
+  },
+  target_error: null,
+};
+const Device = Type.Object(
+  {
+    id: Type.String(),
+    unit_id: Type.String(),
+    name: Type.String(),
+    device_type: Type.String(),
+    online: Type.Boolean(),
+    last_seen: Nullable(Type.String()),
+    agent_version: Nullable(Type.String()),
+    /** ids of the releases deployed successfully on it */
+    docker_releases: Type.Array(Type.Integer()),
+    projects: Type.Array(Type.Integer()),
+    state: Nullable(StateSummary),
+    /** why the server could not build its latest target (it keeps the last one it had) */
+    target_error: Nullable(Type.String()),
+  },
+  { examples: [deviceExample] },
+);
 type DeviceOut = Static<typeof Device>;
-const DevicePatch = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+const DevicePatch = Type.Object(
+  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  { additionalProperties: false, examples: [{ name: 'van-12' }] },
+);
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
 export const deviceRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { devices } = ctx;
   const tags = ['dongle'];
-  app.get('/dongle/devices/', { schema: { tags, response: { 200: Type.Array(Device) } } }, async () => (await devices.list()).map(deviceOut));
-  app.get('/dongle/devices/:id/', { schema: { tags, params: DeviceParams, response: { 200: Device } } }, async (req) =>
-    deviceOut(await devices.get(req.params.id)),
+  app.get(
+    '/dongle/devices/',
+    {
+      schema: {
+        tags,
+        summary: 'List devices',
+        description:
+          'Every device: online (heard from within 2 minutes), last seen, agent version, `docker_releases` (releases it deployed successfully), projects, a summary of its last state report (per app: release, target release, services with status and download progress) and `target_error`.',
+        response: { 200: Type.Array(Device, { examples: [[deviceExample]] }) },
+      },
+    },
+    async () => (await devices.list()).map(deviceOut),
   );
-  app.patch('/dongle/devices/:id/', { schema: { tags, params: DeviceParams, body: DevicePatch, response: { 200: Device } } }, async (req) => {
-    if (req.body.name !== undefined) await devices.rename(req.params.id, req.body.name);
-    return deviceOut(await devices.get(req.params.id));
-  });
-  app.delete('/dongle/devices/:id/', { schema: { tags, params: DeviceParams } }, async (req, reply) => {
-    await devices.remove(req.params.id);
-    return reply.code(204).send();
-  });
+  app.get(
+    '/dongle/devices/:id/',
+    {
+      schema: {
+        tags,
+        summary: 'Get a device',
+        description: 'One device, as the list shows it. Unknown id: 404.',
+        params: DeviceParams,
+        response: { 200: Device },
+      },
+    },
+    async (req) => deviceOut(await devices.get(req.params.id)),
+  );
+  app.patch(
+    '/dongle/devices/:id/',
+    { schema: { tags, summary: 'Rename a device', description: 'Changes its `name`.', params: DeviceParams, body: DevicePatch, response: { 200: Device } } },
+    async (req) => {
+      if (req.body.name !== undefined) await devices.rename(req.params.id, req.body.name);
+      return deviceOut(await devices.get(req.params.id));
+    },
+  );
+  app.delete(
+    '/dongle/devices/:id/',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a device',
+        description: 'Removes the device and its key (204): it can no longer reach the server until it registers again.',
+        params: DeviceParams,
+      },
+    },
+    async (req, reply) => {
+      await devices.remove(req.params.id);
+      return reply.code(204).send();
+    },
+  );
 };
 
 function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {

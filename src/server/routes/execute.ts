@@ -33,40 +33,68 @@ const CallbackFields = {
     }),
   ),
 };
-const ExecuteBody = Type.Object({ ...ExecuteCommandFields, ...CallbackFields }, { additionalProperties: false });
+const ExecuteBody = Type.Object(
+  { ...ExecuteCommandFields, ...CallbackFields },
+  { additionalProperties: false, examples: [{ command: 'docker.logs', arg: ['web'], kwarg: { tail: 10 } }] },
+);
 const ExecuteRawBody = Type.Object(
   { command: Type.String({ minLength: 1, maxLength: 10_000, description: 'the whole command, e.g. `docker.logs web tail=10`' }), ...CallbackFields },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ command: 'docker.logs web tail=10', callback_url: 'https://ops.example.com/bosun-jobs', callback_timeout: 60 }] },
 );
-const Queued = Type.Object({ jid: Type.String(), minions: Type.Array(Type.String()) });
+const Queued = Type.Object(
+  { jid: Type.String(), minions: Type.Array(Type.String()) },
+  { examples: [{ jid: '20240501101500123017', minions: ['8968ecdbb0c46d4d158762d148424214'] }] },
+);
 const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 const ResultParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), jid: Type.String({ minLength: 1, maxLength: 100 }) });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const JobOut = Type.Object({
-  jid: Type.String(),
-  unit_id: Type.String(),
-  command: Type.String(),
-  arg: Type.Array(Type.Unknown()),
-  kwarg: Type.Record(Type.String(), Type.Unknown()),
-  state: Type.Union([Type.Literal('pending'), Type.Literal('done'), Type.Literal('timed_out')]),
-  return: Type.Unknown(),
-  success: Nullable(Type.Boolean()),
-  retcode: Nullable(Type.Integer()),
-  created_at: Type.String(),
-  delivered_at: Nullable(Type.String()),
-  finished_at: Nullable(Type.String()),
-  timeout_at: Type.String(),
-  callback: Nullable(
-    Type.Object({
-      url: Type.String(),
-      attempts: Type.Integer(),
-      delivered_at: Nullable(Type.String()),
-      /** why the last attempt failed (or that delivery was given up) */
-      error: Nullable(Type.String()),
-    }),
-  ),
-});
-const KeyOut = Type.Object({ key: Type.String(), created_at: Type.String() });
+const JobOut = Type.Object(
+  {
+    jid: Type.String(),
+    unit_id: Type.String(),
+    command: Type.String(),
+    arg: Type.Array(Type.Unknown()),
+    kwarg: Type.Record(Type.String(), Type.Unknown()),
+    state: Type.Union([Type.Literal('pending'), Type.Literal('done'), Type.Literal('timed_out')]),
+    return: Type.Unknown(),
+    success: Nullable(Type.Boolean()),
+    retcode: Nullable(Type.Integer()),
+    created_at: Type.String(),
+    delivered_at: Nullable(Type.String()),
+    finished_at: Nullable(Type.String()),
+    timeout_at: Type.String(),
+    callback: Nullable(
+      Type.Object({
+        url: Type.String(),
+        attempts: Type.Integer(),
+        delivered_at: Nullable(Type.String()),
+        /** why the last attempt failed (or that delivery was given up) */
+        error: Nullable(Type.String()),
+      }),
+    ),
+  },
+  {
+    examples: [
+      {
+        jid: '20240501101500123017',
+        unit_id: '8968ecdbb0c46d4d158762d148424214',
+        command: 'docker.logs',
+        arg: ['web'],
+        kwarg: { tail: 10 },
+        state: 'done',
+        return: 'listening on :8080\n',
+        success: true,
+        retcode: 0,
+        created_at: '2024-05-01T10:15:00.123Z',
+        delivered_at: '2024-05-01T10:15:00.200Z',
+        finished_at: '2024-05-01T10:15:00.350Z',
+        timeout_at: '2024-05-01T10:25:00.123Z',
+        callback: null,
+      },
+    ],
+  },
+);
+const KeyOut = Type.Object({ key: Type.String(), created_at: Type.String() }, { examples: [{ key: '3b1f…', created_at: '2024-05-01T10:00:00.000Z' }] });
 
 interface Callback {
   callback_url?: string;
@@ -129,7 +157,16 @@ export const executeRoutes =
 
     app.get(
       '/dongle/devices/:id/command_result/:jid/',
-      { schema: { tags, summary: "A job's state and result", params: ResultParams, response: { 200: JobOut } } },
+      {
+        schema: {
+          tags,
+          summary: "A job's state and result",
+          description:
+            "`state`: pending (`delivered_at` once the device took it), done (`return`, `success`, `retcode`, `finished_at`) or timed_out; `callback`: its delivery, null without one. Jobs are kept 24 h; an unknown jid, or another device's: 404.",
+          params: ResultParams,
+          response: { 200: JobOut },
+        },
+      },
       async (req) => {
         const job = await jobs.find(req.params.jid);
         if (!job || job.device_id !== req.params.id) throw new NotFoundError(`no job ${req.params.jid} for device ${req.params.id}`);

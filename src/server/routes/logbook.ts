@@ -37,6 +37,7 @@ const ReadAnswer = Type.Array(
     Type.Object({ ts: Type.String(), location: Location }, { title: 'geo_point' }),
     Type.Object({ max_ts: Type.Integer(), ts: Type.String(), value: Type.Number() }, { title: 'bucket' }),
   ]),
+  { examples: [[{ max_ts: 1594289021415, ts: '2020-07-09T10:03:37.566Z', value: 13.5 }]] },
 );
 
 /** The device link's upload (device key: the device link context's hook). */
@@ -52,6 +53,7 @@ export const telemetryUploadRoutes =
         bodyLimit: 16 * 1024 * 1024,
         schema: {
           tags: ['device link'],
+          summary: 'Upload a batch of telemetry',
           description:
             "A batch of the device's data points (`Authorization: Bearer <device key>`), stored at once; a batch id sent before is acknowledged " +
             'without being stored again.',
@@ -75,6 +77,7 @@ export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
     {
       schema: {
         tags: ['logbook'],
+        summary: "Read a device's telemetry",
         description:
           "A device's data points of one field in [from_utc, to_utc): raw (geo_point: with `location`), or with `aggregation` and `interval` one " +
           'entry per bucket (aligned on multiples of the interval since the epoch, UTC) that has points.',

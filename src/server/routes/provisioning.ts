@@ -23,26 +23,61 @@ import type { ServerApp, ServerContext } from '../app.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
 
-const ProvisioningKey = Type.Object({ id: Type.Integer(), name: Type.String(), project: Nullable(Type.Integer()), created_at: Type.String() });
+const keyExample = { id: 1, name: 'fleet', project: 1, created_at: '2024-05-01T10:00:00.000Z' };
+const ProvisioningKey = Type.Object(
+  { id: Type.Integer(), name: Type.String(), project: Nullable(Type.Integer()), created_at: Type.String() },
+  { examples: [keyExample] },
+);
 const NewProvisioningKey = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 200 }), project: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))) },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ name: 'fleet', project: 1 }] },
 );
 
 /** Provisioning keys (operator API). */
 export const provisioningKeyRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const keys = ctx.provisioningKeys;
   const keyTags = ['provisioning'];
-  app.get('/provisioning-keys/', { schema: { tags: keyTags, response: { 200: Type.Array(ProvisioningKey) } } }, async () => keys.list());
+  app.get(
+    '/provisioning-keys/',
+    {
+      schema: {
+        tags: keyTags,
+        summary: 'List provisioning keys',
+        description: 'Keys that let new devices register, without the keys themselves.',
+        response: { 200: Type.Array(ProvisioningKey, { examples: [[keyExample]] }) },
+      },
+    },
+    async () => keys.list(),
+  );
   app.post(
     '/provisioning-keys/',
-    { schema: { tags: keyTags, body: NewProvisioningKey, response: { 201: Type.Composite([ProvisioningKey, Type.Object({ key: Type.String() })]) } } },
+    {
+      schema: {
+        tags: keyTags,
+        summary: 'Create a provisioning key',
+        description:
+          "A key new devices register with (config.json's `apiKey`), into `project` or fleet-wide (null). The answer holds the key: it is shown once, only its digest is kept.",
+        body: NewProvisioningKey,
+        response: { 201: Type.Composite([ProvisioningKey, Type.Object({ key: Type.String() })], { examples: [{ ...keyExample, key: 'bsp_…' }] }) },
+      },
+    },
     async (req, reply) => reply.code(201).send(await keys.create(req.body.name, req.body.project ?? null)),
   );
-  app.delete('/provisioning-keys/:id/', { schema: { tags: keyTags, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) } }, async (req, reply) => {
-    await keys.revoke(req.params.id);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/provisioning-keys/:id/',
+    {
+      schema: {
+        tags: keyTags,
+        summary: 'Revoke a provisioning key',
+        description: 'No device registers with it any more (204); devices it registered keep their own keys.',
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+      },
+    },
+    async (req, reply) => {
+      await keys.revoke(req.params.id);
+      return reply.code(204).send();
+    },
+  );
 };
 
 /** Registration (device link): the one route that takes a provisioning key, not a device key. */
@@ -62,6 +97,7 @@ export const registrationRoutes = (ctx: ServerContext) => async (app: ServerApp)
       onRequest: provisioningAuth,
       schema: {
         tags: ['device link'],
+        summary: 'Register a device',
         description:
           'A new device registers with a provisioning key (`Authorization: Bearer <provisioning key>`); the answer holds its own device key, shown once. ' +
           'Repeated with the same uuid and provisioning key before the device has used its key: 200 with a new key for it (the earlier one stops working).',

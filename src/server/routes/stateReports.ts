@@ -16,6 +16,7 @@ export const stateReportRoutes =
       {
         schema: {
           tags: ['device link'],
+          summary: "Report the device's state",
           description:
             'The device reports its current state (`Authorization: Bearer <device key>`): apps keyed by app id (the project), each with the release ' +
             'applied, the target release, the update status and the services (status, download progress, error). A report carries what changed: ' +

@@ -40,7 +40,7 @@ const ProxyBody = Type.Object(
     data: Type.Optional(Type.Unknown({ description: 'the JSON body for the device API' })),
     timeout: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_PROXY_TIMEOUT_S, description: 'seconds to wait for the device (default 30)' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ uuid: '8968ecdbb0c46d4d158762d148424214', method: 'POST', data: { appId: 1 } }] },
 );
 interface ProxyBody {
   uuid?: string;
@@ -52,6 +52,9 @@ interface ProxyBody {
 }
 
 const Entry = Type.Object({ deviceId: Type.String(), uuid: Type.String(), status: Type.Integer(), body: Type.Unknown() });
+const entriesExample = [
+  { deviceId: '5d2b9c1e-8f4a-4c3e-9b7d-2a1f0e6c4b3a', uuid: '8968ecdbb0c46d4d158762d148424214', status: 200, body: { Data: 'OK', Error: '' } },
+];
 
 // a path segment: unreserved and sub-delim characters, or percent escapes
 const SEGMENT = /^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+$/;
@@ -134,7 +137,7 @@ export const supervisorProxyRoutes = (ctx: ServerContext) => async (app: ServerA
           '`<url>` is `ping`, `v1/…` or `v2/…`. Exactly one of `uuid`, `deviceId`, `appId` (every device of the project: 207 with one entry per ' +
           'device). One device: its status code and body; 504 when it does not answer within `timeout` seconds (default 30).',
         body: ProxyBody,
-        response: { 207: Type.Array(Entry) },
+        response: { 207: Type.Array(Entry, { examples: [entriesExample] }) },
       },
     },
     async (req, reply) => {
