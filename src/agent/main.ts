@@ -121,7 +121,8 @@ const program = new Command('bosun-agent')
 program
   .command('device-key')
   .description(
-    "print the device key (every app in scope) for calls to the device API from this host; needs read access to the agent database (the agent's user, root on a device)",
+    "print the device key (every app in scope) for calls to the device API from this host; needs read access to the agent database (the agent's " +
+      'user, root on a device)',
   )
   .option('-d, --data-dir <dir>', "the agent's state folder (default: the agent's, $BOSUN_DATA_DIR or /var/lib/bosun)")
   .addHelpText('after', '\nExample:\n  curl -H "Authorization: Bearer $(sudo bosun-agent device-key)" 127.0.0.1:48484/v1/device\n')

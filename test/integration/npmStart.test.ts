@@ -40,7 +40,8 @@ test('a busy port stops npm start before it starts anything, naming the variable
   }
 });
 
-test('npm start runs the shipped agent, prints the dashboard and the login command, keeps the previous logs, and SIGTERM or SIGINT to npm (or Ctrl-C) ends all it started', async (t) => {
+// …and prints the dashboard and the login command, and keeps the previous logs
+test('npm start runs the shipped agent; SIGTERM or SIGINT to npm (or Ctrl-C) ends all it started', async (t) => {
   const data = path.join(await tmpDir(t), 'data');
   let previous: { server: string; agent: string } | undefined;
   // 'group': SIGINT to npm's whole process group, as Ctrl-C in a terminal sends it

@@ -99,7 +99,8 @@ describe('malformed JSON', () => {
     const auth = { authorization: `APIToken ${server.firstAdminToken}`, 'content-type': 'application/json' };
     // the README's release curl as it once was: a line break inside a JSON string
     const body =
-      '{"version":"1.0.0","containers":[{"name":"web",\n  "image":"bosun-test/app","tag":"v1","startup_parameters":{"command":["sh","-c","echo hello >\n  /tmp/index.html"]}}]}';
+      '{"version":"1.0.0","containers":[{"name":"web",\n  "image":"bosun-test/app","tag":"v1",' +
+      '"startup_parameters":{"command":["sh","-c","echo hello >\n  /tmp/index.html"]}}]}';
     const res = await raw(`${base}/docker/projects/1/releases/`, 'POST', auth, body);
     assert.equal(res.status, 400);
     assert.equal(

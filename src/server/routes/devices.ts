@@ -81,7 +81,9 @@ export const deviceRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
         tags,
         summary: 'List devices',
         description:
-          'Every device: online (heard from within 2 minutes), last seen, agent version, `docker_releases` (releases it deployed successfully), projects, a summary of its last state report (per app: release, target release, services with status and download progress) and `target_error`.',
+          'Every device: online (heard from within 2 minutes), last seen, agent version, `docker_releases` (releases it deployed successfully), ' +
+          'projects, a summary of its last state report (per app: release, target release, services with status and download progress) and ' +
+          '`target_error`.',
         response: { 200: Type.Array(Device, { examples: [[deviceExample]] }) },
       },
     },

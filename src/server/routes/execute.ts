@@ -162,7 +162,8 @@ export const executeRoutes =
           tags,
           summary: "A job's state and result",
           description:
-            "`state`: pending (`delivered_at` once the device took it), done (`return`, `success`, `retcode`, `finished_at`) or timed_out; `callback`: its delivery, null without one. Jobs are kept 24 h; an unknown jid, or another device's: 404.",
+            '`state`: pending (`delivered_at` once the device took it), done (`return`, `success`, `retcode`, `finished_at`) or timed_out; ' +
+            "`callback`: its delivery, null without one. Jobs are kept 24 h; an unknown jid, or another device's: 404.",
           params: ResultParams,
           response: { 200: JobOut },
         },

@@ -49,7 +49,8 @@ export const projectRoutes =
           tags,
           summary: 'Create a project',
           description:
-            "A project groups releases and the devices that run them; its id is the apps' app id on the devices. `default_registry` is used by containers that name none; `devices` lists device ids.",
+            "A project groups releases and the devices that run them; its id is the apps' app id on the devices. `default_registry` is used by " +
+            'containers that name none; `devices` lists device ids.',
           body: ProjectBody,
           response: { 201: Project },
         },

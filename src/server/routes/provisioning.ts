@@ -56,7 +56,8 @@ export const provisioningKeyRoutes = (ctx: ServerContext) => async (app: ServerA
         tags: keyTags,
         summary: 'Create a provisioning key',
         description:
-          "A key new devices register with (config.json's `apiKey`), into `project` or fleet-wide (null). The answer holds the key: it is shown once, only its digest is kept.",
+          "A key new devices register with (config.json's `apiKey`), into `project` or fleet-wide (null). The answer holds the key: it is shown " +
+          'once, only its digest is kept.',
         body: NewProvisioningKey,
         response: { 201: Type.Composite([ProvisioningKey, Type.Object({ key: Type.String() })], { examples: [{ ...keyExample, key: 'bsp_…' }] }) },
       },

@@ -45,7 +45,8 @@ export const registryRoutes =
           tags,
           summary: 'Add a registry',
           description:
-            'Credentials devices use to pull the images of releases that name this registry. The url is checked (400 on `/url`); the password is sealed at rest and never returned.',
+            'Credentials devices use to pull the images of releases that name this registry. The url is checked (400 on `/url`); the password is ' +
+            'sealed at rest and never returned.',
           body: RegistryBody,
           response: { 201: Registry },
         },

@@ -168,7 +168,8 @@ export const releaseRoutes =
           tags,
           summary: 'Create a release',
           description:
-            "The containers every device of the release runs (`devices`, default: the project's): each device runs the newest release that lists it, so this deploys it. " +
+            "The containers every device of the release runs (`devices`, default: the project's): each device runs the newest release that lists " +
+            'it, so this deploys it. ' +
             'Validated as devices get it: 400 names the field (e.g. `/containers/0/startup_parameters/port_bindings`); a taken version: 409. ' +
             'Progress per device: `…/releases/{id}/deployments/`.',
           params: ProjectParams,
@@ -249,7 +250,8 @@ export const releaseRoutes =
           tags,
           summary: "List a release's deployments",
           description:
-            'One record per device: pending, downloading, applying, succeeded, failed (with `error`: why, per service) or superseded; `finished_at` once it ended.',
+            'One record per device: pending, downloading, applying, succeeded, failed (with `error`: why, per service) or superseded; ' +
+            '`finished_at` once it ended.',
           params: ReleaseParams,
           response: { 200: Type.Array(Deployment, { examples: [[deploymentExample]] }) },
         },

@@ -38,7 +38,8 @@ export const tokenRoutes =
           tags,
           summary: 'Create an API token',
           description:
-            'A token for a user or a script (`Authorization: APIToken <token>`), optionally expiring at `expires_at`. The answer holds the token: it is shown once, only its digest is kept.',
+            'A token for a user or a script (`Authorization: APIToken <token>`), optionally expiring at `expires_at`. The answer holds the ' +
+            'token: it is shown once, only its digest is kept.',
           body: NewToken,
           response: { 201: Type.Composite([Token, Type.Object({ token: Type.String() })], { examples: [{ ...tokenExample, token: 'bsn_…' }] }) },
         },
