@@ -165,6 +165,7 @@ describe('the bosun CLI against a real server', () => {
       ['truck-1'],
     );
     assert.equal((await cli.run(['devices', '--project', String(project + 1000)])).code, 5);
+    assert.equal((await cli.run(['devices', '-q', '--project', 'hello'])).stdout, `${dev.id}\n`);
     const table = await cli.run(['devices']);
     assert.match(table.stdout, /^ID\s+NAME\s+ONLINE\s+LAST SEEN\s+STATUS\s+RELEASE$/m);
     assert.match(table.stdout, new RegExp(`${dev.id}\\s+truck-1\\s+yes\\s+\\d+ s ago\\s+updating\\s+- → ${release.id}$`, 'm'));

@@ -2,6 +2,7 @@
 // becomes in the devices' targets, and the 400 naming the key for what cannot be honoured,
 // malformed YAML, alias bombs and oversized files. Nothing is stored for a refused file.
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import type { Server } from '../../src/server/server.js';
 import { backends } from './backends.js';
@@ -150,8 +151,9 @@ const BAD: [string, string, string, RegExp][] = [
           .join(',')}]`,
     ).join('\n')}\nservices: {web: {image: a}}\n`,
     'compose',
-    /not valid YAML/,
+    /resource exhaustion/,
   ],
+  ['deep nesting', `services: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, 'compose', /not valid YAML/],
 ];
 
 for (const backend of backends()) {
@@ -218,6 +220,16 @@ for (const backend of backends()) {
         (patched.body.containers as unknown as { name: string }[]).map((c) => c.name),
         ['web'],
       );
+    });
+
+    test("the README's example (examples/docker-compose.yml) is a valid release", async (t) => {
+      const server = await backend.start(t);
+      const { call, project, releases } = await fixture(server);
+      const compose = await fs.readFile(new URL('../../examples/docker-compose.yml', import.meta.url), 'utf8');
+      const created = await call('POST', releases, { version: '1.0.0', compose });
+      assert.equal(created.status, 201, created.text);
+      const web = (await server.targets.get('dev-a'))!.target.apps[String(project)]!.release.services.web!;
+      assert.deepEqual([web.image, web.ports, web.restart], ['registry.example.com:5000/bosun-test/app:v1', ['127.0.0.1:8080:8080/tcp'], 'always']);
     });
 
     test('a file that cannot be honoured is a 400 naming the key; nothing is stored', async (t) => {

@@ -20,7 +20,8 @@ export function fleetCommands(program: Command, api: () => Api): void {
     .option('--project <project>', 'only the devices of this project (id or name)')
     .option('--online', 'only the devices heard from in the last 2 minutes')
     .option('--json', 'print JSON')
-    .action(async (opts: { project?: string; online?: boolean; json?: boolean }) => {
+    .option('-q, --quiet', 'print only the ids, one a line (for scripts: D=$(bosun devices -q --project hello))')
+    .action(async (opts: { project?: string; online?: boolean; json?: boolean; quiet?: boolean }) => {
       const client = api();
       let devices = await client.get<Device[]>('/dongle/devices/');
       if (opts.project) {
@@ -29,6 +30,7 @@ export function fleetCommands(program: Command, api: () => Api): void {
       }
       if (opts.online) devices = devices.filter((d) => d.online);
       if (opts.json) return printJson(devices);
+      if (opts.quiet) return void process.stdout.write(devices.map((d) => `${d.id}\n`).join(''));
       printTable(
         ['ID', 'NAME', 'ONLINE', 'LAST SEEN', 'STATUS', 'RELEASE'],
         devices.map((d) => [
