@@ -24,19 +24,20 @@ function readText(file: string, what: string): string {
   return fs.readFileSync(file, 'utf8');
 }
 
-/** The env_file paths the services name (the server checks everything else). */
-function envFilePaths(doc: unknown): string[] {
+/** The env_file paths the services name, and whether each is required (the server checks everything else). */
+function envFilePaths(doc: unknown): Map<string, boolean> {
   const services = (doc as { services?: unknown } | null)?.services;
-  if (typeof services !== 'object' || services === null) return [];
-  const paths: string[] = [];
+  const paths = new Map<string, boolean>();
+  if (typeof services !== 'object' || services === null) return paths;
   for (const svc of Object.values(services)) {
     const ef = (svc as { env_file?: unknown } | null)?.env_file;
     for (const f of typeof ef === 'string' ? [ef] : Array.isArray(ef) ? ef : []) {
-      const p = typeof f === 'string' ? f : (f as { path?: unknown } | null)?.path;
-      if (typeof p === 'string') paths.push(p);
+      const long = typeof f === 'object' && f !== null ? (f as { path?: unknown; required?: unknown }) : undefined;
+      const p = long ? long.path : f;
+      if (typeof p === 'string') paths.set(p, (paths.get(p) ?? false) || long?.required !== false);
     }
   }
-  return [...new Set(paths)];
+  return paths;
 }
 
 export function readCompose(file: string): ComposeUpload {
@@ -48,9 +49,9 @@ export function readCompose(file: string): ComposeUpload {
     return { compose }; // the server says what is wrong with it, naming the place
   }
   const env: Record<string, string> = {};
-  for (const p of envFilePaths(doc)) {
+  for (const [p, required] of envFilePaths(doc)) {
     const full = path.resolve(path.dirname(file), p);
-    if (fs.existsSync(full)) env[p] = readText(full, 'env_file');
+    if (required || fs.existsSync(full)) env[p] = readText(full, 'env_file');
   }
   return { compose, ...(Object.keys(env).length ? { env_files: env } : {}) };
 }

@@ -34,7 +34,7 @@ function readSaved(): Partial<Login> {
 
 /** The server and token to use: the environment's, else the saved ones. */
 export function currentLogin(): Login {
-  const saved = readSaved();
+  const saved = process.env.BOSUN_SERVER && process.env.BOSUN_TOKEN ? {} : readSaved();
   const server = process.env.BOSUN_SERVER || saved.server;
   const token = process.env.BOSUN_TOKEN || saved.token;
   if (!server) throw new CliError('no server: run "bosun login --server <url>" (or set BOSUN_SERVER)', EXIT.AUTH);

@@ -202,6 +202,11 @@ describe('the bosun CLI against a real server', () => {
     await compose('services:\n  web:\n    image: acme/web\n    ports: ["8080:80", "http:80"]\n');
     assert.match((await cli.run(['release', 'create', 'hello', '--compose', bad])).stderr, /services\.web\.ports\[1\]/);
 
+    const noEnv = await compose('services:\n  web:\n    image: acme/web\n    env_file: [missing.env, {path: optional.env, required: false}]\n');
+    const noEnvRun = await cli.run(['release', 'create', 'hello', '--compose', noEnv]);
+    assert.equal(noEnvRun.code, 2, 'a required env_file that is not there');
+    assert.match(noEnvRun.stderr, /env_file .*missing\.env: no such file/);
+
     const missing = await cli.run(['release', 'create', 'hello', '--compose', '/nonexistent/compose.yml']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no such file/);
@@ -261,6 +266,11 @@ describe('the bosun CLI against a real server', () => {
     const failed = await failing;
     assert.equal(failed.code, 8);
     assert.deepEqual(JSON.parse(failed.stdout).return, { stderr: 'no' });
+
+    const slow = await cli.run(['exec', 'truck-1', 'test.ping', '--timeout', '1']);
+    assert.equal(slow.code, 9, 'no answer within --timeout');
+    assert.match(slow.stderr, /no result after 1 s/);
+    await dev.answer({ return: true, success: true, retcode: 0 }); // (that job, answered late)
 
     await dev.log('web', 'hello from web');
     await dev.log('db', 'hello from db');

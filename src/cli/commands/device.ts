@@ -65,7 +65,7 @@ export function deviceCommands(program: Command, api: () => Api): void {
   program
     .command('exec <device> <command> [args...]')
     .description("run a module command on the device (AutoPi's execute; key=value arguments are keyword arguments), wait for it and print its return")
-    .option('--timeout <seconds>', 'how long the device may take (server default: 5 minutes)')
+    .option('--timeout <seconds>', "stop waiting after this long (exit 9; the job itself ends at the server's timeout, 5 minutes)")
     .option('--json', 'print the whole job as JSON')
     .action(async (ref: string, command: string, args: string[], opts: { timeout?: string; json?: boolean }) => {
       const client = api();
@@ -74,10 +74,13 @@ export function deviceCommands(program: Command, api: () => Api): void {
       if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new CliError('--timeout takes whole seconds', EXIT.USAGE);
       const base = `/dongle/devices/${encodeURIComponent(device.id)}`;
       const { jid } = await client.post<{ jid: string }>(`${base}/execute/`, { command, ...commandArgs(args) });
+      const deadline = timeout === undefined ? Infinity : Date.now() + timeout * 1000;
       let job: Job;
       for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
         job = await client.get<Job>(`${base}/command_result/${encodeURIComponent(jid)}/`);
         if (job.state !== 'pending') break;
+        if (Date.now() >= deadline)
+          throw new CliError(`${command} on ${device.name}: no result after ${timeout} s (job ${jid} is still pending)`, EXIT.TIMEOUT);
         await new Promise((r) => setTimeout(r, wait));
       }
       if (opts.json) printJson(job);
