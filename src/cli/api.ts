@@ -6,6 +6,9 @@ import type { Login } from './config.js';
 
 type Query = Record<string, string | number | boolean | undefined>;
 
+/** A request (not a live tail) the server has not answered in this long (BOSUN_REQUEST_TIMEOUT_S, default 60 s) is given up. */
+const requestTimeoutS = () => Number(process.env.BOSUN_REQUEST_TIMEOUT_S) || 60;
+
 export class Api {
   constructor(readonly login: Login) {}
 
@@ -26,6 +29,7 @@ export class Api {
   async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
     const res = await this.fetch(this.url(path, query), {
       method,
+      signal: AbortSignal.timeout(requestTimeoutS() * 1000),
       headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
@@ -46,6 +50,12 @@ export class Api {
       return await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `APIToken ${this.login.token}` } });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
+      if ((err as Error).name === 'TimeoutError') {
+        throw new CliError(
+          `the Bosun server at ${this.login.server} did not answer within ${requestTimeoutS()} s: try again, or check the server`,
+          EXIT.UNREACHABLE,
+        );
+      }
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(
         `cannot reach the Bosun server at ${this.login.server} (${cause?.code ?? cause?.message ?? (err as Error).message}): is it running? ` +

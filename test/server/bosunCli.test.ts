@@ -130,6 +130,19 @@ describe('the bosun CLI against a real server', () => {
     assert.equal(away.code, 4, away.stderr);
     assert.match(away.stderr, new RegExp(`cannot reach the Bosun server at http://127.0.0.1:${port}`));
     assert.ok(!away.stderr.includes(server.token));
+
+    // a server that takes the connection and never answers
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((socket) => held.add(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    t.after(() => {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    });
+    const hung = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const waited = await cli.run(['devices'], { env: { BOSUN_SERVER: hung, BOSUN_REQUEST_TIMEOUT_S: '1' } });
+    assert.equal(waited.code, 4, waited.stderr);
+    assert.match(waited.stderr, new RegExp(`server at ${hung} did not answer within 1 s`));
   });
 
   test('reads: projects, registries (no password), tokens, devices (--project, --online), device; --json parses; unknown names exit 5', async (t) => {
