@@ -1,6 +1,7 @@
 // The shape of a release's containers as the API takes them (AutoPi's): names, tags and the
 // startup parameters, which take Salt's forms and docker-py's alike (see startupParameters.ts).
 import { Type, type Static } from '@sinclair/typebox';
+import { HealthcheckSchema } from '../../shared/targetState.js';
 
 /** A container's name: it becomes the service name (and a DNS name on the app's network). */
 export const CONTAINER_NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$';
@@ -69,6 +70,8 @@ export const StartupParametersSchema = Type.Object(
     mem_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ description: 'bytes, or a number with b, k, m or g' })])),
     stop_signal: Type.Optional(Type.String()),
     stop_timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'seconds' })),
+    healthcheck: Type.Optional(HealthcheckSchema),
+    depends_on: Type.Optional(Type.Array(Type.String(), { uniqueItems: true, description: 'containers of this release started before this one' })),
   },
   { additionalProperties: false },
 );

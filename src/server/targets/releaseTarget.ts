@@ -120,11 +120,19 @@ export function validateReleaseApp(
     validateTargetState({ apps: { [String(Math.max(1, release.project.id))]: out.app }, registries: out.registries });
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
-    const m = err.field.match(/^\/apps\/[^/]+\/release\/services\/([^/]+)(?:\/([^/]+))?/);
+    const m = err.field.match(/^\/apps\/[^/]+\/release\/services\/([^/]+)(?:\/([^/]+)(\/.*)?)?/);
     const index = m ? containers.findIndex((c) => c.name === m[1]) : -1;
     if (index < 0) fail('/containers', err.reason);
-    const key = m![2];
-    fail(`/containers/${index}${key ? `/${RELEASE_FIELD[key] ?? `startup_parameters/${key}`}` : ''}`, err.reason);
+    fail(`/containers/${index}${releaseField(containers[index]!, m![2], m![3])}`, err.reason);
   }
   return out;
+}
+
+/** The release field a target service field came from (`/startup_parameters/healthcheck/interval`). */
+function releaseField(c: ReleaseContainer, key: string | undefined, rest = ''): string {
+  if (!key) return '';
+  if (key === 'depends_on' && c.startup_parameters.depends_on) return `/startup_parameters/depends_on${rest}`;
+  const mapped = RELEASE_FIELD[key];
+  // fields of the same name have the same shape below; renamed ones do not (ports expand ranges)
+  return mapped ? `/${mapped}` : `/startup_parameters/${key}${rest}`;
 }

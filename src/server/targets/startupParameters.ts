@@ -69,6 +69,14 @@ export function serviceOptions(p: StartupParameters, ctx: Ctx): ServiceOptions {
     out.stop_signal = p.stop_signal;
   }
   if (p.stop_timeout !== undefined) out.stop_grace_period = p.stop_timeout;
+  if (p.healthcheck !== undefined) out.healthcheck = p.healthcheck;
+  if (p.depends_on !== undefined) {
+    p.depends_on.forEach((dep, i) => {
+      if (!ctx.names.has(dep)) fail(`${at}/depends_on/${i}`, `no container "${dep}" in this release`);
+      if (dep === ctx.self) fail(`${at}/depends_on/${i}`, 'a container cannot depend on itself');
+    });
+    if (p.depends_on.length) out.depends_on = p.depends_on;
+  }
   return out;
 }
 
