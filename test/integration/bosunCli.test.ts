@@ -30,7 +30,7 @@ test('bosun deploy: a compose release runs on the device (exit 0); a crash-loopi
   const crash = `services:\n  main:\n    image: ${imageName}:${tag}\n    restart: always\n    command: ["sh", "-c", "echo 'fatal: no config' >&2; exit 1"]\n`;
   const bad = await deploy('2', crash);
   assert.equal(bad.code, 7, `${bad.stdout}\n${bad.stderr}`);
-  assert.match(bad.stderr, /: main: (exited with code 1|restarted \d+ time)[^]*fatal: no config/);
+  assert.match(bad.stderr, /: main: (exited with code 1|restarted \d+ time)[\s\S]*fatal: no config/);
   const logs = await cli.run(['logs', device, '--service', 'main'], { env });
   assert.equal(logs.code, 0, logs.stderr);
   assert.match(logs.stdout, /fatal: no config/);
