@@ -53,6 +53,9 @@ describe('serviceSettle', () => {
       recheckAt: now - 4000 + SETTLE,
     });
     assert.deepEqual(serviceSettle(again, now - 4000 + SETTLE, SETTLE), { state: 'settled' });
+    // the engine's start time a moment after the agent's clock reading: never a negative duration
+    const justNow = run({ restartCount: 1, startedAt: now + 300 });
+    assert.equal((serviceSettle(justNow, now, SETTLE) as { reason: string }).reason, 'restarted 1 time, running again for 0 s');
   });
 
   test('exited: with an error it failed; with 0 (and not restarted by its policy) it ran to completion', () => {

@@ -40,7 +40,8 @@ export function serviceSettle(c: ContainerRun, now: number, settleMs: number): S
       const settlesAt = c.startedAt + settleMs;
       if (now >= settlesAt) return c.health === 'starting' ? { state: 'settling', recheckAt: now + HEALTH_RECHECK_MS } : { state: 'settled' };
       // a restart within the period is a crash; running on for the whole period still settles it
-      if (c.restartCount > 0) return failed([restarts, `running again for ${Math.round((now - c.startedAt) / 1000)} s`], settlesAt);
+      // (the engine's start time may lie a moment after the agent's `now`, read before it)
+      if (c.restartCount > 0) return failed([restarts, `running again for ${Math.max(0, Math.round((now - c.startedAt) / 1000))} s`], settlesAt);
       return { state: 'settling', recheckAt: settlesAt };
     }
     case 'restarting':
