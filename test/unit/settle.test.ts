@@ -54,7 +54,7 @@ describe('serviceSettle', () => {
     });
     assert.deepEqual(serviceSettle(again, now - 4000 + SETTLE, SETTLE), { state: 'settled' });
     // the engine's start time a moment after the agent's clock reading: never a negative duration
-    const justNow = run({ restartCount: 1, startedAt: now + 300 });
+    const justNow = run({ restartCount: 1, startedAt: now + 800 });
     assert.equal((serviceSettle(justNow, now, SETTLE) as { reason: string }).reason, 'restarted 1 time, running again for 0 s');
   });
 
