@@ -100,7 +100,8 @@ async function setup(t: TestContext) {
 const WEB = 'services:\n  web:\n    image: acme/web:1\n    env_file: web.env\n    environment: {MODE: prod}\n';
 
 describe('the bosun CLI against a real server', () => {
-  test('login: a wrong token is refused (exit 3) and nothing saved; a good one from stdin is saved 0600 and never printed; the environment overrides it', async (t) => {
+  // …and the environment overrides the saved login
+  test('login: a wrong token is refused (exit 3) and nothing saved; a good one from stdin is saved 0600 and never printed', async (t) => {
     const { server, cli } = await setup(t);
     const file = path.join(cli.configHome, 'bosun', 'config.json');
 

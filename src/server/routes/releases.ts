@@ -44,7 +44,8 @@ const ReleaseBody = Type.Object(
           '(service_started), healthcheck, privileged, devices, cap_add, cap_drop, working_dir, user, mem_limit, stop_signal, stop_grace_period; x-* keys ' +
           'are ignored. Any other key is refused (400 naming it, e.g. services.web.build), as is a $VAR the server cannot interpolate ($$ is a literal $).',
         examples: [
-          'services:\n  web:\n    image: bosun-test/app:v1\n    command: ["sh", "-c", "exec httpd -f -p 8080"]\n    ports: ["127.0.0.1:8080:8080"]\n    restart: always\n',
+          'services:\n  web:\n    image: bosun-test/app:v1\n    command: ["sh", "-c", "exec httpd -f -p 8080"]\n' +
+            '    ports: ["127.0.0.1:8080:8080"]\n    restart: always\n',
         ],
       }),
     ),
