@@ -60,10 +60,12 @@ async function theExecutable(dir: string): Promise<string> {
   const names = await fsp.readdir(dir);
   const files: string[] = [];
   for (const name of names) if ((await fsp.lstat(path.join(dir, name))).isFile()) files.push(name);
-  if (files.length !== 1 || names.length !== 1) throw new UnikError('bad-request', `the tar must hold exactly one file, a static executable (it holds ${names.length} entries)`);
+  if (files.length !== 1 || names.length !== 1)
+    throw new UnikError('bad-request', `the tar must hold exactly one file, a static executable (it holds ${names.length} entries)`);
   const name = files[0]!;
   const kind = await elfKind(path.join(dir, name));
-  if (kind !== 'static') throw new UnikError('bad-request', `${name} is ${kind === 'dynamic' ? 'dynamically linked (FROM scratch has no loader)' : 'not an ELF executable'}`);
+  if (kind !== 'static')
+    throw new UnikError('bad-request', `${name} is ${kind === 'dynamic' ? 'dynamically linked (FROM scratch has no loader)' : 'not an ELF executable'}`);
   return name;
 }
 

@@ -86,7 +86,10 @@ class DockerProvider implements UnikProvider {
         Image: engine.Id,
         ...(args.length ? { Cmd: args } : {}),
         Env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
-        Labels: objectLabels(this.scope, id, request.name, new Date().toISOString(), { [UNIK.imageId]: request.image.Id, [UNIK.mounts]: JSON.stringify(mounts) }),
+        Labels: objectLabels(this.scope, id, request.name, new Date().toISOString(), {
+          [UNIK.imageId]: request.image.Id,
+          [UNIK.mounts]: JSON.stringify(mounts),
+        }),
         HostConfig: { Binds: binds(mounts), ...(request.memoryMb > 0 ? { Memory: request.memoryMb * MiB } : {}) },
         ...d,
       }),
@@ -159,7 +162,8 @@ class DockerProvider implements UnikProvider {
   }
 
   async deleteVolume(volume: UnikVolume, force: boolean): Promise<void> {
-    if (volume.Attachment && !force) throw new UnikError('conflict', `volume ${volume.Name} is attached to instance ${volume.Attachment} (detach it, or delete with force)`);
+    if (volume.Attachment && !force)
+      throw new UnikError('conflict', `volume ${volume.Name} is attached to instance ${volume.Attachment} (detach it, or delete with force)`);
     if (volume.Attachment) await this.detachVolume(volume);
     await removeVolume(this.docker, volume.Id);
   }

@@ -81,7 +81,9 @@ async function helperImage(docker: Docker): Promise<void> {
   context.entry({ name: 'Dockerfile' }, `FROM scratch\nLABEL ${UNIK.kind}=${HELPER}\n`);
   context.finalize();
   const stream = await docker.buildImage(context, { t: HELPER_IMAGE, rm: true, forcerm: true });
-  const events = await new Promise<{ error?: string }[]>((resolve, reject) => docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out ?? []))));
+  const events = await new Promise<{ error?: string }[]>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out ?? []))),
+  );
   const failed = events.find((e) => e.error);
   if (failed) throw new UnikError('failed', `could not make the volume helper image: ${failed.error}`);
 }
