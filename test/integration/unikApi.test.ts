@@ -7,24 +7,14 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { test } from 'node:test';
 import { readCurrentState } from '../../src/agent/engine/readState.js';
-import { converge, docker, ENGINE_SCOPE, freshAppId, registry, service, sleep, startAgent, target } from './harness.js';
+import { converge, docker, ENGINE_SCOPE, freshAppId, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
 import { GoClientError, tarOf, UnikGoClient } from './unikGoClient.js';
 
 const BUSYBOX = fs.readFileSync('/bin/busybox');
 const suffix = `${process.pid}`;
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
 const logsContain = (c: UnikGoClient, id: string, text: string) =>
-  eventually(`"${text}" in the logs of ${id}`, async () => ((await c.logs(id)).includes(text) ? true : undefined));
+  waitFor(`"${text}" in the logs of ${id}`, async () => ((await c.logs(id)).includes(text) ? true : undefined));
 
 async function refusedWith(status: number, call: Promise<unknown>, pattern?: RegExp): Promise<void> {
   await assert.rejects(call, (err: unknown) => {
@@ -145,7 +135,7 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
     });
   });
   stream.abort();
-  await eventually('the followed instance deleted', async () => ((await c2.get(`/instances/${ticker.Id}`)).status === 404 ? true : undefined));
+  await waitFor('the followed instance deleted', async () => ((await c2.get(`/instances/${ticker.Id}`)).status === 404 ? true : undefined));
 
   // the hub: an OCI registry with its credentials
   const hub = { URL: registry.url, Username: registry.username, Password: registry.password };

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sleep, startAgent } from './harness.js';
@@ -220,3 +222,38 @@ async function concurrently(c: UnikGoClient, port: number, dataDir: string, name
   );
   assert.deepEqual(leftovers(dataDir), []);
 }
+
+test('UniK API on a full disk: 507 for an upload that does not fit, nothing half-made, and the next one works', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bosun-agent-'));
+  const work = path.join(dataDir, 'unik', 'work');
+  fs.mkdirSync(work, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', work], { stdio: 'pipe' });
+  } catch (err) {
+    t.skip(`a small tmpfs cannot be mounted here (needs root): ${(err as Error).message}`);
+    return;
+  }
+  t.after(() => execFileSync('umount', ['-l', work]));
+  const { agent } = await startAgent(t, [], { dataDir, unikPort: 0 });
+  const c = new UnikGoClient(`127.0.0.1:${agent.unikPort()}`);
+  // 2 MB of tar, then 2 MB extracted: more than the 3 MB there
+  const tar = await tarOf([{ name: 'busybox', body: BUSYBOX, mode: 0o755 }]);
+  const big = await tarOf([
+    { name: 'a', body: BUSYBOX },
+    { name: 'b', body: BUSYBOX },
+  ]);
+  await refusedWith(507, c.build(`full${suffix}`, tar, 'static', 'binary', 'docker', '', []), /no space left/);
+  await refusedWith(507, c.createVolume(`full${suffix}`, big, 'docker', 0), /no space left/);
+  assert.deepEqual(fs.readdirSync(work), []);
+  assert.equal(
+    (await c.images()).some((i) => i.Name === `full${suffix}`),
+    false,
+  );
+  assert.equal(
+    (await c.volumes()).some((v) => v.Name === `full${suffix}`),
+    false,
+  );
+  // a small one fits
+  const small = await c.createVolume(`small${suffix}`, await tarOf([{ name: 'x', body: 'x' }]), 'docker', 0);
+  await c.deleteVolume(small.Id);
+});

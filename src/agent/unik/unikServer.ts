@@ -71,8 +71,10 @@ export class Unik {
   private async api(address: string) {
     const [{ buildUnikApi }, providers] = await Promise.all([import('./unikApi.js'), this.loadProviders()]);
     const workDir = path.join(this.s.dataDir, 'unik', 'work');
-    // uploads and sources an earlier run left (it stopped mid-build) are of no use
-    await fsp.rm(workDir, { recursive: true, force: true });
+    // uploads and sources an earlier run left (it stopped mid-build) are of no use; the folder
+    // itself stays (it may be a mount point)
+    await fsp.mkdir(workDir, { recursive: true, mode: 0o700 });
+    for (const entry of await fsp.readdir(workDir)) await fsp.rm(path.join(workDir, entry), { recursive: true, force: true });
     const { DEFAULT_EXTRACT_LIMITS } = await import('./safeExtract.js');
     return buildUnikApi(
       { providers, workDir, log: this.s.log, uploadLimitBytes: UPLOAD_LIMIT_BYTES, extractLimits: DEFAULT_EXTRACT_LIMITS, onChange: this.s.onChange },
