@@ -85,11 +85,11 @@ async function refusals(c: UnikGoClient, dataDir: string, port: number, bb: stri
   await refusedWith(400, c.attach(`rv1${suffix}`, inst.Id, ''), /mount is required/);
 
   // bad and malicious tars: 400, nothing built, nothing written anywhere
-  const escape = `/tmp/unik-escape-${suffix}`;
+  const outside = `/tmp/unik-outside-${suffix}`;
   const bad: [string, Buffer, RegExp][] = [
     ['not a tar', Buffer.from('plain text, no tar at all '.repeat(40)), /not a valid tar/],
-    ['dot-dot', await tarOf([{ name: `../../../../../../..${escape}`, body: 'x' }]), /"\.\." in its path/],
-    ['absolute', await tarOf([{ name: escape, body: 'x' }]), /absolute path/],
+    ['dot-dot', await tarOf([{ name: `../../../../../../..${outside}`, body: 'x' }]), /"\.\." in its path/],
+    ['absolute', await tarOf([{ name: outside, body: 'x' }]), /absolute path/],
     ['symlink out', await tarOf([{ name: 'l', type: 'symlink', linkname: '/tmp' }]), /leads outside/],
     [
       'through a symlink',
@@ -109,7 +109,7 @@ async function refusals(c: UnikGoClient, dataDir: string, port: number, bb: stri
     );
     await refusedWith(400, c.createVolume(`bad${suffix}`, tar, 'docker', 0), pattern).catch((err: Error) => assert.fail(`${what} (volume): ${err.message}`));
   }
-  assert.equal(fs.existsSync(escape), false);
+  assert.equal(fs.existsSync(outside), false);
   // tars that are fine as tars but not what the compiler needs
   await refusedWith(400, c.build(`bad${suffix}`, await tarOf([{ name: 'app.js', body: 'x' }]), 'docker', 'dockerfile', 'docker', '', []), /no Dockerfile/);
   await refusedWith(
