@@ -22,7 +22,14 @@ const SMALL_BODY = 1024 * 1024;
 
 export async function buildUnikApi(options: UnikApiOptions, listenAddress: string): Promise<Api> {
   const ctx = new UnikContext(options);
-  const app = Fastify({ logger: false, bodyLimit: SMALL_BODY, routerOptions: { ignoreTrailingSlash: true } });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: SMALL_BODY,
+    routerOptions: { ignoreTrailingSlash: true },
+    // no route schemas (the routes check what UniK's client sends themselves): fastify's default
+    // compilers (Ajv, fast-json-stringify) are not in the agent bundle, and none is needed
+    schemaController: { compilersFactory: { buildValidator: (() => () => () => true) as never, buildSerializer: (() => () => JSON.stringify) as never } },
+  });
   app.addHook('onRequest', async (req) => {
     if (!isCommandApiHost(req.headers.host, listenAddress))
       throw new ForbiddenRequest(`requests must be addressed to this machine, not Host ${req.headers.host ?? '(none)'}`);
