@@ -3,7 +3,7 @@
 import { parse as shellParse } from 'shell-quote';
 import fsp from '../../shared/fsAsync.js';
 import type { Api } from '../api/apiRequest.js';
-import { UnikError, type HubConfig, type UnikCompiler, type UnikProvider } from './provider.js';
+import { UnikError, type HubConfig, type UnikCompiler, type UnikImage, type UnikProvider } from './provider.js';
 import { readUpload } from './uploads.js';
 import { assertNewName, flag, type UnikContext } from './unikContext.js';
 
@@ -21,6 +21,7 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
     // a client that leaves before the answer cancels the build
     reply.raw.on('close', () => reply.raw.writableFinished || abort.abort());
     let sourceDir: string | undefined;
+    let image: UnikImage;
     try {
       if (!req.headers['content-type']?.startsWith('multipart/form-data'))
         throw new UnikError('bad-request', 'the build needs a multipart/form-data body with the tarfile');
@@ -33,7 +34,7 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
       const existing = (await ctx.images()).filter((f) => f.item.Name === name);
       if (existing.length && !flag(params.force)) throw new UnikError('conflict', `image ${name} exists (build with force to replace it)`);
       for (const old of existing) await assertUnused(ctx, old.item.Id, name);
-      const image = await provider.buildImage({
+      image = await provider.buildImage({
         name,
         compiler,
         sourceDir,
@@ -42,12 +43,12 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
         signal: abort.signal,
       });
       for (const old of existing) await old.provider.deleteImage(old.item, false);
-      ctx.changed();
-      return reply.code(201).send(image);
     } finally {
       ctx.building.delete(name);
       if (sourceDir) await fsp.rm(sourceDir, { recursive: true, force: true });
     }
+    ctx.changed();
+    return reply.code(201).send(image);
   });
 
   app.delete<{ Params: { name: string }; Querystring: Query }>('/images/:name', async (req, reply) => {

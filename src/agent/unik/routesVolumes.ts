@@ -2,7 +2,7 @@
 // tarfile), delete, attach (?mount=, one of the instance's image's mount points) and detach.
 import fsp from '../../shared/fsAsync.js';
 import type { Api } from '../api/apiRequest.js';
-import { UnikError } from './provider.js';
+import { UnikError, type UnikVolume } from './provider.js';
 import { readUpload } from './uploads.js';
 import { assertNewName, flag, TEXT, type UnikContext } from './unikContext.js';
 
@@ -18,6 +18,7 @@ export function volumeRoutes(app: Api, ctx: UnikContext): void {
   app.post<{ Params: { name: string }; Querystring: Query }>('/volumes/:name', async (req, reply) => {
     const name = assertNewName('volume', req.params.name);
     let dataDir: string | undefined;
+    let volume: UnikVolume;
     try {
       let params: Query = { ...(formBody(req.body) ?? {}), ...req.query };
       if (req.headers['content-type']?.startsWith('multipart/form-data')) {
@@ -32,12 +33,12 @@ export function volumeRoutes(app: Api, ctx: UnikContext): void {
       if (!dataDir && sizeMb === 0) throw new UnikError('bad-request', 'an empty volume needs a size (?size=<MB>)');
       const provider = ctx.provider(params.provider);
       if ((await ctx.volumes()).some((f) => f.item.Name === name)) throw new UnikError('conflict', `a volume named ${name} exists`);
-      const volume = await provider.createVolume({ name, sizeMb, ...(dataDir ? { dataDir } : {}) });
-      ctx.changed();
-      return reply.code(201).send(volume);
+      volume = await provider.createVolume({ name, sizeMb, ...(dataDir ? { dataDir } : {}) });
     } finally {
       if (dataDir) await fsp.rm(dataDir, { recursive: true, force: true });
     }
+    ctx.changed();
+    return reply.code(201).send(volume);
   });
 
   app.delete<{ Params: { name: string }; Querystring: Query }>('/volumes/:name', async (req, reply) => {
