@@ -17,8 +17,9 @@ import path from 'node:path';
 import { build, transform } from 'esbuild';
 import { exactly, requireRules } from './bundleRequireRules.mjs';
 
-// ssh transport; buildkit sessions; image build contexts (tar-fs with tar-stream, bl and
-// readable-stream: dockerode's buildImage, which the agent never calls); fastify's default schema
+// ssh transport; buildkit sessions; image build contexts packed from a folder (tar-fs with
+// tar-stream, bl and readable-stream: the agent's one build, UniK's, hands buildImage a tar stream
+// it packed itself, src/agent/unik/packDir.ts); fastify's default schema
 // compilers (Ajv, fast-json-stringify: ~300 KB of source that would sit in the device API's chunk;
 // the device API brings its own compilers, so fastify never requires these)
 const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'tar-fs', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
@@ -32,7 +33,7 @@ const unused = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'ta
 const lazyRequires = [
   // https://… engine hosts only (the agent talks to the engine over its unix socket); https loads tls
   { module: 'https', importer: /node_modules\/docker-modem\/lib\/http\.js$/ },
-  // gzip of image build contexts (docker.buildImage, which the agent never calls)
+  // gzip of image build contexts packed from a folder (never: the UniK build passes a stream)
   { module: 'zlib', importer: /node_modules\/dockerode\/lib\/util\.js$/ },
   // executable subcommands (`bosun-agent foo` running bosun-agent-foo), which the agent has none of
   { module: 'node:child_process', importer: /node_modules\/commander\/lib\/command\.js$/ },

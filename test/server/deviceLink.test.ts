@@ -372,6 +372,7 @@ for (const backend of backends()) {
         'projects',
         'state',
         'target_error',
+        'unik',
         'unit_id',
       ]);
       assert.equal(listed.body[0]!.target_error, null);
