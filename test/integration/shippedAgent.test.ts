@@ -82,6 +82,23 @@ test('the shipped agent deploys from the authenticated registry, serves the devi
 
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0);
+
+  // AutoPi's local command API, when asked for, answers from the bundle too (its fastify has no schema compilers)
+  const commandPort = await freePort();
+  const withCommands = await runShipped(t, [
+    '--data-dir',
+    dataDir,
+    '--target',
+    targetFile,
+    '--api-port',
+    String(port),
+    '--command-api-port',
+    String(commandPort),
+  ]);
+  const unit = await waitFor('the local command API', async () => (await fetch(`http://127.0.0.1:${commandPort}/`).catch(() => undefined))?.status, 30_000);
+  assert.equal(unit, 200, withCommands.output.join('\n'));
+  withCommands.child.kill('SIGTERM');
+  assert.equal(await withCommands.exited, 0);
   const after = await containersOf(appId);
   assert.equal(after.filter((c) => c.state === 'running').length, 2, 'apps keep running when the agent stops');
 });

@@ -32,7 +32,13 @@ const sameUnit = (a: string, b: string) => a.replace(/-/g, '').toLowerCase() ===
 
 export async function buildLocalCommandApi(agent: Agent, listenAddress: string): Promise<Api> {
   const device = agentPort(agent);
-  const app = Fastify({ logger: false, routerOptions: { ignoreTrailingSlash: true } });
+  const app = Fastify({
+    logger: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    // no route schemas (bodies are checked with assertValid): the shipped bundle leaves fastify's Ajv
+    // and fast-json-stringify out, so the default compilers must not be asked for
+    schemaController: { compilersFactory: { buildValidator: (() => () => () => true) as never, buildSerializer: (() => () => JSON.stringify) as never } },
+  });
   app.addHook('onRequest', async (req) => {
     if (!isCommandApiHost(req.headers.host, listenAddress)) {
       throw new ForbiddenRequest(
