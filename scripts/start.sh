@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 data=${BOSUN_DATA_DIR:-./data}
 port=${BOSUN_SERVER_PORT:-8000}
 api_port=${BOSUN_API_PORT:-48484}
+unik_port=${BOSUN_UNIK_PORT:-3000}
 url="http://127.0.0.1:$port"
 
 ports=("0.0.0.0:$api_port=the device API: BOSUN_API_PORT=<port> npm start")
+[ "$unik_port" = off ] || ports+=("127.0.0.1:$unik_port=the UniK API: BOSUN_UNIK_PORT=<port> npm start")
 [ -n "${BOSUN_TARGET:-}" ] || ports+=("127.0.0.1:$port=the server: BOSUN_SERVER_PORT=<port> npm start")
 node scripts/check-ports.mjs "${ports[@]}"
 
@@ -33,7 +35,7 @@ fi
 mkdir -p "$data/agent"
 rotate() { if [ -f "$1" ]; then mv -f "$1" "$1.1"; fi; }
 # --host-sandbox: a reboot or shutdown asked through the device API is recorded, not performed.
-agent=(dist/bosun-agent --data-dir "$data/agent" --host-sandbox "$data/agent/host" --api-port "$api_port")
+agent=(dist/bosun-agent --data-dir "$data/agent" --host-sandbox "$data/agent/host" --api-port "$api_port" --unik-port "$unik_port")
 if [ -n "${BOSUN_TARGET:-}" ]; then exec "${agent[@]}" --target "$BOSUN_TARGET" "$@"; fi
 
 pids=()

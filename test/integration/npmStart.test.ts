@@ -28,6 +28,7 @@ test('a busy port stops npm start before it starts anything, naming the variable
   for (const [name, host] of [
     ['BOSUN_SERVER_PORT', '127.0.0.1'],
     ['BOSUN_API_PORT', '0.0.0.0'],
+    ['BOSUN_UNIK_PORT', '127.0.0.1'],
   ] as const) {
     const busy = await holdPort(t, host);
     const data = path.join(dir, name);

@@ -20,7 +20,14 @@ export interface Started {
 export async function npmStart(t: TestContext, dataDir: string, env: Record<string, string> = {}): Promise<Started> {
   const port = await freePort();
   const apiPort = await freePort();
-  const all = { BOSUN_DATA_DIR: dataDir, BOSUN_SERVER_PORT: String(port), BOSUN_API_PORT: String(apiPort), BOSUN_ENGINE_SCOPE: ENGINE_SCOPE, ...env };
+  const all = {
+    BOSUN_DATA_DIR: dataDir,
+    BOSUN_SERVER_PORT: String(port),
+    BOSUN_API_PORT: String(apiPort),
+    BOSUN_UNIK_PORT: String(await freePort()),
+    BOSUN_ENGINE_SCOPE: ENGINE_SCOPE,
+    ...env,
+  };
   // its own process group, so that a signal reaches only the process it is sent to, as `kill <pid>` does
   const child = spawn('npm', ['start'], { env: { ...process.env, ...all }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let text = '';
