@@ -48,32 +48,16 @@ if (!config.deviceApiKey) {
   await writeConfig({ ...config, apiEndpoint: url });
 }
 
-const release = {
-  version: '1.0.0',
-  containers: [
-    {
-      name: 'web',
-      image: 'bosun-test/app',
-      tag: 'v1',
-      startup_parameters: {
-        command: ['sh', '-c', 'echo hello from bosun > /tmp/index.html; exec httpd -f -p 8080 -h /tmp'],
-        port_bindings: ['127.0.0.1:8080:8080'],
-        restart_policy: 'always',
-      },
-    },
-  ],
-};
 console.log(`
 Bosun is up.
   dashboard    ${url}/
   API docs     ${url}/docs
   admin token  ${token}   (kept in ${tokenFile})
-  log in       npm exec bosun -- login --server ${url} --token $(cat ${tokenFile})
+  log in       npx bosun login --server ${url} --token "$(cat ${tokenFile})"
   device       this machine's agent, in project "hello" (id ${project.id}); device API on 127.0.0.1:${apiPort}
                (its device key: dist/bosun-agent device-key --data-dir ${dataDir}/agent)
 
-Create a release and watch its container start (then: curl 127.0.0.1:8080):
-  curl -sH "Authorization: APIToken $(cat ${tokenFile})" -H 'content-type: application/json' \\
-    ${url}/docker/projects/${project.id}/releases/ -d '${JSON.stringify(release)}'
-  curl -sH "Authorization: APIToken $(cat ${tokenFile})" ${url}/dongle/devices/
+Then deploy a release and watch this device run it (then: curl 127.0.0.1:8080):
+  npx bosun deploy hello --compose examples/docker-compose.yml
+  npx bosun devices
 `);

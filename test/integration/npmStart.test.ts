@@ -50,7 +50,7 @@ test('npm start runs the shipped agent; SIGTERM or SIGINT to npm (or Ctrl-C) end
     const s = await npmStart(t, data);
     await untilUp(s);
     assert.match(s.output(), new RegExp(`dashboard {4}${s.url}/\\n`));
-    assert.match(s.output(), new RegExp(`log in {7}npm exec bosun -- login --server ${s.url} --token \\$\\(cat ${data}/admin-token\\)`));
+    assert.match(s.output(), new RegExp(`log in {7}npx bosun login --server ${s.url} --token "\\$\\(cat ${data}/admin-token\\)"`));
     assert.match(s.output(), new RegExp(`device API on 127.0.0.1:${s.apiPort}\\n`));
     assert.match(s.output(), /dist\/bosun-agent device-key --data-dir .*\/agent/);
 
