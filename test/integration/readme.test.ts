@@ -1,6 +1,6 @@
 // README.md cannot rot: every shell block it runs (the convention: README.md, "The README runs";
 // test/readmeBlocks.ts) runs as printed, in order, in one bash session, against `npm start` in its
-// own data dir. The one change: the ports 8000, 48484 and 8080 become free ones. curl fails on an HTTP
+// own data dir. The one change: the ports 8000, 48484 and 8080 become free ones (in examples/ too). curl fails on an HTTP
 // error (a curlrc with fail-with-body), so a refused request fails the test with the server's answer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,18 +20,24 @@ test("README.md's shell blocks run as printed against npm start", async (t) => {
   const s = await npmStart(t, data);
   await untilUp(s);
 
-  // the repository root as the README's reader has it, with npm start's data as ./data
+  const ports: Record<string, number> = { 8000: Number(new URL(s.url).port), 48484: s.apiPort, 8080: await freePort() };
+  const freePorts = (text: string) => text.replace(/\b(8000|48484|8080)\b/g, (p) => String(ports[p]));
+
+  // the repository root as the README's reader has it, with npm start's data as ./data, and the
+  // examples the blocks deploy copied with the same ports changed
   const root = path.join(dir, 'repo');
   await fs.mkdir(root);
-  for (const entry of await fs.readdir('.')) if (entry !== 'data') await fs.symlink(path.resolve(entry), path.join(root, entry));
+  for (const entry of await fs.readdir('.')) {
+    if (entry !== 'data' && entry !== 'examples') await fs.symlink(path.resolve(entry), path.join(root, entry));
+  }
   await fs.symlink(data, path.join(root, 'data'));
+  await fs.mkdir(path.join(root, 'examples'));
+  for (const file of await fs.readdir('examples')) {
+    await fs.writeFile(path.join(root, 'examples', file), freePorts(await fs.readFile(path.join('examples', file), 'utf8')));
+  }
   await fs.writeFile(path.join(dir, '.curlrc'), 'fail-with-body\nshow-error\n');
 
-  const ports: Record<string, number> = { 8000: Number(new URL(s.url).port), 48484: s.apiPort, 8080: await freePort() };
-  const script = [
-    'set -euo pipefail',
-    ...blocks.flatMap((b) => [`printf '\\n── README.md:%s\\n' ${b.line} >&2`, b.text.replace(/\b(8000|48484|8080)\b/g, (p) => String(ports[p]))]),
-  ].join('\n');
+  const script = ['set -euo pipefail', ...blocks.flatMap((b) => [`printf '\\n── README.md:%s\\n' ${b.line} >&2`, freePorts(b.text)])].join('\n');
   const run = spawn('bash', ['-c', script], {
     cwd: root,
     env: { ...process.env, CURL_HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'config') },
