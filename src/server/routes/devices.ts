@@ -29,7 +29,7 @@ const StateSummary = Type.Object({
 });
 type StateSummary = Static<typeof StateSummary>;
 
-const Device = Type.Object({
+export const Device = Type.Object({
   id: Type.String(),
   unit_id: Type.String(),
   name: Type.String(),
@@ -65,7 +65,7 @@ export const deviceRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   });
 };
 
-function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
+export function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
   return {
     id: r.id,
     unit_id: r.unit_id,
