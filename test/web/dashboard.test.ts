@@ -1,10 +1,12 @@
 // The dashboard in Debian's Chromium against a real control plane with a real agent on the real
 // engine: log in, create a release, watch the device converge live (no reload), tail a line the
-// container prints, restart its service, run a command, plot a telemetry field. Each step leaves a
+// container prints (one service's lines, paused and resumed), restart its service, a reboot refused by the app's update lock, run a command,
+// plot a telemetry field. Each step leaves a
 // screenshot in test-results/web/; a console error anywhere fails the test.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { controlPlane, imageName, provisionedDevice, tag } from '../integration/controlPlane.js';
+import { containersOf, execIn } from '../integration/harness.js';
 import { openBrowser } from './browser.js';
 
 const MARKER = `hello-from-the-web-test-${process.pid}`;
@@ -54,9 +56,26 @@ test('dashboard: login, a release deployed live, its log line, a restart, a comm
   await page.getByTestId('log-lines').getByText(MARKER).first().waitFor();
   await browser.screenshot('4-device-logs');
 
-  // a restart through the device's own API
+  // one service's lines only; paused, a restart's new line is held until resumed
+  const logLines = page.getByTestId('log-lines');
+  await page.getByRole('combobox', { name: 'Service' }).selectOption('main');
+  await logLines.getByText(MARKER).first().waitFor();
+  assert.equal(await logLines.getByText('Starting service main').count(), 0, 'the agent lines are filtered out');
+  await page.getByRole('button', { name: 'Pause' }).click();
   await page.getByRole('button', { name: 'Restart main' }).click();
   await page.getByText('restart main: done').waitFor();
+  await page.getByText(/1 new lines held/).waitFor();
+  assert.equal(await logLines.getByText(MARKER).count(), 1, 'paused: the new line is not shown');
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await logLines.getByText(MARKER).nth(1).waitFor();
+
+  // a reboot while the app holds its update lock: refused, and the page says which app holds it
+  const main = (await containersOf(dev.appId)).find((c) => c.service === 'main' && c.state === 'running')!;
+  assert.equal((await execIn(main.id, ['touch', '/tmp/balena/updates.lock'])).exitCode, 0);
+  page.once('dialog', (d) => void d.accept());
+  await page.getByRole('button', { name: 'Reboot device' }).click();
+  await page.getByText(`reboot refused (update lock): updates are locked for app ${dev.appId}`).waitFor();
+  await browser.screenshot('5-reboot-locked');
 
   // a command and its result
   await page.getByRole('combobox', { name: 'Command', exact: true }).fill('test.ping');
@@ -64,7 +83,7 @@ test('dashboard: login, a release deployed live, its log line, a restart, a comm
   const result = page.getByTestId('command-results').locator('li').first();
   await result.getByText('done').waitFor();
   assert.match((await result.textContent()) ?? '', /true/);
-  await browser.screenshot('5-command');
+  await browser.screenshot('6-command');
 
   // a telemetry field the agent records each second
   await page.getByLabel('Field').fill('device.cpu.usage');
@@ -75,7 +94,20 @@ test('dashboard: login, a release deployed live, its log line, a restart, a comm
     await page.waitForTimeout(1000);
   }
   assert.equal(await page.getByTestId('telemetry-chart').locator('canvas').count(), 1);
-  await browser.screenshot('6-telemetry');
+  await browser.screenshot('7-telemetry');
 
-  assert.deepEqual(errors, [], 'no console error on any page');
+  // the device page at phone width: nothing makes the page scroll sideways
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(widths.scroll <= widths.width, `the device page fits a phone (${widths.scroll} > ${widths.width} px)`);
+  await browser.screenshot('8-device-phone');
+
+  // Chromium logs every answer >= 400 as "Failed to load resource": only the refused reboot's may be there
+  const refused = /Failed to load resource: the server responded with a status of 423 \(Locked\) \(http:\/\/[^/]+\/supervisor\/v1\/reboot\)$/;
+  assert.deepEqual(
+    errors.filter((e) => !refused.test(e)),
+    [],
+    'no console error on any page',
+  );
 });

@@ -22,15 +22,18 @@ export function Field({
   error,
   children,
   hint,
+  scope = '',
 }: {
   label: string;
   pointer: string;
   error: FormError | null;
   children: (aria: object) => ReactNode;
   hint?: string;
+  /** tells apart forms on one page that have the same fields */
+  scope?: string;
 }) {
   const message = errorAt(error, pointer);
-  const id = `f-${pointer.replace(/[^a-z0-9]/gi, '-')}`;
+  const id = `f${scope && `-${scope}`}-${pointer.replace(/[^a-z0-9]/gi, '-')}`;
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>

@@ -21,7 +21,7 @@ export const fleetEventRoutes =
             'A `text/event-stream`: first `event: snapshot` with every device (`data`: the array `GET /dongle/devices/` answers), then ' +
             "`event: device` (`data`: one device) whenever a device's listing changes (online state, agent version, releases, state report, " +
             'download progress, name, projects) and `event: removed` (`data`: `{"id"}`) when one is deleted; a `: keep-alive` comment every 15 s. ' +
-            'Changes are looked for once a second. A client that falls more than 1 MiB behind gets a new `snapshot` instead of the deltas it ' +
+            'Changes are looked for once a second (less often for a fleet that takes longer to read). A client that falls more than 1 MiB behind gets a new `snapshot` instead of the deltas it ' +
             'missed. The stream ends when its token is revoked or expires. Send the token in the `Authorization` header (read it with `fetch`).',
           response: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: Type.Array(Device) } } } },
         },

@@ -130,7 +130,7 @@ function Resource({ title, path, columns, inputs, secret }: { title: string; pat
       </div>
       <form onSubmit={create} className="toolbar wrap" aria-label={`New ${title.toLowerCase()}`}>
         {inputs.map((i) => (
-          <Field key={i.name} label={i.label} pointer={`/${i.name}`} error={error} {...(i.hint ? { hint: i.hint } : {})}>
+          <Field key={i.name} scope={id} label={i.label} pointer={`/${i.name}`} error={error} {...(i.hint ? { hint: i.hint } : {})}>
             {(aria) => (
               <input
                 type={i.type ?? 'text'}
