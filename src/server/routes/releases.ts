@@ -2,6 +2,7 @@
 // What a release means, and the rules on storing one, are the service's (services/releases.ts).
 import { Type } from '@sinclair/typebox';
 import { DEPLOYMENT_STATES } from '../deployments/stateMachine.js';
+import { COMPOSE_MAX_BYTES } from '../releases/compose.js';
 import { CONTAINER_NAME_MAX, CONTAINER_NAME_PATTERN, StartupParametersSchema, TAG_PATTERN } from '../targets/releaseTarget.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
@@ -33,7 +34,26 @@ const ReleaseBody = Type.Object(
   {
     version: Type.String({ minLength: 1, maxLength: 200, description: 'unique in the project' }),
     devices: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: "device ids; default: the project's devices" })),
-    containers: Type.Array(ContainerBody, { maxItems: 100, description: 'at least one, unless allow_empty' }),
+    containers: Type.Optional(Type.Array(ContainerBody, { maxItems: 100, description: 'at least one, unless allow_empty; or give compose instead' })),
+    compose: Type.Optional(
+      Type.String({
+        maxLength: COMPOSE_MAX_BYTES,
+        description:
+          'instead of containers: a docker-compose.yml (Compose Specification). Each service becomes a container: image, command, entrypoint, environment, ' +
+          'env_file, ports, volumes (host paths and declared named volumes), networks (default only), network_mode, restart, labels, depends_on ' +
+          '(service_started), healthcheck, privileged, devices, cap_add, cap_drop, working_dir, user, mem_limit, stop_signal, stop_grace_period; x-* keys ' +
+          'are ignored. Any other key is refused (400 naming it, e.g. services.web.build), as is a $VAR the server cannot interpolate ($$ is a literal $).',
+        examples: [
+          'services:\n  web:\n    image: bosun-test/app:v1\n    command: ["sh", "-c", "exec httpd -f -p 8080"]\n    ports: ["127.0.0.1:8080:8080"]\n    restart: always\n',
+        ],
+      }),
+    ),
+    env_files: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 1024 }), Type.String({ maxLength: 64 * 1024 }), {
+        description: 'with compose: the content of each env_file the compose file names, keyed by the path as it is written there',
+        examples: [{ './web.env': 'GREETING=hello\n' }],
+      }),
+    ),
     /** not stored: says that an empty `containers` is meant */
     allow_empty: Type.Optional(
       Type.Boolean({ description: 'true: a release without containers is meant (it stops and removes every service of the project on its devices)' }),

@@ -10,6 +10,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../shared/erro
 import type { DeploymentState } from '../deployments/stateMachine.js';
 import { inChunks, nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
+import { composeContainers, composePath } from '../releases/compose.js';
 import { fullyQualifiedName, validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../targets/releaseTarget.js';
 import { refuseUnknownDevices } from './devices.js';
 import type { TargetWrites, Tx } from './targetWrites.js';
@@ -21,7 +22,12 @@ export interface ReleaseInput {
   version: string;
   /** default: the project's devices */
   devices?: string[];
-  containers: ContainerInput[];
+  /** the containers, or `compose` */
+  containers?: ContainerInput[];
+  /** a docker-compose.yml, converted into the containers (releases/compose.ts) */
+  compose?: string;
+  /** the contents of the env_file files the compose file names, by the path it names */
+  env_files?: Record<string, string>;
   remove_containers?: string[];
   /** not stored: says that an empty `containers` is meant */
   allow_empty?: boolean;
@@ -93,9 +99,9 @@ export class Releases {
 
   async create(projectId: number, body: ReleaseInput): Promise<Release> {
     const project = await this.project(projectId);
-    refuseEmpty(body.containers, body.allow_empty);
-    const input = await this.stored(body, projectId);
-    await this.check(project, input, 0);
+    const containers = containersIn(body) ?? fail('/containers', 'required: give containers or compose');
+    const input = await this.stored(body.version, body, containers, projectId);
+    await composePaths(body, () => this.check(project, input, 0));
     const id = await withFreshHash(() =>
       this.writes.commit(
         async (tx) => {
@@ -123,17 +129,17 @@ export class Releases {
 
   /** PUT: the release becomes `body` (defaults for what it leaves out). */
   async replace(projectId: number, id: number, body: ReleaseInput): Promise<Release> {
-    refuseEmpty(body.containers, body.allow_empty);
-    return this.update(projectId, id, () => this.stored(body, projectId));
+    const containers = containersIn(body) ?? fail('/containers', 'required: give containers or compose');
+    return this.update(projectId, id, body, () => this.stored(body.version, body, containers, projectId));
   }
 
   /** PATCH: the fields `body` gives change. */
   async patch(projectId: number, id: number, body: ReleasePatch): Promise<Release> {
-    refuseEmpty(body.containers, body.allow_empty);
-    return this.update(projectId, id, async (current) => ({
+    const containers = containersIn(body);
+    return this.update(projectId, id, body, async (current) => ({
       version: body.version ?? current.version,
       devices: body.devices ?? current.devices,
-      containers: body.containers?.map(containerOf) ?? current.containers,
+      containers: containers?.map(containerOf) ?? current.containers,
       remove_containers: body.remove_containers ?? current.remove_containers,
     }));
   }
@@ -159,7 +165,7 @@ export class Releases {
   }
 
   /** Either change is checked whole before it is stored. */
-  private async update(projectId: number, id: number, change: (current: StoredInput) => Promise<StoredInput>): Promise<Release> {
+  private async update(projectId: number, id: number, body: ReleasePatch, change: (current: StoredInput) => Promise<StoredInput>): Promise<Release> {
     const project = await this.project(projectId);
     const current = await this.get(projectId, id);
     const before: StoredInput = {
@@ -169,7 +175,7 @@ export class Releases {
       remove_containers: current.remove_containers,
     };
     const next = await change(before);
-    await this.check(project, next, id);
+    await composePaths(body, () => this.check(project, next, id));
     const contentChanged =
       stringify(before.containers) !== stringify(next.containers) || stringify(before.remove_containers) !== stringify(next.remove_containers);
     await this.writes.commit(
@@ -185,11 +191,11 @@ export class Releases {
     return this.get(projectId, id);
   }
 
-  private async stored(body: ReleaseInput, projectId: number): Promise<StoredInput> {
+  private async stored(version: string, body: ReleasePatch, containers: ContainerInput[], projectId: number): Promise<StoredInput> {
     return {
-      version: body.version,
+      version,
       devices: body.devices ?? (await this.projectDevices(projectId)),
-      containers: body.containers.map(containerOf),
+      containers: containers.map(containerOf),
       remove_containers: body.remove_containers ?? [],
     };
   }
@@ -261,6 +267,36 @@ const containerOf = (c: ContainerInput): ReleaseContainer => ({
   purge_data: c.purge_data ?? false,
   registry: c.registry ?? null,
 });
+
+/** The containers a request gives, from its list or its compose file (never both); empty ones refused unless meant. */
+function containersIn(body: ReleasePatch): ContainerInput[] | undefined {
+  if (body.compose !== undefined && body.containers !== undefined) fail('/compose', 'give containers or compose, not both');
+  if (body.env_files !== undefined && body.compose === undefined) fail('/env_files', 'env_files go with compose');
+  const containers = body.compose !== undefined ? composeContainers(body.compose, body.env_files) : body.containers;
+  if (body.compose !== undefined && containers?.length === 0 && body.allow_empty !== true) {
+    throw new ValidationError(
+      'services',
+      'no services: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant',
+      'compose file',
+    );
+  }
+  refuseEmpty(containers, body.allow_empty);
+  return containers;
+}
+
+/** The release's checks, their errors named by the compose file's paths when it came as one. */
+async function composePaths(body: ReleasePatch, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    if (body.compose === undefined || !(err instanceof ValidationError) || !err.field.startsWith('/containers')) throw err;
+    throw new ValidationError(composePath(err.field, composeContainers(body.compose, body.env_files)), err.reason, 'compose file');
+  }
+}
+
+function fail(field: string, reason: string): never {
+  throw new ValidationError(field, reason, 'release');
+}
 
 /** A release without containers stops and removes every service of the project on its devices: only when the request says it means that. */
 function refuseEmpty(containers: unknown[] | undefined, allowEmpty: boolean | undefined): void {

@@ -6,7 +6,7 @@
 // refuse a release that cannot become a valid target before anything is stored.
 import { Type, type Static } from '@sinclair/typebox';
 import { ValidationError } from '../../shared/errors.js';
-import type { AppTarget, RegistryCredentials, ServiceTarget, VolumeTarget } from '../../shared/targetState.js';
+import { HealthcheckSchema, type AppTarget, type RegistryCredentials, type ServiceTarget, type VolumeTarget } from '../../shared/targetState.js';
 import { validateTargetState } from '../../shared/validateTarget.js';
 
 /** A container's name: it becomes the service name (and a DNS name on the app's network). */
@@ -80,6 +80,8 @@ export const StartupParametersSchema = Type.Object(
     mem_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ description: 'bytes, or a number with b, k, m or g' })])),
     stop_signal: Type.Optional(Type.String()),
     stop_timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'seconds' })),
+    healthcheck: Type.Optional(HealthcheckSchema),
+    depends_on: Type.Optional(Type.Array(Type.String(), { uniqueItems: true, description: 'containers of this release started before this one' })),
   },
   { additionalProperties: false },
 );
@@ -193,13 +195,21 @@ export function validateReleaseApp(
     validateTargetState({ apps: { [String(Math.max(1, release.project.id))]: out.app }, registries: out.registries });
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
-    const m = err.field.match(/^\/apps\/[^/]+\/release\/services\/([^/]+)(?:\/([^/]+))?/);
+    const m = err.field.match(/^\/apps\/[^/]+\/release\/services\/([^/]+)(?:\/([^/]+)(\/.*)?)?/);
     const index = m ? containers.findIndex((c) => c.name === m[1]) : -1;
     if (index < 0) fail('/containers', err.reason);
-    const key = m![2];
-    fail(`/containers/${index}${key ? `/${RELEASE_FIELD[key] ?? `startup_parameters/${key}`}` : ''}`, err.reason);
+    fail(`/containers/${index}${releaseField(containers[index]!, m![2], m![3])}`, err.reason);
   }
   return out;
+}
+
+/** The release field a target service field came from (`/startup_parameters/healthcheck/interval`). */
+function releaseField(c: ReleaseContainer, key: string | undefined, rest = ''): string {
+  if (!key) return '';
+  if (key === 'depends_on' && c.startup_parameters.depends_on) return `/startup_parameters/depends_on${rest}`;
+  const mapped = RELEASE_FIELD[key];
+  // fields of the same name have the same shape below; renamed ones do not (ports expand ranges)
+  return mapped ? `/${mapped}` : `/startup_parameters/${key}${rest}`;
 }
 
 function fail(field: string, reason: string): never {
@@ -322,6 +332,14 @@ function serviceOptions(p: StartupParameters, ctx: Ctx): ServiceOptions {
     out.stop_signal = p.stop_signal;
   }
   if (p.stop_timeout !== undefined) out.stop_grace_period = p.stop_timeout;
+  if (p.healthcheck !== undefined) out.healthcheck = p.healthcheck;
+  if (p.depends_on !== undefined) {
+    p.depends_on.forEach((dep, i) => {
+      if (!ctx.names.has(dep)) fail(`${at}/depends_on/${i}`, `no container "${dep}" in this release`);
+      if (dep === ctx.self) fail(`${at}/depends_on/${i}`, 'a container cannot depend on itself');
+    });
+    if (p.depends_on.length) out.depends_on = p.depends_on;
+  }
   return out;
 }
 
