@@ -87,6 +87,14 @@ test('dashboard at phone width: keyboard login, admin resources, shown-once secr
 
   // a release the API refuses: the error is next to the field it names, which is marked invalid
   await page.getByRole('link', { name: 'Releases' }).click();
+  // a compose file with a key the server cannot honour: named next to the compose field
+  await page.getByLabel('Version').fill('1.0.0');
+  await page.getByLabel('docker-compose.yml').fill('services:\n  web:\n    image: acme/web:1\n    build: .\n');
+  await page.getByRole('button', { name: 'Create release' }).click();
+  await page.locator('#f-compose--compose-error').getByText('services.web.build: not supported').waitFor();
+  assert.equal(await page.getByLabel('docker-compose.yml').getAttribute('aria-invalid'), 'true');
+  // the form
+  await page.getByLabel('a form').check();
   await page.getByLabel('Version').fill('1.0.0');
   await page.getByLabel('Name', { exact: true }).fill('web');
   await page.getByLabel('Image').fill('Not An Image');
@@ -102,6 +110,10 @@ test('dashboard at phone width: keyboard login, admin resources, shown-once secr
   await page.getByRole('button', { name: 'Create release' }).click();
   await page.locator('#f--containers-0-startup-parameters-port-bindings-error').getByText('nonsense').waitFor();
   assert.equal(await image.getAttribute('aria-invalid'), null, 'the image is no longer marked');
+  await page.getByLabel('Ports').fill('127.0.0.1:8080:80');
+  await page.getByRole('button', { name: 'Create release' }).click();
+  await page.getByText(/Release 1\.0\.0 \(#\d+\) created/).waitFor();
+  await page.locator('[data-release="1.0.0"]').getByText('active (newest)').waitFor();
 
   // the new token logs in; revoked, the next call sends the page back to the login form
   await page.getByRole('button', { name: 'Log out' }).click();

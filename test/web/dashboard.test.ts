@@ -1,5 +1,5 @@
 // The dashboard in Debian's Chromium against a real control plane with a real agent on the real
-// engine: log in, create a release, watch the device converge live (no reload), tail a line the
+// engine: log in, create a release from a compose file, watch the device converge live (no reload), tail a line the
 // container prints (one service's lines, paused and resumed), restart its service, a reboot refused by the app's update lock, run a command,
 // plot a telemetry field. Each step leaves a
 // screenshot in test-results/web/; a console error anywhere fails the test.
@@ -11,7 +11,7 @@ import { openBrowser } from './browser.js';
 
 const MARKER = `hello-from-the-web-test-${process.pid}`;
 
-test('dashboard: login, a release deployed live, its log line, a restart, a command, a telemetry chart', async (t) => {
+test('dashboard: login, a release from a compose file deployed live, its log line, a restart, a command, a telemetry chart', async (t) => {
   const cp = await controlPlane(t);
   const dev = await provisionedDevice(t, cp, 'webflow', { metricsInterval: 1000 });
   const deviceId = await dev.deviceId();
@@ -29,14 +29,15 @@ test('dashboard: login, a release deployed live, its log line, a restart, a comm
   await row.getByText('online').waitFor();
   await browser.screenshot('1-fleet');
 
-  // a release from the form; the page is never reloaded from here on
+  // a release from a compose file, uploaded; the page is never reloaded from here on
   await page.evaluate(() => Object.assign(window, { notReloaded: true }));
   await page.getByRole('link', { name: 'Releases' }).click();
   await page.getByLabel('Version').fill('1.0.0');
-  await page.getByLabel('Name', { exact: true }).fill('main');
-  await page.getByLabel('Image').fill(imageName);
-  await page.getByLabel('Tag').fill(tag!);
-  await page.getByLabel('Command').fill(`sh -c 'echo ${MARKER}; exec sleep 3600'`);
+  const compose = `services:\n  main:\n    image: ${imageName}:${tag}\n    command: ["sh", "-c", "echo ${MARKER}; exec sleep 3600"]\n    restart: always\n`;
+  await page
+    .getByLabel('Compose file', { exact: true })
+    .setInputFiles({ name: 'docker-compose.yml', mimeType: 'application/yaml', buffer: Buffer.from(compose) });
+  assert.equal(await page.getByLabel('docker-compose.yml').inputValue(), compose, 'the upload is shown');
   await page.getByRole('button', { name: 'Create release' }).click();
   await page.getByText(/Release 1\.0\.0 \(#\d+\) created/).waitFor();
   const releaseId = Number((await page.getByText(/Release 1\.0\.0 \(#\d+\) created/).textContent())!.match(/#(\d+)/)![1]);

@@ -12,9 +12,14 @@ export interface FormError {
 export const formError = (err: unknown): FormError =>
   err instanceof ApiError && err.field ? { message: err.message, field: err.field } : { message: (err as Error).message };
 
-/** The error for `pointer`: this field's own, or one inside it (e.g. /containers/0/startup_parameters/…). */
+/**
+ * The error for `pointer`: this field's own, or one inside it (e.g. /containers/0/startup_parameters/…);
+ * `/compose` also takes the compose file's own paths (services.web.ports[1]).
+ */
 export const errorAt = (e: FormError | null, pointer: string) =>
-  e?.field && (e.field === pointer || e.field.startsWith(`${pointer}/`)) ? e.message : undefined;
+  e?.field && (e.field === pointer || e.field.startsWith(`${pointer}/`) || (pointer === '/compose' && /^(services|volumes|networks|compose)\b/.test(e.field)))
+    ? e.message
+    : undefined;
 
 export function Field({
   label,

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api';
 import { useFleet } from '../fleet';
 import type { Deployment, Project, Release } from '../types';
+import { ComposeForm } from './ComposeForm';
 import { ReleaseForm } from './ReleaseForm';
 
 /** A project's releases: each one's deployment progress across its devices, which one is active, a new one. */
@@ -11,6 +12,7 @@ export function Releases() {
   const [releases, setReleases] = useState<Release[]>([]);
   const [deployments, setDeployments] = useState<Record<number, Deployment[]>>({});
   const [error, setError] = useState('');
+  const [from, setFrom] = useState<'compose' | 'form'>('compose');
   const fleet = useFleet();
 
   useEffect(() => {
@@ -59,7 +61,20 @@ export function Releases() {
         </select>
       </label>
       {projects.length === 0 && <p>No project yet: create one under Admin.</p>}
-      {project !== null && <ReleaseForm project={project} onCreated={() => void refresh()} />}
+      <fieldset className="choice">
+        <legend>New release from</legend>
+        {(['compose', 'form'] as const).map((f) => (
+          <label key={f}>
+            <input type="radio" name="from" checked={from === f} onChange={() => setFrom(f)} /> {f === 'compose' ? 'a compose file' : 'a form'}
+          </label>
+        ))}
+      </fieldset>
+      {project !== null &&
+        (from === 'compose' ? (
+          <ComposeForm key={project} project={project} onCreated={() => void refresh()} />
+        ) : (
+          <ReleaseForm key={project} project={project} onCreated={() => void refresh()} />
+        ))}
       <ul className="releases" aria-label="Releases of the project">
         {releases.map((r, i) => (
           <li key={r.id} data-release={r.version}>
