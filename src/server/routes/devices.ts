@@ -29,7 +29,7 @@ const StateSummary = Type.Object({
 });
 type StateSummary = Static<typeof StateSummary>;
 
-export const Device = Type.Object({
+const Device = Type.Object({
   id: Type.String(),
   unit_id: Type.String(),
   name: Type.String(),
@@ -65,7 +65,7 @@ export const deviceRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   });
 };
 
-export function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
+function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
   return {
     id: r.id,
     unit_id: r.unit_id,
@@ -97,3 +97,6 @@ export function summary(state: StoredState): StateSummary {
   }
   return { reported_at: state.reported_at, status, apps };
 }
+
+/** the fleet's event stream (fleetEvents.ts) sends devices as this listing has them */
+export { Device, deviceOut };
