@@ -97,6 +97,26 @@ test('dashboard: login, a release from a compose file deployed live, its log lin
   assert.equal(await page.getByTestId('telemetry-chart').locator('canvas').count(), 1);
   await browser.screenshot('7-telemetry');
 
+  // a geo_point track, posted by the app through the device API, drawn on its own axes
+  const at = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+  const track = [57.047, 57.048, 57.05].map((lat, i) => ({ field: 'track.pos.loc', type: 'geo_point', value: { lat, lon: 9.939 + i / 1000 }, ts: at(30 - i) }));
+  const posted = await execIn(main.id, [
+    'sh',
+    '-c',
+    `wget -qO- --header 'Content-Type: application/json' --post-data '${JSON.stringify(track)}' "$BALENA_SUPERVISOR_ADDRESS/v2/telemetry?apikey=$BALENA_SUPERVISOR_API_KEY"`,
+  ]);
+  assert.equal(posted.exitCode, 0, posted.output);
+  await page.getByLabel('Field').fill('track.pos.loc');
+  await page.getByLabel('Type').selectOption('geo_point');
+  for (let i = 0; ; i++) {
+    await page.getByRole('button', { name: 'Plot' }).click();
+    if (await page.getByTestId('telemetry-track').isVisible()) break;
+    assert.ok(i < 60, 'the track arrives within a minute');
+    await page.waitForTimeout(1000);
+  }
+  assert.equal(await page.getByRole('img', { name: 'track of 3 points' }).count(), 1);
+  await browser.screenshot('7b-track');
+
   // the device page at phone width: nothing makes the page scroll sideways
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);

@@ -5,20 +5,38 @@ import { ApiError, api } from '../api';
 import { Track, type Point } from './Track';
 
 type Row = { ts: string; value?: number | boolean | string; location?: Point };
+type Series = { field: string; type: string; last_ts: string | null };
 const TYPES = ['float', 'int', 'bool', 'string', 'geo_point'] as const;
 const AGGS = ['', 'avg', 'min', 'max', 'sum', 'count'] as const;
 const local = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
 /** Any field of the device's logbook (GET /logbook/storage/read/), as a chart; a geo_point as a track. */
 export function TelemetryChart({ deviceId }: { deviceId: string }) {
-  const [field, setField] = useState('device.cpu.usage');
+  const [field, setField] = useState('');
   const [type, setType] = useState<(typeof TYPES)[number]>('float');
   const [from, setFrom] = useState(() => local(new Date(Date.now() - 3600_000)));
   const [to, setTo] = useState(() => local(new Date(Date.now() + 60_000)));
   const [aggregation, setAggregation] = useState<(typeof AGGS)[number]>('');
   const [interval, setInterval] = useState('1m');
-  const [rows, setRows] = useState<Row[] | null>(null);
+  /** what was plotted: the answer and the query it answers (the form may have changed since) */
+  const [plot, setPlot] = useState<{ rows: Row[]; field: string; geo: boolean } | null>(null);
   const [error, setError] = useState<{ text: string; field?: string } | null>(null);
+  const [known, setKnown] = useState<Series[]>([]);
+  useEffect(() => {
+    api<Series[]>('GET', `/logbook/storage/fields/?device_id=${encodeURIComponent(deviceId)}`).then(setKnown, () => setKnown([]));
+  }, [deviceId]);
+  /** a field it has: its type, and the hour up to its newest point */
+  const pick = (name: string) => {
+    setField(name);
+    const s = known.find((k) => k.field === name);
+    if (!s) return;
+    setType(s.type as (typeof TYPES)[number]);
+    if (s.last_ts) {
+      const last = Date.parse(s.last_ts);
+      setFrom(local(new Date(last - 3600_000)));
+      setTo(local(new Date(last + 60_000)));
+    }
+  };
   const load = async (e?: FormEvent) => {
     e?.preventDefault();
     setError(null);
@@ -30,10 +48,11 @@ export function TelemetryChart({ deviceId }: { deviceId: string }) {
       to_utc: new Date(to).toISOString(),
       ...(aggregation ? { aggregation, interval } : {}),
     });
+    api<Series[]>('GET', `/logbook/storage/fields/?device_id=${encodeURIComponent(deviceId)}`).then(setKnown, () => {});
     try {
-      setRows(await api<Row[]>('GET', `/logbook/storage/read/?${q}`));
+      setPlot({ rows: await api<Row[]>('GET', `/logbook/storage/read/?${q}`), field, geo: type === 'geo_point' && !aggregation });
     } catch (err) {
-      setRows(null);
+      setPlot(null);
       setError({ text: (err as Error).message, ...(err instanceof ApiError && err.field ? { field: err.field } : {}) });
     }
   };
@@ -44,19 +63,20 @@ export function TelemetryChart({ deviceId }: { deviceId: string }) {
       </span>
     ) : null;
   const described = (name: string) => (error?.field?.replace(/^\//, '') === name ? { 'aria-describedby': `tm-${name}-error`, 'aria-invalid': true } : {});
-  const geo = type === 'geo_point' && !aggregation;
   return (
     <section aria-labelledby="telemetry-title">
       <h2 id="telemetry-title">Telemetry</h2>
       <form onSubmit={load} className="toolbar wrap">
         <label>
           Field
-          <input value={field} onChange={(e) => setField(e.target.value)} list="fields" required {...described('field')} />
+          <input value={field} onChange={(e) => pick(e.target.value)} list="fields" required {...described('field')} />
           {fieldError('field')}
         </label>
         <datalist id="fields">
-          {['device.cpu.usage', 'device.memory.usage', 'device.disk.usage', 'device.temperature'].map((f) => (
-            <option key={f} value={f} />
+          {known.map((s) => (
+            <option key={`${s.field}/${s.type}`} value={s.field}>
+              {s.type}
+            </option>
           ))}
         </datalist>
         <label>
@@ -107,8 +127,10 @@ export function TelemetryChart({ deviceId }: { deviceId: string }) {
           {error.text}
         </p>
       )}
-      {rows && rows.length === 0 && <p>No points in this range.</p>}
-      {rows && rows.length > 0 && (geo ? <Track points={rows.map((r) => ({ ...r.location!, ts: r.ts }))} /> : <Chart rows={rows} label={field} />)}
+      {plot && plot.rows.length === 0 && <p>No points in this range.</p>}
+      {plot &&
+        plot.rows.length > 0 &&
+        (plot.geo ? <Track points={plot.rows.map((r) => ({ ...r.location!, ts: r.ts }))} /> : <Chart rows={plot.rows} label={plot.field} />)}
     </section>
   );
 }
