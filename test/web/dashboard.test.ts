@@ -50,6 +50,15 @@ test('dashboard: login, a release from a compose file deployed live, its log lin
   assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
   await browser.screenshot('3-fleet-converged');
 
+  // the release's deployment across its devices, and that it is the one running
+  await page.getByRole('link', { name: 'Releases' }).click();
+  const release = page.locator('[data-release="1.0.0"]');
+  await release.getByText('1 of 1 deployed').waitFor();
+  await release.getByText('running on 1 device(s)').waitFor();
+  await release.getByText('active (newest)').waitFor();
+  await browser.screenshot('3b-release-progress');
+  await page.getByRole('link', { name: 'Fleet' }).click();
+
   // the device page: its service, the line the container printed, in the live tail
   await row.getByRole('link').click();
   await page.getByRole('heading', { name: 'Services' }).waitFor();
