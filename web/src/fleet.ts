@@ -21,21 +21,34 @@ function set(next: Partial<FleetState>) {
   for (const l of listeners) l();
 }
 
+/** Changes of one read of the stream, applied to a copy and shown together (one copy of the fleet, not one a device). */
+let pending: Map<string, Device> | undefined;
+function change(): Map<string, Device> {
+  if (!pending) {
+    pending = new Map(state.devices);
+    setTimeout(() => {
+      const devices = pending;
+      pending = undefined;
+      // a snapshot (or a logout) since has replaced these changes
+      if (devices) set({ devices });
+    });
+  }
+  return pending;
+}
+
 export function startFleet(): void {
   if (stop) return;
   stop = new AbortController();
   void events(
     '/dongle/devices/events/',
     (e) => {
-      if (e.event === 'snapshot') set({ devices: new Map((JSON.parse(e.data) as Device[]).map((d) => [d.id, d])) });
-      else if (e.event === 'device') {
+      if (e.event === 'snapshot') {
+        pending = undefined;
+        set({ devices: new Map((JSON.parse(e.data) as Device[]).map((d) => [d.id, d])) });
+      } else if (e.event === 'device') {
         const d = JSON.parse(e.data) as Device;
-        set({ devices: new Map(state.devices).set(d.id, d) });
-      } else if (e.event === 'removed') {
-        const devices = new Map(state.devices);
-        devices.delete((JSON.parse(e.data) as { id: string }).id);
-        set({ devices });
-      }
+        change().set(d.id, d);
+      } else if (e.event === 'removed') change().delete((JSON.parse(e.data) as { id: string }).id);
     },
     stop.signal,
     (connected, error) => set({ connected, ...(error !== undefined ? { error } : {}) }),
@@ -45,6 +58,7 @@ export function startFleet(): void {
 export function stopFleet(): void {
   stop?.abort();
   stop = undefined;
+  pending = undefined;
   state = { devices: new Map(), version: 0, connected: false };
 }
 
