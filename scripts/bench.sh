@@ -2,7 +2,7 @@
 # The benchmark suite (BENCHMARKS.md): fresh deploy vs docker-compose, no-op reconcile time, and the
 # bundled agent's memory; on request, the control plane's device link and telemetry logbook. Like scripts/test.sh, brings up
 # the engine script's dockerd and registry when none is reachable and stops only those.
-# Usage: scripts/bench.sh [deploy|noopReconcile|agentRss|deviceLink|logbook ...]
+# Usage: scripts/bench.sh [deploy|noopReconcile|agentRss|deviceLink|logbook|dashboard ...]
 # Env: BENCH_REPS (5), BENCH_NOOP_ITERATIONS (200), BENCH_RSS_IDLE_S (20), BENCH_DEPLOY_SIZES (5,20),
 #      BENCH_RSS_EXTRA ("flags;flags": more V8 flag sets for the bundle), BENCH_JSON (also write the summary there),
 #      BENCH_TIMEOUT_S (420: the last-resort limit of each bench).

@@ -23,6 +23,8 @@ pg_env=$(bash scripts/postgres.sh up)
 eval "$pg_env"
 # the shipped agent (dist/bosun-agent, dist/agent.cjs) is tested as bundled from these sources
 node scripts/bundle-agent.mjs
+# the dashboard (dist/web) is tested as built from web/, in Debian's chromium (test/web/)
+npm run --silent build:web >/dev/null
 run() { node --import tsx --test --test-timeout=300000 "$@"; }
 if [ $# -gt 0 ]; then
   run --test-concurrency=1 "$@"
@@ -33,6 +35,6 @@ else
   # by default. The engine tests one file at a time. Both run either way.
   status=0
   run --test-concurrency="${BOSUN_TEST_CONCURRENCY:-1}" test/unit/*.test.ts test/server/*.test.ts || status=1
-  run --test-concurrency=1 test/integration/*.test.ts || status=1
+  run --test-concurrency=1 test/integration/*.test.ts test/web/*.test.ts || status=1
   exit $status
 fi

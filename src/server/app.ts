@@ -15,6 +15,8 @@ import type { DeviceLogs } from './logs/deviceLogs.js';
 import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { DeviceNotifier } from './wakeups/notifier.js';
 import type { Services } from './services/index.js';
+import { dashboard } from './dashboard.js';
+import type { FleetTimings } from './devices/fleetFeed.js';
 import { sendError } from './httpErrors.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceTargetRoutes } from './routes/deviceTarget.js';
@@ -23,6 +25,7 @@ import { stateReportRoutes } from './routes/stateReports.js';
 import { deviceKeyAuth, type DeviceKeyAuth } from './auth/deviceKeys.js';
 import { deviceLogRoutes, logUploadRoutes } from './routes/deviceLogs.js';
 import { executeRoutes } from './routes/execute.js';
+import { fleetEventRoutes } from './routes/fleetEvents.js';
 import { logbookRoutes, telemetryUploadRoutes } from './routes/logbook.js';
 import { projectRoutes } from './routes/projects.js';
 import { provisioningKeyRoutes, registrationRoutes } from './routes/provisioning.js';
@@ -81,7 +84,7 @@ export const deviceLinkApi = (db: ServerDb, routes: (keys: DeviceKeyAuth) => Rou
   for (const r of routes(keys)) await app.register(r);
 };
 
-export async function buildServer(ctx: ServerContext, opts: { logger?: boolean } = {}): Promise<ServerApp> {
+export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; webDir?: string; fleet?: FleetTimings } = {}): Promise<ServerApp> {
   const app = Fastify({
     logger: opts.logger ?? false,
     routerOptions: { ignoreTrailingSlash: true },
@@ -95,6 +98,8 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) =>
     body === '' ? done(null, undefined) : json(req, body as string, (err, parsed) => done(err && located(err, body as string), parsed)),
   );
+  // the dashboard's files come after every route, at paths no route has (dashboard.ts)
+  const web = dashboard(app, opts.webDir);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },
@@ -106,11 +111,14 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.setErrorHandler((err, _req, reply) => sendError(err as Error, reply, (e) => app.log.error(e)));
-  // an unknown path outside the device link answers 401 without a token, as the operator API's do
+  // an unknown path outside the device link answers 401 without a token, as the operator API's do,
+  // but for a browser's navigation to a page of the dashboard
   app.addHook('onRequest', async (req) => {
-    if (req.is404 && !req.url.startsWith('/device/')) await authenticate(ctx.tokens, req);
+    if (req.is404 && !req.url.startsWith('/device/') && !web.isPage(req)) await authenticate(ctx.tokens, req);
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) =>
+    web.isPage(req) ? web.sendPage(reply) : reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }),
+  );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(
     operatorApi(ctx.tokens, [
@@ -120,6 +128,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
       releaseRoutes(ctx),
       provisioningKeyRoutes(ctx),
       deviceRoutes(ctx),
+      fleetEventRoutes(ctx, opts.fleet),
       supervisorProxyRoutes(ctx),
       deviceLogRoutes(ctx),
       executeRoutes(ctx),
@@ -136,6 +145,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
       telemetryUploadRoutes(ctx, keys),
     ]),
   );
+  await web.register();
   await app.ready();
   return app;
 }

@@ -9,6 +9,7 @@ import { buildServer, type ServerApp } from './app.js';
 import { CallbackDelivery } from './commands/callbackDelivery.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { Logbook, type LogbookOptions } from './logbook/logbook.js';
+import type { FleetTimings } from './devices/fleetFeed.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { PeriodicTask } from './periodicTask.js';
 import { buildServices, type Services } from './services/index.js';
@@ -28,6 +29,10 @@ export interface ServerOptions {
   logs?: DeviceLogsOptions;
   /** telemetry logbook: retention, how often to prune */
   telemetry?: LogbookOptions;
+  /** the built dashboard served at `/` (default: dist/web, or BOSUN_WEB_DIR) */
+  webDir?: string;
+  /** the fleet's event stream: how often it looks, heartbeats, a slow client's bound */
+  fleet?: FleetTimings;
 }
 
 export interface Server {
@@ -72,7 +77,11 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
     const logbook = new Logbook(db, opts.telemetry);
     const services = buildServices({ db, targets, notifier, secrets, onError: (err) => logError(err) });
     const context = { db, tokens, secrets, targets, notifier, deviceLogs, logbook, ...services };
-    const app = await buildServer(context, { ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+    const app = await buildServer(context, {
+      ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+      ...(opts.webDir ? { webDir: opts.webDir } : {}),
+      ...(opts.fleet ? { fleet: opts.fleet } : {}),
+    });
     warn = (msg) => app.log.warn(msg);
     logError = (err) => app.log.error(err);
     // every node prunes device logs, telemetry and finished commands beyond their retention

@@ -172,6 +172,26 @@ export class Logbook {
     return !!(await this.db.selectFrom('device').select('id').where('id', '=', deviceId).executeTakeFirst());
   }
 
+  /** The device's series (field and type, by field), each with the time of its newest point. */
+  async fields(deviceId: string): Promise<{ field: string; type: string; last_ts: string | null }[]> {
+    const rows = await this.db
+      .selectFrom('telemetry_series as s')
+      .select((eb) => [
+        's.field',
+        's.type',
+        eb
+          .selectFrom('telemetry_point as p')
+          .select((p) => p.fn.max('p.ts').as('m'))
+          .whereRef('p.series_id', '=', 's.id')
+          .as('last'),
+      ])
+      .where('s.device_id', '=', deviceId)
+      .orderBy('s.field')
+      .orderBy('s.type')
+      .execute();
+    return rows.map((r) => ({ field: r.field, type: r.type, last_ts: r.last === null || r.last === undefined ? null : formatTsMicros(Number(r.last)) }));
+  }
+
   /** Raw points, oldest first; undefined when there are more than MAX_RAW_POINTS. */
   async readRaw(q: ReadQuery): Promise<RawPoint[] | undefined> {
     const id = await this.findSeries(q);

@@ -165,3 +165,6 @@ export function summary(state: StoredState): StateSummary {
   }
   return { reported_at: state.reported_at, status, apps };
 }
+
+/** the fleet's event stream (fleetEvents.ts) sends devices as this listing has them */
+export { Device, deviceOut };

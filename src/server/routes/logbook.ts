@@ -73,6 +73,28 @@ export const telemetryUploadRoutes =
 export const logbookRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { logbook } = ctx;
   app.get(
+    '/logbook/storage/fields/',
+    {
+      schema: {
+        tags: ['logbook'],
+        summary: "A device's telemetry fields",
+        description:
+          'Every field the device has points of, with its type and the time of its newest point (`last_ts`, RFC 3339 to the microsecond): what ' +
+          '`GET /logbook/storage/read/` can be asked for. 404 for an unknown device.',
+        querystring: Type.Object({ device_id: Type.String({ minLength: 1, maxLength: 100, description: "the server's device id" }) }),
+        response: {
+          200: Type.Array(Type.Object({ field: Type.String(), type: Type.String(), last_ts: Type.Union([Type.String(), Type.Null()]) }), {
+            examples: [[{ field: 'obd.bat.voltage', type: 'float', last_ts: '2020-07-09T10:03:37.566000Z' }]],
+          }),
+        },
+      },
+    },
+    async (req) => {
+      if (!(await logbook.hasDevice(req.query.device_id))) throw new NotFoundError(`no device ${req.query.device_id}`);
+      return logbook.fields(req.query.device_id);
+    },
+  );
+  app.get(
     '/logbook/storage/read/',
     {
       schema: {
