@@ -164,3 +164,69 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
   assert.deepEqual(await p.listImages(), []);
   for (const kind of ['images', 'instances', 'volumes']) assert.deepEqual(await fs.readdir(path.join(dataDir, 'unik/qemu', kind)), [], kind);
 });
+
+test('qemu: hostile env and args reach the app verbatim; the app exiting stops the instance; refusals', async (t) => {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-uq-'));
+  const src = await folder({ busybox: await fs.readFile('/bin/busybox') }, 0o755);
+  const p = await provider(dataDir);
+  t.after(async () => {
+    for (const i of await p.listInstances()) await p.deleteInstance(i, true).catch(() => undefined);
+    await fs.rm(dataDir, { recursive: true, force: true });
+    await fs.rm(src, { recursive: true, force: true });
+  });
+  const signal = new AbortController().signal;
+  const hostile = 'it\'s $(reboot) `id`; "q" \\ *';
+  const script = 'printf "arg=[%s]\\n" "$@"; printf "env=[%s]\\n" "$GREETING"; printf "path=[%s]\\n" "$PATH"; exit 3';
+  const image = await p.buildImage({ name: 'echo', compiler, sourceDir: src, args: ['sh', '-c', script, 'argv0', hostile, ''], mounts: [], signal });
+
+  // two builds of one name at once: one wins, the other is refused
+  const twice = await Promise.allSettled([0, 1].map(() => p.buildImage({ name: 'twin', compiler, sourceDir: src, args: [], mounts: [], signal })));
+  assert.deepEqual(twice.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const refused = twice.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  assert.ok(refused.reason instanceof UnikError && refused.reason.kind === 'conflict', String(refused.reason));
+  await rejectsWith(p.buildImage({ name: 'echo', compiler, sourceDir: src, args: [], mounts: [], signal }), 'conflict', /taken/);
+
+  const inst = await p.runInstance({ name: 'echo-1', image, mounts: new Map(), env: { GREETING: hostile }, memoryMb: 96, debugMode: false });
+  for (let i = 0; i < 600 && (await byName(p, 'echo-1')).State === 'running'; i++) await sleep(100);
+  assert.equal((await byName(p, 'echo-1')).State, 'stopped', 'the VM powers off when the app exits');
+  const logs = await p.logs(inst);
+  assert.ok(logs.includes(`arg=[${hostile}]\r\narg=[]\r\n`), logs);
+  assert.ok(logs.includes(`env=[${hostile}]`), logs);
+  assert.match(logs, /path=\[\/bin\]/);
+  assert.match(logs, /bosun-init: the app exited with status 3/);
+
+  // refusals, each naming the problem; nothing is made
+  const dynamic = await folder({ ls: await fs.readFile('/bin/ls') }, 0o755);
+  const two = await folder({ a: 'x', b: 'y' });
+  t.after(() => Promise.all([dynamic, two].map((d) => fs.rm(d, { recursive: true, force: true }))));
+  await rejectsWith(p.buildImage({ name: 'dyn', compiler, sourceDir: dynamic, args: [], mounts: [], signal }), 'bad-request', /dynamically linked/);
+  await rejectsWith(p.buildImage({ name: 'two', compiler, sourceDir: two, args: [], mounts: [], signal }), 'bad-request', /exactly one file/);
+  await rejectsWith(p.buildImage({ name: '../up', compiler, sourceDir: src, args: [], mounts: [], signal }), 'bad-request', /invalid image name/);
+  await rejectsWith(p.buildImage({ name: 'mnt', compiler, sourceDir: src, args: [], mounts: ['/proc'], signal }), 'bad-request', /mount point/);
+  await rejectsWith(
+    p.buildImage({ name: 'go', compiler: { ...compiler, lang: 'go' }, sourceDir: src, args: [], mounts: [], signal }),
+    'bad-request',
+    /static-binary-qemu/,
+  );
+  const run = (name: string, env: Record<string, string>) => p.runInstance({ name, image, mounts: new Map(), env, memoryMb: 0, debugMode: false });
+  await rejectsWith(run('echo-1', {}), 'conflict', /taken/);
+  await rejectsWith(run('bad-env', { 'A;B': 'x' }), 'bad-request', /env variable name/);
+  await rejectsWith(run('bad-ports', { BOSUN_PORTS: '70000' }), 'bad-request', /BOSUN_PORTS/);
+  await rejectsWith(p.runInstance({ name: 'big', image, mounts: new Map(), env: {}, memoryMb: 1 << 20, debugMode: false }), 'bad-request', /MemoryMb/);
+  // a port that is taken: qemu cannot forward it
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => holder.close(r)));
+  await rejectsWith(run('port-taken', { BOSUN_PORTS: `${(holder.address() as net.AddressInfo).port}:80` }), 'conflict', /port/);
+  assert.deepEqual(
+    (await p.listInstances()).map((i) => i.Name),
+    ['echo-1'],
+  );
+  const vol = await p.createVolume({ name: 'empty', sizeMb: 3 });
+  assert.equal(vol.SizeMb, 3);
+  await rejectsWith(p.attachVolume(vol, inst, '/nowhere'), 'bad-request', /declares no mount point/);
+  await rejectsWith(p.createVolume({ name: 'empty', sizeMb: 1 }), 'conflict', /taken/);
+  await p.deleteVolume(vol, false);
+  await p.deleteImage(image, true);
+  assert.deepEqual(await p.listInstances(), []);
+});
