@@ -25,6 +25,8 @@ import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
 import { deviceIdentity, engineDataRoot, EngineEvents, loadConfig, openLocks, startCommandApi } from './startup.js';
+import { Unik } from './unik/unikServer.js';
+import type { UnikReport } from '../shared/deviceLink.js';
 import { followTargetFile } from './targets/fileTarget.js';
 import { preload } from './targets/preload.js';
 import { createHost, type Host } from './host/host.js';
@@ -68,6 +70,8 @@ export class Agent {
   private readonly lockOverride = new LockOverride();
   private api: ApiServer | undefined;
   private commandApi: ApiServer | undefined;
+  /** the UniK API and its providers, when on */
+  private unik: Unik | undefined;
   private cloud: CloudLink | undefined;
   /** cloud mode: ships the device's logs to the control plane */
   private logShipper: LogShipper | undefined;
@@ -155,6 +159,11 @@ export class Agent {
     }
     if (this.opts.commandApiPort !== undefined)
       this.commandApi = await startCommandApi(this, this.opts.commandApiPort, this.opts.commandApiAddress ?? '127.0.0.1');
+    if (this.opts.unikPort !== undefined) {
+      const onChange = () => this.cloud?.scheduleReport();
+      this.unik = new Unik({ docker: this.docker, scope: this.opts.engineScope, dataDir, log: this.log, onChange });
+      await this.unik.listen(this, this.opts.unikPort, this.opts.unikAddress ?? '127.0.0.1');
+    }
     await this.loadInitialTarget();
     const endpoint = this.cloudEndpoint();
     if (endpoint) await this.startCloud(endpoint);
@@ -178,6 +187,7 @@ export class Agent {
     await this.api?.close();
     await (await this.telemetryLoad?.catch(() => undefined))?.stop();
     await this.commandApi?.close();
+    await this.unik?.close();
     await this.local.closeEngine();
     await this.reconciler?.stop();
     (await this.settleWatch?.catch(() => undefined))?.stop();
@@ -223,6 +233,16 @@ export class Agent {
   /** The local command API's port, when it listens. */
   commandApiPort(): number | undefined {
     return this.commandApi?.port;
+  }
+
+  /** The UniK API's port, when it listens. */
+  unikPort(): number | undefined {
+    return this.unik?.port;
+  }
+
+  /** The UniK images and instances for the state report; undefined when the UniK API is off. */
+  async unikReport(): Promise<UnikReport | undefined> {
+    return this.unik?.report();
   }
 
   /** Telemetry (its disk buffer, the upload in cloud mode, the device metrics), loaded on first use. */

@@ -35,6 +35,10 @@ export interface AgentOptions {
   commandApiPort?: number;
   /** where it listens (and the one Host it answers besides loopback); default 127.0.0.1 */
   commandApiAddress?: string;
+  /** the UniK API (src/agent/unik): its port, 0 = any free one; absent = off (main.ts: 3000 unless `--unik-port off`) */
+  unikPort?: number;
+  /** where it listens; default 127.0.0.1 (it has no auth, like UniK's daemon) */
+  unikAddress?: string;
   /** a release is deployed once its services ran this long without a restart (ms); default 30 s (src/shared/deployments.ts) */
   settleMs?: number;
   /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */

@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_SETTLE_MS } from '../shared/deployments.js';
 import { Agent } from './agent.js';
+import { DEFAULT_UNIK_PORT } from './unik/unikServer.js';
 import { migrateDatabaseFile } from './store/database.js';
 
 const positiveInt = (v: string) => {
@@ -37,6 +38,8 @@ interface Options {
   metricsInterval?: number;
   commandApiPort: number | false;
   commandApiAddress: string;
+  unikPort: number | false;
+  unikAddress: string;
 }
 
 const program = new Command('bosun-agent')
@@ -73,6 +76,13 @@ const program = new Command('bosun-agent')
     false,
   )
   .option('--command-api-address <ip>', 'local command API listen address (requests must name loopback or this address in Host)', '127.0.0.1')
+  .option(
+    '--unik-port <port|off>',
+    "the UniK daemon's API (images, instances, volumes; the unik CLI works against it) on this port; no auth, like UniK's",
+    (v) => (v === 'off' ? false : port(v)),
+    DEFAULT_UNIK_PORT,
+  )
+  .option('--unik-address <ip>', 'UniK API listen address', '127.0.0.1')
   // the agent runs itself with this to migrate its database in a short-lived child (store/database.ts)
   .addOption(new Option('--migrate-database <file>').hideHelp())
   .action(async (o: Options) => {
@@ -97,6 +107,7 @@ const program = new Command('bosun-agent')
       ...(o.engineTcp ? { engineTcp: o.engineTcp === true ? '127.0.0.1:2375' : o.engineTcp } : {}),
       ...(o.metricsInterval !== undefined ? { metricsIntervalMs: o.metricsInterval } : {}),
       ...(o.commandApiPort !== false ? { commandApiPort: o.commandApiPort, commandApiAddress: o.commandApiAddress } : {}),
+      ...(o.unikPort !== false ? { unikPort: o.unikPort, unikAddress: o.unikAddress } : {}),
       migrationProcess: { execPath: process.execPath, args: [...process.execArgv, process.argv[1]!] },
     });
     const shutdown = (signal: string) => {

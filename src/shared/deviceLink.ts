@@ -66,6 +66,30 @@ export const AppReportSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+/** The device's UniK images and instances (src/agent/unik), whole, when they changed. */
+export const MAX_REPORT_UNIK = 500;
+const UnikText = Type.String({ maxLength: 200 });
+export const UnikReportSchema = Type.Object(
+  {
+    images: Type.Array(
+      Type.Object(
+        { id: UnikText, name: UnikText, provider: UnikText, compiler: UnikText, size_mb: Type.Integer({ minimum: 0 }), created: UnikText },
+        { additionalProperties: false },
+      ),
+      { maxItems: MAX_REPORT_UNIK },
+    ),
+    instances: Type.Array(
+      Type.Object(
+        { id: UnikText, name: UnikText, provider: UnikText, state: UnikText, image_id: UnikText, created: UnikText },
+        { additionalProperties: false },
+      ),
+      { maxItems: MAX_REPORT_UNIK },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type UnikReport = Static<typeof UnikReportSchema>;
+
 export const StateReportSchema = Type.Object(
   {
     agent_version: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
@@ -80,6 +104,7 @@ export const StateReportSchema = Type.Object(
         maxProperties: MAX_DEPENDENT_DEVICES,
       }),
     ),
+    unik: Type.Optional(UnikReportSchema),
   },
   { additionalProperties: false },
 );

@@ -3,7 +3,7 @@
 // what changed, throttled, retried with backoff and jitter. Offline, the agent keeps applying the
 // last target it had (it is persisted); the link just keeps trying.
 import { BOSUN_VERSION } from '../../shared/version.js';
-import type { AppReportPatch, CommandResultBody, DeviceCommand, StateReport, SupervisorPayload } from '../../shared/deviceLink.js';
+import type { AppReportPatch, CommandResultBody, DeviceCommand, StateReport, SupervisorPayload, UnikReport } from '../../shared/deviceLink.js';
 import type { CommandResult } from '../../shared/executeCommand.js';
 import type { AppReport } from '../state/currentState.js';
 import { request, type HttpAnswer } from './httpClient.js';
@@ -15,6 +15,8 @@ export interface CloudLinkDeps {
   register(): Promise<void>;
   setTarget(target: unknown): Promise<void>;
   currentState(): Promise<Record<string, AppReport>>;
+  /** the UniK images and instances (undefined: the UniK API is off) */
+  unikState?(): Promise<UnikReport | undefined>;
   /** runs a device API call relayed by the control plane (supervisor proxy) */
   deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }>;
   /** runs a module command of the control plane's execute API (never throws: a failure is its result) */
@@ -37,6 +39,8 @@ export class CloudLink {
   private etag: string | undefined;
   /** per app, the JSON of what the server was last told */
   private reported = new Map<string, string>();
+  /** the JSON of the UniK part the server was last told */
+  private reportedUnik: string | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private reporting: Promise<void> | undefined;
   private lastReportAt = 0;
@@ -186,17 +190,21 @@ export class CloudLink {
     }
     // an app the device no longer runs leaves the server's view too
     for (const appId of this.reported.keys()) if (!sent.has(appId)) apps[appId] = null;
-    if (!Object.keys(apps).length && this.reported.size) return;
+    const unik = await this.d.unikState?.().catch((err: Error) => void this.d.log.warn(`UniK state not read: ${err.message}`));
+    const unikJson = unik ? JSON.stringify(unik) : undefined;
+    const unikChanged = unikJson !== undefined && unikJson !== this.reportedUnik;
+    if (!Object.keys(apps).length && this.reported.size && !unikChanged) return;
     try {
       const answer = await request(`${this.d.endpoint}/device/v1/state`, {
         method: 'PATCH',
         headers: this.headers(),
-        body: { agent_version: BOSUN_VERSION, apps } satisfies StateReport,
+        body: { agent_version: BOSUN_VERSION, apps, ...(unikChanged ? { unik } : {}) } satisfies StateReport,
         timeoutMs: 30_000,
         signal: this.abort.signal,
       });
       if (answer.status >= 300) throw new Error(describe(answer));
       this.reported = sent;
+      if (unikChanged) this.reportedUnik = unikJson;
       this.reportFailures = 0;
     } catch (err) {
       if (this.stopped) return;

@@ -12,6 +12,8 @@ export const LABEL = {
   dependsOn: 'io.bosun.depends-on',
   /** set only by agents given an engine scope: several agents sharing one engine (tests, simulators) */
   scope: 'io.bosun.scope',
+  /** objects of the UniK API (src/agent/unik), never supervised: the reconciler leaves them alone */
+  unik: 'io.bosun.unik',
 } as const;
 
 /**

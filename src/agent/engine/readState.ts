@@ -22,6 +22,8 @@ export async function readCurrentState(docker: Docker, scope: string | undefined
     const labels = c.Labels ?? {};
     const supervised = labels[LABEL.supervised] === 'true' && labels[LABEL.appId] && labels[LABEL.serviceName];
     if (!supervised) {
+      // UniK instances are no app's "initial containers" (remove_containers names them by name)
+      if (labels[LABEL.unik]) continue;
       others.push({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State as ContainerState });
       continue;
     }

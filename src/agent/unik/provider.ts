@@ -115,6 +115,19 @@ export interface UnikProvider {
   deleteVolume(volume: UnikVolume, force: boolean): Promise<void>;
   attachVolume(volume: UnikVolume, instance: UnikInstance, mountPoint: string): Promise<void>;
   detachVolume(volume: UnikVolume): Promise<void>;
+
+  /** The hub (an OCI registry): optional, a provider without it answers 400 to push, pull and remote-delete. */
+  pushImage?(image: UnikImage, hub: HubConfig): Promise<void>;
+  /** the image of that name from the hub; the routes have refused (or removed) a local one of that name first */
+  pullImage?(name: string, hub: HubConfig): Promise<UnikImage>;
+  remoteDeleteImage?(name: string, hub: HubConfig): Promise<void>;
+}
+
+/** UniK's hub: `{URL, Username, Password}` (also `url/user/pass`), here an OCI registry (`host[:port]`, a scheme allowed). */
+export interface HubConfig {
+  url: string;
+  username: string;
+  password: string;
 }
 
 export type UnikErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'insufficient-storage' | 'failed';

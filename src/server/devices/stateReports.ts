@@ -2,7 +2,7 @@
 // of its releases along (deployments/recordDeployment.ts).
 import { PostgresAdapter, type Transaction } from 'kysely';
 import { UnauthorizedError } from '../../shared/errors.js';
-import type { AppReportPatch, ServiceReportPatch, StateReport } from '../../shared/deviceLink.js';
+import type { AppReportPatch, ServiceReportPatch, StateReport, UnikReport } from '../../shared/deviceLink.js';
 import type { TargetState } from '../../shared/targetState.js';
 import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import { recordDeployment } from '../deployments/recordDeployment.js';
@@ -16,6 +16,8 @@ const MAX_STATE_CHARS = 1024 * 1024;
 export interface StoredState {
   reported_at: string;
   apps: Record<string, StoredApp>;
+  /** the device's UniK images and instances, as last reported (sent only when they change) */
+  unik?: UnikReport;
 }
 export type StoredApp = Omit<AppReportPatch, 'services'> & { services?: Record<string, ServiceReportPatch> };
 
@@ -36,6 +38,8 @@ export async function applyReport(db: ServerDb, deviceId: string, report: StateR
     const target = await serverTarget(tx, deviceId);
     // what it no longer runs leaves its state
     const state: StoredState = { reported_at: nowIso(), apps: Object.fromEntries(Object.entries(stored?.apps ?? {}).filter(([appId]) => target?.apps[appId])) };
+    const unik = report.unik ?? stored?.unik;
+    if (unik) state.unik = unik;
     const touched: string[] = [];
     for (const [appId, app] of Object.entries(await scopeReport(tx, deviceId, report.apps ?? {}, target))) {
       if (app === null) {

@@ -1,6 +1,7 @@
 // The devices resource of the operator API: /dongle/devices/, devices as AutoPi shows them, with
 // `docker_releases`, online status and a summary of their last state report (devices/stateReports.ts).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { UnikReportSchema } from '../../shared/deviceLink.js';
 import type { StoredState } from '../devices/stateReports.js';
 import type { DeviceListing } from '../services/devices.js';
 import type { ServerApp, ServerContext } from '../app.js';
@@ -43,6 +44,8 @@ const Device = Type.Object({
   state: Nullable(StateSummary),
   /** why the server could not build its latest target (it keeps the last one it had) */
   target_error: Nullable(Type.String()),
+  /** its UniK images and instances (the agent's UniK API), as last reported; null before any report of them */
+  unik: Nullable(UnikReportSchema),
 });
 type DeviceOut = Static<typeof Device>;
 const DevicePatch = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
@@ -66,6 +69,7 @@ export const deviceRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
 };
 
 function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
+  const stored = r.state_json ? (JSON.parse(r.state_json) as StoredState) : undefined;
   return {
     id: r.id,
     unit_id: r.unit_id,
@@ -76,8 +80,9 @@ function deviceOut({ row: r, releases, projects }: DeviceListing): DeviceOut {
     agent_version: r.agent_version,
     docker_releases: releases,
     projects,
-    state: r.state_json ? summary(JSON.parse(r.state_json) as StoredState) : null,
+    state: stored ? summary(stored) : null,
     target_error: r.target_error,
+    unik: stored?.unik ?? null,
   };
 }
 
