@@ -16,7 +16,7 @@ const cacheDir = process.env.BOSUN_UNIK_CACHE ?? path.join(os.tmpdir(), 'bosun-u
 const compiler = { base: 'static', lang: 'binary', description: '' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as net.AddressInfo;
