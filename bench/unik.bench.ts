@@ -1,9 +1,9 @@
-// UniK providers: build-to-running (build the image, run an instance, first HTTP answer through
-// its forwarded port) and stop times, and the RSS of a qemu instance. The app is the static busybox
+// UniK providers qemu and docker (static-binary-*): build-to-running (build the image, make its
+// volume, run an instance, first HTTP answer: qemu through its forwarded port, docker on the
+// container's address) and stop times, and the RSS of a qemu instance. The app is the static busybox
 // running `httpd`. Baselines of the same run: `docker run --init` of that binary in a FROM-scratch
 // image (what the docker provider's static-binary-docker amounts to), and qemu booting the bare
 // kernel (an init that powers off at once) — the floor under any qemu instance.
-// The docker provider (branch i17docker) is measured too once merged: see dockerProvider() below.
 import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -13,7 +13,7 @@ import type { UnikCompiler, UnikProvider } from '../src/agent/unik/provider.js';
 import { guestAssets } from '../src/agent/unik/qemu/assets.js';
 import { cpioNewc, S_IFDIR, S_IFREG } from '../src/agent/unik/qemu/cpio.js';
 import { createQemuProvider } from '../src/agent/unik/qemu/qemuProvider.js';
-import { log, median, onCleanup, REPS, round, run, runBench, sleep, tempDir } from './lib.js';
+import { docker, log, median, onCleanup, REPS, round, run, runBench, sleep, tempDir } from './lib.js';
 
 const BUSYBOX = '/bin/busybox';
 const cacheDir = process.env.BOSUN_UNIK_CACHE ?? '/tmp/bosun-unik-cache';
@@ -27,16 +27,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Seconds until http://127.0.0.1:port/ answers 200. */
-async function untilHttp(port: number, t0: number, timeoutMs = 120_000): Promise<number> {
+/** Seconds until http://address/ answers 200. */
+async function untilHttp(address: string, t0: number, timeoutMs = 120_000): Promise<number> {
   for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(20)) {
-    const ok = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).then(
+    const ok = await fetch(`http://${address}/`, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.status === 200,
       () => false,
     );
     if (ok) return (performance.now() - t0) / 1000;
   }
-  throw new Error(`no HTTP answer on ${port} in ${timeoutMs / 1000} s`);
+  throw new Error(`no HTTP answer on ${address} in ${timeoutMs / 1000} s`);
 }
 
 /** RSS (MiB) of the qemu process of instance `id`, found by its -name. */
@@ -77,7 +77,8 @@ async function measureProvider(p: UnikProvider, compiler: UnikCompiler, src: str
   const undoVolume = onCleanup(() => p.deleteVolume(volume, true));
   const t1 = performance.now();
   const inst = await p.runInstance({ name, image, mounts: new Map([['/www', volume]]), env: { BOSUN_PORTS: `${port}:8080` }, memoryMb: 0, debugMode: false });
-  const runToHttpS = await untilHttp(port, t1);
+  // qemu forwards 127.0.0.1:port (BOSUN_PORTS); a docker instance answers on its bridge address
+  const runToHttpS = await untilHttp(p.name === 'qemu' ? `127.0.0.1:${port}` : `${inst.IpAddress}:8080`, t1);
   const buildToRunningS = (performance.now() - t0) / 1000;
   await sleep(2000); // settled, serving
   const rssMb = p.name === 'qemu' ? await qemuRssMb(inst.Id) : undefined;
@@ -91,13 +92,10 @@ async function measureProvider(p: UnikProvider, compiler: UnikCompiler, src: str
   return { buildS, runToHttpS, buildToRunningS, stopS, rssMb };
 }
 
-/** Hook for the docker provider (branch i17docker): its factory, once merged; undefined until then. */
-async function dockerProvider(dataDir: string): Promise<UnikProvider | undefined> {
-  const modulePath = '../src/agent/unik/docker/dockerProvider.js';
-  const mod = (await import(modulePath).catch(() => undefined)) as
-    | { createDockerProvider?: (o: { dataDir: string; log: EventLog }) => Promise<UnikProvider | undefined> }
-    | undefined;
-  return mod?.createDockerProvider?.({ dataDir, log: quiet() });
+/** The docker provider, on the engine the benches use, scoped so that it sees only its own objects. */
+async function dockerProvider(): Promise<UnikProvider> {
+  const { createDockerProvider } = await import('../src/agent/unik/docker/dockerProvider.js');
+  return createDockerProvider({ docker, scope: `bosun-bench-unik-${process.pid}`, log: quiet() });
 }
 
 /** `docker run --init` of the same busybox in a FROM-scratch image: to HTTP, then `docker stop`. */
@@ -111,7 +109,7 @@ async function dockerRunBaseline(dir: string, rep: number): Promise<Rep> {
   const undo = onCleanup(() => run('docker', ['rm', '-f', name]));
   const t1 = performance.now();
   await run('docker', ['run', '-d', '--init', '--name', name, '-p', `127.0.0.1:${port}:8080`, tag, 'httpd', '-f', '-p', '8080', '-h', '/www']);
-  const runToHttpS = await untilHttp(port, t1);
+  const runToHttpS = await untilHttp(`127.0.0.1:${port}`, t1);
   const buildToRunningS = (performance.now() - t0) / 1000;
   const t2 = performance.now();
   await run('docker', ['stop', name], { timeoutMs: 60_000 });
@@ -170,11 +168,11 @@ await runBench('unik', async () => {
   const results: Record<string, unknown> = {};
   const subjects: Array<[string, UnikProvider | undefined, UnikCompiler]> = [
     ['qemu', await createQemuProvider({ dataDir: path.join(dir, 'qemu'), cacheDir, log: quiet() }), { base: 'static', lang: 'binary', description: '' }],
-    ['docker', await dockerProvider(path.join(dir, 'docker')), { base: 'static', lang: 'binary', description: '' }],
+    ['docker', await dockerProvider(), { base: 'static', lang: 'binary', description: '' }],
   ];
   for (const [name, provider, compiler] of subjects) {
     if (!provider) {
-      log(`unik: no ${name} provider here (docker: merge branch i17docker)`);
+      log(`unik: no ${name} provider here`);
       continue;
     }
     const reps: Rep[] = [];
