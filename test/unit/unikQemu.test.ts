@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { UnikError } from '../../src/agent/unik/provider.js';
 import { kernelPackageOf } from '../../src/agent/unik/qemu/assets.js';
+import { consoleTail, rotateConsole } from '../../src/agent/unik/qemu/console.js';
 import { cpioNewc, S_IFDIR, S_IFREG } from '../../src/agent/unik/qemu/cpio.js';
 import { loadOrder, moduleDepends, settingsScript, shellQuote, VIRTIO_MODULES } from '../../src/agent/unik/qemu/guest.js';
 import { qemuArgs } from '../../src/agent/unik/qemu/qemuArgs.js';
@@ -132,7 +133,7 @@ test("qemu's command line: ports on 127.0.0.1 only, disks by serial, commas in p
   assert.deepEqual(after('-netdev'), ['user,id=n0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22']);
   assert.deepEqual(after('-drive'), ['file=/v/1/disk.ext2,if=none,id=d0,format=raw']);
   assert.deepEqual(after('-device'), ['virtio-net-pci,netdev=n0', 'virtio-blk-pci,drive=d0,serial=bosun0']);
-  assert.ok(after('-chardev').includes('file,id=con,path=/data/odd,,dir/console.log'));
+  assert.ok(after('-chardev').includes('file,id=con,path=/data/odd,,dir/console.log,append=on'));
   assert.deepEqual(after('-qmp'), ['unix:/data/odd,,dir/qmp.sock,server=on,wait=off']);
   assert.deepEqual(after('-initrd'), ['/data/odd,dir/initrd.img'], '-initrd takes a plain path');
   assert.ok(args.includes('-nodefaults') && args.includes('-no-reboot'));
@@ -176,4 +177,21 @@ test('the kernel package the meta-package points at; volume sizes', () => {
   assert.equal(volumeSizeMb(100, { bytes: 10 * 1024 * 1024, entries: 3 }), 100);
   assert.throws(() => volumeSizeMb(5, { bytes: 10 * 1024 * 1024, entries: 3 }), badRequest(/cannot hold the data: it needs 15 MB/));
   for (const bad of [-1, 1.5, 1e9]) assert.throws(() => volumeSizeMb(bad), badRequest(/volume size/));
+});
+
+test('the console is bounded: past its limit its tail moves aside and it starts again, under a writer that keeps appending', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'console.log');
+  const writer = fs.openSync(file, 'a'); // as qemu's append=on
+  fs.writeSync(writer, `${'a'.repeat(900)}${'b'.repeat(100)}`);
+  assert.equal(await rotateConsole(file, 2000, 100), false, 'under the limit: untouched');
+  fs.writeSync(writer, 'c'.repeat(1500));
+  assert.equal(await rotateConsole(file, 2000, 100), true);
+  assert.equal(fs.statSync(file).size, 0);
+  fs.writeSync(writer, 'after\n');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'after\n', 'the writer goes on at the start, no hole');
+  assert.equal(await consoleTail(file, 50), `${'c'.repeat(44)}after\n`);
+  assert.equal((await consoleTail(file, 1000)).length, 106, 'at most what was kept, then the new');
+  fs.closeSync(writer);
+  fs.rmSync(dir, { recursive: true });
 });

@@ -58,7 +58,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-append',
     kernelCmdline(spec.debug),
     '-chardev',
-    `file,id=con,path=${opt(consoleFile(spec.dir))}`,
+    `file,id=con,path=${opt(consoleFile(spec.dir))},append=on`,
     '-serial',
     'chardev:con',
     '-chardev',

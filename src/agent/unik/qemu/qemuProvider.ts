@@ -19,12 +19,13 @@ import {
   type VolumeRequest,
 } from '../provider.js';
 import { type GuestAssets, guestAssets } from './assets.js';
+import { consoleTail, follow, rotateConsole } from './console.js';
 import { diskSerial, settingsScript } from './guest.js';
 import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
 import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
 import { checkArgs, checkEnv, checkMounts, checkName, PORTS_ENV, parsePorts } from './validate.js';
-import { follow, isInstanceVm, type Launch, launch, stopVm, tailRaw } from './vm.js';
+import { isInstanceVm, type Launch, launch, stopVm } from './vm.js';
 import { folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
 
 const NAME = 'qemu';
@@ -33,6 +34,7 @@ const MAX_MEMORY_MB = 8192;
 /** a KVM that boots prints within this; one that hangs silently prints nothing (then TCG) */
 const KVM_FIRST_OUTPUT_MS = 5000;
 const MAX_LOGS = 1024 * 1024;
+const ROTATE_EVERY_MS = 30_000;
 const MiB = 1024 * 1024;
 
 export async function createQemuProvider(options: { dataDir: string; cacheDir: string; log: EventLog }): Promise<UnikProvider | undefined> {
@@ -83,6 +85,14 @@ class QemuProvider implements UnikProvider {
     for (const r of await this.store.load<ImageRecord>('images', onBad)) this.images.set(r.image.Id, r);
     for (const r of await this.store.load<VolumeRecord>('volumes', onBad)) this.volumes.set(r.Id, r);
     for (const r of await this.store.load<InstanceRecord>('instances', onBad)) this.instances.set(r.Id, r);
+    // the consoles of running VMs grow while they print: checked now and then, rotated when large
+    setInterval(() => void this.rotateConsoles(), ROTATE_EVERY_MS).unref();
+  }
+
+  private async rotateConsoles(): Promise<void> {
+    for (const rec of this.instances.values()) {
+      if (rec.pid) await rotateConsole(consoleFile(this.store.dir('instances', rec.Id))).catch(() => undefined);
+    }
   }
 
   // ---- images
@@ -221,7 +231,7 @@ class QemuProvider implements UnikProvider {
   }
 
   async logs(instance: UnikInstance): Promise<string> {
-    return tailRaw(consoleFile(this.store.dir('instances', this.record(instance).Id)), MAX_LOGS);
+    return consoleTail(consoleFile(this.store.dir('instances', this.record(instance).Id)), MAX_LOGS);
   }
 
   followLogs(instance: UnikInstance, signal: AbortSignal): AsyncIterable<Buffer> {

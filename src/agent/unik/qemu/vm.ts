@@ -6,6 +6,7 @@ import net from 'node:net';
 import fs, { fd } from '../../../shared/fsAsync.js';
 import { UnikError } from '../provider.js';
 import { consoleFile, controlSocket, processName, QEMU, qemuArgs, qmpSocket, type VmSpec } from './qemuArgs.js';
+import { clearConsole, size, tailRaw } from './console.js';
 import { qmpCommand } from './qmp.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -37,7 +38,8 @@ export type Launch = { pid: number } | { hung: string };
  */
 export async function launch(spec: VmSpec, firstOutputMs?: number): Promise<Launch> {
   if (qmpSocket(spec.dir).length > MAX_SOCKET_PATH) throw new UnikError('failed', `the data dir's path is too long for qemu's sockets: ${qmpSocket(spec.dir)}`);
-  for (const f of [qmpSocket(spec.dir), controlSocket(spec.dir), consoleFile(spec.dir)]) await fs.rm(f, { force: true });
+  for (const f of [qmpSocket(spec.dir), controlSocket(spec.dir)]) await fs.rm(f, { force: true });
+  await clearConsole(consoleFile(spec.dir));
   const logFile = `${spec.dir}/qemu.log`;
   const out = await fd.open(logFile, 'w', 0o600);
   let exited: string | undefined;
@@ -115,60 +117,7 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-async function size(file: string): Promise<number> {
-  return fs.lstat(file).then(
-    (s) => s.size,
-    () => 0,
-  );
-}
-
-/** The last bytes of a file, as text (what qemu or the console printed last). */
-export async function tail(file: string, bytes = 2048): Promise<string> {
-  return (await tailRaw(file, bytes)).trim();
-}
-
-export async function tailRaw(file: string, bytes: number): Promise<string> {
-  try {
-    const f = await fd.open(file, 'r');
-    try {
-      const { size: total } = await fd.fstat(f);
-      const buf = Buffer.alloc(Math.min(bytes, total));
-      const { bytesRead } = await fd.read(f, buf, 0, buf.length, total - buf.length);
-      return buf.subarray(0, bytesRead).toString('utf8');
-    } finally {
-      await fd.close(f);
-    }
-  } catch {
-    return '';
-  }
-}
-
-/** What is appended to the console file from now on, until the signal aborts (a restart truncates it: read from 0 again). */
-export async function* follow(file: string, signal: AbortSignal): AsyncIterable<Buffer> {
-  let offset = await size(file);
-  while (!signal.aborted) {
-    const now = await size(file);
-    if (now < offset) offset = 0;
-    if (now > offset) {
-      const f = await fd.open(file, 'r');
-      try {
-        const buf = Buffer.alloc(Math.min(64 * 1024, now - offset));
-        const { bytesRead } = await fd.read(f, buf, 0, buf.length, offset);
-        offset += bytesRead;
-        if (bytesRead) yield buf.subarray(0, bytesRead);
-      } finally {
-        await fd.close(f);
-      }
-      continue;
-    }
-    await new Promise<void>((r) => {
-      const t = setTimeout(done, 200);
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        r();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
+/** The last lines qemu printed (its own errors). */
+async function tail(file: string): Promise<string> {
+  return (await tailRaw(file, 2048)).trim();
 }
