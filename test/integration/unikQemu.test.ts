@@ -222,6 +222,19 @@ test('qemu: hostile env and args reach the app verbatim; the app exiting stops t
     (await p.listInstances()).map((i) => i.Name),
     ['echo-1'],
   );
+  // two runs at once with one volume: one gets it, the other is refused
+  const mountImage = await p.buildImage({ name: 'sleeper', compiler, sourceDir: src, args: ['sleep', '600'], mounts: ['/m'], signal });
+  const shared = await p.createVolume({ name: 'shared', sizeMb: 2 });
+  const both = await Promise.allSettled(
+    ['s1', 's2'].map((name) => p.runInstance({ name, image: mountImage, mounts: new Map([['/m', shared]]), env: {}, memoryMb: 0, debugMode: false })),
+  );
+  assert.deepEqual(both.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const lost = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  assert.ok(lost.reason instanceof UnikError && lost.reason.kind === 'conflict', String(lost.reason));
+  assert.equal((await p.listInstances()).filter((i) => i.Name === 's1' || i.Name === 's2').length, 1);
+  await p.deleteImage(mountImage, true);
+  await p.deleteVolume(shared, false);
+
   const vol = await p.createVolume({ name: 'empty', sizeMb: 3 });
   assert.equal(vol.SizeMb, 3);
   await rejectsWith(p.attachVolume(vol, inst, '/nowhere'), 'bad-request', /declares no mount point/);

@@ -2,9 +2,7 @@
 // instance a qemu micro-VM (user-mode network, ports forwarded on 127.0.0.1 from the run's
 // BOSUN_PORTS env), a volume an ext2 image attached as a virtio disk. State lives in JSON files under
 // <dataDir>/unik/qemu; a restarted agent finds its running VMs again by pid and command line.
-import os from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../../../shared/atomicFile.js';
 import fs from '../../../shared/fsAsync.js';
 import type { EventLog } from '../../eventLog.js';
 import { randomHex } from '../../randomHex.js';
@@ -18,6 +16,7 @@ import {
   type UnikVolume,
   type VolumeRequest,
 } from '../provider.js';
+import { launchVm } from './accel.js';
 import { type GuestAssets, guestAssets } from './assets.js';
 import { consoleTail, follow, rotateConsole } from './console.js';
 import { diskSerial, settingsScript } from './guest.js';
@@ -25,14 +24,12 @@ import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
 import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
 import { checkArgs, checkEnv, checkMounts, checkName, PORTS_ENV, parsePorts } from './validate.js';
-import { isInstanceVm, type Launch, launch, stopVm } from './vm.js';
+import { isInstanceVm, stopVm } from './vm.js';
 import { folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
 
 const NAME = 'qemu';
 const DEFAULT_MEMORY_MB = 128;
 const MAX_MEMORY_MB = 8192;
-/** a KVM that boots prints within this; one that hangs silently prints nothing (then TCG) */
-const KVM_FIRST_OUTPUT_MS = 5000;
 const MAX_LOGS = 1024 * 1024;
 const ROTATE_EVERY_MS = 30_000;
 const MiB = 1024 * 1024;
@@ -185,6 +182,8 @@ class QemuProvider implements UnikProvider {
       [...this.instances.values()].map((r) => r.Name),
       async () => {
         const id = await randomHex(8);
+        // checked again with no await before the record goes in: a concurrent run may have taken a volume
+        for (const volume of req.mounts.values()) if (this.holderOf(volume.Id)) throw conflict(`volume ${volume.Name} is already attached`);
         const rec: InstanceRecord = {
           Id: id,
           Name: req.name,
@@ -196,10 +195,10 @@ class QemuProvider implements UnikProvider {
           ports,
           mounts,
         };
-        await this.store.staging('instances', id);
-        await this.store.commit('instances', id, rec).catch((err) => Promise.reject(diskFull(err)));
         this.instances.set(id, rec);
         try {
+          await this.store.staging('instances', id);
+          await this.store.commit('instances', id, rec).catch((err) => Promise.reject(diskFull(err)));
           await this.queued(id, () => this.boot(rec));
         } catch (err) {
           this.instances.delete(id);
@@ -299,9 +298,9 @@ class QemuProvider implements UnikProvider {
   // ---- internals
 
   private async remount(rec: InstanceRecord, mounts: Record<string, string>): Promise<void> {
+    rec.mounts = mounts; // at once, so that no other request sees the volume free meanwhile
     const wasRunning = await this.running(rec);
     if (wasRunning) await this.halt(rec);
-    rec.mounts = mounts;
     await this.store.save('instances', rec.Id, rec);
     if (wasRunning) await this.boot(rec);
   }
@@ -334,21 +333,9 @@ class QemuProvider implements UnikProvider {
       disks,
       debug: rec.debug,
     });
-    let accel: Accel = (await this.kvmVerdict()) === false ? 'tcg' : 'kvm';
-    let launched: Launch | undefined;
-    if (accel === 'kvm') {
-      // a KVM that hangs prints nothing; one that fails exits at once: both mean software emulation
-      launched = await launch(spec(accel), KVM_FIRST_OUTPUT_MS).catch((err: Error) => {
-        if (err instanceof UnikError && err.kind === 'conflict') throw err;
-        return { hung: err.message };
-      });
-      await this.recordKvm(!('hung' in launched));
-      if ('hung' in launched) this.log.warn(`UniK qemu: KVM does not work here (${launched.hung}); using software emulation (TCG)`);
-    }
-    if (!launched || 'hung' in launched) launched = await launch(spec((accel = 'tcg')));
-    if ('hung' in launched) throw new UnikError('failed', 'qemu hung');
+    const launched = await launchVm(spec, this.store.root, this.log);
     rec.pid = launched.pid;
-    rec.accel = accel;
+    rec.accel = launched.accel;
     await this.store.save('instances', rec.Id, rec);
   }
 
@@ -356,27 +343,6 @@ class QemuProvider implements UnikProvider {
     if (rec.pid) await stopVm(rec.pid, rec.Id, this.store.dir('instances', rec.Id));
     rec.pid = undefined;
     await this.store.save('instances', rec.Id, rec);
-  }
-
-  /** false: KVM is known not to work here (no /dev/kvm, or it hung on this host kernel); else worth a try */
-  private async kvmVerdict(): Promise<boolean | undefined> {
-    if (
-      !(await fs.access('/dev/kvm', 6).then(
-        () => true,
-        () => false,
-      ))
-    )
-      return false;
-    try {
-      const v = JSON.parse(await fs.readFile(path.join(this.store.root, 'kvm.json'), 'utf8')) as { hostKernel: string; works: boolean };
-      return v.hostKernel === os.release() ? v.works : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private recordKvm(works: boolean): Promise<void> {
-    return writeFileAtomic(path.join(this.store.root, 'kvm.json'), JSON.stringify({ hostKernel: os.release(), works }));
   }
 
   private guestAssets(): Promise<GuestAssets> {
