@@ -35,7 +35,8 @@ export async function guestAssets(cacheDir: string): Promise<GuestAssets> {
   const depends = await run('apt-cache', ['depends', KERNEL_META_PACKAGE], { timeoutMs: 60_000 });
   const kernelPackage = kernelPackageOf(depends);
   if (!kernelPackage) throw new UnikError('failed', `apt-cache does not know ${KERNEL_META_PACKAGE} (run apt-get update)`);
-  const work = path.join(root, `${kernelPackage}.tmp`);
+  // a folder of this process's own: two agents (or test runs) sharing the cache may fetch at once
+  const work = path.join(root, `${kernelPackage}.${process.pid}.tmp`);
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(path.join(work, 'debs'), { recursive: true });
   await run('apt-get', ['download', kernelPackage, 'busybox-static'], { cwd: path.join(work, 'debs'), timeoutMs: DOWNLOAD_MS });
@@ -44,8 +45,12 @@ export async function guestAssets(cacheDir: string): Promise<GuestAssets> {
   }
   await fs.rm(path.join(work, 'debs'), { recursive: true, force: true });
   const final = path.join(root, kernelPackage);
-  await fs.rm(final, { recursive: true, force: true });
-  await fs.rename(work, final);
+  await fs.rename(work, final).catch(async () => {
+    // another fetch got there first (or an earlier one was cut short before assets.json): use it when it is whole
+    if (await readAssets(stamp)) return fs.rm(work, { recursive: true, force: true });
+    await fs.rm(final, { recursive: true, force: true });
+    await fs.rename(work, final);
+  });
   const assets = await locate(path.join(final, 'root'), kernelPackage);
   await writeFileAtomic(stamp, JSON.stringify(assets), 0o644);
   return assets;
