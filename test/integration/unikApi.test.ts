@@ -30,8 +30,9 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
   const { agent, dataDir } = await startAgent(t, [appId], { unikPort: 0 });
   const c = new UnikGoClient(`127.0.0.1:${agent.unikPort()}`);
 
-  assert.deepEqual(await c.availableProviders(), ['docker']);
-  assert.deepEqual(await c.availableCompilers(), ['docker-dockerfile-docker', 'static-binary-docker']);
+  // qemu too: .ci/run installs it (its own test: unikQemuApi.test.ts)
+  assert.deepEqual(await c.availableProviders(), ['docker', 'qemu']);
+  assert.deepEqual(await c.availableCompilers(), ['docker-dockerfile-docker', 'static-binary-docker', 'static-binary-qemu']);
   assert.match(await c.describeCompiler('docker', 'static', 'binary'), /static/);
 
   // build: one static executable, FROM scratch + it; a mount point it declares

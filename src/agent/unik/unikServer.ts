@@ -91,6 +91,9 @@ export class Unik {
 
 /** Each provider, or undefined where it cannot run on this machine. Adding one is one line here. */
 async function loadProviders(s: UnikSettings): Promise<UnikProvider[]> {
-  const made = await Promise.all([import('./docker/dockerProvider.js').then((m) => m.createDockerProvider({ docker: s.docker, scope: s.scope, log: s.log }))]);
+  const made = await Promise.all([
+    import('./docker/dockerProvider.js').then((m) => m.createDockerProvider({ docker: s.docker, scope: s.scope, log: s.log })),
+    import('./qemu/qemuProvider.js').then((m) => m.createQemuProvider({ dataDir: s.dataDir, cacheDir: path.join(s.dataDir, 'unik', 'cache'), log: s.log })),
+  ]);
   return made.filter((p): p is UnikProvider => p !== undefined);
 }
