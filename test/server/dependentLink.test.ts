@@ -67,12 +67,14 @@ for (const backend of backends()) {
       assert.equal(dependent().devices[uuid]!.commit, DIGEST, 'an unpinned device follows the newest');
       await wakes('a pin', async () => assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { target_commit: first.commit })).status, 200));
       assert.equal(dependent().devices[uuid]!.commit, first.commit);
+      assert.deepEqual(dependent().apps[f.app]!.pinned_releases, [first], 'the release it is pinned to, so that the gateway can fetch its assets');
       await wakes('environment and config', async () =>
         assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { environment: { MODE: 'fast' }, config: { LED: 'on' } })).status, 200),
       );
       assert.deepEqual([dependent().devices[uuid]!.environment, dependent().devices[uuid]!.config], [{ MODE: 'fast' }, { LED: 'on' }]);
       await wakes('an unpin', async () => assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { target_commit: null })).status, 200));
       assert.equal(dependent().devices[uuid]!.commit, DIGEST);
+      assert.equal(dependent().apps[f.app]!.pinned_releases, undefined);
       await wakes('a deleted device', async () => assert.equal((await f.call('DELETE', `/dependent-devices/${uuid}`)).status, 204));
       assert.deepEqual(dependent().devices, {});
       await wakes('a deleted app', async () => assert.equal((await f.call('DELETE', `/docker/dependent-apps/${f.app}`)).status, 204));
