@@ -229,6 +229,9 @@ for (const backend of backends()) {
       assert.equal((await f.call('GET', '/dependent-devices/NOT-A-UUID')).body.field, '/uuid');
       assert.equal((await f.call('DELETE', `/dependent-devices/${onB}`)).status, 204);
       assert.equal((await f.call('GET', `/dependent-devices/${onB}`)).status, 404);
+      // a gateway's deletion takes its dependent devices with it
+      assert.equal((await f.call('DELETE', `/dongle/devices/${f.c.id}/`)).status, 204);
+      assert.deepEqual(await uuids(''), [onA]);
     });
 
     test('every route needs an API token (a device key is not one) and is described in /openapi.json', async (t) => {
