@@ -18,6 +18,9 @@ import type { Services } from './services/index.js';
 import { dashboard } from './dashboard.js';
 import type { FleetTimings } from './devices/fleetFeed.js';
 import { sendError } from './httpErrors.js';
+import { dependentAppRoutes } from './routes/dependentApps.js';
+import { dependentDeviceRoutes } from './routes/dependentDevices.js';
+import { dependentLinkRoutes } from './routes/dependentLink.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceTargetRoutes } from './routes/deviceTarget.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -133,6 +136,8 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; 
       deviceLogRoutes(ctx),
       executeRoutes(ctx),
       logbookRoutes(ctx),
+      dependentAppRoutes(ctx),
+      dependentDeviceRoutes(ctx),
     ]),
   );
   await app.register(
@@ -143,6 +148,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; 
       deviceCommandRoutes(ctx, keys),
       logUploadRoutes(ctx, keys),
       telemetryUploadRoutes(ctx, keys),
+      dependentLinkRoutes(ctx, keys),
     ]),
   );
   await web.register();
