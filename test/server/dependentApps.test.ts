@@ -83,7 +83,8 @@ for (const backend of backends()) {
       assert.deepEqual((await f.call('GET', '/dependent-devices/')).body, []);
     });
 
-    test("releases: the commit is the registry's digest, a digest tag, or a version hash; the image is checked as a container's; the newest is the target", async (t) => {
+    // …the image is checked as a container's
+    test("releases: the commit is the registry's digest, a digest tag, or a version hash; the newest is the target", async (t) => {
       const server = await backend.start(t);
       const f = await fleet(server);
       const base = `/docker/dependent-apps/${f.app}/releases/`;

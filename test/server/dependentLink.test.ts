@@ -83,7 +83,8 @@ for (const backend of backends()) {
       assert.equal(Object.keys(((await f.c.link.state()).body!.dependent as DependentTarget).devices).length, 0);
     });
 
-    test('provisioning: idempotent by uuid (one device), generated uuid and name, 409 for another gateway or app, 404 for an app not given, 400 naming the field', async (t) => {
+    // …409 for another gateway or app, 404 for an app not given, 400 naming the field
+    test('provisioning: idempotent by uuid (one device), generated uuid and name', async (t) => {
       const server = await backend.start(t);
       const f = await fleet(server);
       const made = await f.a.provision({ app_id: f.app });
@@ -185,7 +186,8 @@ for (const backend of backends()) {
       assert.match(bad.body, new RegExp(`/dependent_devices/${uuid}/download_progress`));
     });
 
-    test("log lines with dependent_uuid are that device's, read and tailed apart from the gateway's own; another gateway's lines for it are skipped", async (t) => {
+    // …another gateway's lines for it are skipped
+    test("log lines with dependent_uuid are that device's, read and tailed apart from the gateway's own", async (t) => {
       const server = await backend.start(t);
       const f = await fleet(server);
       const uuid = String((await f.a.provision({ app_id: f.app })).body.uuid);

@@ -48,7 +48,10 @@ test('every operator API operation has a summary, a description and examples of 
 
   // each request example passes the route's validation (another refusal — no such id — may follow)
   for (const r of requests) {
-    const url = r.path.replace(/\{\*\}/, 'v1/device').replace(/\{[^}]+\}/g, '1');
+    const url = r.path
+      .replace(/\{\*\}/, 'v1/device')
+      .replace(/\{uuid\}/g, '0'.repeat(32))
+      .replace(/\{[^}]+\}/g, '1');
     const res = await server.app.inject({
       method: r.method.toUpperCase() as 'POST',
       url,

@@ -10,18 +10,30 @@ const AppBody = Type.Object(
     device_type: Type.String({ minLength: 1, maxLength: 100, description: 'of its devices, e.g. "esp32"' }),
     config: Type.Optional(StrMap),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ name: 'sensors', device_type: 'esp32', config: { SAMPLE_RATE: '10' } }] },
 );
-const AppPatch = Type.Partial(AppBody, { additionalProperties: false });
-const DependentApp = Type.Object({
-  id: Type.Integer(),
-  project: Type.Integer({ description: 'the gateway project' }),
-  name: Type.String(),
-  device_type: Type.String(),
-  config: Type.Record(Type.String(), Type.String()),
-  commit: Type.Union([Type.String(), Type.Null()], { description: "the newest release's commit: what its devices run unless pinned" }),
-  created_at: Type.String(),
-});
+const AppPatch = Type.Partial(AppBody, { additionalProperties: false, examples: [{ config: { SAMPLE_RATE: '20' } }] });
+const appExample = {
+  id: 1,
+  project: 1,
+  name: 'sensors',
+  device_type: 'esp32',
+  config: { SAMPLE_RATE: '10' },
+  commit: null,
+  created_at: '2024-05-01T10:00:00.000Z',
+};
+const DependentApp = Type.Object(
+  {
+    id: Type.Integer(),
+    project: Type.Integer({ description: 'the gateway project' }),
+    name: Type.String(),
+    device_type: Type.String(),
+    config: Type.Record(Type.String(), Type.String()),
+    commit: Type.Union([Type.String(), Type.Null()], { description: "the newest release's commit: what its devices run unless pinned" }),
+    created_at: Type.String(),
+  },
+  { examples: [appExample] },
+);
 const ReleaseBody = Type.Object(
   {
     image: Type.String({
@@ -32,19 +44,33 @@ const ReleaseBody = Type.Object(
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: 135, description: 'default "latest"; "sha256:<hex>" pins a digest' })),
     registry: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: "default: the project's default registry" })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ image: 'acme/sensor-fw', tag: '1.0' }] },
 );
-const DependentRelease = Type.Object({
-  id: Type.Integer(),
-  app: Type.Integer(),
-  image: Type.String(),
-  tag: Type.String(),
-  registry: Type.Union([Type.Integer(), Type.Null()]),
-  commit: Type.String({ description: 'the image digest when the registry gave it, else the version hash' }),
-  digest: Type.Boolean({ description: 'whether `commit` is the image digest' }),
-  version_hash: Type.String(),
-  created_at: Type.String(),
-});
+const releaseExample = {
+  id: 1,
+  app: 1,
+  image: 'acme/sensor-fw',
+  tag: '1.0',
+  registry: 1,
+  commit: 'sha256:3f1c1e4a9b0d6c2e8f7a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e',
+  digest: true,
+  version_hash: '5b135b41',
+  created_at: '2024-05-01T10:05:00.000Z',
+};
+const DependentRelease = Type.Object(
+  {
+    id: Type.Integer(),
+    app: Type.Integer(),
+    image: Type.String(),
+    tag: Type.String(),
+    registry: Type.Union([Type.Integer(), Type.Null()]),
+    commit: Type.String({ description: 'the image digest when the registry gave it, else the version hash' }),
+    digest: Type.Boolean({ description: 'whether `commit` is the image digest' }),
+    version_hash: Type.String(),
+    created_at: Type.String(),
+  },
+  { examples: [releaseExample] },
+);
 const ProjectParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 const AppParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
@@ -60,7 +86,7 @@ export const dependentAppRoutes =
           summary: 'List the dependent apps of a project',
           description: 'The dependent apps of a gateway project, oldest first, each with its target commit.',
           params: ProjectParams,
-          response: { 200: Type.Array(DependentApp) },
+          response: { 200: Type.Array(DependentApp, { examples: [[appExample]] }) },
         },
       },
       async (req) => apps.list(req.params.id),
@@ -123,7 +149,7 @@ export const dependentAppRoutes =
           summary: 'List the releases of a dependent app',
           description: 'Oldest first; the newest is the target commit of its devices that are not pinned.',
           params: AppParams,
-          response: { 200: Type.Array(DependentRelease) },
+          response: { 200: Type.Array(DependentRelease, { examples: [[releaseExample]] }) },
         },
       },
       async (req) => apps.releases(req.params.id),

@@ -10,27 +10,51 @@ import { Line, MAX_READ_LINES } from './deviceLogs.js';
 const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
 const StrMap = Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Type.String({ maxLength: 10_000 }), { maxProperties: 500 });
 
-const DependentDevice = Type.Object({
-  id: Type.Integer(),
-  uuid: Type.String(),
-  name: Type.String(),
-  note: Nullable(Type.String()),
-  device_type: Type.String(),
-  app: Type.Integer({ description: 'its dependent app' }),
-  gateway: Type.String({ description: 'the id of the gateway device that provisioned it' }),
-  commit: Nullable(Type.String({ description: 'what its gateway last reported it runs' })),
-  target_commit: Nullable(Type.String({ description: "what it should run: the commit it is pinned to, else its app's newest" })),
-  pinned: Type.Boolean(),
-  status: Nullable(Type.String()),
-  is_online: Nullable(Type.Boolean()),
-  last_seen: Nullable(Type.String({ description: 'when its gateway last reported it' })),
-  download_progress: Nullable(Type.Number()),
-  environment: Nullable(Type.Record(Type.String(), Type.String(), { description: 'as its gateway reported it' })),
-  target_environment: Type.Record(Type.String(), Type.String()),
-  config: Nullable(Type.Record(Type.String(), Type.String(), { description: 'as its gateway reported it' })),
-  target_config: Type.Record(Type.String(), Type.String()),
-  created_at: Type.String(),
-});
+const deviceExample = {
+  id: 1,
+  uuid: '8dc608765fd32665d49a268a7eb4657b',
+  name: 'wild-paper',
+  note: null,
+  device_type: 'esp32',
+  app: 1,
+  gateway: '5d2b9c1e-8f4a-4c3e-9b7d-2a1f0e6c4b3a',
+  commit: 'sha256:3f1c1e4a9b0d6c2e8f7a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e',
+  target_commit: 'sha256:3f1c1e4a9b0d6c2e8f7a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e',
+  pinned: false,
+  status: 'Idle',
+  is_online: true,
+  last_seen: '2024-05-01T10:06:00.000Z',
+  download_progress: null,
+  environment: {},
+  target_environment: {},
+  config: {},
+  target_config: { SAMPLE_RATE: '10' },
+  created_at: '2024-05-01T10:01:00.000Z',
+};
+const DependentDevice = Type.Object(
+  {
+    id: Type.Integer(),
+    uuid: Type.String(),
+    name: Type.String(),
+    note: Nullable(Type.String()),
+    device_type: Type.String(),
+    app: Type.Integer({ description: 'its dependent app' }),
+    gateway: Type.String({ description: 'the id of the gateway device that provisioned it' }),
+    commit: Nullable(Type.String({ description: 'what its gateway last reported it runs' })),
+    target_commit: Nullable(Type.String({ description: "what it should run: the commit it is pinned to, else its app's newest" })),
+    pinned: Type.Boolean(),
+    status: Nullable(Type.String()),
+    is_online: Nullable(Type.Boolean()),
+    last_seen: Nullable(Type.String({ description: 'when its gateway last reported it' })),
+    download_progress: Nullable(Type.Number()),
+    environment: Nullable(Type.Record(Type.String(), Type.String(), { description: 'as its gateway reported it' })),
+    target_environment: Type.Record(Type.String(), Type.String()),
+    config: Nullable(Type.Record(Type.String(), Type.String(), { description: 'as its gateway reported it' })),
+    target_config: Type.Record(Type.String(), Type.String()),
+    created_at: Type.String(),
+  },
+  { examples: [deviceExample] },
+);
 const DevicePatch = Type.Object(
   {
     target_commit: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'pin to a commit of its app; null unpins' }))),
@@ -39,7 +63,7 @@ const DevicePatch = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     note: Type.Optional(Nullable(Type.String({ maxLength: 10_000 }))),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ target_commit: null, note: 'in the cold store' }] },
 );
 const UuidParams = Type.Object({ uuid: Type.String({ pattern: DEPENDENT_UUID_PATTERN }) });
 const Since = Type.Optional(Type.String({ format: 'date-time', description: 'only lines printed at or after this time (RFC 3339)' }));
@@ -62,7 +86,7 @@ export const dependentDeviceRoutes = (ctx: ServerContext) => async (app: ServerA
           gateway: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
           online: Type.Optional(Type.Boolean()),
         }),
-        response: { 200: Type.Array(DependentDevice) },
+        response: { 200: Type.Array(DependentDevice, { examples: [[deviceExample]] }) },
       },
     },
     async (req) => devices.list(req.query),
@@ -121,7 +145,7 @@ export const dependentDeviceRoutes = (ctx: ServerContext) => async (app: ServerA
         description: 'The newest lines its gateway sent for it (since a time), oldest first.',
         params: UuidParams,
         querystring: Type.Object({ since: Since, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_READ_LINES, default: 100 })) }),
-        response: { 200: Type.Array(Line) },
+        response: { 200: Type.Array(Line, { examples: [[{ id: 7, ts: '2024-05-01T10:06:01.000Z', stream: 'stdout', message: 'detected movement' }]] }) },
       },
     },
     async (req) => {
@@ -137,7 +161,8 @@ export const dependentDeviceRoutes = (ctx: ServerContext) => async (app: ServerA
         tags,
         summary: "Follow a dependent device's logs",
         description:
-          'Server-Sent Events: the newest `limit` lines, then each new one as it arrives. Each event’s `id` is the line’s; with `Last-Event-ID`, the lines after that one.',
+          'Server-Sent Events: the newest `limit` lines, then each new one as it arrives. Each event’s `id` is the line’s; with `Last-Event-ID`, ' +
+          'the lines after that one.',
         params: UuidParams,
         querystring: Type.Object({ since: Since, limit: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_READ_LINES, default: 100 })) }),
         headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) }),
