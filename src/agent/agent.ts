@@ -11,6 +11,7 @@ import { LockOverride } from './actions/lockOverride.js';
 import type { AgentOptions } from './agentOptions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
+import type { Dependents } from './dependent/dependents.js';
 import type { LogShipper } from './logs/logShipper.js';
 import type { SettleWatch } from './state/settleWatch.js';
 import type { Telemetry } from './telemetry/telemetry.js';
@@ -76,6 +77,10 @@ export class Agent {
   private telemetryLoad: Promise<Telemetry> | undefined;
   /** watches target releases until they settle; loaded with the first target that has apps */
   private settleWatch: Promise<SettleWatch> | undefined;
+  /** a gateway's dependent apps and devices: loaded with a target that has them, or on first use */
+  private dependentsLoad: Promise<Dependents> | undefined;
+  /** the same, once loaded (the reconciler's image cleanup reads its images synchronously) */
+  private dependentsLoaded: Dependents | undefined;
   /** the device API (fastify), loaded on first use */
   private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
@@ -128,6 +133,7 @@ export class Agent {
       executor: this.executor,
       log: this.log,
       desired: () => this.desired,
+      keepImages: () => this.dependentsLoaded?.keepImages(),
       intervalMs: this.opts.intervalMs ?? 60_000,
       onApplied: (outcome) => {
         if (outcome === 'converged') this.lockOverride.converged(this.reconciler.status.lastApplyStart);
@@ -163,6 +169,9 @@ export class Agent {
     const buffered = endpoint ? !!(await this.store.db.selectFrom('telemetry_point').select('id').limit(1).executeTakeFirst()) : false;
     if (buffered || this.telemetrySettings.metricsIntervalMs)
       await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
+    // hooks still owed, devices provisioned offline: a gateway whose target lost its dependents still has them
+    if (!this.dependentsLoad && (await hasDependents(this.store)))
+      await this.dependents().catch((err: Error) => this.log.error(`Dependent devices not loaded: ${err.message}`));
     this.reconciler.start();
     this.events.watch();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -177,6 +186,7 @@ export class Agent {
     await this.logShipper?.stop();
     await this.api?.close();
     await (await this.telemetryLoad?.catch(() => undefined))?.stop();
+    await (await this.dependentsLoad?.catch(() => undefined))?.stop();
     await this.commandApi?.close();
     await this.local.closeEngine();
     await this.reconciler?.stop();
@@ -236,6 +246,40 @@ export class Agent {
       this.telemetryLoad.catch(() => (this.telemetryLoad = undefined));
     }
     return this.telemetryLoad;
+  }
+
+  /** The gateway's dependent apps and devices (dependent/dependents.ts), loaded on first use. */
+  dependents(): Promise<Dependents> {
+    if (!this.dependentsLoad) {
+      const endpoint = this.cloudEndpoint();
+      this.dependentsLoad = import('./dependent/dependents.js').then(({ Dependents }) =>
+        Dependents.open({
+          db: this.store.db,
+          docker: this.docker,
+          scope: this.opts.engineScope,
+          dataDir: this.opts.dataDir,
+          puller: this.puller,
+          trackImage: (ref, appId) => this.store.trackImage(ref, appId, 'dependent'),
+          log: this.log,
+          target: () => this.target,
+          link: () => (endpoint && this.config.deviceApiKey ? { endpoint, deviceKey: this.config.deviceApiKey } : undefined),
+          shipLog: (line) => this.logShipper?.add(line) ?? false,
+          reportChanged: () => this.cloud?.scheduleReport(),
+          imagesChanged: () => this.reconciler.trigger('dependent images changed'),
+          ...this.opts.dependents,
+        }),
+      );
+      this.dependentsLoad.then(
+        (d) => (this.dependentsLoaded = d),
+        () => (this.dependentsLoad = undefined),
+      );
+    }
+    return this.dependentsLoad;
+  }
+
+  /** What changed on the dependent devices for the next state report (none before they are loaded). */
+  dependentsReport(): ReturnType<Dependents['reportPatch']> | undefined {
+    return this.dependentsLoaded?.reportPatch();
   }
 
   /** Cloud mode: the control plane's address (config.json `apiEndpoint`), unless a target file is followed. */
@@ -339,6 +383,9 @@ export class Agent {
     this.target = local ? (this.local.target ?? this.managed) : this.managed;
     if (this.target) await this.apiKeys.ensureApps(Object.keys(this.target.apps).map(Number));
     this.rebuildDesired();
+    // a gateway's hooks fire as soon as its target changed (a first load applies the target itself)
+    if (this.dependentsLoaded) await this.dependentsLoaded.applyTarget().catch((err: Error) => this.log.error(`Dependent devices: ${err.message}`));
+    else if (this.target?.dependent) await this.dependents().catch((err: Error) => this.log.error(`Dependent devices not loaded: ${err.message}`));
     // what only local mode created goes: the next apply removes its apps, then here their volumes
     if (localOnly.length) {
       void this.reconciler
@@ -399,4 +446,10 @@ export class Agent {
     }
     if (!this.target) this.log.info('No target state yet: nothing is applied until one arrives');
   }
+}
+
+/** Whether the agent database holds dependent devices or hooks still owed. */
+async function hasDependents(store: AgentStore): Promise<boolean> {
+  const device = await store.db.selectFrom('dependent_device').select('uuid').limit(1).executeTakeFirst();
+  return !!device || !!(await store.db.selectFrom('dependent_hook').select('uuid').limit(1).executeTakeFirst());
 }

@@ -15,6 +15,8 @@ export interface CloudLinkDeps {
   register(): Promise<void>;
   setTarget(target: unknown): Promise<void>;
   currentState(): Promise<Record<string, AppReport>>;
+  /** a gateway: what changed on its dependent devices, and how to mark it sent (undefined: none loaded) */
+  dependentReport?(): Promise<{ patch: NonNullable<StateReport['dependent_devices']>; ack(): void }> | undefined;
   /** runs a device API call relayed by the control plane (supervisor proxy) */
   deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }>;
   /** runs a module command of the control plane's execute API (never throws: a failure is its result) */
@@ -186,17 +188,20 @@ export class CloudLink {
     }
     // an app the device no longer runs leaves the server's view too
     for (const appId of this.reported.keys()) if (!sent.has(appId)) apps[appId] = null;
-    if (!Object.keys(apps).length && this.reported.size) return;
+    const dependent = await this.d.dependentReport?.();
+    const dependentChanged = !!dependent && Object.keys(dependent.patch).length > 0;
+    if (!Object.keys(apps).length && this.reported.size && !dependentChanged) return;
     try {
       const answer = await request(`${this.d.endpoint}/device/v1/state`, {
         method: 'PATCH',
         headers: this.headers(),
-        body: { agent_version: BOSUN_VERSION, apps } satisfies StateReport,
+        body: { agent_version: BOSUN_VERSION, apps, ...(dependentChanged ? { dependent_devices: dependent.patch } : {}) } satisfies StateReport,
         timeoutMs: 30_000,
         signal: this.abort.signal,
       });
       if (answer.status >= 300) throw new Error(describe(answer));
       this.reported = sent;
+      dependent?.ack();
       this.reportFailures = 0;
     } catch (err) {
       if (this.stopped) return;

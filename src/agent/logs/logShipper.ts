@@ -129,10 +129,16 @@ export class LogShipper {
       ...(line.serviceName ? { service: line.serviceName } : {}),
       ...(origin?.releaseId ? { release_id: origin.releaseId } : {}),
     };
-    const json = JSON.stringify(shipped);
+    this.add(shipped);
+  }
+
+  /** Queues a line (a dependent device's, or one taken from the engine); true unless it was dropped. */
+  add(line: Omit<ShippedLogLine, 'seq'>): boolean {
+    if (this.stopped) return false;
+    const json = JSON.stringify(line);
     if (this.pending.length >= MAX_PENDING_LINES || this.pendingBytes + json.length > MAX_PENDING_BYTES) {
-      this.overflow = { count: this.overflow.count + 1, ts };
-      return;
+      this.overflow = { count: this.overflow.count + 1, ts: line.ts };
+      return false;
     }
     if (this.overflow.count) {
       this.push(droppedMarker(this.overflow.count, this.overflow.ts));
@@ -141,6 +147,7 @@ export class LogShipper {
     this.push(json);
     if (this.pending.length >= this.batchLines) void this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.flushMs);
+    return true;
   }
 
   private push(json: string): void {

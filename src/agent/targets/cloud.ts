@@ -27,6 +27,7 @@ export function startCloudLink(agent: Agent, endpoint: string): CloudLink {
       await agent.setTarget(target, 'cloud');
     },
     currentState: () => agent.currentState(),
+    dependentReport: () => agent.dependentsReport(),
     deviceApiCall: (call) => agent.deviceApiCall(call),
     executeCommand: async (payload) => (await import('../commands/registry.js')).commandResult(agent, payload),
     log: agent.log,
