@@ -16,6 +16,9 @@ import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { DeviceNotifier } from './wakeups/notifier.js';
 import type { Services } from './services/index.js';
 import { sendError } from './httpErrors.js';
+import { dependentAppRoutes } from './routes/dependentApps.js';
+import { dependentDeviceRoutes } from './routes/dependentDevices.js';
+import { dependentLinkRoutes } from './routes/dependentLink.js';
 import { deviceCommandRoutes } from './routes/deviceCommands.js';
 import { deviceTargetRoutes } from './routes/deviceTarget.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -123,6 +126,8 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
       deviceLogRoutes(ctx),
       executeRoutes(ctx),
       logbookRoutes(ctx),
+      dependentAppRoutes(ctx),
+      dependentDeviceRoutes(ctx),
     ]),
   );
   await app.register(
@@ -133,6 +138,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean }
       deviceCommandRoutes(ctx, keys),
       logUploadRoutes(ctx, keys),
       telemetryUploadRoutes(ctx, keys),
+      dependentLinkRoutes(ctx, keys),
     ]),
   );
   await app.ready();

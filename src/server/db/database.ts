@@ -105,6 +105,40 @@ export interface ServerTables {
     service: string | null;
     release_id: number | null;
     message: string;
+    /** a line of a dependent device of this (gateway) device (migration 0006_dependents) */
+    dependent_uuid: string | null;
+  };
+  // dependent apps and devices behind a gateway (migration 0006_dependents)
+  dependent_app: { id: Generated<number>; project_id: number; name: string; device_type: string; config: string; created_at: string };
+  dependent_release: {
+    id: Generated<number>;
+    app_id: number;
+    image: string;
+    tag: string;
+    registry_id: number | null;
+    commit: string;
+    version_hash: string;
+    created_at: string;
+  };
+  dependent_device: {
+    id: Generated<number>;
+    uuid: string;
+    app_id: number;
+    gateway_id: string;
+    name: string;
+    note: string | null;
+    device_type: string;
+    pinned_commit: string | null;
+    target_environment: string;
+    target_config: string;
+    commit: string | null;
+    status: string | null;
+    is_online: number | null;
+    download_progress: number | null;
+    environment: string | null;
+    config: string | null;
+    last_seen: string | null;
+    created_at: string;
   };
   device_log_state: {
     device_id: string;

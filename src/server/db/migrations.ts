@@ -269,4 +269,62 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
       await db.schema.alterTable('device').addColumn('target_error', 'text').execute();
     },
   },
+  // Dependent apps and devices behind a gateway (src/server/services/dependentApps.ts, dependentDevices.ts,
+  // targets/dependentTarget.ts): an app of a gateway project whose releases are images never run (their
+  // commit is the image digest, or a version hash); a device provisioned by a gateway, what the operator
+  // wants on it (a pinned commit, environment, config) and what its gateway last reported. A device's
+  // log lines are its gateway's, marked with its uuid (logs/deviceLogs.ts).
+  '0006_dependents': {
+    async up(db: Kysely<unknown>) {
+      const id = dialect === 'sqlite' ? 'integer' : 'serial';
+      const table = (name: string) =>
+        db.schema.createTable(name).addColumn('id', id, (c) => (id === 'integer' ? c.primaryKey().autoIncrement() : c.primaryKey()));
+      await table('dependent_app')
+        .addColumn('project_id', 'integer', (c) => c.notNull().references('project.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('device_type', 'text', (c) => c.notNull())
+        /** JSON object of strings */
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('dependent_app_name', ['project_id', 'name'])
+        .execute();
+      await table('dependent_release')
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('dependent_app.id').onDelete('cascade'))
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('tag', 'text', (c) => c.notNull())
+        .addColumn('registry_id', 'integer', (c) => c.references('registry.id'))
+        /** the image digest (sha256:…) when it was resolved, else the version hash */
+        .addColumn('commit', 'text', (c) => c.notNull())
+        .addColumn('version_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('dependent_release_commit', ['app_id', 'commit'])
+        .execute();
+      await table('dependent_device')
+        .addColumn('uuid', 'text', (c) => c.notNull().unique())
+        .addColumn('app_id', 'integer', (c) => c.notNull().references('dependent_app.id').onDelete('cascade'))
+        .addColumn('gateway_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .addColumn('device_type', 'text', (c) => c.notNull())
+        /** the commit it is pinned to; null: its app's newest */
+        .addColumn('pinned_commit', 'text')
+        /** JSON objects of strings: what the operator set */
+        .addColumn('target_environment', 'text', (c) => c.notNull())
+        .addColumn('target_config', 'text', (c) => c.notNull())
+        // what its gateway last reported
+        .addColumn('commit', 'text')
+        .addColumn('status', 'text')
+        .addColumn('is_online', 'integer')
+        .addColumn('download_progress', 'double precision')
+        .addColumn('environment', 'text')
+        .addColumn('config', 'text')
+        .addColumn('last_seen', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('dependent_device_by_gateway').on('dependent_device').column('gateway_id').execute();
+      await db.schema.createIndex('dependent_device_by_app').on('dependent_device').column('app_id').execute();
+      await db.schema.alterTable('device_log').addColumn('dependent_uuid', 'text').execute();
+      await db.schema.createIndex('device_log_dependent').on('device_log').columns(['dependent_uuid', 'id']).execute();
+    },
+  },
 });

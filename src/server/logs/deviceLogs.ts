@@ -2,7 +2,8 @@
 // a device sending more than its rate is cut short, with a marker line in place of what was
 // dropped; a periodic prune keeps per device at most so many lines, none older than so long. A
 // stored batch wakes the live tails of its device, on every server node (the target notifier,
-// key `logs:<device id>`).
+// key `logs:<device id>`). A gateway's lines for its dependent devices are its own, marked with the
+// dependent device's uuid: they count against its retention and rate, and are read apart from its own.
 //
 // Per device, `device_log_state` holds the sequence number of the last line stored (lines at or
 // below it are skipped: a batch sent again after a lost answer), the id of the agent's log queue the
@@ -42,6 +43,8 @@ export interface StoredLogLine {
 
 export interface LogFilter {
   service?: string;
+  /** the lines of this dependent device of the device (a gateway); default: the device's own lines */
+  dependent?: string;
   /** lines printed at or after this time (RFC 3339) */
   since?: string;
 }
@@ -82,8 +85,11 @@ export class DeviceLogs {
     this.postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   }
 
-  /** Stores a batch of the device's lines (in `seq` order) from its log queue `queueId`. */
-  async ingest(deviceId: string, queueId: string, lines: readonly ShippedLogLine[]): Promise<IngestResult> {
+  /**
+   * Stores a batch of the device's lines (in `seq` order) from its log queue `queueId`; lines of the
+   * dependent devices in `dropDependents` (another gateway's) count as received but are not stored.
+   */
+  async ingest(deviceId: string, queueId: string, lines: readonly ShippedLogLine[], dropDependents?: ReadonlySet<string>): Promise<IngestResult> {
     lines.forEach((l, i) => {
       if (i && l.seq <= lines[i - 1]!.seq) throw new ValidationError(`/${i}/seq`, 'must be greater than the line before', 'log batch');
     });
@@ -98,7 +104,7 @@ export class DeviceLogs {
       const query = tx.selectFrom('device_log_state').selectAll().where('device_id', '=', deviceId);
       const state = await (this.postgres ? query.forUpdate() : query).executeTakeFirstOrThrow();
       const lastSeq = state.queue_id === queueId ? Number(state.last_seq) : 0;
-      const fresh = lines.filter((l) => l.seq > lastSeq);
+      const fresh = lines.filter((l) => l.seq > lastSeq && !(l.dependent_uuid && dropDependents?.has(l.dependent_uuid)));
       // the token bucket: refilled at the sustained rate since the last upload, up to the burst
       const elapsed = Math.max(0, now.getTime() - Date.parse(state.tokens_at));
       const tokens = Math.min(this.burst, state.tokens + (elapsed * this.perMinute) / 60_000);
@@ -113,6 +119,7 @@ export class DeviceLogs {
         service: l.service === undefined ? null : clean(l.service),
         release_id: l.release_id ?? null,
         message: clean(l.message),
+        dependent_uuid: l.dependent_uuid ?? null,
       }));
       if (suppressed) {
         rows.push({
@@ -123,6 +130,7 @@ export class DeviceLogs {
           app_id: null,
           service: null,
           release_id: null,
+          dependent_uuid: null,
           message: `suppressed ${suppressed} ${suppressed === 1 ? 'line' : 'lines'}: the device sent more than ${this.perMinute} lines per minute`,
         });
       }
@@ -137,7 +145,8 @@ export class DeviceLogs {
         .set({ queue_id: queueId, last_seq: last, lines: Number(state.lines) + rows.length, tokens: tokens - allowed, tokens_at: receivedAt })
         .where('device_id', '=', deviceId)
         .execute();
-      return { last_seq: last, stored: allowed, duplicates: lines.length - fresh.length, suppressed, inserted: rows.length };
+      const duplicates = lines.filter((l) => l.seq <= lastSeq).length;
+      return { last_seq: last, stored: allowed, duplicates, suppressed, inserted: rows.length };
     });
     if (result.inserted) await this.notifier.notify([logsKey(deviceId)]);
     const { inserted: _, ...answer } = result;
@@ -149,7 +158,11 @@ export class DeviceLogs {
    * newest `limit` (up to line `upTo`, when given).
    */
   async read(deviceId: string, filter: LogFilter & { afterId?: number; upTo?: number; limit: number }): Promise<StoredLogLine[]> {
-    let q = this.db.selectFrom('device_log').select(columns).where('device_id', '=', deviceId);
+    let q = this.db
+      .selectFrom('device_log')
+      .select(columns)
+      .where('device_id', '=', deviceId)
+      .where('dependent_uuid', filter.dependent === undefined ? 'is' : '=', filter.dependent ?? null);
     if (filter.service !== undefined) q = q.where('service', '=', filter.service);
     if (filter.since !== undefined) q = q.where('ts', '>=', new Date(filter.since).toISOString());
     if (filter.upTo !== undefined) q = q.where('id', '<=', filter.upTo);
@@ -168,6 +181,11 @@ export class DeviceLogs {
       .where('device_id', '=', deviceId)
       .executeTakeFirst();
     return Number(row?.id ?? 0);
+  }
+
+  /** Deletes the lines of a dependent device of the device (it was deleted). */
+  forget(deviceId: string, dependentUuid: string): Promise<number> {
+    return this.drop(deviceId, (q) => q.where('dependent_uuid', '=', dependentUuid));
   }
 
   /** Deletes lines older than the retention age, then each device's oldest beyond its count. */

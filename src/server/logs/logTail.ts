@@ -25,7 +25,8 @@ export interface TailRequest extends LogFilter {
 export interface LogTailsOptions {
   logs: DeviceLogs;
   notifier: DeviceNotifier;
-  deviceExists(deviceId: string): Promise<boolean>;
+  /** whether what the tail follows (the device, or its dependent device) still exists */
+  exists(t: TailRequest): Promise<boolean>;
   onError(err: Error): void;
   heartbeatMs?: number;
 }
@@ -42,8 +43,12 @@ export class LogTails {
     const tail = this.open.hold(reply.request, reply);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     res.flushHeaders();
-    const { deviceId, service, since } = t;
-    const filter = { ...(service !== undefined ? { service } : {}), ...(since !== undefined ? { since } : {}) };
+    const { deviceId, service, since, dependent } = t;
+    const filter = {
+      ...(service !== undefined ? { service } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(dependent !== undefined ? { dependent } : {}),
+    };
     const send = (lines: StoredLogLine[]) => lines.length && res.write(lines.map((l) => `id: ${l.id}\ndata: ${JSON.stringify(l)}\n\n`).join(''));
     try {
       let last = t.afterId;
@@ -61,7 +66,7 @@ export class LogTails {
           last = lines.length === PAGE ? lines.at(-1)!.id : Math.max(last!, upTo);
           if (res.writableLength > MAX_UNSENT) await drained(res, tail.signal);
           if (lines.length === PAGE || (await woken) || tail.signal.aborted) return false;
-          if (!(await this.o.deviceExists(deviceId))) return true;
+          if (!(await this.o.exists(t))) return true;
           res.write(': keep-alive\n\n');
           return false;
         });

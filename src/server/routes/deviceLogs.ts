@@ -35,9 +35,9 @@ import type { ServerApp, ServerContext } from '../app.js';
 
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const MAX_BATCH_LINES = 5000;
-const MAX_READ_LINES = 10_000;
+export const MAX_READ_LINES = 10_000;
 
-const Line = Type.Object({
+export const Line = Type.Object({
   id: Type.Integer(),
   ts: Type.String(),
   stream: Type.Union(LOG_STREAMS.map((s) => Type.Literal(s))),
@@ -69,14 +69,21 @@ export const logUploadRoutes =
           description:
             "A batch of the device's log lines (`Authorization: Bearer <device key>`), NDJSON (`application/x-ndjson`, optionally gzip), `seq` " +
             "increasing. Lines at or below the last `seq` stored for the queue are skipped; beyond the device's rate, lines are replaced by one " +
-            '"suppressed N lines" line. `last_seq`: every line up to it is stored.',
+            '"suppressed N lines" line. `last_seq`: every line up to it is stored. A line with `dependent_uuid` is a line of that dependent device of the ' +
+            "gateway (lines for another gateway's devices are skipped).",
           security: [],
           querystring: Type.Object({ queue: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: "the id of the agent's log queue" }) }),
           body: Type.Array(ShippedLogLine, { minItems: 1, maxItems: MAX_BATCH_LINES }),
           response: { 200: Type.Object({ last_seq: Type.Integer(), stored: Type.Integer(), duplicates: Type.Integer(), suppressed: Type.Integer() }) },
         },
       },
-      async (req) => deviceLogs.ingest(deviceOf(req).id, req.query.queue, req.body),
+      async (req) => {
+        const { id } = deviceOf(req);
+        // a gateway writes the lines of its own dependent devices only
+        const dependents = req.body.flatMap((l) => (l.dependent_uuid ? [l.dependent_uuid] : []));
+        const foreign = dependents.length ? await ctx.dependentDevices.foreign(id, dependents) : undefined;
+        return deviceLogs.ingest(id, req.query.queue, req.body, foreign);
+      },
     );
   };
 
@@ -84,7 +91,7 @@ export const logUploadRoutes =
 export const deviceLogRoutes = (ctx: ServerContext) => async (app: ServerApp) => {
   const { deviceLogs, devices } = ctx;
   const deviceExists = (id: string) => devices.exists(id);
-  const tails = new LogTails({ logs: deviceLogs, notifier: ctx.notifier, deviceExists, onError: (err) => app.log.error(err) });
+  const tails = new LogTails({ logs: deviceLogs, notifier: ctx.notifier, exists: (t) => deviceExists(t.deviceId), onError: (err) => app.log.error(err) });
   // open tails end first: the server then has no connection left to wait for
   app.addHook('preClose', () => tails.close());
   const tags = ['dongle'];

@@ -20,7 +20,8 @@ export const stateReportRoutes =
             'The device reports its current state (`Authorization: Bearer <device key>`): apps keyed by app id (the project), each with the release ' +
             'applied, the target release, the update status and the services (status, download progress, error). A report carries what changed: ' +
             "apps not named keep their last report; `null` removes an app. Only the apps of the device's target count, with its own releases " +
-            '(listed for it, deployed on it, or given by its target): others are dropped.',
+            "(listed for it, deployed on it, or given by its target): others are dropped. A gateway's `dependent_devices` (keyed by uuid) merge into " +
+            "what is stored of its own dependent devices; others (unknown, or another gateway's) are ignored.",
           security: [],
           body: StateReportSchema,
         },
@@ -28,6 +29,7 @@ export const stateReportRoutes =
       },
       async (req, reply) => {
         await applyReport(ctx.db, deviceOf(req).id, req.body);
+        if (req.body.dependent_devices) await ctx.dependentDevices.report(deviceOf(req).id, req.body.dependent_devices);
         return reply.code(204).send();
       },
     );

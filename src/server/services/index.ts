@@ -9,7 +9,10 @@ import type { ServerDb } from '../db/database.js';
 import { Presence } from '../devices/presence.js';
 import type { DeviceTargets } from '../targets/deviceTargets.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
+import { DependentApps } from './dependentApps.js';
+import { DependentDevices } from './dependentDevices.js';
 import { Devices } from './devices.js';
+import { ImageDigests } from './imageDigests.js';
 import { Projects } from './projects.js';
 import { ProvisioningKeys } from './provisioning.js';
 import { Registries } from './registries.js';
@@ -31,6 +34,10 @@ export interface Services {
   callbackKey: CallbackKey;
   /** marks devices holding a target long poll seen (stopped when the server closes) */
   presence: Presence;
+  /** dependent apps of gateway projects and their releases */
+  dependentApps: DependentApps;
+  /** devices behind gateways */
+  dependentDevices: DependentDevices;
 }
 
 export function buildServices(d: {
@@ -53,5 +60,7 @@ export function buildServices(d: {
     jobs: new ExecuteJobs(d.db, commands),
     callbackKey: new CallbackKey(d.db, d.secrets),
     presence: new Presence(d.db, d.onError),
+    dependentApps: new DependentApps(writes, new ImageDigests(d.secrets)),
+    dependentDevices: new DependentDevices(writes),
   };
 }

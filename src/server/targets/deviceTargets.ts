@@ -18,6 +18,7 @@ import { validateTargetState } from '../../shared/validateTarget.js';
 import type { SecretBox } from '../auth/secretBox.js';
 import { inChunks, nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
+import { dependentTargets, withDependentRegistries } from './dependentTarget.js';
 import { releaseApp, type RegistryRecord, type ReleaseContainer } from './releaseTarget.js';
 
 /** A stored `release_container` row as the container it is. */
@@ -236,6 +237,7 @@ class TargetBuilder {
       releasesOf.set(r.device_id, perProject);
     }
     await this.loadApps(new Set([...releasesOf.values()].flatMap((m) => [...m.values()])));
+    const dependents = await dependentTargets(this.db, new Map([...releasesOf].map(([id, m]) => [id, [...m.keys()]])), this.registries);
     const out = new Map<string, BuiltTarget | BuildFailure>();
     for (const device of devices) {
       const set = this.releaseSet([...(releasesOf.get(device.id)?.values() ?? [])].sort((a, b) => a - b));
@@ -243,8 +245,14 @@ class TargetBuilder {
         out.set(device.id, set);
         continue;
       }
-      // safe-stable-stringify's key order: apps, name, registries
-      const json = `{"apps":${set.apps},"name":${JSON.stringify(device.name)},"registries":${set.registries}}`;
+      const dep = dependents.get(device.id);
+      if (dep && 'error' in dep) {
+        out.set(device.id, dep);
+        continue;
+      }
+      // safe-stable-stringify's key order: apps, dependent, name, registries
+      const registries = dep ? withDependentRegistries(set.registries, dep.registries) : set.registries;
+      const json = `{"apps":${set.apps},${dep ? `"dependent":${dep.json},` : ''}"name":${JSON.stringify(device.name)},"registries":${registries}}`;
       out.set(device.id, { json, etag: digest(json) });
     }
     return out;
