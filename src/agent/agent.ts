@@ -263,7 +263,7 @@ export class Agent {
           log: this.log,
           target: () => this.target,
           link: () => (endpoint && this.config.deviceApiKey ? { endpoint, deviceKey: this.config.deviceApiKey } : undefined),
-          shipLog: (line) => this.logShipper?.add(line) ?? false,
+          shipLog: async (line) => (await this.logShipper?.ship(line)) ?? false,
           reportChanged: () => this.cloud?.scheduleReport(),
           imagesChanged: () => this.reconciler.trigger('dependent images changed'),
           ...this.opts.dependents,

@@ -60,7 +60,11 @@ printf 'HTTP/1.1 %s\\r\\nContent-Type: text/plain\\r\\n\\r\\nok\\n' "$status"
 
 export interface HookServer {
   port: number;
-  /** the gateway app's service: the hook server, its port published on the host's loopback */
+  /** the command of the gateway app's service: the hook server on port 1337 of its container */
+  command: string[];
+  /** where the agent finds it: the container's port published on the host's loopback */
+  environment: Record<string, string>;
+  /** the gateway app's service (a target's), its port published */
   service: ServiceTarget;
   /** hooks received so far: `METHOD /<uuid>[/restart] <body>` */
   calls(): Promise<string[]>;
@@ -69,18 +73,15 @@ export interface HookServer {
 export async function hookServer(): Promise<HookServer> {
   const port = await freePort();
   const script = `mkdir -p /www/cgi-bin && cat > /www/cgi-bin/hook <<'EOF'\n${CGI}EOF\nchmod +x /www/cgi-bin/hook && touch /www/calls && exec httpd -f -p 1337 -h /www`;
-  const service: ServiceTarget = {
-    image: image('v1'),
-    command: ['sh', '-c', script],
-    ports: [`127.0.0.1:${port}:1337`],
-    environment: { BALENA_DEPENDENT_DEVICES_HOOK_ADDRESS: `http://0.0.0.0:${port}/cgi-bin/hook/` },
-  };
+  const command = ['sh', '-c', script];
+  const environment = { BALENA_DEPENDENT_DEVICES_HOOK_ADDRESS: `http://0.0.0.0:${port}/cgi-bin/hook/` };
+  const service: ServiceTarget = { image: image('v1'), command, ports: [`127.0.0.1:${port}:1337`], environment };
   const calls = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/calls`).catch(() => undefined);
     if (!res?.ok) return [];
     return (await res.text()).split('\n').filter(Boolean);
   };
-  return { port, service, calls };
+  return { port, command, environment, service, calls };
 }
 
 /** Waits until the hook server has received calls matching `pattern` at least `count` times. */
@@ -94,3 +95,6 @@ export async function hookCalls(server: HookServer, pattern: RegExp, count = 1, 
     timeoutMs,
   );
 }
+
+/** The body of a recorded hook call. */
+export const hookBody = (call: string): unknown => JSON.parse(call.split(' ').slice(2).join(' '));

@@ -158,15 +158,16 @@ export class DependentStore {
   }
 
   async recordRelease(appId: number, commit: string, image: string): Promise<void> {
+    const seen_at = isoTime();
     await this.db
       .insertInto('dependent_release')
-      .values({ app_id: appId, commit, image, seen_at: isoTime() })
-      .onConflict((oc) => oc.columns(['app_id', 'commit']).doUpdateSet({ image }))
+      .values({ app_id: appId, commit, image, seen_at })
+      .onConflict((oc) => oc.columns(['app_id', 'commit']).doUpdateSet({ image, seen_at }))
       .execute();
   }
 
   async releases(): Promise<{ appId: number; commit: string; image: string }[]> {
-    const rows = await this.db.selectFrom('dependent_release').selectAll().execute();
+    const rows = await this.db.selectFrom('dependent_release').selectAll().orderBy('seen_at').execute();
     return rows.map((r) => ({ appId: r.app_id, commit: r.commit, image: r.image }));
   }
 

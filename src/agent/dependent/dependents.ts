@@ -37,8 +37,8 @@ export interface DependentsDeps {
   target(): TargetState | undefined;
   /** cloud mode, once registered: where and how to reach the control plane */
   link(): { endpoint: string; deviceKey: string } | undefined;
-  /** a line for the control plane's logs (cloud mode); false when there is no log channel */
-  shipLog(line: Omit<ShippedLogLine, 'seq'>): boolean;
+  /** a line for the control plane's logs, on disk when it resolves (cloud mode); false when there is no log channel */
+  shipLog(line: Omit<ShippedLogLine, 'seq'>): Promise<boolean>;
   /** the dependent devices' state changed */
   reportChanged(): void;
   /** the images to keep changed, or one arrived: the reconciler may clean up */
@@ -51,6 +51,8 @@ export interface DependentsDeps {
 const EMPTY: DependentTarget = { apps: {}, devices: {} };
 const DEFAULT_DEVICE_TYPE = 'generic-amd64';
 const SYNC_MAX_MS = 60_000;
+/** releases of an app remembered besides those wanted (commit → image: a device may be pinned back to one) */
+const RELEASES_REMEMBERED = 20;
 
 export class Dependents implements DependentsApi {
   readonly store: DependentStore;
@@ -113,7 +115,9 @@ export class Dependents implements DependentsApi {
     const dueAt = Date.now();
     for (const [id, app] of Object.entries(target.apps)) {
       if (!app.release) continue;
-      this.release(Number(id)).set(app.release.commit, app.release.image);
+      const seen = this.release(Number(id));
+      seen.delete(app.release.commit); // the newest last
+      seen.set(app.release.commit, app.release.image);
       await this.store.recordRelease(Number(id), app.release.commit, app.release.image);
     }
     const stored = await this.store.devices();
@@ -203,7 +207,7 @@ export class Dependents implements DependentsApi {
 
   async log(scope: KeyScope, uuid: string, message: string, ts: Date): Promise<void> {
     await this.reachable(scope, uuid);
-    const shipped = this.d.shipLog({ ts: ts.toISOString(), stream: 'stdout', message, dependent_uuid: uuid });
+    const shipped = await this.d.shipLog({ ts: ts.toISOString(), stream: 'stdout', message, dependent_uuid: uuid });
     if (!shipped) this.d.log.logger.info({ dependent_uuid: uuid }, message);
   }
 
@@ -287,7 +291,11 @@ export class Dependents implements DependentsApi {
     };
   }
 
-  /** Images and tars kept: each app's newest release, and the releases devices are pinned to. */
+  /**
+   * Images and tars kept: each app's newest release, and the releases devices are pinned to. The
+   * releases seen are remembered a while longer (the newest few of each app still in the target), so
+   * that a device pinned back to one gets its image pulled again.
+   */
   private async keepWanted(devices: DependentDevice[], target: DependentTarget): Promise<void> {
     const wanted = new Map<number, Set<string>>();
     const want = (appId: number, commit: string | null | undefined) => commit && (wanted.get(appId) ?? wanted.set(appId, new Set()).get(appId)!).add(commit);
@@ -296,12 +304,13 @@ export class Dependents implements DependentsApi {
     const isWanted = (appId: number, commit: string) => wanted.get(appId)?.has(commit) === true;
     const keep = new Set<string>();
     for (const [appId, commits] of this.releases) {
-      for (const [commit, image] of commits) {
+      let spare = target.apps[String(appId)] ? RELEASES_REMEMBERED : 0;
+      for (const [commit, image] of [...commits].reverse()) {
         if (isWanted(appId, commit)) keep.add(image);
-        else commits.delete(commit);
+        else if (spare-- <= 0) commits.delete(commit);
       }
     }
-    await this.store.forgetReleases(isWanted);
+    await this.store.forgetReleases((appId, commit) => this.releases.get(appId)?.has(commit) === true);
     await this.assetCache.prune(isWanted);
     if ([...keep].some((i) => !this.keep.has(i)) || keep.size !== this.keep.size) {
       this.keep = keep;

@@ -132,8 +132,15 @@ export class LogShipper {
     this.add(shipped);
   }
 
-  /** Queues a line (a dependent device's, or one taken from the engine); true unless it was dropped. */
-  add(line: Omit<ShippedLogLine, 'seq'>): boolean {
+  /** Queues a line on disk before it resolves (a dependent device's, posted by its gateway app); false when it was dropped. */
+  async ship(line: Omit<ShippedLogLine, 'seq'>): Promise<boolean> {
+    const taken = this.add(line);
+    await this.flush();
+    return taken;
+  }
+
+  /** Takes a line; it is queued on disk within `flushMs`. False when it was dropped (memory full, or stopped). */
+  private add(line: Omit<ShippedLogLine, 'seq'>): boolean {
     if (this.stopped) return false;
     const json = JSON.stringify(line);
     if (this.pending.length >= MAX_PENDING_LINES || this.pendingBytes + json.length > MAX_PENDING_BYTES) {
