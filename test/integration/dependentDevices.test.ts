@@ -123,6 +123,11 @@ test('a gateway: dependent app images and assets, local provisioning, hooks acro
     ].sort(),
   );
   assert.equal((await api(agent, 'POST', `/v1/devices/${uuid}/logs`, key, { message: 'detected movement', timestamp: 1472142960 })).status, 202);
+  assert.equal((await api(agent, 'POST', `/v1/devices/${uuid}/logs`, key, { message: 'm', timestamp: 'yesterday' })).status, 400);
+  // a restart request for the device (the control plane relays it with the device key) is the restart hook
+  assert.equal((await api(agent, 'POST', `/v1/devices/${uuid}/restart`, otherKey)).status, 401);
+  assert.equal((await api(agent, 'POST', `/v1/devices/${uuid}/restart`, key)).status, 202);
+  await hookCalls(hooks, new RegExp(`^PUT /${uuid}/restart`), 1);
 
   // a device of the control plane's (target) gets its hook; the agent restarts while the hook repeats
   const remote = 'd'.repeat(32);

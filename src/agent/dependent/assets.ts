@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { NotFoundError } from '../../shared/errors.js';
-import fsp from '../../shared/fsAsync.js';
+import fsp, { fd } from '../../shared/fsAsync.js';
 import { withDeadline } from '../engine/deadline.js';
 import { scopeLabel } from '../engine/labels.js';
 import { randomHex } from '../randomHex.js';
@@ -93,6 +93,7 @@ export class AssetCache {
           (archive as unknown as { destroy(e: Error): void }).destroy(new Error(`/assets of ${image} is larger than ${MAX_TAR_BYTES} bytes`));
       });
       await pipeline(archive, fs.createWriteStream(tmp, { mode: 0o600 }));
+      await fsynced(tmp); // whole on disk before it has its name: a crash never leaves a short tar to serve
       await fsp.rename(tmp, file);
       await this.bound(file, size);
       return file;
@@ -117,5 +118,14 @@ export class AssetCache {
       await fsp.rm(o.file, { force: true });
       total -= o.size;
     }
+  }
+}
+
+async function fsynced(file: string): Promise<void> {
+  const f = await fd.open(file, 'r');
+  try {
+    await fd.fsync(f);
+  } finally {
+    await fd.close(f);
   }
 }

@@ -5,9 +5,15 @@
 // their log lines, and owes the gateway app its hooks (hookRunner.ts).
 import path from 'node:path';
 import type Docker from 'dockerode';
-import type { DependentDeviceReport, DependentProvision, DependentProvisioned, DependentTarget } from '../../shared/dependents.js';
+import {
+  MAX_DEPENDENT_DEVICES,
+  type DependentDeviceReport,
+  type DependentProvision,
+  type DependentProvisioned,
+  type DependentTarget,
+} from '../../shared/dependents.js';
 import type { ShippedLogLine } from '../../shared/deviceLogs.js';
-import { NotFoundError, UnauthorizedError } from '../../shared/errors.js';
+import { ConflictError, NotFoundError, UnauthorizedError } from '../../shared/errors.js';
 import { isoTime } from '../../shared/isoTime.js';
 import type { TargetState } from '../../shared/targetState.js';
 import type { KeyScope } from '../api/apiKeys.js';
@@ -172,6 +178,9 @@ export class Dependents implements DependentsApi {
 
   async provision(scope: KeyScope, appId: number, deviceType: string | undefined): Promise<ProvisionedView> {
     this.assertApp(scope, appId);
+    // bounded as the target bounds them: the hooks and the reports are per device
+    if ((await this.store.devices()).length >= MAX_DEPENDENT_DEVICES)
+      throw new ConflictError(`this gateway already has ${MAX_DEPENDENT_DEVICES} dependent devices, the most it keeps`);
     const uuid = await randomHex(16);
     const type = deviceType ?? DEFAULT_DEVICE_TYPE;
     // stored first: a crash after the control plane created it is no duplicate (the sync sends the same uuid)
