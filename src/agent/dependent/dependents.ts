@@ -19,13 +19,12 @@ import type { TargetState } from '../../shared/targetState.js';
 import type { KeyScope } from '../api/apiKeys.js';
 import { describe } from '../cloud/cloudLink.js';
 import { request } from '../cloud/httpClient.js';
-import { withDeadline } from '../engine/deadline.js';
 import type { EventLog } from '../eventLog.js';
 import type { ImagePuller } from '../images/imagePuller.js';
 import { randomHex } from '../randomHex.js';
-import { registryFor } from '../reconciler/serviceSpec.js';
 import type { AgentDb } from '../store/database.js';
 import { AssetCache } from './assets.js';
+import { DependentImages } from './dependentImages.js';
 import type { DependentDeviceDetail, DependentDeviceView, DependentsApi, DeviceUpdate, ProvisionedView } from './dependentPort.js';
 import { DependentStore, type DependentDevice } from './dependentStore.js';
 import { changedReports, effectiveTarget, hookAddress, targetChanges, type Backoff, type SentReports } from './hookPlan.js';
@@ -57,27 +56,22 @@ export interface DependentsDeps {
 const EMPTY: DependentTarget = { apps: {}, devices: {} };
 const DEFAULT_DEVICE_TYPE = 'generic-amd64';
 const SYNC_MAX_MS = 60_000;
-/** releases of an app remembered besides those wanted (commit → image: a device may be pinned back to one) */
-const RELEASES_REMEMBERED = 20;
 
 export class Dependents implements DependentsApi {
   readonly store: DependentStore;
   private readonly hooks: HookRunner;
   private readonly assetCache: AssetCache;
-  private keep = new Set<string>();
-  /** app → commit → image, of every release seen (pinned devices keep older ones) */
-  private releases = new Map<number, Map<string, string>>();
+  private readonly images: DependentImages;
   private sent: SentReports = new Map();
   private syncTimer: NodeJS.Timeout | undefined;
   private syncFailures = 0;
   private syncing: Promise<void> | undefined;
-  private pullTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private applying: Promise<void> = Promise.resolve();
 
   static async open(deps: DependentsDeps): Promise<Dependents> {
     const d = new Dependents(deps);
-    for (const r of await d.store.releases()) d.release(r.appId).set(r.commit, r.image);
+    await d.images.load();
     await d.applyTarget();
     d.sync();
     return d;
@@ -86,6 +80,7 @@ export class Dependents implements DependentsApi {
   private constructor(private readonly d: DependentsDeps) {
     this.store = new DependentStore(d.db);
     this.assetCache = new AssetCache({ docker: d.docker, dir: path.join(d.dataDir, 'dependent-assets'), scope: d.scope, maxBytes: d.assetCacheBytes });
+    this.images = new DependentImages({ ...d, store: this.store, assets: this.assetCache });
     this.hooks = new HookRunner({
       store: this.store,
       address: (appId) => hookAddress(d.target(), this.dependent().apps[String(appId)]?.parent_app ?? 0),
@@ -99,14 +94,14 @@ export class Dependents implements DependentsApi {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.syncTimer);
-    clearTimeout(this.pullTimer);
+    this.images.stop();
     await this.syncing;
     await this.hooks.stop();
   }
 
   /** Images of dependent releases the gateway keeps (the newest of each app, and those devices are pinned to). */
   keepImages(): ReadonlySet<string> {
-    return this.keep;
+    return this.images.keep;
   }
 
   /** The target changed (or the agent started): devices added and deleted, hooks queued, images pulled. One at a time. */
@@ -119,13 +114,7 @@ export class Dependents implements DependentsApi {
   private async apply(): Promise<void> {
     const target = this.dependent();
     const dueAt = Date.now();
-    for (const [id, app] of Object.entries(target.apps)) {
-      if (!app.release) continue;
-      const seen = this.release(Number(id));
-      seen.delete(app.release.commit); // the newest last
-      seen.set(app.release.commit, app.release.image);
-      await this.store.recordRelease(Number(id), app.release.commit, app.release.image);
-    }
+    await this.images.record(target);
     const stored = await this.store.devices();
     const changes = targetChanges(stored, target);
     for (const uuid of changes.added) {
@@ -145,8 +134,7 @@ export class Dependents implements DependentsApi {
       this.d.log.info(`Dependent device ${uuid} was deleted`);
     }
     this.hooks.kick();
-    await this.keepWanted(await this.store.devices(), target);
-    this.ensureImages();
+    await this.images.keepWanted(await this.store.devices(), target);
     if (Object.keys(target.devices).length || changes.deleted.length) this.d.reportChanged();
     this.sync();
   }
@@ -162,8 +150,8 @@ export class Dependents implements DependentsApi {
 
   async assets(scope: KeyScope, appId: number, commit: string): Promise<string> {
     this.assertApp(scope, appId);
-    const image = this.releases.get(appId)?.get(commit);
-    if (!image || !this.keep.has(image)) throw new NotFoundError(`dependent app ${appId} has no release ${commit} on this gateway`);
+    const image = this.images.kept(appId, commit);
+    if (!image) throw new NotFoundError(`dependent app ${appId} has no release ${commit} on this gateway`);
     return this.assetCache.tar(appId, commit, image);
   }
 
@@ -241,12 +229,6 @@ export class Dependents implements DependentsApi {
     return this.d.target()?.dependent ?? EMPTY;
   }
 
-  private release(appId: number): Map<string, string> {
-    let m = this.releases.get(appId);
-    if (!m) this.releases.set(appId, (m = new Map()));
-    return m;
-  }
-
   private parentOf(appId: number): number | undefined {
     return this.dependent().apps[String(appId)]?.parent_app;
   }
@@ -298,72 +280,6 @@ export class Dependents implements DependentsApi {
       config: d.state.config ?? {},
       targetConfig: d.target?.config ?? {},
     };
-  }
-
-  /**
-   * Images and tars kept: each app's newest release, and the releases devices are pinned to. The
-   * releases seen are remembered a while longer (the newest few of each app still in the target), so
-   * that a device pinned back to one gets its image pulled again.
-   */
-  private async keepWanted(devices: DependentDevice[], target: DependentTarget): Promise<void> {
-    const wanted = new Map<number, Set<string>>();
-    const want = (appId: number, commit: string | null | undefined) => commit && (wanted.get(appId) ?? wanted.set(appId, new Set()).get(appId)!).add(commit);
-    for (const [id, app] of Object.entries(target.apps)) want(Number(id), app.release?.commit);
-    for (const d of devices) want(d.appId, effectiveTarget(d, target)?.commit);
-    const isWanted = (appId: number, commit: string) => wanted.get(appId)?.has(commit) === true;
-    const keep = new Set<string>();
-    for (const [appId, commits] of this.releases) {
-      let spare = target.apps[String(appId)] ? RELEASES_REMEMBERED : 0;
-      for (const [commit, image] of [...commits].reverse()) {
-        if (isWanted(appId, commit)) keep.add(image);
-        else if (spare-- <= 0) commits.delete(commit);
-      }
-    }
-    await this.store.forgetReleases((appId, commit) => this.releases.get(appId)?.has(commit) === true);
-    await this.assetCache.prune(isWanted);
-    if ([...keep].some((i) => !this.keep.has(i)) || keep.size !== this.keep.size) {
-      this.keep = keep;
-      this.d.imagesChanged();
-    }
-  }
-
-  /** Pulls the kept images that are missing; a failed pull is tried again after the puller's backoff. */
-  private ensureImages(): void {
-    if (this.stopped) return;
-    clearTimeout(this.pullTimer);
-    const target = this.d.target();
-    for (const [appId, commits] of this.releases) {
-      for (const image of commits.values()) {
-        if (!this.keep.has(image)) continue;
-        void this.pull(appId, image, target);
-      }
-    }
-  }
-
-  private async pull(appId: number, image: string, target: TargetState | undefined): Promise<void> {
-    const engineImage = this.d.docker.getImage(image);
-    // @types/dockerode lacks inspect()'s options; dockerode takes an abortSignal there as everywhere
-    const present = await withDeadline((d) => (engineImage.inspect as (o: object) => Promise<unknown>).call(engineImage, d)).then(
-      () => true,
-      () => false,
-    );
-    if (present || this.d.puller.downloading().has(image)) return;
-    const app = target?.dependent?.apps[String(appId)];
-    const registry = app?.release?.registry !== undefined ? target?.registries?.[app.release.registry] : registryFor(image, target?.registries);
-    await this.d.trackImage(image, appId);
-    this.d.log.info(`Downloading image ${image} of dependent app ${appId}`);
-    try {
-      await this.d.puller.pull(image, { appId, serviceName: 'dependent' }, registry);
-      this.d.log.info(`Downloaded image ${image}`);
-      this.d.imagesChanged();
-    } catch (err) {
-      const retryAt = this.d.puller.failure(image)?.retryAt ?? Date.now() + 60_000;
-      this.d.log.error(`Failed to download image ${image} of dependent app ${appId}: ${(err as Error).message}`);
-      if (!this.stopped) {
-        this.pullTimer = setTimeout(() => this.ensureImages(), Math.max(1000, retryAt - Date.now()));
-        this.pullTimer.unref();
-      }
-    }
   }
 
   /** Registers the devices provisioned offline once the control plane answers (same uuid: never twice). */
