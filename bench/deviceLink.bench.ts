@@ -831,7 +831,8 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
   );
   if (registration.failed) throw new Error(`${registration.failed} registrations failed: ${registration.firstError}`);
   log(
-    `[${backend.name}]   ${registration.registered} registered, ${registration.perSecond}/s, p50 ${registration.latency.p50Ms} ms, p99 ${registration.latency.p99Ms} ms`,
+    `[${backend.name}]   ${registration.registered} registered, ${registration.perSecond}/s, ` +
+      `p50 ${registration.latency.p50Ms} ms, p99 ${registration.latency.p99Ms} ms`,
   );
   let deviceCount = registration.registered;
 
@@ -857,7 +858,8 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
     if (r.errors || Object.keys(r.wrongStatus).length)
       throw new Error(`load ${kind}: ${r.errors} errors, wrong statuses ${JSON.stringify(r.wrongStatus)}: ${r.firstError}`);
     log(
-      `[${backend.name}]   ${kind}: ${r.perSecond} req/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms (server CPU ${m.serverCpu}, fleet CPU ${r.fleetCpu}, machine ${m.machineBusyCores} cores)`,
+      `[${backend.name}]   ${kind}: ${r.perSecond} req/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms ` +
+        `(server CPU ${m.serverCpu}, fleet CPU ${r.fleetCpu}, machine ${m.machineBusyCores} cores)`,
     );
     return { ...r, ...m };
   };
@@ -949,8 +951,11 @@ async function runBackend(backend: Backend, index: number, first: boolean, budge
       };
       rounds.push(row);
       log(
-        `[${backend.name}] notify ${size} round ${r}: ${row.notified}/${size} notified, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, first ${row.minMs} ms` +
-          `; POST answered in ${res.post.ms} ms${res.repolls ? `; ${res.repolls} polls ran out and were sent again` : ''} (server CPU ${m.serverCpu}, ELU ${m.serverElu}; meanwhile the server answered a trivial request in ${res.probe?.p50Ms} ms median, ${res.probe?.maxMs} ms at worst)`,
+        `[${backend.name}] notify ${size} round ${r}: ${row.notified}/${size} notified, ` +
+          `p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, first ${row.minMs} ms` +
+          `; POST answered in ${res.post.ms} ms${res.repolls ? `; ${res.repolls} polls ran out and were sent again` : ''} ` +
+          `(server CPU ${m.serverCpu}, ELU ${m.serverElu}; ` +
+          `meanwhile the server answered a trivial request in ${res.probe?.p50Ms} ms median, ${res.probe?.maxMs} ms at worst)`,
       );
     }
     const done = rounds.filter((x): x is typeof x & LatencyStats & { notified: number } => !('skipped' in x));
@@ -1068,7 +1073,8 @@ async function main(): Promise<Record<string, unknown>> {
     ephemeralPorts: sysctl('net.ipv4.ip_local_port_range'),
   };
   log(
-    `deviceLink: open files limit ${limit}, somaxconn ${env.somaxconn}, ephemeral ports ${env.ephemeralPorts}; source addresses 127.0.1x.1-4 (devices spread over 4)`,
+    `deviceLink: open files limit ${limit}, somaxconn ${env.somaxconn}, ephemeral ports ${env.ephemeralPorts}; ` +
+      'source addresses 127.0.1x.1-4 (devices spread over 4)',
   );
   // this process holds the server side of every device's socket, the fleet process the client side
   if (limit < maxSize + 1000)
@@ -1088,7 +1094,8 @@ async function main(): Promise<Record<string, unknown>> {
     const t = r.throughput;
     lines.push(
       `  ${r.backend}: 304 path ${t.device.perSecond} req/s (p50 ${t.device.latency.p50Ms} ms, p99 ${t.device.latency.p99Ms} ms); ` +
-        `baseline bare fastify ${t.baseline.perSecond} req/s (p50 ${t.baseline.latency.p50Ms} ms, p99 ${t.baseline.latency.p99Ms} ms); ratio ${round(t.device.perSecond / t.baseline.perSecond, 2)}` +
+        `baseline bare fastify ${t.baseline.perSecond} req/s (p50 ${t.baseline.latency.p50Ms} ms, p99 ${t.baseline.latency.p99Ms} ms); ` +
+        `ratio ${round(t.device.perSecond / t.baseline.perSecond, 2)}` +
         ('bosunNoDb' in t && t.bosunNoDb ? `; Bosun app without the database ${t.bosunNoDb.perSecond} req/s` : ''),
     );
     for (const n of r.notify) {

@@ -207,7 +207,8 @@ async function runBackend(backend: Backend) {
   const ingestMs = await ingest(port, device.device_key, bodies);
   const ingestRate = Math.round(POINTS / (ingestMs / 1000));
   log(
-    `  ingest through POST /device/v1/telemetry: ${round(ingestMs / 1000, 2)} s, ${ingestRate} points/s (${round(ingestRate / baselineRate, 2)} of the baseline)`,
+    `  ingest through POST /device/v1/telemetry: ${round(ingestMs / 1000, 2)} s, ` +
+      `${ingestRate} points/s (${round(ingestRate / baselineRate, 2)} of the baseline)`,
   );
   const queries = await timeQueries(`http://127.0.0.1:${port}`, token, device.id);
   return {

@@ -66,7 +66,8 @@ if (!n) {
   // not run
 } else if (n.ok) {
   lines.push(
-    `no-op reconcile${load(n)}: median ${String(n.applyMedianMs)} ms, p95 ${String(n.applyP95Ms)} ms (goal < 20 ms); engine reads alone ${String(n.engineReadsMedianMs)} ms; ratio ${String(n.ratio)}`,
+    `no-op reconcile${load(n)}: median ${String(n.applyMedianMs)} ms, p95 ${String(n.applyP95Ms)} ms (goal < 20 ms); ` +
+      `engine reads alone ${String(n.engineReadsMedianMs)} ms; ratio ${String(n.ratio)}`,
   );
 } else lines.push(`noopReconcile: FAILED ${String(n.error ?? '')}`);
 const a = results.agentRss;
@@ -77,7 +78,8 @@ if (!a) {
   for (const r of a.results as RssRow[]) {
     lines.push(
       r.ok
-        ? `  ${r.variant}: max ${r.maxMb} MB, final ${r.finalMb} MB (own ${r.finalAnonMb} MB)${r.variant.startsWith('bundled') ? (r.meetsGoal ? ' — meets ≤ 50 MB idle' : ' — over 50 MB idle') : ''}`
+        ? `  ${r.variant}: max ${r.maxMb} MB, final ${r.finalMb} MB (own ${r.finalAnonMb} MB)` +
+            (r.variant.startsWith('bundled') ? (r.meetsGoal ? ' — meets ≤ 50 MB idle' : ' — over 50 MB idle') : '')
         : `  ${r.variant}: FAILED`,
     );
   }

@@ -112,7 +112,8 @@ build_images() {
   exec 8>"$DIR/.images.lock"
   flock 8
   local recipe; recipe=$(declare -f build_images | sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$DIR/images.pushed" 2>/dev/null)" = "$recipe" ] && curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"big"'; then return; fi
+  if [ "$(cat "$DIR/images.pushed" 2>/dev/null)" = "$recipe" ] &&
+    curl -sf -u "$REG_USER:$REG_PASS" "http://$reg/v2/bosun-test/app/tags/list" | grep -q '"big"'; then return; fi
   need_pkgs
   local root="$DIR/rootfs"
   rm -rf "$root"; mkdir -p "$root/bin" "$root/tmp" "$root/data" "$root/etc" "$root/usr/local/bin"

@@ -181,7 +181,8 @@ lock() { exec 9>"$DIR/.lock"; flock 9; }
 case "${1:-up}" in
   up)
     if external_ok; then print_env "$EXTERNAL_URL"; exit 0; fi
-    [ -z "$EXTERNAL_URL" ] || [ "$EXTERNAL_URL" = "$PRIVATE_URL" ] || log "no PostgreSQL answers at \$BOSUN_TEST_DATABASE_URL/\$BOSUN_DATABASE_URL; using a private one"
+    [ -z "$EXTERNAL_URL" ] || [ "$EXTERNAL_URL" = "$PRIVATE_URL" ] ||
+      log "no PostgreSQL answers at \$BOSUN_TEST_DATABASE_URL/\$BOSUN_DATABASE_URL; using a private one"
     lock
     private_ok || start_private
     ensure_role_db

@@ -12,8 +12,8 @@ import type { AgentOptions } from './agentOptions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
 import type { Dependents } from './dependent/dependents.js';
+import { DependentsLoader } from './dependent/dependentsLoader.js';
 import type { LogShipper } from './logs/logShipper.js';
-import type { SettleWatch } from './state/settleWatch.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
 import { deviceApiLoader, startApiServer, type ApiServer } from './api/apiServer.js';
@@ -21,7 +21,6 @@ import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import type { ConfigJson } from './config/configJson.js';
 import { createDocker } from './engine/docker.js';
-import { readCurrentState } from './engine/readState.js';
 import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
@@ -36,7 +35,8 @@ import { Executor } from './reconciler/executor.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
 import type { ServiceSpec } from './reconciler/serviceSpec.js';
-import { reportCurrentState, type AppReport } from './state/currentState.js';
+import type { AppReport } from './state/currentState.js';
+import { StateReport } from './state/stateReport.js';
 import type { DeviceFacts } from './state/deviceReports.js';
 import { openAgentDb } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
@@ -75,12 +75,10 @@ export class Agent {
   private telemetrySettings!: TelemetrySettings;
   /** telemetry's disk buffer, upload and device metrics, loaded on first use */
   private telemetryLoad: Promise<Telemetry> | undefined;
-  /** watches target releases until they settle; loaded with the first target that has apps */
-  private settleWatch: Promise<SettleWatch> | undefined;
-  /** a gateway's dependent apps and devices: loaded with a target that has them, or on first use */
-  private dependentsLoad: Promise<Dependents> | undefined;
-  /** the same, once loaded (the reconciler's image cleanup reads its images synchronously) */
-  private dependentsLoaded: Dependents | undefined;
+  /** a gateway's dependent apps and devices, loaded when there are any */
+  private readonly gateway: DependentsLoader;
+  /** the current state as reported (device API, control plane) */
+  private stateReport: StateReport | undefined;
   /** the device API (fastify), loaded on first use */
   private readonly deviceApi = deviceApiLoader(this);
   private stopWatching: (() => void) | undefined;
@@ -95,6 +93,11 @@ export class Agent {
     this.lockRoot = path.join(opts.dataDir, 'locks');
     this.local = new LocalMode({ docker: this.docker, log: this.log, engineTcp: opts.engineTcp });
     this.events = new EngineEvents(this.docker, () => this.reconciler.trigger('engine event'));
+    this.gateway = new DependentsLoader(this, {
+      endpoint: () => this.cloudEndpoint(),
+      shipLog: async (line) => (await this.logShipper?.ship(line)) ?? false,
+      reportChanged: () => this.cloud?.scheduleReport(),
+    });
   }
 
   get configPath(): string {
@@ -133,12 +136,24 @@ export class Agent {
       executor: this.executor,
       log: this.log,
       desired: () => this.desired,
-      keepImages: () => this.dependentsLoaded?.keepImages(),
+      keepImages: () => this.gateway.loaded?.keepImages(),
       intervalMs: this.opts.intervalMs ?? 60_000,
       onApplied: (outcome) => {
         if (outcome === 'converged') this.lockOverride.converged(this.reconciler.status.lastApplyStart);
         this.cloud?.scheduleReport();
       },
+    });
+    const { docker, store, puller, executor, reconciler } = this;
+    this.stateReport = new StateReport({
+      docker,
+      scope: this.opts.engineScope,
+      store,
+      puller,
+      executor,
+      reconciler,
+      desired: () => this.desired,
+      settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS,
+      onRecheck: () => this.cloud?.scheduleReport(),
     });
     this.device = await deviceIdentity(config);
     this.host = createHost(this.opts.host ?? { kind: 'sandbox', root: path.join(dataDir, 'host') }, this.device.uuid.slice(0, 7), this.log);
@@ -169,9 +184,7 @@ export class Agent {
     const buffered = endpoint ? !!(await this.store.db.selectFrom('telemetry_point').select('id').limit(1).executeTakeFirst()) : false;
     if (buffered || this.telemetrySettings.metricsIntervalMs)
       await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
-    // hooks still owed, devices provisioned offline: a gateway whose target lost its dependents still has them
-    if (!this.dependentsLoad && (await hasDependents(this.store)))
-      await this.dependents().catch((err: Error) => this.log.error(`Dependent devices not loaded: ${err.message}`));
+    await this.gateway.started(this.store.db);
     this.reconciler.start();
     this.events.watch();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -186,11 +199,11 @@ export class Agent {
     await this.logShipper?.stop();
     await this.api?.close();
     await (await this.telemetryLoad?.catch(() => undefined))?.stop();
-    await (await this.dependentsLoad?.catch(() => undefined))?.stop();
+    await this.gateway.stop();
     await this.commandApi?.close();
     await this.local.closeEngine();
     await this.reconciler?.stop();
-    (await this.settleWatch?.catch(() => undefined))?.stop();
+    await this.stateReport?.stop();
     await this.store?.db.destroy();
   }
 
@@ -250,36 +263,12 @@ export class Agent {
 
   /** The gateway's dependent apps and devices (dependent/dependents.ts), loaded on first use. */
   dependents(): Promise<Dependents> {
-    if (!this.dependentsLoad) {
-      const endpoint = this.cloudEndpoint();
-      this.dependentsLoad = import('./dependent/dependents.js').then(({ Dependents }) =>
-        Dependents.open({
-          db: this.store.db,
-          docker: this.docker,
-          scope: this.opts.engineScope,
-          dataDir: this.opts.dataDir,
-          puller: this.puller,
-          trackImage: (ref, appId) => this.store.trackImage(ref, appId, 'dependent'),
-          log: this.log,
-          target: () => this.target,
-          link: () => (endpoint && this.config.deviceApiKey ? { endpoint, deviceKey: this.config.deviceApiKey } : undefined),
-          shipLog: async (line) => (await this.logShipper?.ship(line)) ?? false,
-          reportChanged: () => this.cloud?.scheduleReport(),
-          imagesChanged: () => this.reconciler.trigger('dependent images changed'),
-          ...this.opts.dependents,
-        }),
-      );
-      this.dependentsLoad.then(
-        (d) => (this.dependentsLoaded = d),
-        () => (this.dependentsLoad = undefined),
-      );
-    }
-    return this.dependentsLoad;
+    return this.gateway.get();
   }
 
   /** What changed on the dependent devices for the next state report (none before they are loaded). */
   dependentsReport(): ReturnType<Dependents['reportPatch']> | undefined {
-    return this.dependentsLoaded?.reportPatch();
+    return this.gateway.loaded?.reportPatch();
   }
 
   /** Cloud mode: the control plane's address (config.json `apiEndpoint`), unless a target file is followed. */
@@ -351,29 +340,9 @@ export class Agent {
     return outcome;
   }
 
-  async currentState(): Promise<Record<string, AppReport>> {
-    const current = await readCurrentState(this.docker, this.opts.engineScope);
-    const desired = this.desired;
-    const applied = this.store.appliedReleases();
-    const planned = await this.reconciler.pendingSteps(current);
-    const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => this.puller.progress(appId, s) !== null);
-    const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
-    return reportCurrentState(current, desired, {
-      phase: (a, s) => this.executor.phase(a, s),
-      progress: (a, s) => this.puller.progress(a, s),
-      error: (a, s) => this.executor.errors.get(a, s),
-      applied,
-      planned,
-      settle: (a) => settle?.get(a),
-    });
-  }
-
-  private settleWatcher(): Promise<SettleWatch> {
-    this.settleWatch ??= import('./state/settleWatch.js').then(
-      ({ SettleWatch }) =>
-        new SettleWatch({ docker: this.docker, settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS, onRecheck: () => this.cloud?.scheduleReport() }),
-    );
-    return this.settleWatch;
+  /** Per app and service: status, release, progress, errors, waits, settle (state/stateReport.ts). */
+  currentState(): Promise<Record<string, AppReport>> {
+    return this.stateReport!.read();
   }
 
   /** Chooses the target to apply (local or managed), makes sure its apps have API keys, builds the desired state. */
@@ -383,9 +352,7 @@ export class Agent {
     this.target = local ? (this.local.target ?? this.managed) : this.managed;
     if (this.target) await this.apiKeys.ensureApps(Object.keys(this.target.apps).map(Number));
     this.rebuildDesired();
-    // a gateway's hooks fire as soon as its target changed (a first load applies the target itself)
-    if (this.dependentsLoaded) await this.dependentsLoaded.applyTarget().catch((err: Error) => this.log.error(`Dependent devices: ${err.message}`));
-    else if (this.target?.dependent) await this.dependents().catch((err: Error) => this.log.error(`Dependent devices not loaded: ${err.message}`));
+    await this.gateway.targetChanged(this.target);
     // what only local mode created goes: the next apply removes its apps, then here their volumes
     if (localOnly.length) {
       void this.reconciler
@@ -446,10 +413,4 @@ export class Agent {
     }
     if (!this.target) this.log.info('No target state yet: nothing is applied until one arrives');
   }
-}
-
-/** Whether the agent database holds dependent devices or hooks still owed. */
-async function hasDependents(store: AgentStore): Promise<boolean> {
-  const device = await store.db.selectFrom('dependent_device').select('uuid').limit(1).executeTakeFirst();
-  return !!device || !!(await store.db.selectFrom('dependent_hook').select('uuid').limit(1).executeTakeFirst());
 }

@@ -228,7 +228,8 @@ const hostActions = async (dataDir: string) =>
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { action: string }).action);
 
-test('local mode waives the key for the names the LAN gives the device, not for a rebound domain; web pages of other origins are refused; curl -d forms still work', async (t) => {
+// (web pages of other origins are refused; curl -d forms still work)
+test('local mode waives the key for the names the LAN gives the device, not for a rebound domain', async (t) => {
   const { agent, dataDir } = await startAgent(t, [], { localMode: true });
   const port = agent.apiPort()!;
   for (const host of [`127.0.0.1:${port}`, `192.168.1.77:${port}`, `a1b2c3d.local:${port}`, `localhost:${port}`, 'mydevice']) {

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { controlPlane, deploymentOf, imageName, provisionedDevice, tag } from './controlPlane.js';
+import { controlPlane, deploymentFailed, imageName, provisionedDevice, tag } from './controlPlane.js';
 import { containersOf, docker, image, pullTestImage, startAgent, waitFor } from './harness.js';
 
 test('a release reaches a provisioned device, runs, and is recorded as deployed; a bad one fails and the previous keeps running', async (t) => {
@@ -44,7 +44,8 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
     90_000,
   ).catch(async (err: Error) => {
     throw new Error(
-      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
+      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\n` +
+        `agent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
     );
   });
   await waitFor(
@@ -88,14 +89,7 @@ test('a release reaches a provisioned device, runs, and is recorded as deployed;
     containers: [{ name: 'web', image: imageName, tag: 'no-such-tag', required_tags: [], startup_parameters: {}, purge_data: false }],
   });
   assert.equal(r2.status, 201);
-  const failed = await waitFor(
-    'release 2 failed',
-    async () => {
-      const d = await deploymentOf(cp, appId, r2.body.id, deviceId);
-      return d?.state === 'failed' ? d : undefined;
-    },
-    90_000,
-  );
+  const failed = await deploymentFailed(cp, appId, r2.body.id, deviceId);
   assert.match(failed.error ?? '', /no-such-tag|not found|manifest unknown/i);
   const cs = await containersOf(appId);
   assert.ok(
@@ -233,14 +227,7 @@ test('remove_containers: stopped before the release, removed when it runs, start
     ],
   });
   assert.equal(r2.status, 201, JSON.stringify(r2.body));
-  const failed = await waitFor(
-    'release 2 failed',
-    async () => {
-      const d = await deploymentOf(cp, appId, r2.body.id, deviceId);
-      return d?.state === 'failed' ? d : undefined;
-    },
-    90_000,
-  );
+  const failed = await deploymentFailed(cp, appId, r2.body.id, deviceId);
   assert.match(failed.error ?? '', /broken/);
   const restarted = await waitFor(
     'the spare container to run again',

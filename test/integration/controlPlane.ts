@@ -29,6 +29,18 @@ export async function deploymentOf(cp: ControlPlane, projectId: number, releaseI
   return deployments.find((d) => d.device === deviceId);
 }
 
+/** Waits until the release's deployment on the device has failed; that deployment (its `error` says why). */
+export function deploymentFailed(cp: ControlPlane, projectId: number, releaseId: number, deviceId: string): Promise<Deployment> {
+  return waitFor(
+    `release ${releaseId} failed`,
+    async () => {
+      const d = await deploymentOf(cp, projectId, releaseId, deviceId);
+      return d?.state === 'failed' ? d : undefined;
+    },
+    90_000,
+  );
+}
+
 /** The control plane on SQLite, on its own port; `restart` brings it back on the same port and data. */
 export async function controlPlane(t: TestContext): Promise<ControlPlane & { stop(): Promise<void>; restart(): Promise<void> }> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-cp-'));

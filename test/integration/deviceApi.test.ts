@@ -288,7 +288,8 @@ test('regenerate (device key): the old device key is rejected at once, the new o
 // ---------------------------------------------------------------------------------------------
 // reboot / shutdown and update locks
 
-test("locks: while an app holds updates.lock, reboot and shutdown are 423 and nothing is stopped; another app's force does not override it, the app's own force reboots and stops the apps", async (t) => {
+// another app's force does not override the lock; the app's own force reboots and stops the apps
+test('locks: while an app holds updates.lock, reboot and shutdown are 423 and nothing is stopped; force is per app', async (t) => {
   const a = freshAppId();
   const b = freshAppId();
   const d = await deploy(t, { [a]: twoServices(), [b]: oneService() });
@@ -403,7 +404,8 @@ test("locks: /v1/update force from another app's key leaves a held lock alone; t
 // ---------------------------------------------------------------------------------------------
 // host configuration
 
-test('host-config: PATCH hostname and proxy round-trips through GET and the host files; empty and null clear to defaults; invalid fields are 400', async (t) => {
+// (empty and null clear to defaults; invalid fields are 400)
+test('host-config: PATCH hostname and proxy round-trips through GET and the host files', async (t) => {
   const d = await deploy(t, {});
   const { api } = d;
   const key = await api.deviceKey();

@@ -120,7 +120,7 @@ test("the local command API (AutoPi's :9000): the unit id, commands run at once,
   const post = async (unit: string, body: unknown) => {
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.apiKeys.deviceKey()}` };
     const res = await fetch(`${base}/dongle/${unit}/execute/`, { method: 'POST', headers, body: JSON.stringify(body) });
-    return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as any };
   };
 
   assert.deepEqual(await (await fetch(`${base}/`)).json(), { unit_id: uuid });

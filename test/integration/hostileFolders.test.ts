@@ -134,7 +134,8 @@ test('purge_data resolves the bind on the device and empties it without followin
   const [first] = await containersOf(appId);
   await sh(
     first!.id,
-    `ln -s ${victim.dir} /data/escape && ln -s ${victim.dir}/victim /data/file && mkfifo /data/fifo && mkdir -p /data/d/e && ln -s ${victim.dir} /data/d/e/deep && echo old > /data/d/kept`,
+    `ln -s ${victim.dir} /data/escape && ln -s ${victim.dir}/victim /data/file && mkfifo /data/fifo && ` +
+      `mkdir -p /data/d/e && ln -s ${victim.dir} /data/d/e/deep && echo old > /data/d/kept`,
   );
 
   // Release 2 starts on purged data: what the container planted is gone, what it pointed at is not.

@@ -29,7 +29,8 @@ test('a crash-looping release is a failed deployment with its reason, not deploy
   });
   const explain = async (err: Error) => {
     throw new Error(
-      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\nagent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
+      `${err.message}\ncontainers: ${JSON.stringify(await containersOf(appId))}\n` +
+        `agent: ${JSON.stringify(await agent.currentState())}\n${logs.slice(-30).join('\n')}`,
     );
   };
 

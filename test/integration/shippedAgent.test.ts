@@ -35,7 +35,8 @@ const withOutput = (agent: Shipped) => (err: Error) => {
   throw new Error(`${err.message}\n${agent.output.slice(-20).join('\n')}`);
 };
 
-test('the shipped agent deploys from the authenticated registry under its launcher settings, serves the device API, and leaves apps running when stopped', async (t) => {
+// (under its launcher settings)
+test('the shipped agent deploys from the authenticated registry, serves the device API, and leaves apps running when stopped', async (t) => {
   const appId = freshAppId();
   t.after(() => removeApps([appId]));
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bosun-shipped-'));

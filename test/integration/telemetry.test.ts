@@ -41,7 +41,8 @@ test('telemetry posted inside a container comes back from the logbook, raw and a
     const r = await execIn(sensor.id, [
       'sh',
       '-c',
-      `wget -qO- --header 'Content-Type: application/json' --post-data '${JSON.stringify(body)}' "$BALENA_SUPERVISOR_ADDRESS/v2/telemetry?apikey=$BALENA_SUPERVISOR_API_KEY"`,
+      `wget -qO- --header 'Content-Type: application/json' --post-data '${JSON.stringify(body)}' ` +
+        '"$BALENA_SUPERVISOR_ADDRESS/v2/telemetry?apikey=$BALENA_SUPERVISOR_API_KEY"',
     ]);
     assert.equal(r.exitCode, 0, r.output);
     return JSON.parse(r.output) as { status: string; accepted: number };

@@ -78,7 +78,8 @@ for (const backend of backends()) {
       assert.equal((await deploymentOf(r1))?.state, 'succeeded', 'a success is final');
     });
 
-    test('a release the device moved on from is superseded (finished); a newer one it has not fetched, a failed one and other projects are left alone', async (t) => {
+    // a newer release the device has not fetched, a failed one and other projects are left alone
+    test('a release the device moved on from is superseded (finished); nothing else is', async (t) => {
       const { server, base, dev, release, deploymentOf, report } = await setup(t);
       const r1 = await release('1');
       await report({ releaseId: null, targetReleaseId: r1, updateStatus: 'applying changes', services: {} });

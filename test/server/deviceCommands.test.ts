@@ -262,7 +262,8 @@ for (const backend of backends()) {
       assert.equal((await device(base, b.key).result(id, { status: 200, body: 'x' })).status, 404, 'still not b');
     });
 
-    test('validation: one target, a known method, a device API path, known fields (400 naming the field); unknown targets 404; a token is needed', async (t) => {
+    // one target, a known method, a device API path, known fields (400 naming the field)
+    test('validation: 400 naming the field; unknown targets 404; a token is needed', async (t) => {
       const server = await backend.start(t);
       const dev = await newDevice(server);
       const call = user(server);
@@ -452,7 +453,8 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
         ms.push((await user(a)('POST', '/supervisor/ping', { uuid: dev.uuid, method: 'GET' })).ms);
       }
       t.diagnostic(
-        `postgres, two nodes: proxy call on A → device polling B → answer on A: median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`,
+        'postgres, two nodes: proxy call on A → device polling B → answer on A: ' +
+          `median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (20 calls)`,
       );
       assert.ok(median(ms) < 500);
 

@@ -76,7 +76,8 @@ for (const backend of backends()) {
       );
     });
 
-    test('register: 201 with the device id and its key; the same uuid again, once the device used its key, is a 409; a bad key is a 401; a project key adds the device to its project', async (t) => {
+    // the same uuid again, once the device used its key, is a 409; a bad key is a 401; a project key adds the device to its project
+    test('register: 201 with the device id and its key; 409, 401; a project key adds the device to its project', async (t) => {
       const server = await backend.start(t);
       const project = await newProject(server);
       const key = await provisioningKey(server, project);

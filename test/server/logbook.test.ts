@@ -83,7 +83,8 @@ for (const backend of backends()) {
       assert.deepEqual((await read({ device_id: other.id, field: 'obd.bat.voltage', field_type: 'float', ...HOUR })).body, []);
     });
 
-    test('aggregated: one {max_ts, ts, value} per bucket with points, for avg, min, max, sum and count; partial minutes at the range ends count exactly', async (t) => {
+    // for avg, min, max, sum and count
+    test('aggregated: one {max_ts, ts, value} per bucket with points; partial minutes at the range ends count exactly', async (t) => {
       const server = await backend.start(t);
       const dev = await newDevice(server);
       const read = reader(server);

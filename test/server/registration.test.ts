@@ -10,7 +10,8 @@ import { device, hex, listen, newProject, provisioningKey, register, user } from
 
 for (const backend of backends()) {
   describe(`repeated registration on ${backend.name}`, () => {
-    test('the same uuid and provisioning key, before the key was used: 200, the same device, a new key (the first stops working); after its first use: 409', async (t) => {
+    // (200: the same device, a new key; the first key stops working)
+    test('the same uuid and provisioning key, before the key was used: 200, a new key; after its first use: 409', async (t) => {
       const server = await backend.start(t);
       const base = await listen(server);
       const project = await newProject(server);

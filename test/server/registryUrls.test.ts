@@ -40,7 +40,8 @@ for (const backend of backends()) {
       );
     });
 
-    test('a bad url already stored holds back only the devices that pull through it: they keep their target and say why; no route answers an error after its commit', async (t) => {
+    // (they keep their target and say why; no route answers an error after its commit)
+    test('a bad url already stored holds back only the devices that pull through it', async (t) => {
       const server = await backend.start(t);
       const base = await listen(server);
       const call = user(server);

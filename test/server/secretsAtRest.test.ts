@@ -96,7 +96,8 @@ const backendNames = process.env.BOSUN_TEST_DATABASE_URL ? (['sqlite', 'postgres
 
 for (const backend of backendNames) {
   describe(`registry passwords at rest on ${backend}`, () => {
-    test('after releases through private registries, a device poll and a password change: no table, file or log line holds a password; the device gets them', async (t) => {
+    // (after releases through private registries, a device poll and a password change)
+    test('no table, file or log line holds a registry password; the device gets them', async (t) => {
       const dataDir = await tempDir(t);
       const database = backend === 'postgres' ? await freshPostgres() : undefined;
       if (database) t.after(() => database.drop());

@@ -99,7 +99,8 @@ export class CloudLink {
         if (this.stopped) return;
         const delay = backoffMs(failures++);
         this.d.log.warn(
-          `Target state from ${this.d.endpoint} not fetched: ${(err as Error).message}; retrying in ${Math.ceil(delay / 1000)} s (the device keeps running its last target)`,
+          `Target state from ${this.d.endpoint} not fetched: ${(err as Error).message}; ` +
+            `retrying in ${Math.ceil(delay / 1000)} s (the device keeps running its last target)`,
         );
         await sleep(delay, this.abort.signal);
       }

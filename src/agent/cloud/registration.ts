@@ -21,7 +21,8 @@ export async function registerDevice(endpoint: string, provisioningKey: string, 
   });
   if (answer.status === 409) {
     throw new Error(
-      `a device with uuid ${device.uuid} is already registered (with another provisioning key, or it has used its key), and this device has no key: delete it on the server or give this device a new uuid`,
+      `a device with uuid ${device.uuid} is already registered (with another provisioning key, or it has used its key), ` +
+        'and this device has no key: delete it on the server or give this device a new uuid',
     );
   }
   if (answer.status !== 201 && answer.status !== 200) throw new Error(`registration refused (${answer.status}): ${answer.body.slice(0, 200)}`);

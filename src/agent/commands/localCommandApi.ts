@@ -36,7 +36,8 @@ export async function buildLocalCommandApi(agent: Agent, listenAddress: string):
   app.addHook('onRequest', async (req) => {
     if (!isCommandApiHost(req.headers.host, listenAddress)) {
       throw new ForbiddenRequest(
-        `requests must be addressed to ${listenAddress === '127.0.0.1' ? 'localhost' : `localhost or ${listenAddress}`}, not Host ${req.headers.host ?? '(none)'}`,
+        `requests must be addressed to ${listenAddress === '127.0.0.1' ? 'localhost' : `localhost or ${listenAddress}`}, ` +
+          `not Host ${req.headers.host ?? '(none)'}`,
       );
     }
     assertSameOrigin(req.headers);

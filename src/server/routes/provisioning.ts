@@ -106,7 +106,8 @@ export const registrationRoutes = (ctx: ServerContext) => async (app: ServerApp)
 
 const alreadyRegistered = (uuid: string) =>
   new ConflictError(
-    `a device with uuid ${uuid} is already registered (a registration is repeated only with the provisioning key that made it, and only until the device first uses its key)`,
+    `a device with uuid ${uuid} is already registered (a registration is repeated only with the provisioning key that made it, ` +
+      'and only until the device first uses its key)',
   );
 
 function isUniqueViolation(err: unknown): boolean {

@@ -79,7 +79,8 @@ const Deployment = Type.Object({
     DEPLOYMENT_STATES.map((s) => Type.Literal(s)),
     {
       description:
-        'succeeded: every service ran the settle period without a restart (healthy where it has a healthcheck); failed: `error` says why (a pull, create or start, ' +
+        'succeeded: every service ran the settle period without a restart (healthy where it has a healthcheck); ' +
+        'failed: `error` says why (a pull, create or start, ' +
         'or a service that exited, restarted or is unhealthy: exit code, restarts, last lines); superseded: the device moved on to a newer release first',
     },
   ),
