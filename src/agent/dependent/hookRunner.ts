@@ -33,6 +33,8 @@ export class HookRunner {
   private again = false;
   private stopped = false;
   private readonly sends = new Set<Promise<void>>();
+  /** hooks whose last attempt failed before its retry was recorded (the database): not before this time */
+  private readonly holdOff = new Map<string, number>();
 
   constructor(private readonly d: HookRunnerDeps) {}
 
@@ -68,17 +70,24 @@ export class HookRunner {
     for (const h of hooks) {
       const key = `${h.uuid}/${h.kind}`;
       if (this.inFlight.has(key)) continue;
-      if (h.dueAt > now) {
-        next = Math.min(next, h.dueAt);
+      const due = Math.max(h.dueAt, this.holdOff.get(key) ?? 0);
+      if (due > now) {
+        next = Math.min(next, due);
         continue;
       }
+      this.holdOff.delete(key);
       if (this.inFlight.size >= MAX_IN_FLIGHT) break; // the next to end kicks again
       this.inFlight.add(key);
-      const send = this.send(h).finally(() => {
-        this.inFlight.delete(key);
-        this.sends.delete(send);
-        this.kick();
-      });
+      const send = this.send(h)
+        .catch((err: Error) => {
+          this.holdOff.set(key, Date.now() + (this.d.backoff ?? HOOK_BACKOFF).maxMs);
+          this.d.log.logger.warn({ err }, `Dependent device hook of ${key} not sent`);
+        })
+        .finally(() => {
+          this.inFlight.delete(key);
+          this.sends.delete(send);
+          this.kick();
+        });
       this.sends.add(send);
     }
     clearTimeout(this.timer);
@@ -93,8 +102,10 @@ export class HookRunner {
     const body = h.body as HookBody;
     let status: number | undefined;
     let why = '';
-    const url = hookUrl(this.d.address(body.appId), h.uuid, h.kind);
+    let url = this.d.address(body.appId);
     try {
+      // the address is the gateway app's own setting: one that is no URL fails like a hook server that does not answer
+      url = hookUrl(url, h.uuid, h.kind);
       const answer = await request(url, {
         method: HOOK_METHOD[h.kind],
         ...(body.send ? { body: body.send } : {}),
