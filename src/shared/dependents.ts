@@ -13,6 +13,19 @@ export const MAX_DEPENDENT_DEVICES = 1024;
 
 // ---- in the gateway's target (`TargetState.dependent`) -------------------------------------------
 
+/** A release of a dependent app: the image whose /assets the gateway extracts. */
+export const DependentReleaseTargetSchema = Type.Object(
+  {
+    id: Type.Integer({ minimum: 1 }),
+    /** the image digest (sha256:…) or the release's version hash */
+    commit: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9:_.-]+$' }),
+    image: Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\s]+$' }),
+    /** key into the target's registries; default: by image host */
+    registry: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
 /** One dependent app: its newest release (null before the first) and its config. */
 export const DependentAppTargetSchema = Type.Object(
   {
@@ -20,19 +33,9 @@ export const DependentAppTargetSchema = Type.Object(
     /** the gateway app (a project of the device's target) the app belongs to */
     parent_app: Type.Integer({ minimum: 1 }),
     device_type: Type.String({ minLength: 1, maxLength: 100 }),
-    release: Nullable(
-      Type.Object(
-        {
-          id: Type.Integer({ minimum: 1 }),
-          /** the image digest (sha256:…) or the release's version hash */
-          commit: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9:_.-]+$' }),
-          image: Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\s]+$' }),
-          /** key into the target's registries; default: by image host */
-          registry: Type.Optional(Type.String({ minLength: 1 })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    release: Nullable(DependentReleaseTargetSchema),
+    /** older releases some of the gateway's devices are pinned to (absent when none is) */
+    pinned_releases: Type.Optional(Type.Array(DependentReleaseTargetSchema, { maxItems: MAX_DEPENDENT_DEVICES })),
     config: StrMap,
   },
   { additionalProperties: false },
@@ -104,6 +107,7 @@ export const DependentProvisionedSchema = Type.Object({
   app_id: Type.Integer(),
 });
 
+export type DependentReleaseTarget = Static<typeof DependentReleaseTargetSchema>;
 export type DependentAppTarget = Static<typeof DependentAppTargetSchema>;
 export type DependentDeviceTarget = Static<typeof DependentDeviceTargetSchema>;
 export type DependentTarget = Static<typeof DependentTargetSchema>;

@@ -3,10 +3,12 @@
 // provisioning is idempotent by uuid and scoped to the apps the gateway is given, state reports and
 // log lines count only for the gateway's own dependent devices.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { describe, test } from 'node:test';
 import type { DependentTarget } from '../../src/shared/dependents.js';
 import { backends } from './backends.js';
 import { DIGEST, fleet } from './dependentFixtures.js';
+import { until } from './helpers.js';
 
 for (const backend of backends()) {
   describe(`dependent devices over the device link on ${backend.name}`, () => {
@@ -65,12 +67,14 @@ for (const backend of backends()) {
       assert.equal(dependent().devices[uuid]!.commit, DIGEST, 'an unpinned device follows the newest');
       await wakes('a pin', async () => assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { target_commit: first.commit })).status, 200));
       assert.equal(dependent().devices[uuid]!.commit, first.commit);
+      assert.deepEqual(dependent().apps[f.app]!.pinned_releases, [first], 'the release it is pinned to, so that the gateway can fetch its assets');
       await wakes('environment and config', async () =>
         assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { environment: { MODE: 'fast' }, config: { LED: 'on' } })).status, 200),
       );
       assert.deepEqual([dependent().devices[uuid]!.environment, dependent().devices[uuid]!.config], [{ MODE: 'fast' }, { LED: 'on' }]);
       await wakes('an unpin', async () => assert.equal((await f.call('PATCH', `/dependent-devices/${uuid}`, { target_commit: null })).status, 200));
       assert.equal(dependent().devices[uuid]!.commit, DIGEST);
+      assert.equal(dependent().apps[f.app]!.pinned_releases, undefined);
       await wakes('a deleted device', async () => assert.equal((await f.call('DELETE', `/dependent-devices/${uuid}`)).status, 204));
       assert.deepEqual(dependent().devices, {});
       await wakes('a deleted app', async () => assert.equal((await f.call('DELETE', `/docker/dependent-apps/${f.app}`)).status, 204));
@@ -181,24 +185,22 @@ for (const backend of backends()) {
         assert.deepEqual(forged.body, { last_seq: 2, stored: 1, duplicates: 0, suppressed: 0 });
       }
       assert.deepEqual(await read(), ['detected movement']);
-      // a live tail: the backlog, then a new line as it arrives
-      const stop = new AbortController();
-      t.after(() => stop.abort());
-      const res = await fetch(`${f.base}/dependent-devices/${uuid}/logs/tail/?limit=5`, {
-        headers: { authorization: `APIToken ${server.firstAdminToken}` },
-        signal: stop.signal,
-      });
-      assert.equal(res.status, 200);
-      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      // a live tail: the backlog, then a new line as it arrives (its own connection, closed with it)
       let text = '';
-      const readUntil = async (needle: string) => {
-        while (!text.includes(needle)) text += (await reader.read()).value ?? '';
-      };
+      const req = http.get(`${f.base}/dependent-devices/${uuid}/logs/tail/?limit=5`, {
+        agent: false,
+        headers: { authorization: `APIToken ${server.firstAdminToken}` },
+      });
+      t.after(() => req.destroy());
+      const res = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
+      assert.equal(res.statusCode, 200);
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      const readUntil = (needle: string) => until(`"${needle}" in the tail`, () => text.includes(needle));
       await readUntil('detected movement');
       await f.a.logs([{ message: 'gateway again' }, { message: 'battery low', dependent_uuid: uuid }], 3);
       await readUntil('battery low');
       assert.doesNotMatch(text, /gateway again|forged/);
-      stop.abort();
+      req.destroy();
       // deleted: its lines go with it
       assert.equal((await f.call('DELETE', `/dependent-devices/${uuid}`)).status, 204);
       assert.equal((await f.call('GET', `/dependent-devices/${uuid}/logs/`)).status, 404);

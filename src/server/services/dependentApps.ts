@@ -178,7 +178,9 @@ export class DependentApps {
     }
     if (!converted.registry) return undefined;
     const full = await this.db.selectFrom('registry').select(['url', 'username', 'password_sealed']).where('id', '=', wanted!).executeTakeFirstOrThrow();
-    return { image: converted.image, credentials: { url: full.url, username: full.username, password: full.password_sealed } };
+    // the reference without its tag: `<registry host>/<repository>`
+    const repository = converted.image.slice(0, converted.image.length - input.tag.length - 1);
+    return { image: repository, credentials: { url: full.url, username: full.username, password: full.password_sealed } };
   }
 
   private async row(id: number): Promise<AppRow> {

@@ -1,12 +1,13 @@
 // The `dependent` part of a gateway's target (src/shared/dependents.ts): the dependent apps of the
 // projects it runs, each with its newest release (image and commit), and the targets of its own
-// dependent devices (their app's newest commit, or the commit they are pinned to). Only devices of
+// dependent devices (their app's newest commit, or the commit they are pinned to: that release is in
+// its app's `pinned_releases`, so that the gateway can fetch its assets too). Only devices of
 // apps the gateway is given are in it. Omitted when there is neither. A release's image goes through
 // the same conversion as a container of a normal release (releaseTarget.ts): its registry, or the
 // project's default one, prefixes it and its credentials join the target's registries (sealed, as
 // deviceTargets.ts stores them).
 import stringify from 'safe-stable-stringify';
-import type { DependentTarget } from '../../shared/dependents.js';
+import type { DependentReleaseTarget, DependentTarget } from '../../shared/dependents.js';
 import type { RegistryCredentials } from '../../shared/targetState.js';
 import { validateTargetState } from '../../shared/validateTarget.js';
 import { inChunks, type ServerDb } from '../db/database.js';
@@ -75,10 +76,23 @@ export async function dependentTargets(
     .execute();
   if (!apps.length) return out;
   const appIds = apps.map((a) => a.id);
-  const [releases, devices] = await Promise.all([
+  const devices: DeviceRow[] = [];
+  for (const part of inChunks(gateways))
+    devices.push(
+      ...(await db
+        .selectFrom('dependent_device')
+        .select(['id', 'uuid', 'app_id', 'gateway_id', 'name', 'device_type', 'pinned_commit', 'target_environment', 'target_config'])
+        .where('gateway_id', 'in', part)
+        .where('app_id', 'in', appIds)
+        .orderBy('id')
+        .execute()),
+    );
+  const pins = [...new Set(devices.flatMap((d) => (d.pinned_commit ? [d.pinned_commit] : [])))];
+  const releaseColumns = ['id', 'app_id', 'image', 'tag', 'registry_id', 'commit'] as const;
+  const [newest, pinned] = await Promise.all([
     db
       .selectFrom('dependent_release')
-      .select(['id', 'app_id', 'image', 'tag', 'registry_id', 'commit'])
+      .select(releaseColumns)
       .where('id', 'in', (eb) =>
         eb
           .selectFrom('dependent_release')
@@ -87,97 +101,101 @@ export async function dependentTargets(
           .groupBy('app_id'),
       )
       .execute(),
-    (async () => {
-      const rows = [];
-      for (const part of inChunks(gateways))
-        rows.push(
-          ...(await db
-            .selectFrom('dependent_device')
-            .select(['id', 'uuid', 'app_id', 'gateway_id', 'name', 'device_type', 'pinned_commit', 'target_environment', 'target_config'])
-            .where('gateway_id', 'in', part)
-            .where('app_id', 'in', appIds)
-            .orderBy('id')
-            .execute()),
-        );
-      return rows;
-    })(),
+    pins.length ? db.selectFrom('dependent_release').select(releaseColumns).where('app_id', 'in', appIds).where('commit', 'in', pins).execute() : [],
   ]);
-  // each app's part of a target, built once
-  const built = new Map<
-    number,
-    { projectId: number; target: DependentTarget['apps'][string]; registries: Record<string, SealedRegistry> } | { error: string }
-  >();
-  for (const a of apps) {
-    const r = releases.find((x) => x.app_id === a.id);
+  // each release's part of a target, built once (its image as a container's: releaseTarget.ts)
+  const projectOf = new Map(apps.map((a) => [a.id, { id: a.project_id, name: a.project_name, default_registry: a.default_registry_id }]));
+  const releases = new Map<string, BuiltRelease>();
+  for (const r of [...newest, ...pinned]) {
     try {
-      const img = r
-        ? dependentImage(
-            { id: a.project_id, name: a.project_name, default_registry: a.default_registry_id },
-            { id: r.id, image: r.image, tag: r.commit.startsWith('sha256:') ? r.commit : r.tag, registry: r.registry_id },
-            registries,
-          )
-        : undefined;
+      const tag = r.commit.startsWith('sha256:') ? r.commit : r.tag;
+      const img = dependentImage(projectOf.get(r.app_id)!, { id: r.id, image: r.image, tag, registry: r.registry_id }, registries);
       const sealed = Object.fromEntries(
-        Object.entries(img?.credentials ?? {}).map(([k, c]): [string, SealedRegistry] => [
-          k,
-          { url: c.url, username: c.username, password_sealed: c.password },
-        ]),
+        Object.entries(img.credentials).map(([k, c]): [string, SealedRegistry] => [k, { url: c.url, username: c.username, password_sealed: c.password }]),
       );
-      const release = r && img ? { id: r.id, commit: r.commit, image: img.image, ...(img.registry ? { registry: img.registry } : {}) } : null;
-      built.set(a.id, {
-        projectId: a.project_id,
-        target: { name: a.name, parent_app: a.project_id, device_type: a.device_type, release, config: JSON.parse(a.config) as Record<string, string> },
+      releases.set(`${r.app_id}:${r.commit}`, {
+        target: { id: r.id, commit: r.commit, image: img.image, ...(img.registry ? { registry: img.registry } : {}) },
         registries: sealed,
       });
     } catch (err) {
-      built.set(a.id, { error: `dependent app ${a.id}: ${(err as Error).message}` });
+      releases.set(`${r.app_id}:${r.commit}`, { error: `dependent app ${r.app_id}, release ${r.id}: ${(err as Error).message}` });
     }
   }
+  const newestOf = new Map(newest.map((r) => [r.app_id, releases.get(`${r.app_id}:${r.commit}`)!]));
   for (const [gateway, projects] of projectsOf) {
-    const own = new Set(projects);
-    const dependent: DependentTarget = { apps: {}, devices: {} };
-    let registriesUsed: Record<string, SealedRegistry> = {};
-    let failure: string | undefined;
-    for (const a of apps) {
-      const b = built.get(a.id)!;
-      if (!own.has(a.project_id)) continue;
-      if ('error' in b) {
-        failure = b.error;
-        break;
-      }
-      dependent.apps[String(a.id)] = b.target;
-      registriesUsed = { ...registriesUsed, ...b.registries };
-    }
-    if (failure) {
-      out.set(gateway, { error: failure });
-      continue;
-    }
-    for (const d of devices) {
-      const app = dependent.apps[String(d.app_id)];
-      if (d.gateway_id !== gateway || !app) continue;
-      dependent.devices[d.uuid] = {
-        id: d.id,
-        app_id: d.app_id,
-        name: d.name,
-        device_type: d.device_type,
-        commit: d.pinned_commit ?? app.release?.commit ?? null,
-        environment: JSON.parse(d.target_environment) as Record<string, string>,
-        config: JSON.parse(d.target_config) as Record<string, string>,
-      };
-    }
-    if (!Object.keys(dependent.apps).length) continue;
     try {
-      const registriesOpen = Object.fromEntries(
-        Object.entries(registriesUsed).map(([k, r]) => [k, { url: r.url, username: r.username, password: r.password_sealed }]),
+      const built = gatewayDependents(
+        apps.filter((a) => projects.includes(a.project_id)),
+        devices.filter((d) => d.gateway_id === gateway),
+        newestOf,
+        releases,
       );
-      validateTargetState({ apps: {}, dependent, registries: registriesOpen });
+      if (built) out.set(gateway, built);
     } catch (err) {
-      out.set(gateway, { error: `dependent apps: ${(err as Error).message}` });
-      continue;
+      out.set(gateway, { error: (err as Error).message });
     }
-    out.set(gateway, { json: stringify(dependent)!, registries: registriesUsed });
   }
   return out;
+}
+
+type BuiltRelease = { target: DependentReleaseTarget; registries: Record<string, SealedRegistry> } | { error: string };
+interface DeviceRow {
+  id: number;
+  uuid: string;
+  app_id: number;
+  gateway_id: string;
+  name: string;
+  device_type: string;
+  pinned_commit: string | null;
+  target_environment: string;
+  target_config: string;
+}
+
+/** One gateway's dependents (undefined when it is given no dependent app); throws why they cannot be built. */
+function gatewayDependents(
+  apps: { id: number; project_id: number; name: string; device_type: string; config: string }[],
+  devices: DeviceRow[],
+  newestOf: ReadonlyMap<number, BuiltRelease>,
+  releases: ReadonlyMap<string, BuiltRelease>,
+): { json: string; registries: Record<string, SealedRegistry> } | undefined {
+  if (!apps.length) return undefined;
+  const dependent: DependentTarget = { apps: {}, devices: {} };
+  let used: Record<string, SealedRegistry> = {};
+  const release = (built: BuiltRelease | undefined): DependentReleaseTarget | null => {
+    if (!built) return null;
+    if ('error' in built) throw new Error(built.error);
+    used = { ...used, ...built.registries };
+    return built.target;
+  };
+  for (const a of apps) {
+    const config = JSON.parse(a.config) as Record<string, string>;
+    dependent.apps[String(a.id)] = { name: a.name, parent_app: a.project_id, device_type: a.device_type, release: release(newestOf.get(a.id)), config };
+  }
+  for (const d of devices) {
+    const app = dependent.apps[String(d.app_id)];
+    if (!app) continue;
+    const commit = d.pinned_commit ?? app.release?.commit ?? null;
+    if (commit && commit !== app.release?.commit && !app.pinned_releases?.some((r) => r.commit === commit)) {
+      const pinned = release(releases.get(`${d.app_id}:${commit}`));
+      if (pinned) app.pinned_releases = [...(app.pinned_releases ?? []), pinned];
+    }
+    dependent.devices[d.uuid] = {
+      id: d.id,
+      app_id: d.app_id,
+      name: d.name,
+      device_type: d.device_type,
+      commit,
+      environment: JSON.parse(d.target_environment) as Record<string, string>,
+      config: JSON.parse(d.target_config) as Record<string, string>,
+    };
+  }
+  const opened = Object.fromEntries(Object.entries(used).map(([k, r]) => [k, { url: r.url, username: r.username, password: r.password_sealed }]));
+  try {
+    validateTargetState({ apps: {}, dependent, registries: opened });
+  } catch (err) {
+    throw new Error(`dependent apps: ${(err as Error).message}`);
+  }
+  return { json: stringify(dependent)!, registries: used };
 }
 
 /** A target's sealed registries JSON with those of its dependents added. */
