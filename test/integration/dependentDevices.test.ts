@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import type { Agent } from '../../src/agent/agent.js';
 import type { DependentTarget } from '../../src/shared/dependents.js';
 import type { TargetState } from '../../src/shared/targetState.js';
-import { dependentImage, hookCalls, hookServer, type DependentImage } from './gateway.js';
+import { dependentImage, hookBody, hookCalls, hookServer, type DependentImage } from './gateway.js';
 import { filesOf } from './tarFiles.js';
 import { docker, freshAppId, imagePresent, service, sleep, startAgent, target, waitFor } from './harness.js';
 
@@ -37,10 +37,23 @@ test('a gateway: dependent app images and assets, local provisioning, hooks acro
   const gw = freshAppId();
   const other = freshAppId();
   const dep = freshAppId();
-  const [c1, hooks] = await Promise.all([dependentImage(`c1-${dep}`), hookServer()]);
-  const dependent = (devices: DependentTarget['devices'] = {}, release: { commit: string; image: string } | null = { commit: 'c1', image: c1.ref }) =>
+  const [c0, c1, hooks] = await Promise.all([dependentImage(`c0-${dep}`), dependentImage(`c1-${dep}`), hookServer()]);
+  const dependent = (
+    devices: DependentTarget['devices'] = {},
+    release: { commit: string; image: string } | null = { commit: 'c1', image: c1.ref },
+    pinned: { commit: string; image: string }[] = [],
+  ) =>
     ({
-      apps: { [dep]: { name: 'edge', parent_app: gw, device_type: 'generic-amd64', release: release ? { id: 1, ...release } : null, config: { MODE: 'x' } } },
+      apps: {
+        [dep]: {
+          name: 'edge',
+          parent_app: gw,
+          device_type: 'generic-amd64',
+          release: release ? { id: 2, ...release } : null,
+          ...(pinned.length ? { pinned_releases: pinned.map((r) => ({ id: 1, ...r })) } : {}),
+          config: { MODE: 'x' },
+        },
+      },
       devices,
     }) satisfies DependentTarget;
   const gatewayTarget = (d: DependentTarget): TargetState => ({
@@ -129,7 +142,8 @@ test('a gateway: dependent app images and assets, local provisioning, hooks acro
   assert.equal((await api(agent, 'POST', `/v1/devices/${uuid}/restart`, key)).status, 202);
   await hookCalls(hooks, new RegExp(`^PUT /${uuid}/restart`), 1);
 
-  // a device of the control plane's (target) gets its hook; the agent restarts while the hook repeats
+  // a device of the control plane's (target), pinned to an older release the gateway never had: its
+  // hook, and that release's assets; the agent restarts while the hook repeats
   const remote = 'd'.repeat(32);
   const deviceTarget = (commit: string) => ({
     id: 99,
@@ -140,14 +154,19 @@ test('a gateway: dependent app images and assets, local provisioning, hooks acro
     environment: { LED: 'on' },
     config: {},
   });
-  await agent.setTarget(gatewayTarget(dependent({ [remote]: deviceTarget('c1') })), 'test');
-  await hookCalls(hooks, new RegExp(`^PUT /${remote} `), 1);
+  await agent.setTarget(gatewayTarget(dependent({ [remote]: deviceTarget('c0') }, undefined, [{ commit: 'c0', image: c0.ref }])), 'test');
+  assert.deepEqual(hookBody((await hookCalls(hooks, new RegExp(`^PUT /${remote} `), 1))[0]!), { commit: 'c0', environment: { LED: 'on' } });
+  const pinnedAssets = await waitFor("the pinned release's assets", async () => {
+    const r = await api(agent, 'GET', `/v1/dependent-apps/${dep}/assets/c0`, key);
+    return r.status === 200 ? r : undefined;
+  });
+  assertAssets(filesOf(pinnedAssets.buf), c0);
   await agent.stop();
   const before = (await hooks.calls()).filter((c) => c.startsWith(`PUT /${remote} `)).length;
   const restarted = (await startAgent(t, [], { dataDir, dependents: HOOKS })).agent;
   // repeated by the restarted agent (the first two answers are 202): it owed the hook on disk
   await hookCalls(hooks, new RegExp(`^PUT /${remote} `), Math.max(before + 1, 2));
-  assert.equal((await api(restarted, 'PUT', `/v1/devices/${remote}`, key, { commit: 'c1' })).status, 200);
+  assert.equal((await api(restarted, 'PUT', `/v1/devices/${remote}`, key, { commit: 'c0' })).status, 200);
 
   // deleted on the control plane (gone from the target): the DELETE hook, and the device is gone;
   // the device provisioned here and not synced is not deleted

@@ -53,11 +53,16 @@ export class DependentImages {
     return image && this.keep.has(image) ? image : undefined;
   }
 
-  /** Remembers the target's newest releases. */
+  /** Remembers the target's releases: each app's newest, and the older ones its devices are pinned to. */
   async record(target: DependentTarget): Promise<void> {
     for (const [id, app] of Object.entries(target.apps)) {
-      if (!app.release) continue;
       const seen = this.release(Number(id));
+      for (const pinned of app.pinned_releases ?? []) {
+        if (seen.get(pinned.commit) === pinned.image) continue;
+        seen.set(pinned.commit, pinned.image);
+        await this.d.store.recordRelease(Number(id), pinned.commit, pinned.image);
+      }
+      if (!app.release) continue;
       seen.delete(app.release.commit); // the newest last
       seen.set(app.release.commit, app.release.image);
       await this.d.store.recordRelease(Number(id), app.release.commit, app.release.image);
@@ -113,10 +118,10 @@ export class DependentImages {
       () => false,
     );
     if (present || this.d.puller.downloading().has(image)) return;
-    // the registry the release names (an older release's image: by its host)
-    const release = target?.dependent?.apps[String(appId)]?.release;
-    const registry =
-      release?.registry !== undefined && release.image === image ? target?.registries?.[release.registry] : registryFor(image, target?.registries);
+    // the registry the release names, else the one of the image's host
+    const app = target?.dependent?.apps[String(appId)];
+    const release = [app?.release, ...(app?.pinned_releases ?? [])].find((r) => r?.image === image);
+    const registry = release?.registry !== undefined ? target?.registries?.[release.registry] : registryFor(image, target?.registries);
     await this.d.trackImage(image, appId);
     this.d.log.info(`Downloading image ${image} of dependent app ${appId}`);
     try {
