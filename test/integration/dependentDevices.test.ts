@@ -176,7 +176,14 @@ test('a gateway: dependent app images and assets, local provisioning, hooks acro
   assert.equal((await api(restarted, 'GET', `/v1/devices/${uuid}`, key)).status, 200);
   assert.ok(!(await hooks.calls()).some((c) => c.startsWith(`DELETE /${uuid}`)));
 
-  // the dependent app leaves the target: its image goes with the next cleanup
+  // the dependent app itself is deleted: its devices' DELETE hooks still go to the gateway app's address
+  const last = 'e'.repeat(32);
+  await restarted.setTarget(gatewayTarget(dependent({ [last]: { ...deviceTarget('c1'), id: 100 } })), 'test');
+  await hookCalls(hooks, new RegExp(`^PUT /${last} `), 1);
+  await restarted.setTarget(gatewayTarget({ apps: {}, devices: {} }), 'test');
+  await hookCalls(hooks, new RegExp(`^DELETE /${last}`), 1);
+
+  // the dependent app has no release: its image goes with the next cleanup
   await restarted.setTarget(gatewayTarget(dependent({}, null)), 'test');
   await waitFor('the dependent image removed', async () => {
     await restarted.applyNow();

@@ -68,6 +68,8 @@ export class Dependents implements DependentsApi {
   private syncing: Promise<void> | undefined;
   private stopped = false;
   private applying: Promise<void> = Promise.resolve();
+  /** dependent app → its gateway app, of every target seen (a deleted app's devices still get their DELETE hook there) */
+  private readonly parents = new Map<number, number>();
 
   static async open(deps: DependentsDeps): Promise<Dependents> {
     const d = new Dependents(deps);
@@ -83,7 +85,7 @@ export class Dependents implements DependentsApi {
     this.images = new DependentImages({ ...d, store: this.store, assets: this.assetCache });
     this.hooks = new HookRunner({
       store: this.store,
-      address: (appId) => hookAddress(d.target(), this.dependent().apps[String(appId)]?.parent_app ?? 0),
+      address: (hook) => hookAddress(d.target(), hook.gateway ?? this.parents.get(hook.appId) ?? 0),
       reportedCommit: async (uuid) => (await this.store.device(uuid))?.state.commit,
       log: d.log,
       ...(d.hookTimeoutMs ? { timeoutMs: d.hookTimeoutMs } : {}),
@@ -114,6 +116,7 @@ export class Dependents implements DependentsApi {
   private async apply(): Promise<void> {
     const target = this.dependent();
     const dueAt = Date.now();
+    for (const [id, app] of Object.entries(target.apps)) this.parents.set(Number(id), app.parent_app);
     await this.images.record(target);
     const stored = await this.store.devices();
     const changes = targetChanges(stored, target);
@@ -124,13 +127,13 @@ export class Dependents implements DependentsApi {
     const updates = new Map(changes.updates.map((u) => [u.uuid, u]));
     for (const [uuid, t] of Object.entries(target.devices)) {
       const u = updates.get(uuid);
-      await this.store.setTarget(uuid, t, u ? { key: u.key, body: { appId: t.app_id, send: u.body } satisfies HookBody, dueAt } : undefined);
+      await this.store.setTarget(uuid, t, u ? { key: u.key, body: this.hookBody(t.app_id, u.body), dueAt } : undefined);
       updates.delete(uuid);
     }
     const appOf = new Map(stored.map((s) => [s.uuid, s.appId]));
-    for (const u of updates.values()) await this.store.setHooked(u.uuid, u.key, { appId: appOf.get(u.uuid)!, send: u.body } satisfies HookBody, dueAt);
+    for (const u of updates.values()) await this.store.setHooked(u.uuid, u.key, this.hookBody(appOf.get(u.uuid)!, u.body), dueAt);
     for (const uuid of changes.deleted) {
-      await this.store.remove(uuid, { appId: appOf.get(uuid)! } satisfies HookBody, dueAt);
+      await this.store.remove(uuid, this.hookBody(appOf.get(uuid)!), dueAt);
       this.d.log.info(`Dependent device ${uuid} was deleted`);
     }
     this.hooks.kick();
@@ -210,7 +213,7 @@ export class Dependents implements DependentsApi {
 
   async restart(scope: KeyScope, uuid: string): Promise<void> {
     const d = await this.reachable(scope, uuid);
-    await this.store.addHook({ uuid, kind: 'restart', body: { appId: d.appId } satisfies HookBody, attempts: 0, dueAt: Date.now() });
+    await this.store.addHook({ uuid, kind: 'restart', body: this.hookBody(d.appId), attempts: 0, dueAt: Date.now() });
     this.hooks.kick();
   }
 
@@ -227,6 +230,11 @@ export class Dependents implements DependentsApi {
 
   private dependent(): DependentTarget {
     return this.d.target()?.dependent ?? EMPTY;
+  }
+
+  private hookBody(appId: number, send?: HookBody['send']): HookBody {
+    const gateway = this.parents.get(appId);
+    return { appId, ...(gateway !== undefined ? { gateway } : {}), ...(send ? { send } : {}) };
   }
 
   private parentOf(appId: number): number | undefined {

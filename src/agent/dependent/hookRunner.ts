@@ -7,16 +7,18 @@ import { request } from '../cloud/httpClient.js';
 import type { DependentStore, StoredHook } from './dependentStore.js';
 import { HOOK_BACKOFF, HOOK_METHOD, hookDelayMs, hookOutcome, hookUrl, MAX_ONE_SHOT_ATTEMPTS, type Backoff, type UpdateHookBody } from './hookPlan.js';
 
-/** What a hook row's body holds: the gateway app it goes to, and (an update) what is sent. */
+/** What a hook row's body holds: the device's dependent app and its gateway app (whose hook address it goes to), and (an update) what is sent. */
 export interface HookBody {
   appId: number;
+  /** known when queued; a deleted dependent app is in no target any more */
+  gateway?: number;
   send?: UpdateHookBody;
 }
 
 export interface HookRunnerDeps {
   store: DependentStore;
-  /** the hook address set for a dependent app's gateway app */
-  address(appId: number): string;
+  /** the hook address the gateway app set */
+  address(hook: HookBody): string;
   /** the commit the gateway app last reported for the device */
   reportedCommit(uuid: string): Promise<string | null | undefined>;
   log: { info(m: string): void; logger: { warn(fields: object, m: string): void } };
@@ -102,7 +104,7 @@ export class HookRunner {
     const body = h.body as HookBody;
     let status: number | undefined;
     let why = '';
-    let url = this.d.address(body.appId);
+    let url = this.d.address(body);
     try {
       // the address is the gateway app's own setting: one that is no URL fails like a hook server that does not answer
       url = hookUrl(url, h.uuid, h.kind);
