@@ -9,13 +9,22 @@ import { backends } from './backends.js';
 import { DIGEST, fleet } from './dependentFixtures.js';
 import { user } from './helpers.js';
 
-/** A registry that knows one tag of one repository, behind Basic auth (the Registry API's manifest HEAD). */
-async function registry(t: TestContext, digest: string): Promise<{ url: string; heads: string[] }> {
+/**
+ * A registry that knows one tag of one repository (the Registry API's manifest HEAD), behind Basic auth,
+ * or behind a Bearer token its token endpoint gives for Basic credentials (as Docker Hub's and GitLab's).
+ */
+async function registry(t: TestContext, digest: string, auth: 'basic' | 'bearer' = 'basic'): Promise<{ url: string; heads: string[] }> {
   const heads: string[] = [];
+  const basic = `Basic ${Buffer.from('ci:secret').toString('base64')}`;
   const srv = http.createServer((req, res) => {
     heads.push(`${req.method} ${req.url}`);
-    if (req.headers.authorization !== `Basic ${Buffer.from('ci:secret').toString('base64')}`) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
+    if (req.url === '/token?service=test&scope=repository%3Aacme%2Ffirmware%3Apull' && req.headers.authorization === basic) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'tok' }));
+    } else if (req.headers.authorization !== (auth === 'basic' ? basic : 'Bearer tok')) {
+      const { port } = srv.address() as AddressInfo;
+      const challenge =
+        auth === 'basic' ? 'Basic realm="test"' : `Bearer realm="http://127.0.0.1:${port}/token",service="test",scope="repository:acme/firmware:pull"`;
+      res.writeHead(401, { 'www-authenticate': challenge }).end();
     } else if (req.method === 'HEAD' && req.url === '/v2/acme/firmware/manifests/2.0') {
       res.writeHead(200, { 'docker-content-digest': digest }).end();
     } else res.writeHead(404).end();
@@ -106,6 +115,11 @@ for (const backend of backends()) {
       const resolved = await f.call('POST', base, { image: 'acme/firmware', tag: '2.0', registry: r.body.id });
       assert.deepEqual([resolved.status, resolved.body.commit, resolved.body.digest], [201, served, true]);
       assert.ok(reg.heads.includes('HEAD /v2/acme/firmware/manifests/2.0'));
+      const tokenServed = `sha256:${'ef'.repeat(32)}`;
+      const tokens = await registry(t, tokenServed, 'bearer');
+      const r2 = await f.call('POST', '/docker/registries/', { url: tokens.url, username: 'ci', password: 'secret' });
+      const viaToken = await f.call('POST', base, { image: 'acme/firmware', tag: '2.0', registry: r2.body.id });
+      assert.deepEqual([viaToken.status, viaToken.body.commit], [201, tokenServed], 'a registry that wants a Bearer token');
       const unknownTag = await f.call('POST', base, { image: 'acme/firmware', tag: '3.0', registry: r.body.id });
       assert.equal(unknownTag.body.digest, false, 'a tag the registry does not have: a version hash');
 
@@ -129,7 +143,7 @@ for (const backend of backends()) {
       const list = await f.call('GET', base);
       assert.deepEqual(
         list.body.map((x) => x.commit),
-        [hashed.body.commit, DIGEST, served, unknownTag.body.commit],
+        [hashed.body.commit, DIGEST, served, tokenServed, unknownTag.body.commit],
       );
       for (const [body, field] of [
         [{ image: 'Bad Image' }, '/image'],
@@ -215,6 +229,9 @@ for (const backend of backends()) {
       assert.equal((await f.call('GET', '/dependent-devices/NOT-A-UUID')).body.field, '/uuid');
       assert.equal((await f.call('DELETE', `/dependent-devices/${onB}`)).status, 204);
       assert.equal((await f.call('GET', `/dependent-devices/${onB}`)).status, 404);
+      // a gateway's deletion takes its dependent devices with it
+      assert.equal((await f.call('DELETE', `/dongle/devices/${f.c.id}/`)).status, 204);
+      assert.deepEqual(await uuids(''), [onA]);
     });
 
     test('every route needs an API token (a device key is not one) and is described in /openapi.json', async (t) => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, test } from 'node:test';
-import type { DependentTarget } from '../../src/shared/dependents.js';
+import { MAX_DEPENDENT_DEVICES, type DependentTarget } from '../../src/shared/dependents.js';
 import { backends } from './backends.js';
 import { DIGEST, fleet } from './dependentFixtures.js';
 import { until } from './helpers.js';
@@ -120,6 +120,28 @@ for (const backend of backends()) {
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.field, field);
       }
+      // at most MAX_DEPENDENT_DEVICES per gateway (what its target may hold); a repeat still answers
+      const now = new Date().toISOString();
+      const rows = Array.from({ length: MAX_DEPENDENT_DEVICES - 3 }, (_, i) => ({
+        uuid: i.toString(16).padStart(32, '0'),
+        app_id: f.app,
+        gateway_id: f.a.id,
+        name: `d${i}`,
+        device_type: 'esp32',
+        target_environment: '{}',
+        target_config: '{}',
+        created_at: now,
+      }));
+      for (let i = 0; i < rows.length; i += 200)
+        await server.db
+          .insertInto('dependent_device')
+          .values(rows.slice(i, i + 200))
+          .execute();
+      const full = await f.a.provision({ app_id: f.app });
+      assert.equal(full.status, 409);
+      assert.match(String(full.body.detail), /1024 dependent devices/);
+      assert.equal((await f.a.provision({ app_id: f.app, uuid: own })).status, 200);
+      assert.equal((await f.b.provision({ app_id: f.app })).status, 201, 'another gateway is not held back');
       const noKey = await fetch(`${f.base}/device/v1/dependent-devices`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
       assert.equal(noKey.status, 401);
     });

@@ -558,8 +558,17 @@ if (process.env.BOSUN_TEST_DATABASE_URL) {
       const link = device(baseB, dev.key);
       const { etag } = await link.state();
       const project = await newProject(a, [dev.id]);
+      // Notifications of the device sent so far (its first target, built by the poll above) reach B
+      // before the poll waits: a late one would wake it to find the unannounced change below.
+      const heard = b.notifier.waitForChange('barrier', 10_000);
+      await a.notifier.notify(['barrier']);
+      assert.ok(await heard);
+      // The poll counts as waiting from before its first look: the change must come after that look.
+      let looks = 0;
+      const stored = b.targets.stored.bind(b.targets);
+      b.targets.stored = async (ids) => stored(ids).finally(() => looks++);
       const polling = link.state({ etag: etag!, wait: 30 });
-      await until('the poll to wait on B', () => waiting(b) === 1);
+      await until('the poll to wait on B', () => waiting(b) === 1 && looks > 0);
 
       // a change that nobody is told of (as one made while B does not listen): the poll keeps waiting
       const { target } = (await a.targets.get(dev.id))!;

@@ -4,7 +4,13 @@
 // refresh it (targetWrites.ts); a gateway's reports and provisioning speak only for its own devices.
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Selectable } from 'kysely';
-import type { DependentDeviceReport, DependentProvision, DependentProvisioned, DependentTarget } from '../../shared/dependents.js';
+import {
+  MAX_DEPENDENT_DEVICES,
+  type DependentDeviceReport,
+  type DependentProvision,
+  type DependentProvisioned,
+  type DependentTarget,
+} from '../../shared/dependents.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { inChunks, nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { TargetWrites } from './targetWrites.js';
@@ -123,13 +129,21 @@ export class DependentDevices {
   /**
    * A gateway provisions a device into one of the dependent apps its target gives it (else 404).
    * Idempotent by uuid: the same uuid again from the same gateway and app is the same device
-   * (`created: false`); a uuid of another gateway's device, or of another app, is a 409.
+   * (`created: false`); a uuid of another gateway's device, or of another app, is a 409, as is a
+   * new device beyond MAX_DEPENDENT_DEVICES of the gateway.
    */
   async provision(gatewayId: string, body: DependentProvision): Promise<{ created: boolean; device: DependentProvisioned }> {
     const app = await this.gatewayApp(gatewayId, body.app_id);
     const uuid = body.uuid ?? randomBytes(16).toString('hex');
     const known = await this.repeat(gatewayId, body.app_id, uuid);
     if (known) return { created: false, device: known };
+    // a gateway's target holds at most so many (dependents.ts)
+    const { n } = await this.db
+      .selectFrom('dependent_device')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('gateway_id', '=', gatewayId)
+      .executeTakeFirstOrThrow();
+    if (Number(n) >= MAX_DEPENDENT_DEVICES) throw new ConflictError(`this gateway has ${MAX_DEPENDENT_DEVICES} dependent devices, the most it may have`);
     const values = {
       uuid,
       app_id: body.app_id,
