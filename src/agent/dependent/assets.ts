@@ -29,6 +29,8 @@ const MAX_TAR_BYTES = 4 * 1024 * 1024 * 1024;
 
 export class AssetCache {
   private readonly extracting = new Map<string, Promise<string>>();
+  /** temp files being written now (a prune leaves them; those a crash left go) */
+  private readonly writing = new Set<string>();
   private readonly maxBytes: number;
 
   constructor(private readonly o: AssetCacheOptions) {
@@ -60,6 +62,7 @@ export class AssetCache {
   async prune(wanted: (appId: number, commit: string) => boolean): Promise<void> {
     for (const name of await this.names()) {
       const parsed = /^(\d+)_(.+)\.tar$/.exec(name);
+      if (this.writing.has(name)) continue;
       if (!parsed || !wanted(Number(parsed[1]), parsed[2]!)) await fsp.rm(path.join(this.o.dir, name), { force: true });
     }
   }
@@ -74,7 +77,8 @@ export class AssetCache {
 
   private async extract(image: string, file: string): Promise<string> {
     await fsp.mkdir(this.o.dir, { recursive: true });
-    const tmp = path.join(this.o.dir, `.${await randomHex(8)}.tmp`);
+    const tmpName = `.${await randomHex(8)}.tmp`;
+    const tmp = path.join(this.o.dir, tmpName);
     const { docker } = this.o;
     // never started: the entrypoint only has to exist for the engine to create it (an /assets-only image has none)
     const container = await withDeadline((d) =>
@@ -82,6 +86,7 @@ export class AssetCache {
     ).catch((err: Error & { statusCode?: number }) => {
       throw err.statusCode === 404 ? new NotFoundError(`the image ${image} is not on the device yet`) : err;
     });
+    this.writing.add(tmpName);
     try {
       const archive = await withDeadline((d) => container.getArchive({ path: '/assets', ...d }), 30_000).catch((err: Error & { statusCode?: number }) => {
         throw err.statusCode === 404 ? new NotFoundError(`the image ${image} has no /assets folder`) : err;
@@ -98,6 +103,7 @@ export class AssetCache {
       await this.bound(file, size);
       return file;
     } finally {
+      this.writing.delete(tmpName);
       await fsp.rm(tmp, { force: true });
       await withDeadline((d) => container.remove({ force: true, ...d })).catch(() => undefined);
     }
