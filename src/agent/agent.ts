@@ -11,6 +11,8 @@ import { LockOverride } from './actions/lockOverride.js';
 import type { AgentOptions } from './agentOptions.js';
 import { ApiKeys, type KeyScope } from './api/apiKeys.js';
 import type { CloudLink } from './cloud/cloudLink.js';
+import type { Dependents } from './dependent/dependents.js';
+import { DependentsLoader } from './dependent/dependentsLoader.js';
 import type { LogShipper } from './logs/logShipper.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
@@ -77,6 +79,8 @@ export class Agent {
   private telemetrySettings!: TelemetrySettings;
   /** telemetry's disk buffer, upload and device metrics, loaded on first use */
   private telemetryLoad: Promise<Telemetry> | undefined;
+  /** a gateway's dependent apps and devices, loaded when there are any */
+  private readonly gateway: DependentsLoader;
   /** the current state as reported (device API, control plane) */
   private stateReport: StateReport | undefined;
   /** the device API (fastify), loaded on first use */
@@ -93,6 +97,11 @@ export class Agent {
     this.lockRoot = path.join(opts.dataDir, 'locks');
     this.local = new LocalMode({ docker: this.docker, log: this.log, engineTcp: opts.engineTcp });
     this.events = new EngineEvents(this.docker, () => this.reconciler.trigger('engine event'));
+    this.gateway = new DependentsLoader(this, {
+      endpoint: () => this.cloudEndpoint(),
+      shipLog: async (line) => (await this.logShipper?.ship(line)) ?? false,
+      reportChanged: () => this.cloud?.scheduleReport(),
+    });
   }
 
   get configPath(): string {
@@ -131,6 +140,7 @@ export class Agent {
       executor: this.executor,
       log: this.log,
       desired: () => this.desired,
+      keepImages: () => this.gateway.loaded?.keepImages(),
       intervalMs: this.opts.intervalMs ?? 60_000,
       onApplied: (outcome) => {
         if (outcome === 'converged') this.lockOverride.converged(this.reconciler.status.lastApplyStart);
@@ -183,6 +193,7 @@ export class Agent {
     const buffered = endpoint ? !!(await this.store.db.selectFrom('telemetry_point').select('id').limit(1).executeTakeFirst()) : false;
     if (buffered || this.telemetrySettings.metricsIntervalMs)
       await this.telemetry().catch((err: Error) => this.log.error(`Telemetry not started: ${err.message}`));
+    await this.gateway.started(this.store.db);
     this.reconciler.start();
     this.events.watch();
     this.log.info(`Agent started (device ${this.device.uuid}, data in ${dataDir})`);
@@ -197,6 +208,7 @@ export class Agent {
     await this.logShipper?.stop();
     await this.api?.close();
     await (await this.telemetryLoad?.catch(() => undefined))?.stop();
+    await this.gateway.stop();
     await this.commandApi?.close();
     await this.unik?.close();
     await this.local.closeEngine();
@@ -267,6 +279,16 @@ export class Agent {
       this.telemetryLoad.catch(() => (this.telemetryLoad = undefined));
     }
     return this.telemetryLoad;
+  }
+
+  /** The gateway's dependent apps and devices (dependent/dependents.ts), loaded on first use. */
+  dependents(): Promise<Dependents> {
+    return this.gateway.get();
+  }
+
+  /** What changed on the dependent devices for the next state report (none before they are loaded). */
+  dependentsReport(): ReturnType<Dependents['reportPatch']> | undefined {
+    return this.gateway.loaded?.reportPatch();
   }
 
   /** Cloud mode: the control plane's address (config.json `apiEndpoint`), unless a target file is followed. */
@@ -350,6 +372,7 @@ export class Agent {
     this.target = local ? (this.local.target ?? this.managed) : this.managed;
     if (this.target) await this.apiKeys.ensureApps(Object.keys(this.target.apps).map(Number));
     this.rebuildDesired();
+    await this.gateway.targetChanged(this.target);
     // what only local mode created goes: the next apply removes its apps, then here their volumes
     if (localOnly.length) {
       void this.reconciler

@@ -1,4 +1,5 @@
 // What an agent is started with (main.ts from its command line, tests and benchmarks directly).
+import type { DependentsDeps } from './dependent/dependents.js';
 import type { EventLog } from './eventLog.js';
 import type { HostOptions } from './host/host.js';
 import type { MigrationProcess } from './store/database.js';
@@ -44,6 +45,8 @@ export interface AgentOptions {
   /** sample the device's own metrics as telemetry this often (ms; 0 = off); default config.json `metricsInterval` */
   metricsIntervalMs?: number;
   log?: EventLog;
+  /** a gateway's hook timing and asset cache (tests shorten the hooks' backoff) */
+  dependents?: Pick<DependentsDeps, 'hookTimeoutMs' | 'hookBackoff' | 'assetCacheBytes'>;
   /** run pending database migrations in this child process (main.ts: the agent itself) instead of in process */
   migrationProcess?: MigrationProcess;
 }

@@ -583,6 +583,11 @@ describe('image cleanup', () => {
     ]);
   });
 
+  test("images kept for something else than a service (a gateway's dependent apps) are not removed", () => {
+    const steps = plan(current, d, context({ ...applied(), trackedImages: tracked, keepImages: new Set(['library/nginx:1.24']) }));
+    assert.deepEqual(steps, [{ action: 'removeImage', ref: 'mirror.local/nginx:stable', imageId: '' }]);
+  });
+
   test('nothing is removed while anything downloads', () => {
     assert.deepEqual(plan(current, d, context({ ...applied(), trackedImages: tracked, downloading: new Set(['library/x:1']) })), []);
   });

@@ -34,6 +34,7 @@ export function agentPort(agent: Agent): CommandPort {
     setLocalTarget: async (target, force) => void (await agent.setTarget(target, 'local', force)),
     followLogs: (onLine) => followLogs(agent.docker, agent.opts.engineScope, agent.log, onLine),
     recordTelemetry: async (points) => (await agent.telemetry()).record(points),
+    dependents: () => agent.dependents(),
     engine: engineOf(agent),
     applyNow: () => agent.applyNow(),
     waitReasons: () => agent.reconciler.status.waitReasons,

@@ -10,6 +10,7 @@ import type { Api } from './apiRequest.js';
 import type { DevicePort } from './devicePort.js';
 import { DEVICE_SCOPE } from './keyScope.js';
 import { assertSameOrigin, isLanHost, presentedKey } from './requestGuard.js';
+import { dependentRoutes } from '../dependent/dependentRoutes.js';
 import { localRoutes } from './localRoutes.js';
 import { telemetryRoutes } from '../telemetry/telemetryRoutes.js';
 import { v1Routes } from './v1Routes.js';
@@ -46,6 +47,7 @@ export async function buildDeviceApi(device: DevicePort): Promise<Api> {
   await app.register(v2Routes(device));
   await app.register(localRoutes(device));
   await app.register(telemetryRoutes(device));
+  await app.register(dependentRoutes(device));
   await app.ready();
   return app;
 }

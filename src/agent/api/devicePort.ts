@@ -5,6 +5,7 @@
 import type { ContainerInfo } from 'dockerode';
 import type { TargetState } from '../../shared/targetState.js';
 import type { DeviceActions } from '../actions/deviceActions.js';
+import type { DependentsApi } from '../dependent/dependentPort.js';
 import type { LogsQuery } from '../engine/containerLogs.js';
 import type { Host } from '../host/host.js';
 import type { LogLine } from '../logs/logFollower.js';
@@ -58,6 +59,8 @@ export interface DevicePort {
   followLogs(onLine: (line: LogLine) => void): () => void;
   /** data points an app posted, kept for the control plane */
   recordTelemetry(points: Parameters<Telemetry['record']>[0]): Promise<void>;
+  /** the gateway's dependent apps and devices (loaded on first use) */
+  dependents(): Promise<DependentsApi>;
 }
 
 /** The engine as commands read it: the agent's own containers only. */

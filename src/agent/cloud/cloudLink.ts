@@ -17,6 +17,8 @@ export interface CloudLinkDeps {
   currentState(): Promise<Record<string, AppReport>>;
   /** the UniK images and instances (undefined: the UniK API is off) */
   unikState?(): Promise<UnikReport | undefined>;
+  /** a gateway: what changed on its dependent devices, and how to mark it sent (undefined: none loaded) */
+  dependentReport?(): Promise<{ patch: NonNullable<StateReport['dependent_devices']>; ack(): void }> | undefined;
   /** runs a device API call relayed by the control plane (supervisor proxy) */
   deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }>;
   /** runs a module command of the control plane's execute API (never throws: a failure is its result) */
@@ -194,18 +196,26 @@ export class CloudLink {
     const unik = await this.d.unikState?.().catch((err: Error) => void this.d.log.warn(`UniK state not read: ${err.message}`));
     const unikJson = unik ? JSON.stringify(unik) : undefined;
     const unikChanged = unikJson !== undefined && unikJson !== this.reportedUnik;
-    if (!Object.keys(apps).length && this.reported.size && !unikChanged) return;
+    const dependent = await this.d.dependentReport?.();
+    const dependentChanged = !!dependent && Object.keys(dependent.patch).length > 0;
+    if (!Object.keys(apps).length && this.reported.size && !unikChanged && !dependentChanged) return;
     try {
       const answer = await request(`${this.d.endpoint}/device/v1/state`, {
         method: 'PATCH',
         headers: this.headers(),
-        body: { agent_version: BOSUN_VERSION, apps, ...(unikChanged ? { unik } : {}) } satisfies StateReport,
+        body: {
+          agent_version: BOSUN_VERSION,
+          apps,
+          ...(unikChanged ? { unik } : {}),
+          ...(dependentChanged ? { dependent_devices: dependent.patch } : {}),
+        } satisfies StateReport,
         timeoutMs: 30_000,
         signal: this.abort.signal,
       });
       if (answer.status >= 300) throw new Error(describe(answer));
       this.reported = sent;
       if (unikChanged) this.reportedUnik = unikJson;
+      dependent?.ack();
       this.reportFailures = 0;
     } catch (err) {
       if (this.stopped) return;

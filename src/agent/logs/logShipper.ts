@@ -129,10 +129,23 @@ export class LogShipper {
       ...(line.serviceName ? { service: line.serviceName } : {}),
       ...(origin?.releaseId ? { release_id: origin.releaseId } : {}),
     };
-    const json = JSON.stringify(shipped);
+    this.add(shipped);
+  }
+
+  /** Queues a line on disk before it resolves (a dependent device's, posted by its gateway app); false when it was dropped. */
+  async ship(line: Omit<ShippedLogLine, 'seq'>): Promise<boolean> {
+    const taken = this.add(line);
+    await this.flush();
+    return taken;
+  }
+
+  /** Takes a line; it is queued on disk within `flushMs`. False when it was dropped (memory full, or stopped). */
+  private add(line: Omit<ShippedLogLine, 'seq'>): boolean {
+    if (this.stopped) return false;
+    const json = JSON.stringify(line);
     if (this.pending.length >= MAX_PENDING_LINES || this.pendingBytes + json.length > MAX_PENDING_BYTES) {
-      this.overflow = { count: this.overflow.count + 1, ts };
-      return;
+      this.overflow = { count: this.overflow.count + 1, ts: line.ts };
+      return false;
     }
     if (this.overflow.count) {
       this.push(droppedMarker(this.overflow.count, this.overflow.ts));
@@ -141,6 +154,7 @@ export class LogShipper {
     this.push(json);
     if (this.pending.length >= this.batchLines) void this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), this.flushMs);
+    return true;
   }
 
   private push(json: string): void {

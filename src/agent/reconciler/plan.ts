@@ -31,7 +31,7 @@ export function plan(current: CurrentState, desired: DesiredState, ctx: PlanCont
 
 /** Images the agent pulled that neither the target nor any container uses (old ones stay while their container runs). */
 function cleanupImages(current: CurrentState, desired: DesiredState, ctx: PlanContext): Step[] {
-  const wanted = new Set<string>();
+  const wanted = new Set<string>(ctx.keepImages);
   for (const app of desired.apps.values()) {
     for (const svc of app.services.values()) for (const ref of svc.images) wanted.add(ref);
   }

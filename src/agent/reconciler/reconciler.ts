@@ -24,6 +24,8 @@ export interface ReconcilerDeps {
   log: EventLog;
   /** undefined until a target exists: the agent never applies an empty target by default */
   desired: () => DesiredState | undefined;
+  /** images the agent pulled for something else than a service (a gateway's dependent apps): cleanup keeps them */
+  keepImages?: () => ReadonlySet<string> | undefined;
   /** periodic re-check when converged */
   intervalMs: number;
   /** told after every apply of the loop */
@@ -234,6 +236,7 @@ export class Reconciler {
       startedAt: handovers.startedAt,
       stoppedByAgent: store.stoppedContainers(),
       trackedImages: store.trackedImages(),
+      keepImages: this.d.keepImages?.() ?? new Set(),
       appliedReleases: new Map([...store.appliedReleases()].map(([app, r]) => [app, r.releaseId])),
       initialContainers: store.initialContainers(),
       failedReleases: executor.failedReleases(),

@@ -251,7 +251,7 @@ function normaliseHealthcheck(h: NonNullable<ServiceTarget['healthcheck']>): Hea
   };
 }
 
-function registryFor(image: string, registries: TargetState['registries']): RegistryCredentials | undefined {
+export function registryFor(image: string, registries: TargetState['registries']): RegistryCredentials | undefined {
   const host = parseImageRef(image).registry;
   // Docker Hub goes by several names; parseImageRef maps them all to ''.
   return Object.values(registries ?? {}).find((r) => parseImageRef(`${r.url.replace(/^https?:\/\//, '').replace(/\/.*$/, '')}/x`).registry === host);

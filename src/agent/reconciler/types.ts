@@ -89,6 +89,8 @@ export interface PlanContext {
   stoppedByAgent: ReadonlySet<string>;
   /** image refs the agent pulled: the only images cleanup may remove */
   trackedImages: ReadonlySet<string>;
+  /** pulled images kept though no service uses them (a gateway's dependent apps' images) */
+  keepImages: ReadonlySet<string>;
   /** app → release recorded as applied */
   appliedReleases: ReadonlyMap<number, number>;
   /** app → its initial containers' record */

@@ -17,6 +17,22 @@ export interface AgentTables {
   telemetry_point: { id: Generated<number>; batch: string | null; size: number; point: string };
   log_queue: { seq: Generated<number>; line: string; bytes: number; dropped: number };
   log_cursor: { container_id: string; ts: string };
+  dependent_device: {
+    id: Generated<number>;
+    uuid: string;
+    server_id: number | null;
+    app_id: number;
+    name: string;
+    device_type: string;
+    note: string | null;
+    logs_channel: string;
+    seen: number;
+    state: string;
+    target: string | null;
+    hooked: string | null;
+  };
+  dependent_hook: { uuid: string; kind: string; body: string | null; attempts: number; due_at: number };
+  dependent_release: { app_id: number; commit: string; image: string; seen_at: string };
 }
 
 export type AgentDb = Kysely<AgentTables>;

@@ -102,6 +102,51 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Dependent devices behind this gateway (src/agent/dependent/): what the gateway app said of each
+  // (PUT /v1/devices/:uuid), the target the control plane gave it, whether the control plane knows it
+  // yet (provisioned offline: `server_id` null); the hooks still owed to the gateway app, per device
+  // and kind, with their next attempt; and every dependent release seen (commit → image), so a device
+  // pinned to an older commit keeps its image and assets.
+  '0005_dependent': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('dependent_device')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('uuid', 'text', (c) => c.notNull().unique())
+        .addColumn('server_id', 'integer')
+        .addColumn('app_id', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('device_type', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .addColumn('logs_channel', 'text', (c) => c.notNull())
+        /** 1 once a target of the control plane listed it: only then does its absence mean deleted */
+        .addColumn('seen', 'integer', (c) => c.notNull())
+        /** JSON of DependentDeviceReport: what the gateway app last said */
+        .addColumn('state', 'text', (c) => c.notNull())
+        /** JSON of its DependentDeviceTarget, null before a target listed it */
+        .addColumn('target', 'text')
+        /** JSON of {commit, environment} the last update hook was queued for */
+        .addColumn('hooked', 'text')
+        .execute();
+      await db.schema
+        .createTable('dependent_hook')
+        .addColumn('uuid', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('body', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('due_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('dependent_hook_pk', ['uuid', 'kind'])
+        .execute();
+      await db.schema
+        .createTable('dependent_release')
+        .addColumn('app_id', 'integer', (c) => c.notNull())
+        .addColumn('commit', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('seen_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('dependent_release_pk', ['app_id', 'commit'])
+        .execute();
+    },
+  },
 };
 
 export const migrationNames: readonly string[] = Object.keys(migrations);

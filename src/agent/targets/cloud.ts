@@ -28,6 +28,7 @@ export function startCloudLink(agent: Agent, endpoint: string): CloudLink {
     },
     currentState: () => agent.currentState(),
     unikState: () => agent.unikReport(),
+    dependentReport: () => agent.dependentsReport(),
     deviceApiCall: (call) => agent.deviceApiCall(call),
     executeCommand: async (payload) => (await import('../commands/registry.js')).commandResult(agent, payload),
     log: agent.log,

@@ -149,6 +149,9 @@ export class FakeDevice implements DevicePort {
     return () => this.record('stopFollowing');
   }
   recordTelemetry = async (points: unknown) => this.record('recordTelemetry', points);
+  dependents = async (): Promise<never> => {
+    throw new NotFoundError('the fake device is no gateway');
+  };
 }
 
 /** The commands' port: the fake device with a fake engine (the containers above) and event log. */

@@ -121,6 +121,7 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
     startedAt: new Map(),
     stoppedByAgent: new Set(),
     trackedImages: new Set(),
+    keepImages: new Set(),
     appliedReleases: new Map(),
     initialContainers: new Map(),
     failedReleases: new Map(),
