@@ -84,9 +84,11 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
   await sleep(500);
   assert.equal((await c.instance(inst.Id)).State, 'running');
 
-  // stop, start
+  // stop, start; the stop signal reaches the app (an init is PID 1): it ends on SIGTERM (143), not
+  // killed (137) at the end of the grace period, as an app that is PID 1 itself would be
   await c.stop(inst.Name);
   assert.equal((await c.instance(inst.Name)).State, 'stopped');
+  assert.equal((await docker.getContainer(container.Id).inspect()).State.ExitCode, 143);
   await c.start(inst.Name);
   assert.equal((await c.instance(inst.Name)).State, 'running');
 

@@ -90,7 +90,9 @@ class DockerProvider implements UnikProvider {
           [UNIK.imageId]: request.image.Id,
           [UNIK.mounts]: JSON.stringify(mounts),
         }),
-        HostConfig: { Binds: binds(mounts), ...(request.memoryMb > 0 ? { Memory: request.memoryMb * MiB } : {}) },
+        // an init as PID 1 passes the stop signal on: a static app as PID 1 gets no default signal
+        // handlers, and would take the whole grace period to stop
+        HostConfig: { Init: true, Binds: binds(mounts), ...(request.memoryMb > 0 ? { Memory: request.memoryMb * MiB } : {}) },
         ...d,
       }),
     );
@@ -208,7 +210,7 @@ class DockerProvider implements UnikProvider {
         Cmd: info.Config.Cmd ?? undefined,
         Env: info.Config.Env,
         Labels: { ...info.Config.Labels, [UNIK.mounts]: JSON.stringify(mounts) },
-        HostConfig: { Binds: binds(mounts), ...(info.HostConfig.Memory ? { Memory: info.HostConfig.Memory } : {}) },
+        HostConfig: { Init: true, Binds: binds(mounts), ...(info.HostConfig.Memory ? { Memory: info.HostConfig.Memory } : {}) },
         ...d,
       }),
     );
