@@ -1,6 +1,6 @@
 // README.md cannot rot: every shell block it runs (the convention: README.md, "The README runs";
 // test/readmeBlocks.ts) runs as printed, in order, in one bash session, against `npm start` in its
-// own data dir. The one change: the ports 8000, 48484 and 8080 become free ones (in examples/ too). curl fails on an HTTP
+// own data dir. The one change: the ports 8000, 48484, 3000 and 8080 become free ones (in examples/ too). curl fails on an HTTP
 // error (a curlrc with fail-with-body), so a refused request fails the test with the server's answer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,8 +20,13 @@ test("README.md's shell blocks run as printed against npm start", async (t) => {
   const s = await npmStart(t, data);
   await untilUp(s);
 
-  const ports: Record<string, number> = { 8000: Number(new URL(s.url).port), 48484: s.apiPort, 8080: await freePort() };
-  const freePorts = (text: string) => text.replace(/\b(8000|48484|8080)\b/g, (p) => String(ports[p]));
+  const ports: Record<string, number> = {
+    8000: Number(new URL(s.url).port),
+    48484: s.apiPort,
+    3000: Number(s.env.BOSUN_UNIK_PORT),
+    8080: await freePort(),
+  };
+  const freePorts = (text: string) => text.replace(/\b(8000|48484|3000|8080)\b/g, (p) => String(ports[p]));
 
   // the repository root as the README's reader has it, with npm start's data as ./data, and the
   // examples the blocks deploy copied with the same ports changed
