@@ -47,6 +47,13 @@ engine_ok() { DOCKER_HOST="$1" timeout 10 docker info >/dev/null 2>&1; }
 start_engine() {
   local host; host=$(engine_host)
   if engine_ok "$host"; then echo "$host"; return; fi
+  # a dockerd of ours that runs but is slow to answer (a loaded machine) is waited for, never
+  # replaced: a second one on the same folders would fail and its recovery would stop the first
+  if [ -f "$DIR/docker.pid" ] && kill -0 "$(cat "$DIR/docker.pid")" 2>/dev/null; then
+    for _ in $(seq 1 12); do engine_ok "$host" && { echo "$host"; return; }; sleep 5; done
+    log "the dockerd in $DIR (pid $(cat "$DIR/docker.pid")) runs but has not answered for 2 minutes; see $DIR/dockerd.log"
+    return 1
+  fi
   need_pkgs
   log "starting a private dockerd in $DIR"
   mkdir -p "$DIR/data" "$DIR/exec"
