@@ -4,7 +4,6 @@
 import fsp from '../shared/fsAsync.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { DEFAULT_SETTLE_MS } from '../shared/deployments.js';
 import { ValidationError } from '../shared/errors.js';
 import { DeviceActions } from './actions/deviceActions.js';
 import { LockOverride } from './actions/lockOverride.js';
@@ -24,21 +23,22 @@ import { createDocker } from './engine/docker.js';
 import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
-import { deviceIdentity, engineDataRoot, EngineEvents, loadConfig, openLocks, startCommandApi } from './startup.js';
+import { buildController } from './controller.js';
+import { deviceIdentity, EngineEvents, loadConfig, openLocks, startCommandApi } from './startup.js';
 import { Unik } from './unik/unikServer.js';
 import type { UnikReport } from '../shared/deviceLink.js';
 import { followTargetFile } from './targets/fileTarget.js';
 import { preload } from './targets/preload.js';
 import { createHost, type Host } from './host/host.js';
-import { ImagePuller } from './images/imagePuller.js';
+import type { ImagePuller } from './images/imagePuller.js';
 import type { UpdateLocks } from './locks/updateLock.js';
 import { buildDesiredState, type DesiredState } from './reconciler/desiredState.js';
-import { Executor } from './reconciler/executor.js';
-import { Reconciler } from './reconciler/reconciler.js';
+import type { Executor } from './reconciler/executor.js';
+import type { Reconciler } from './reconciler/reconciler.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
 import type { ServiceSpec } from './reconciler/serviceSpec.js';
 import type { AppReport } from './state/currentState.js';
-import { StateReport } from './state/stateReport.js';
+import type { StateReport } from './state/stateReport.js';
 import type { DeviceFacts } from './state/deviceReports.js';
 import { openAgentDb } from './store/database.js';
 import { AgentStore } from './store/agentStore.js';
@@ -117,48 +117,26 @@ export class Agent {
     this.store = await AgentStore.open(await openAgentDb(path.join(dataDir, 'agent.sqlite'), this.opts.migrationProcess));
     this.log.attach(this.store);
     this.locks = await openLocks(this.lockRoot, this.log);
-    this.puller = new ImagePuller(this.docker, {
-      dataRoot: await engineDataRoot(this.docker, this.log),
-      ...(this.opts.minFreeDiskBytes !== undefined ? { minFreeBytes: this.opts.minFreeDiskBytes } : {}),
-      onSettled: (ref) => this.reconciler.trigger(`pull of ${ref} settled`),
-    });
-    this.executor = new Executor({
-      docker: this.docker,
-      scope: this.opts.engineScope,
-      puller: this.puller,
-      locks: this.locks,
-      store: this.store,
-      log: this.log,
-      lockOverride: (appId) => this.lockOverride.covers(appId) || ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
-    });
-    this.reconciler = new Reconciler({
-      docker: this.docker,
-      scope: this.opts.engineScope,
-      store: this.store,
-      locks: this.locks,
+    ({
       puller: this.puller,
       executor: this.executor,
+      reconciler: this.reconciler,
+      stateReport: this.stateReport,
+    } = await buildController({
+      docker: this.docker,
+      opts: this.opts,
+      store: this.store,
+      locks: this.locks,
       log: this.log,
       desired: () => this.desired,
+      lockOverride: (appId) => this.lockOverride.covers(appId) || ['1', 'true'].includes(this.target?.config?.SUPERVISOR_OVERRIDE_LOCK ?? ''),
       keepImages: () => this.gateway.loaded?.keepImages(),
-      intervalMs: this.opts.intervalMs ?? 60_000,
-      onApplied: (outcome) => {
-        if (outcome === 'converged') this.lockOverride.converged(this.reconciler.status.lastApplyStart);
+      onApplied: (outcome, reconciler) => {
+        if (outcome === 'converged') this.lockOverride.converged(reconciler.status.lastApplyStart);
         this.cloud?.scheduleReport();
       },
-    });
-    const { docker, store, puller, executor, reconciler } = this;
-    this.stateReport = new StateReport({
-      docker,
-      scope: this.opts.engineScope,
-      store,
-      puller,
-      executor,
-      reconciler,
-      desired: () => this.desired,
-      settleMs: this.opts.settleMs ?? DEFAULT_SETTLE_MS,
       onRecheck: () => this.cloud?.scheduleReport(),
-    });
+    }));
     this.device = await deviceIdentity(config);
     this.host = createHost(this.opts.host ?? { kind: 'sandbox', root: path.join(dataDir, 'host') }, this.device.uuid.slice(0, 7), this.log);
     this.apiKeys = await ApiKeys.load(this.store);
