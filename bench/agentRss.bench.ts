@@ -77,6 +77,9 @@ const SHIPPED_ENV = [...launcherText.matchAll(/^export (\w+)=\$\{\w+:-([^}]*)\}/
 const shippedName = `shipped (${[SHIPPED_ENV, SHIPPED_FLAGS].filter(Boolean).join(' ')})`;
 const shipped = (agentArgs: Variant['args']): Pick<Variant, 'command' | 'args'> => ({ command: LAUNCHER, args: agentArgs });
 
+/** cloud mode: no target file; config.json names the control plane */
+const cloudArgs: Variant['args'] = (d) => ['--data-dir', d, '--engine-scope', SCOPE, '--api-port', '0'];
+
 const VARIANTS: Variant[] = [
   { name: 'bundled', args: bundled([]), agent: true },
   { name: 'bundled --max-semi-space-size=1', args: bundled(['--max-semi-space-size=1']), agent: true },
@@ -99,7 +102,7 @@ const VARIANTS: Variant[] = [
   {
     // a device as it runs in the field: following its control plane, shipping its services' logs
     name: `${shippedName}, cloud mode`,
-    ...shipped((d) => ['--data-dir', d, '--engine-scope', SCOPE, '--api-port', '0']),
+    ...shipped(cloudArgs),
     agent: true,
     cloud: true,
   },
@@ -119,12 +122,13 @@ for (const flags of (process.env.BENCH_RSS_EXTRA ?? '')
   .filter(Boolean)) {
   VARIANTS.push({ name: `bundled ${flags}`, args: bundled(flags.split(/\s+/)), agent: true });
 }
-// BENCH_RSS_COMPARE=dir/bosun-agent: another build's launcher (say, the previous commit's)
+// BENCH_RSS_COMPARE=dir/bosun-agent: another build's launcher (say, the previous commit's), with a target file and in cloud mode
 for (const launcher of (process.env.BENCH_RSS_COMPARE ?? '')
   .split(';')
   .map((f) => f.trim())
   .filter(Boolean)) {
   VARIANTS.push({ name: launcher, command: launcher, args: agentArgs, agent: true });
+  VARIANTS.push({ name: `${launcher}, cloud mode`, command: launcher, args: cloudArgs, agent: true, cloud: true });
 }
 // BENCH_RSS_ONLY="shipped;lite-mode": only the variants whose name contains one of these (the bare-node baseline always runs)
 const only = (process.env.BENCH_RSS_ONLY ?? '')

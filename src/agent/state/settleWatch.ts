@@ -81,15 +81,17 @@ export class SettleWatch {
     const now = Date.now();
     const services = new Map<string, ServiceSettle>();
     const inspected = new Map<string, { id: string; info: Inspected }>();
-    await Promise.all(
-      [...app.services].map(async ([name, spec]) => {
-        if (!spec.running) return;
-        const container = current.containers.find((c) => c.appId === appId && c.serviceName === name && c.configHash === spec.hash);
-        const info = container && (await this.inspect(container.id));
-        if (container && info) inspected.set(name, { id: container.id, info });
-        services.set(name, info ? serviceSettle(info.run, now, this.d.settleMs) : { state: 'settling', recheckAt: undefined });
-      }),
-    );
+    // One container at a time, all within one deadline: concurrent inspects each open a connection
+    // to the engine, and the last check comes when the settle period ends, while the agent idles
+    // (about 0.3 MB of RSS in cloud mode, BENCHMARKS.md §3).
+    const deadline = now + INSPECT_TIMEOUT_MS;
+    for (const [name, spec] of app.services) {
+      if (!spec.running) continue;
+      const container = current.containers.find((c) => c.appId === appId && c.serviceName === name && c.configHash === spec.hash);
+      const info = container && (await this.inspect(container.id, deadline - Date.now()));
+      if (container && info) inspected.set(name, { id: container.id, info });
+      services.set(name, info ? serviceSettle(info.run, now, this.d.settleMs) : { state: 'settling', recheckAt: undefined });
+    }
     const verdict = appSettle(services);
     for (const [name, reason] of verdict.failures) {
       const c = inspected.get(name);
@@ -99,9 +101,10 @@ export class SettleWatch {
     return verdict;
   }
 
-  private async inspect(id: string): Promise<Inspected | undefined> {
+  private async inspect(id: string, timeoutMs: number): Promise<Inspected | undefined> {
+    if (timeoutMs <= 0) return undefined; // the engine is slow: the next look decides
     try {
-      const c = await withDeadline((d) => this.d.docker.getContainer(id).inspect({ ...d }), INSPECT_TIMEOUT_MS);
+      const c = await withDeadline((d) => this.d.docker.getContainer(id).inspect({ ...d }), timeoutMs);
       const s = c.State;
       const health = s.Health;
       return {
