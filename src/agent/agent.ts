@@ -15,7 +15,7 @@ import { DependentsLoader } from './dependent/dependentsLoader.js';
 import type { LogShipper } from './logs/logShipper.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 import { telemetrySettings, type TelemetrySettings } from './telemetry/telemetrySettings.js';
-import { deviceApiLoader, startApiServer, type ApiServer } from './api/apiServer.js';
+import { deviceApiLoader, relayCall, startApiServer, type ApiServer, type RelayedAnswer, type RelayedCall } from './api/apiServer.js';
 import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import type { ConfigJson } from './config/configJson.js';
@@ -24,8 +24,8 @@ import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
 import { buildController } from './controller.js';
-import { deviceIdentity, EngineEvents, loadConfig, openLocks, startCommandApi } from './startup.js';
-import { Unik } from './unik/unikServer.js';
+import { deviceIdentity, EngineEvents, loadConfig, openLocks, startCommandApi, startUnik } from './startup.js';
+import type { Unik } from './unik/unikServer.js';
 import type { UnikReport } from '../shared/deviceLink.js';
 import { followTargetFile } from './targets/fileTarget.js';
 import { preload } from './targets/preload.js';
@@ -158,11 +158,7 @@ export class Agent {
     }
     if (this.opts.commandApiPort !== undefined)
       this.commandApi = await startCommandApi(this, this.opts.commandApiPort, this.opts.commandApiAddress ?? '127.0.0.1');
-    if (this.opts.unikPort !== undefined) {
-      const onChange = () => this.cloud?.scheduleReport();
-      this.unik = new Unik({ docker: this.docker, scope: this.opts.engineScope, dataDir, log: this.log, onChange });
-      await this.unik.listen(this, this.opts.unikPort, this.opts.unikAddress ?? '127.0.0.1');
-    }
+    this.unik = await startUnik(this, () => this.cloud?.scheduleReport());
     await this.loadInitialTarget();
     const endpoint = this.cloudEndpoint();
     if (endpoint) await this.startCloud(endpoint);
@@ -360,20 +356,9 @@ export class Agent {
     }
   }
 
-  /**
-   * A device API call relayed by the control plane (its supervisor proxy): the same handlers as
-   * local callers, with the device's own key.
-   */
-  async deviceApiCall(call: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: string; headers: Record<string, string> }> {
-    const app = await this.deviceApi();
-    const res = await app.inject({
-      method: call.method as 'GET',
-      url: call.path,
-      headers: { authorization: `Bearer ${this.apiKeys.deviceKey()}`, ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(call.body !== undefined ? { payload: JSON.stringify(call.body) } : {}),
-    });
-    const type = res.headers['content-type'];
-    return { status: res.statusCode, body: res.body, headers: type ? { 'content-type': String(type) } : {} };
+  /** A device API call relayed by the control plane (its supervisor proxy), with the device's own key. */
+  async deviceApiCall(call: RelayedCall): Promise<RelayedAnswer> {
+    return relayCall(await this.deviceApi(), this.apiKeys.deviceKey(), call);
   }
 
   /** Cloud mode: follow the control plane at `endpoint` (registering first if this device is new). */

@@ -10,6 +10,7 @@ import { SUPERVISED_FILTER } from './engine/labels.js';
 import type { EventLog } from './eventLog.js';
 import { UpdateLocks } from './locks/updateLock.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
+import { Unik } from './unik/unikServer.js';
 
 /** config.json, with a uuid of its own from the first start on. */
 export async function loadConfig(configPath: string): Promise<ConfigJson & { uuid: string }> {
@@ -42,6 +43,15 @@ export async function startCommandApi(agent: Agent, port: number, address: strin
     agent.log.error(`Local command API not started on ${address}:${port}: ${(err as Error).message}`);
     return undefined;
   }
+}
+
+/** The UniK API, when asked for (`unikPort`): its port binds now, its routes and providers load with the first request. */
+export async function startUnik(agent: Agent, onChange: () => void): Promise<Unik | undefined> {
+  const { unikPort, unikAddress, engineScope, dataDir } = agent.opts;
+  if (unikPort === undefined) return undefined;
+  const unik = new Unik({ docker: agent.docker, scope: engineScope, dataDir, log: agent.log, onChange });
+  await unik.listen(agent, unikPort, unikAddress ?? '127.0.0.1');
+  return unik;
 }
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'aarch64', arm: 'armv7hf', ia32: 'i386' };

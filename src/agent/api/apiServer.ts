@@ -28,6 +28,29 @@ export const deviceApiLoader = (agent: Agent) =>
     return buildDeviceApi(agentPort(agent));
   });
 
+export interface RelayedCall {
+  method: string;
+  path: string;
+  body?: unknown;
+}
+export interface RelayedAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** A call relayed by the control plane (its supervisor proxy): the same handlers as local callers, with `key`. */
+export async function relayCall(api: Api, key: string, call: RelayedCall): Promise<RelayedAnswer> {
+  const res = await api.inject({
+    method: call.method as 'GET',
+    url: call.path,
+    headers: { authorization: `Bearer ${key}`, ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(call.body !== undefined ? { payload: JSON.stringify(call.body) } : {}),
+  });
+  const type = res.headers['content-type'];
+  return { status: res.statusCode, body: res.body, headers: type ? { 'content-type': String(type) } : {} };
+}
+
 /** `name` is for the log: which API could not be built. */
 export async function startApiServer(agent: Agent, name: string, load: () => Promise<Api>, port: number, address: string): Promise<ApiServer> {
   const server = http.createServer((req, res) => {
