@@ -16,6 +16,7 @@ import type { DeviceTargets } from './targets/deviceTargets.js';
 import type { DeviceNotifier } from './wakeups/notifier.js';
 import type { Services } from './services/index.js';
 import { dashboard } from './dashboard.js';
+import { dashboardConfigRoute, type MapTiles } from './mapTiles.js';
 import type { FleetTimings } from './devices/fleetFeed.js';
 import { sendError } from './httpErrors.js';
 import { dependentAppRoutes } from './routes/dependentApps.js';
@@ -87,7 +88,10 @@ export const deviceLinkApi = (db: ServerDb, routes: (keys: DeviceKeyAuth) => Rou
   for (const r of routes(keys)) await app.register(r);
 };
 
-export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; webDir?: string; fleet?: FleetTimings } = {}): Promise<ServerApp> {
+export async function buildServer(
+  ctx: ServerContext,
+  opts: { logger?: boolean; webDir?: string; fleet?: FleetTimings; mapTiles?: MapTiles } = {},
+): Promise<ServerApp> {
   const app = Fastify({
     logger: opts.logger ?? false,
     routerOptions: { ignoreTrailingSlash: true },
@@ -102,7 +106,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; 
     body === '' ? done(null, undefined) : json(req, body as string, (err, parsed) => done(err && located(err, body as string), parsed)),
   );
   // the dashboard's files come after every route, at paths no route has (dashboard.ts)
-  const web = dashboard(app, opts.webDir);
+  const web = dashboard(app, opts.webDir, opts.mapTiles);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Bosun control plane', version: BOSUN_VERSION },
@@ -123,6 +127,7 @@ export async function buildServer(ctx: ServerContext, opts: { logger?: boolean; 
     web.isPage(req) ? web.sendPage(reply) : reply.code(404).send({ detail: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }),
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(dashboardConfigRoute(opts.mapTiles));
   await app.register(
     operatorApi(ctx.tokens, [
       tokenRoutes(ctx),

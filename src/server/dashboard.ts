@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerApp } from './app.js';
+import type { MapTiles } from './mapTiles.js';
 
 /** Where `npm run build` puts it: dist/web beside src/ (two levels above this file, compiled or not). */
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 
-/** Only what the dashboard itself loads; inline scripts and other origins are refused. */
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/** Only what the dashboard itself loads (and the map tiles' images, when configured); inline scripts and other origins are refused. */
+export const csp = (tiles?: MapTiles) =>
+  `default-src 'self'; img-src 'self' data:${tiles ? ` ${tiles.origin}` : ''}; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'`;
 
 export interface Dashboard {
   /** a browser's navigation to a page of the dashboard (answered with index.html, no token needed) */
@@ -26,7 +28,8 @@ export interface Dashboard {
  * Records the first path segment of every route registered after it (call before the API's routes),
  * and serves the built dashboard from `dir` once they are all there (`register`).
  */
-export function dashboard(app: ServerApp, dir = process.env.BOSUN_WEB_DIR ?? DEFAULT_WEB_DIR) {
+export function dashboard(app: ServerApp, dir = process.env.BOSUN_WEB_DIR ?? DEFAULT_WEB_DIR, tiles?: MapTiles) {
+  const CSP = csp(tiles);
   const apiSegments = new Set<string>();
   app.addHook('onRoute', (r) => {
     apiSegments.add(firstSegment(r.url));

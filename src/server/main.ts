@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // bosun-server: the control plane.
 import { Command, InvalidArgumentError } from 'commander';
+import { mapTiles } from './mapTiles.js';
 import { openServer } from './server.js';
 
 const port = (v: string) => {
@@ -15,6 +16,15 @@ const count = (v: string) => {
   return n;
 };
 
+/** A bad setting is the operator's to fix: its message, no stack. */
+const settingOrExit = <T>(check: () => T): T => {
+  try {
+    return check();
+  } catch (err) {
+    return program.error(`error: ${(err as Error).message}\n`);
+  }
+};
+
 const program = new Command('bosun-server')
   .description('Bosun control plane: registries, projects, releases and devices')
   .option('-d, --data-dir <dir>', 'state folder (SQLite database, server key)', process.env.BOSUN_SERVER_DATA_DIR ?? './server-data')
@@ -26,6 +36,8 @@ const program = new Command('bosun-server')
   .option('--log-days <n>', 'device logs: days a line is kept', count, 7)
   .option('--log-rate <n>', 'device logs: lines a device may send per minute (more are suppressed, with a marker)', count, 3000)
   .option('--telemetry-days <n>', 'telemetry logbook: days a data point is kept', count, 365)
+  .option('--map-tiles <template>', 'map tiles under geo_point tracks in the dashboard: a URL template with {z}/{x}/{y}', process.env.BOSUN_MAP_TILES)
+  .option('--map-tiles-attribution <text>', "the map tiles' attribution, shown under the map", process.env.BOSUN_MAP_TILES_ATTRIBUTION)
   .action(
     async (o: {
       dataDir: string;
@@ -36,6 +48,8 @@ const program = new Command('bosun-server')
       logDays: number;
       logRate: number;
       telemetryDays: number;
+      mapTiles?: string;
+      mapTilesAttribution?: string;
     }) => {
       const server = await openServer({
         dataDir: o.dataDir,
@@ -43,6 +57,7 @@ const program = new Command('bosun-server')
         logger: true,
         logs: { maxLinesPerDevice: o.logLines, maxAgeMs: o.logDays * 86_400_000, linesPerMinute: o.logRate },
         telemetry: { retentionMs: o.telemetryDays * 86_400_000 },
+        ...(o.mapTiles ? { mapTiles: settingOrExit(() => mapTiles(o.mapTiles!, o.mapTilesAttribution)) } : {}),
       });
       const address = await server.app.listen({ port: o.port, host: o.host });
       if (server.firstAdminToken) {

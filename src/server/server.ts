@@ -10,6 +10,7 @@ import { CallbackDelivery } from './commands/callbackDelivery.js';
 import { isPostgresUrl, openServerDb, type ServerDb } from './db/database.js';
 import { Logbook, type LogbookOptions } from './logbook/logbook.js';
 import type { FleetTimings } from './devices/fleetFeed.js';
+import type { MapTiles } from './mapTiles.js';
 import { DeviceLogs, type DeviceLogsOptions } from './logs/deviceLogs.js';
 import { PeriodicTask } from './periodicTask.js';
 import { buildServices, type Services } from './services/index.js';
@@ -33,6 +34,8 @@ export interface ServerOptions {
   webDir?: string;
   /** the fleet's event stream: how often it looks, heartbeats, a slow client's bound */
   fleet?: FleetTimings;
+  /** map tiles under the dashboard's tracks (mapTiles.ts); none by default */
+  mapTiles?: MapTiles;
 }
 
 export interface Server {
@@ -81,6 +84,7 @@ export async function openServer(opts: ServerOptions): Promise<Server> {
       ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
       ...(opts.webDir ? { webDir: opts.webDir } : {}),
       ...(opts.fleet ? { fleet: opts.fleet } : {}),
+      ...(opts.mapTiles ? { mapTiles: opts.mapTiles } : {}),
     });
     warn = (msg) => app.log.warn(msg);
     logError = (err) => app.log.error(err);

@@ -37,7 +37,11 @@ test('dashboard: login, a release from a compose file deployed live, its log lin
   await page
     .getByLabel('Compose file', { exact: true })
     .setInputFiles({ name: 'docker-compose.yml', mimeType: 'application/yaml', buffer: Buffer.from(compose) });
-  assert.equal(await page.getByLabel('docker-compose.yml').inputValue(), compose, 'the upload is shown');
+  // the page reads the file asynchronously (File.text())
+  for (let i = 0; (await page.getByLabel('docker-compose.yml').inputValue()) !== compose; i++) {
+    assert.ok(i < 100, 'the upload is shown');
+    await page.waitForTimeout(100);
+  }
   await page.getByRole('button', { name: 'Create release' }).click();
   await page.getByText(/Release 1\.0\.0 \(#\d+\) created/).waitFor();
   const releaseId = Number((await page.getByText(/Release 1\.0\.0 \(#\d+\) created/).textContent())!.match(/#(\d+)/)![1]);

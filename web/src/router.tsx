@@ -21,14 +21,14 @@ export function usePath(): string {
   );
 }
 
-export function Link({ to, children, className }: { to: string; children: ReactNode; className?: string }) {
+export function Link({ to, children, className, tabIndex }: { to: string; children: ReactNode; className?: string; tabIndex?: number }) {
   const go = (e: MouseEvent) => {
     if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
     e.preventDefault();
     navigate(to);
   };
   return (
-    <a href={to} onClick={go} className={className} aria-current={location.pathname === to ? 'page' : undefined}>
+    <a href={to} onClick={go} className={className} tabIndex={tabIndex} aria-current={location.pathname === to ? 'page' : undefined}>
       {children}
     </a>
   );

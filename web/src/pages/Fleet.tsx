@@ -1,6 +1,6 @@
 import { useMemo, useState, useSyncExternalStore } from 'react';
 import { useFleet } from '../fleet';
-import { Link } from '../router';
+import { Link, navigate } from '../router';
 import { type Device, releaseSummary } from '../types';
 import { VirtualList } from '../VirtualList';
 
@@ -69,17 +69,27 @@ export function Fleet() {
         <span>Status</span>
       </div>
       {shown.length === 0 && <p>{fleet.devices.size ? 'No device matches.' : 'No device yet: provision one with a provisioning key (Admin).'}</p>}
-      <VirtualList items={shown} rowHeight={isNarrow ? 76 : 44} label="Devices" keyOf={(d) => d.id} render={(d) => <DeviceRow d={d} />} />
+      <VirtualList
+        items={shown}
+        rowHeight={isNarrow ? 76 : 44}
+        label="Devices"
+        keyOf={(d) => d.id}
+        render={(d) => <DeviceRow d={d} />}
+        onOpen={(d) => navigate(devicePath(d))}
+      />
     </section>
   );
 }
+
+const devicePath = (d: Device) => `/devices/${encodeURIComponent(d.id)}`;
 
 function DeviceRow({ d }: { d: Device }) {
   const r = releaseSummary(d);
   const status = d.state?.status ?? 'no report';
   return (
     <div className="row" data-device={d.id}>
-      <Link to={`/devices/${encodeURIComponent(d.id)}`} className="name">
+      {/* reached with the list's keys, not Tab (VirtualList.tsx) */}
+      <Link to={devicePath(d)} className="name" tabIndex={-1}>
         {d.name}
       </Link>
       <span className={d.online ? 'ok' : 'muted'}>{d.online ? 'online' : 'offline'}</span>

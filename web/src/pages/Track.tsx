@@ -1,4 +1,8 @@
-// A geo_point track on its own axes (longitude across, latitude up): no map tiles are reachable.
+// A geo_point track on its own axes (longitude across, latitude up), or over map tiles when the
+// server has a tile URL configured (TileTrack.tsx): by default no map server is assumed reachable.
+import { useDashboardConfig } from '../config';
+import { TileTrack } from './TileTrack';
+
 export interface Point {
   lat: number;
   lon: number;
@@ -12,6 +16,12 @@ const PAD = 48;
 const LEFT = 80;
 
 export function Track({ points }: { points: Point[] }) {
+  const config = useDashboardConfig();
+  if (!config) return null;
+  return config.map_tiles ? <TileTrack points={points} tiles={config.map_tiles} /> : <AxesTrack points={points} />;
+}
+
+function AxesTrack({ points }: { points: Point[] }) {
   const lons = points.map((p) => p.lon);
   const lats = points.map((p) => p.lat);
   const [x0, x1] = span(Math.min(...lons), Math.max(...lons));
