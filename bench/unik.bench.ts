@@ -6,7 +6,6 @@
 // kernel (an init that powers off at once) — the floor under any qemu instance.
 import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { EventLog } from '../src/agent/eventLog.js';
 import type { UnikCompiler, UnikProvider } from '../src/agent/unik/provider.js';
@@ -14,18 +13,11 @@ import { guestAssets } from '../src/agent/unik/qemu/assets.js';
 import { cpioNewc, S_IFDIR, S_IFREG } from '../src/agent/unik/qemu/cpio.js';
 import { createQemuProvider } from '../src/agent/unik/qemu/qemuProvider.js';
 import { docker, log, median, onCleanup, REPS, round, run, runBench, sleep, tempDir } from './lib.js';
+import { freePort } from '../test/integration/harness.js';
 
 const BUSYBOX = '/bin/busybox';
 const cacheDir = process.env.BOSUN_UNIK_CACHE ?? '/tmp/bosun-unik-cache';
 const quiet = () => new EventLog('silent');
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Seconds until http://address/ answers 200. */
 async function untilHttp(address: string, t0: number, timeoutMs = 120_000): Promise<number> {

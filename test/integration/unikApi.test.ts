@@ -8,22 +8,13 @@ import zlib from 'node:zlib';
 import { test } from 'node:test';
 import { readCurrentState } from '../../src/agent/engine/readState.js';
 import { converge, docker, ENGINE_SCOPE, freshAppId, registry, service, sleep, startAgent, target, waitFor } from './harness.js';
-import { GoClientError, tarOf, UnikGoClient } from './unikGoClient.js';
+import { type GoClientError, tarOf, UnikGoClient, refusedWith } from './unikGoClient.js';
 
 const BUSYBOX = fs.readFileSync('/bin/busybox');
 const suffix = `${process.pid}`;
 
 const logsContain = (c: UnikGoClient, id: string, text: string) =>
   waitFor(`"${text}" in the logs of ${id}`, async () => ((await c.logs(id)).includes(text) ? true : undefined));
-
-async function refusedWith(status: number, call: Promise<unknown>, pattern?: RegExp): Promise<void> {
-  await assert.rejects(call, (err: unknown) => {
-    assert.ok(err instanceof GoClientError, String(err));
-    assert.equal(err.status, status, err.body);
-    if (pattern) assert.match(err.body, pattern);
-    return true;
-  });
-}
 
 test('UniK API, docker provider: the whole life of images, instances and volumes as the unik CLI drives it', async (t) => {
   const appId = freshAppId();

@@ -277,3 +277,13 @@ export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
   await done;
   return Buffer.concat(chunks);
 }
+
+/** The call is refused with this status (compared exactly, as UniK's client does), its raw-text body matching `pattern`. */
+export async function refusedWith(status: number, call: Promise<unknown>, pattern?: RegExp): Promise<void> {
+  await assert.rejects(call, (err: unknown) => {
+    assert.ok(err instanceof GoClientError, String(err));
+    assert.equal(err.status, status, err.body);
+    if (pattern) assert.match(err.body, pattern);
+    return true;
+  });
+}

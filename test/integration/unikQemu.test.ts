@@ -11,18 +11,11 @@ import { test } from 'node:test';
 import { EventLog } from '../../src/agent/eventLog.js';
 import { type UnikImage, type UnikInstance, type UnikProvider, UnikError } from '../../src/agent/unik/provider.js';
 import { createQemuProvider } from '../../src/agent/unik/qemu/qemuProvider.js';
+import { freePort } from './harness.js';
 
 const cacheDir = process.env.BOSUN_UNIK_CACHE ?? path.join(os.tmpdir(), 'bosun-unik-cache');
 const compiler = { base: 'static', lang: 'binary', description: '' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** GET http://127.0.0.1:port/path, retried until it answers (the VM boots in seconds under TCG). */
 async function httpGet(port: number, urlPath: string, timeoutMs = 120_000): Promise<{ status: number; body: string }> {

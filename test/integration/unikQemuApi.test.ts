@@ -5,22 +5,13 @@
 // the instance → delete everything. A real agent, real qemu.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { test } from 'node:test';
-import { sleep, startAgent, waitFor } from './harness.js';
+import { sleep, startAgent, waitFor, freePort } from './harness.js';
 import { type GoClientError, tarOf, UnikGoClient } from './unikGoClient.js';
 
 const BUSYBOX = fs.readFileSync('/bin/busybox');
 const suffix = `${process.pid}`;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 async function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return waitFor(

@@ -11,19 +11,10 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sleep, startAgent } from './harness.js';
-import { GoClientError, multipartFile, query, tarOf, UnikGoClient } from './unikGoClient.js';
+import { multipartFile, query, tarOf, UnikGoClient, refusedWith } from './unikGoClient.js';
 
 const BUSYBOX = fs.readFileSync('/bin/busybox');
 const suffix = `${process.pid}`;
-
-async function refusedWith(status: number, call: Promise<unknown>, pattern?: RegExp): Promise<void> {
-  await assert.rejects(call, (err: unknown) => {
-    assert.ok(err instanceof GoClientError, String(err));
-    assert.equal(err.status, status, err.body);
-    if (pattern) assert.match(err.body, pattern);
-    return true;
-  });
-}
 
 const leftovers = (dataDir: string) => {
   const work = path.join(dataDir, 'unik', 'work');

@@ -6,38 +6,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
-import tarStream from 'tar-stream';
 import { UnikError } from '../../src/agent/unik/provider.js';
 import { safeExtract, symlinkStaysInside } from '../../src/agent/unik/safeExtract.js';
-
-type Entry = tarStream.Headers & { body?: string };
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((resolve) => pack.on('end', resolve));
-  for (const { body, ...header } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(header, body ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+import { tarOf, type TarEntry } from '../integration/unikGoClient.js';
 
 function scratch(): { dir: string; tar: string; dest: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unik-extract-'));
   return { dir, tar: path.join(dir, 'upload.tar'), dest: path.join(dir, 'box', 'out') };
 }
 
-async function extract(entries: Entry[] | Buffer, limits?: { maxBytes: number; maxEntries: number }) {
+async function extract(entries: TarEntry[] | Buffer, limits?: { maxBytes: number; maxEntries: number }) {
   const s = scratch();
   fs.mkdirSync(path.dirname(s.dest));
   fs.writeFileSync(s.tar, Buffer.isBuffer(entries) ? entries : await tarOf(entries));
   return { ...s, run: () => safeExtract(s.tar, s.dest, limits) };
 }
 
-async function refused(entries: Entry[] | Buffer, pattern: RegExp, limits?: { maxBytes: number; maxEntries: number }) {
+async function refused(entries: TarEntry[] | Buffer, pattern: RegExp, limits?: { maxBytes: number; maxEntries: number }) {
   const s = await extract(entries, limits);
   await assert.rejects(s.run(), (err: unknown) => err instanceof UnikError && err.kind === 'bad-request' && pattern.test(err.message));
   assert.equal(fs.existsSync(s.dest), false, 'the folder is removed after a refusal');
