@@ -149,3 +149,11 @@ export function changedReports(
   }
   return { patch, sent: next };
 }
+
+/** A short digest of a dependent target (FNV-1a of its JSON): tells a new target from the one a refusal saw. */
+export function targetDigest(target: DependentTarget): string {
+  const json = JSON.stringify(target);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < json.length; i++) h = Math.imul(h ^ json.charCodeAt(i), 0x01000193);
+  return `${json.length.toString(16)}-${(h >>> 0).toString(16)}`;
+}
