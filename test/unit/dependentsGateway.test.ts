@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, mock, test } from 'node:test';
 import type Docker from 'dockerode';
 import type { KeyScope } from '../../src/agent/api/apiKeys.js';
 import { Dependents } from '../../src/agent/dependent/dependents.js';
@@ -57,7 +57,12 @@ const dependent = (config: Record<string, string> = {}): DependentTarget => ({
   devices: {},
 });
 
-function gateway(db: AgentDb, dir: string, endpoint: string, target: () => DependentTarget, warnings: string[] = []) {
+/** A gateway app (app 1) whose services set the hook address. */
+const gatewayApp = (hooks: string) => ({
+  1: { name: 'gw', release: { id: 1, services: { hooks: { image: 'hooks', environment: { BALENA_DEPENDENT_DEVICES_HOOK_ADDRESS: hooks } } } } },
+});
+
+function gateway(db: AgentDb, dir: string, endpoint: string, target: () => DependentTarget, warnings: string[] = [], hooks = 'http://0.0.0.0:1/') {
   const log = new EventLog('silent');
   const warn = log.warn.bind(log);
   log.warn = (m, f) => void (warnings.push(m), warn(m, f));
@@ -69,7 +74,7 @@ function gateway(db: AgentDb, dir: string, endpoint: string, target: () => Depen
     puller: {} as ImagePuller,
     trackImage: async () => undefined,
     log,
-    target: () => ({ apps: {}, dependent: target() }) as unknown as TargetState,
+    target: () => ({ apps: gatewayApp(hooks), dependent: target() }) as unknown as TargetState,
     link: () => ({ endpoint, deviceKey: 'k' }),
     shipLog: async () => false,
     reportChanged: () => undefined,
@@ -141,3 +146,38 @@ for (const status of [409, 404])
     assert.equal(registered.error, null);
     await gw.stop();
   });
+
+test('an update hook is queued and sent in the same turn as the target is stored: no timer or poll between them', { timeout: 30_000 }, async () => {
+  const cp = await controlPlane();
+  const { db, dir } = await database();
+  const A = 'a'.repeat(32);
+  // the gateway app's hook server: what it got, and whether the hook was on disk (queued) by then
+  let arrived!: (call: { call: string; queued: number }) => void;
+  const hook = new Promise<{ call: string; queued: number }>((r) => (arrived = r));
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', async () => {
+      const queued = (await db.selectFrom('dependent_hook').select('uuid').where('uuid', '=', A).execute()).length;
+      res.writeHead(200).end();
+      arrived({ call: `${req.method} ${req.url} ${body}`, queued });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  let target = dependent();
+  const gw = await gateway(db, dir, cp.endpoint, () => target, [], `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/devices/`);
+  // the clock stops: a timer (a backoff, a poll, a debounce) between the target and its hook would never fire
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  try {
+    const device = { id: 7, app_id: APP, name: 'blue-sun', device_type: 'generic-amd64', commit: 'c1', environment: { LED: 'on' }, config: {} };
+    target = { ...dependent(), devices: { [A]: device } };
+    await gw.applyTarget();
+    const got = await hook;
+    assert.equal(got.call, `PUT /v1/devices/${A} ${JSON.stringify({ commit: 'c1', environment: { LED: 'on' } })}`);
+    assert.equal(got.queued, 1, 'queued on disk before it was sent');
+  } finally {
+    mock.timers.reset();
+  }
+  await gw.stop();
+});
