@@ -181,3 +181,30 @@ test('an update hook is queued and sent in the same turn as the target is stored
   }
   await gw.stop();
 });
+
+test('a device provisioned online and deleted before any target listed it: the DELETE hook, when the target says it was deleted', {
+  timeout: 30_000,
+}, async () => {
+  const cp = await controlPlane();
+  const { db, dir } = await database();
+  const calls: string[] = [];
+  let arrived!: () => void;
+  const deleteHook = new Promise<void>((r) => (arrived = r));
+  const server = http.createServer((req, res) => {
+    calls.push(`${req.method} ${req.url}`);
+    res.writeHead(200).end();
+    if (req.method === 'DELETE') arrived();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  let target = dependent();
+  const gw = await gateway(db, dir, cp.endpoint, () => target, [], `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/devices/`);
+  const { uuid } = await gw.provision(DEVICE, APP, undefined);
+  assert.equal((await gw.device(DEVICE, uuid)).deviceId, '41', 'registered');
+  target = { ...dependent(), deleted: [uuid] };
+  await gw.applyTarget();
+  await deleteHook;
+  assert.deepEqual(calls, [`DELETE /v1/devices/${uuid}`]);
+  await assert.rejects(gw.device(DEVICE, uuid), /no dependent device/);
+  await gw.stop();
+});

@@ -51,8 +51,10 @@ export function effectiveTarget(d: Pick<DeviceRecord, 'uuid' | 'appId' | 'synced
 export function targetChanges(stored: readonly DeviceRecord[], target: DependentTarget): TargetChanges {
   const byUuid = new Map(stored.map((d) => [d.uuid, d]));
   const added = Object.keys(target.devices).filter((uuid) => !byUuid.has(uuid));
-  // never a device provisioned here and not yet synced (it is in no target), nor one not seen yet
-  const deleted = stored.filter((d) => d.seen && !target.devices[d.uuid]).map((d) => d.uuid);
+  // never a device provisioned here and not yet synced (it is in no target), nor one not seen yet,
+  // unless the target says it was deleted (it was, before any target listed it)
+  const tombstones = new Set(target.deleted);
+  const deleted = stored.filter((d) => !target.devices[d.uuid] && (d.seen || tombstones.has(d.uuid))).map((d) => d.uuid);
   const gone = new Set(deleted);
   const updates: TargetChanges['updates'] = [];
   const candidates: DeviceRecord[] = [
