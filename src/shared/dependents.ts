@@ -61,6 +61,8 @@ export const DependentTargetSchema = Type.Object(
     apps: Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,9}$' }), DependentAppTargetSchema, { maxProperties: 256 }),
     /** keyed by dependent device uuid */
     devices: Type.Record(Type.String({ pattern: DEPENDENT_UUID_PATTERN }), DependentDeviceTargetSchema, { maxProperties: MAX_DEPENDENT_DEVICES }),
+    /** uuids of the gateway's devices deleted on the control plane (the newest; absent when none) */
+    deleted: Type.Optional(Type.Array(Type.String({ pattern: DEPENDENT_UUID_PATTERN }), { maxItems: MAX_DEPENDENT_DEVICES })),
   },
   { additionalProperties: false },
 );

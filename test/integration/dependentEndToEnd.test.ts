@@ -180,6 +180,14 @@ test('dependent apps and devices end to end: control plane, gateway agent, engin
   await hookCalls(hooks, new RegExp(`^DELETE /${uuid}`), 1);
   await waitFor('the gateway forgot it', async () => (await api('GET', `/v1/devices/${uuid}`)).status === 404);
 
+  // provisioned and deleted at once (whether or not a target listed it meanwhile): the DELETE hook too
+  const brief = await api('POST', '/v1/devices', { appId });
+  assert.equal(brief.status, 201);
+  const gone = brief.body.uuid as string;
+  assert.equal((await cp.call('DELETE', `/dependent-devices/${gone}`)).status, 204);
+  await hookCalls(hooks, new RegExp(`^DELETE /${gone}`), 1);
+  await waitFor('the gateway forgot the brief device', async () => (await api('GET', `/v1/devices/${gone}`)).status === 404);
+
   // the control plane goes away: a device is provisioned on the gateway alone, hooked, reports
   await cp.stop();
   const offline = await api('POST', '/v1/devices', { appId });

@@ -83,6 +83,21 @@ for (const backend of backends()) {
       assert.equal(Object.keys(((await f.c.link.state()).body!.dependent as DependentTarget).devices).length, 0);
     });
 
+    test('a device deleted before its gateway saw it in a target: its uuid is in the target as deleted, and not provisioned again', async (t) => {
+      const server = await backend.start(t);
+      const f = await fleet(server);
+      const own = 'dead'.repeat(8);
+      assert.equal((await f.a.provision({ app_id: f.app, uuid: own })).status, 201);
+      assert.equal((await f.call('DELETE', `/dependent-devices/${own}`)).status, 204);
+      const target = (await f.a.link.state()).body!.dependent as DependentTarget;
+      assert.deepEqual(target.devices, {});
+      assert.deepEqual(target.deleted, [own], 'the gateway learns it is gone though no target of its listed it');
+      assert.equal(((await f.b.link.state()).body!.dependent as DependentTarget).deleted, undefined, "not another gateway's");
+      const late = await f.a.provision({ app_id: f.app, uuid: own });
+      assert.equal(late.status, 409, 'a late registration does not bring it back');
+      assert.match(String(late.body.detail), /deleted/);
+    });
+
     // …409 for another gateway or app, 404 for an app not given, 400 naming the field
     test('provisioning: idempotent by uuid (one device), generated uuid and name', async (t) => {
       const server = await backend.start(t);

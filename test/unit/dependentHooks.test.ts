@@ -66,6 +66,8 @@ describe('targetChanges', () => {
     const stored = [record(A), record(B, { seen: false }), record(C, { synced: false, seen: false })];
     const c = targetChanges(stored, dependent({}));
     assert.deepEqual(c.deleted, [A]);
+    // the target says one never seen was deleted (provisioned and deleted at once): it goes too
+    assert.deepEqual(targetChanges(stored, { ...dependent({}), deleted: [B, 'f'.repeat(32)] }).deleted, [A, B]);
     // the device provisioned offline gets its app's newest release
     assert.deepEqual(
       c.updates.map((u) => [u.uuid, u.body.commit]),

@@ -87,3 +87,45 @@ test('a hook address that is no URL is retried with backoff, like a hook server 
   });
   assert.equal(h!.kind, 'restart');
 });
+
+test('a hook queued anew after an attempt failed on the gateway side goes at once, not after the hold-off', { timeout: 30_000 }, async () => {
+  const s = await store();
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      seen.push(body);
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  let failed!: () => void;
+  const held = new Promise<void>((r) => (failed = r));
+  let broken = true;
+  const runner = new HookRunner({
+    store: s,
+    address: () => `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/devices/`,
+    // the first attempt fails after the call (the agent's database, say): it is held off for the longest backoff
+    reportedCommit: async () => {
+      if (broken) throw new Error('database busy');
+      return null;
+    },
+    log: { info: () => undefined, logger: { warn: (_f: object, m: string) => void (m.includes('not sent') && failed()) } },
+    backoff: { baseMs: 600_000, maxMs: 600_000 },
+  });
+  cleanups.push(() => runner.stop());
+  await s.addHook({ uuid: UUID, kind: 'update', body: { appId: 5, send: { commit: 'c1', environment: {} } }, attempts: 0, dueAt: 1 });
+  runner.kick();
+  await held;
+  broken = false;
+  // a new target: the same device's update hook, queued anew
+  await s.addHook({ uuid: UUID, kind: 'update', body: { appId: 5, send: { commit: 'c2', environment: {} } }, attempts: 0, dueAt: 2 });
+  runner.kick();
+  await until('the new hook sent', async () => (seen.length >= 2 ? true : undefined));
+  assert.deepEqual(
+    seen.map((b) => (JSON.parse(b) as { commit: string }).commit),
+    ['c1', 'c2'],
+  );
+});

@@ -20,6 +20,8 @@ export interface AssetCacheOptions {
   scope: string | undefined;
   /** total bytes of cached tars; default 512 MiB */
   maxBytes?: number;
+  /** a test's seam: runs when a temp file is whole, before its rename (another call may run there) */
+  beforeRename?(tmp: string): Promise<void>;
 }
 
 const utimes = promisify(fs.utimes);
@@ -99,6 +101,7 @@ export class AssetCache {
       });
       await pipeline(archive, fs.createWriteStream(tmp, { mode: 0o600 }));
       await fsynced(tmp); // whole on disk before it has its name: a crash never leaves a short tar to serve
+      await this.o.beforeRename?.(tmp);
       await fsp.rename(tmp, file);
       await this.bound(file, size);
       return file;

@@ -35,6 +35,8 @@ export interface DependentDeviceView {
 export type DependentDeviceDetail = Omit<DependentDeviceView, 'environment' | 'targetEnvironment' | 'config' | 'targetConfig'> & {
   env: Record<string, string>;
   targetEnv: Record<string, string>;
+  /** Bosun's: why the control plane refused to register the device (null when it did not) */
+  error: string | null;
 };
 
 /** POST /v1/devices answers 201 with this. */

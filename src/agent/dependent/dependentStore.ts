@@ -17,6 +17,18 @@ export interface DependentDevice extends DeviceRecord {
   logsChannel: string;
   state: DependentDeviceReport;
   target: DependentDeviceTarget | null;
+  /** per field, the JSON of its value as the control plane last acknowledged it */
+  reported: Record<string, string>;
+  /** the control plane refused to register it: not tried again until something changes */
+  refused: RegisterRefusal | null;
+}
+
+/** A permanent refusal of POST /device/v1/dependent-devices (409: another gateway's uuid; 404: an app not given). */
+export interface RegisterRefusal {
+  status: number;
+  message: string;
+  /** digest of the dependent target when refused: a 404 is tried again with another target */
+  target: string;
 }
 
 export interface StoredHook {
@@ -45,6 +57,8 @@ const toDevice = (r: Row): DependentDevice => ({
   state: JSON.parse(r.state) as DependentDeviceReport,
   target: r.target ? (JSON.parse(r.target) as DependentDeviceTarget) : null,
   hooked: r.hooked,
+  reported: r.reported ? (JSON.parse(r.reported) as Record<string, string>) : {},
+  refused: r.refused ? (JSON.parse(r.refused) as RegisterRefusal) : null,
 });
 
 export class DependentStore {
@@ -75,6 +89,8 @@ export class DependentStore {
         state: JSON.stringify({ status: 'Provisioned' } satisfies DependentDeviceReport),
         target: target ? JSON.stringify(target) : null,
         hooked: null,
+        reported: null,
+        refused: null,
       })
       .onConflict((oc) => oc.column('uuid').doNothing())
       .execute();
@@ -88,9 +104,30 @@ export class DependentStore {
       .execute();
   }
 
+  /** What the control plane acknowledged of each device's state (one transaction). */
+  async setReported(reported: ReadonlyMap<string, Readonly<Record<string, string>>>): Promise<void> {
+    if (!reported.size) return;
+    await this.db.transaction().execute(async (tx) => {
+      for (const [uuid, fields] of reported)
+        await tx
+          .updateTable('dependent_device')
+          .set({ reported: JSON.stringify(fields) })
+          .where('uuid', '=', uuid)
+          .execute();
+    });
+  }
+
+  async setRefused(uuid: string, refused: RegisterRefusal | null): Promise<void> {
+    await this.db
+      .updateTable('dependent_device')
+      .set({ refused: refused ? JSON.stringify(refused) : null })
+      .where('uuid', '=', uuid)
+      .execute();
+  }
+
   /** The control plane knows the device now (under its id and name). */
   async setSynced(uuid: string, serverId: number, name: string): Promise<void> {
-    await this.db.updateTable('dependent_device').set({ server_id: serverId, name }).where('uuid', '=', uuid).execute();
+    await this.db.updateTable('dependent_device').set({ server_id: serverId, name, refused: null }).where('uuid', '=', uuid).execute();
   }
 
   /** A target listed the device: its target (and name) recorded, and with it an update hook if any. */

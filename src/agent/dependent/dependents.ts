@@ -26,8 +26,8 @@ import type { AgentDb } from '../store/database.js';
 import { AssetCache } from './assets.js';
 import { DependentImages } from './dependentImages.js';
 import type { DependentDeviceDetail, DependentDeviceView, DependentsApi, DeviceUpdate, ProvisionedView } from './dependentPort.js';
-import { DependentStore, type DependentDevice } from './dependentStore.js';
-import { changedReports, effectiveTarget, hookAddress, targetChanges, type Backoff, type SentReports } from './hookPlan.js';
+import { DependentStore, type DependentDevice, type RegisterRefusal } from './dependentStore.js';
+import { changedReports, effectiveTarget, hookAddress, targetChanges, targetDigest, type Backoff, type SentReports } from './hookPlan.js';
 import { HookRunner, type HookBody } from './hookRunner.js';
 
 export interface DependentsDeps {
@@ -68,12 +68,15 @@ export class Dependents implements DependentsApi {
   private syncing: Promise<void> | undefined;
   private stopped = false;
   private applying: Promise<void> = Promise.resolve();
+  /** acknowledged reports written one after the other (on disk: a restart reports only what changed since) */
+  private persisting: Promise<void> = Promise.resolve();
   /** dependent app → its gateway app, of every target seen (a deleted app's devices still get their DELETE hook there) */
   private readonly parents = new Map<number, number>();
 
   static async open(deps: DependentsDeps): Promise<Dependents> {
     const d = new Dependents(deps);
     await d.images.load();
+    d.sent = new Map((await d.store.devices()).map((s) => [s.uuid, s.reported]));
     await d.applyTarget();
     d.sync();
     return d;
@@ -98,6 +101,7 @@ export class Dependents implements DependentsApi {
     clearTimeout(this.syncTimer);
     this.images.stop();
     await this.syncing;
+    await this.persisting;
     await this.hooks.stop();
   }
 
@@ -130,6 +134,7 @@ export class Dependents implements DependentsApi {
       await this.store.setTarget(uuid, t, u ? { key: u.key, body: this.hookBody(t.app_id, u.body), dueAt } : undefined);
       updates.delete(uuid);
     }
+    await this.retryRefused(stored, target);
     const appOf = new Map(stored.map((s) => [s.uuid, s.appId]));
     for (const u of updates.values()) await this.store.setHooked(u.uuid, u.key, this.hookBody(appOf.get(u.uuid)!, u.body), dueAt);
     for (const uuid of changes.deleted) {
@@ -164,7 +169,8 @@ export class Dependents implements DependentsApi {
   }
 
   async device(scope: KeyScope, uuid: string): Promise<DependentDeviceDetail> {
-    return detail(this.view(await this.reachable(scope, uuid)));
+    const d = await this.reachable(scope, uuid);
+    return detail(this.view(d), d.refused);
   }
 
   async provision(scope: KeyScope, appId: number, deviceType: string | undefined): Promise<ProvisionedView> {
@@ -186,6 +192,7 @@ export class Dependents implements DependentsApi {
     });
     if (this.d.link())
       await this.syncOne((await this.store.device(uuid))!).catch((err: Error) => {
+        if (err instanceof Refused) return;
         this.d.log.warn(`Dependent device ${uuid} provisioned on the gateway only for now (${err.message}); it is registered when the control plane answers`);
         this.sync(true);
       });
@@ -198,11 +205,16 @@ export class Dependents implements DependentsApi {
     const d = await this.reachable(scope, uuid);
     const state: DependentDeviceReport = { ...d.state, ...definedOnly(u), last_seen: isoTime() };
     await this.store.setState(uuid, state);
+    // the gateway app posts the device again: a refused registration is tried once more
+    if (d.refused) {
+      await this.store.setRefused(uuid, null);
+      this.sync();
+    }
     // the device runs the commit an update hook asked for: the hook has done its work
     for (const h of await this.store.hooks())
       if (h.uuid === uuid && h.kind === 'update' && u.commit && (h.body as HookBody).send?.commit === u.commit) await this.store.endHook(h);
     this.d.reportChanged();
-    return detail(this.view({ ...d, state }));
+    return detail(this.view({ ...d, state }), null);
   }
 
   async log(scope: KeyScope, uuid: string, message: string, ts: Date): Promise<void> {
@@ -223,7 +235,14 @@ export class Dependents implements DependentsApi {
   async reportPatch(): Promise<{ patch: Record<string, DependentDeviceReport>; ack(): void }> {
     const current = new Map((await this.store.devices()).filter((d) => d.synced).map((d) => [d.uuid, d.state]));
     const { patch, sent } = changedReports(current, this.sent);
-    return { patch, ack: () => (this.sent = sent) };
+    const ack = () => {
+      this.sent = sent;
+      const acked = new Map(Object.keys(patch).map((uuid) => [uuid, sent.get(uuid)!]));
+      this.persisting = this.persisting
+        .then(() => this.store.setReported(acked))
+        .catch((err: Error) => this.d.log.warn(`Dependent devices' reported state not stored: ${err.message}`));
+    };
+    return { patch, ack };
   }
 
   // ---- inside -----------------------------------------------------------------------------------
@@ -290,6 +309,13 @@ export class Dependents implements DependentsApi {
     };
   }
 
+  /** A registration refused with 404 (app not given) is tried again once a new target gives the app. */
+  private async retryRefused(stored: DependentDevice[], target: DependentTarget): Promise<void> {
+    const digest = targetDigest(target);
+    for (const d of stored)
+      if (d.refused?.status === 404 && d.refused.target !== digest && target.apps[String(d.appId)]) await this.store.setRefused(d.uuid, null);
+  }
+
   /** Registers the devices provisioned offline once the control plane answers (same uuid: never twice). */
   private sync(later = false): void {
     if (this.stopped || this.syncing || !this.d.link()) return;
@@ -306,10 +332,13 @@ export class Dependents implements DependentsApi {
   }
 
   private async syncAll(): Promise<void> {
-    const pending = (await this.store.devices()).filter((d) => !d.synced);
+    const pending = (await this.store.devices()).filter((d) => !d.synced && !d.refused);
     if (!pending.length) return;
     try {
-      for (const d of pending) await this.syncOne(d);
+      for (const d of pending)
+        await this.syncOne(d).catch((err: Error) => {
+          if (!(err instanceof Refused)) throw err;
+        });
       this.syncFailures = 0;
       this.d.reportChanged();
     } catch (err) {
@@ -329,16 +358,29 @@ export class Dependents implements DependentsApi {
       body: { app_id: d.appId, uuid: d.uuid, device_type: d.deviceType, name: d.name } satisfies DependentProvision,
       timeoutMs: 10_000,
     });
+    if (answer.status === 404 || answer.status === 409) {
+      // permanent: asking again every minute changes nothing (a 404 may pass with another target, any with the gateway app's PUT)
+      const refused: RegisterRefusal = { status: answer.status, message: describe(answer), target: targetDigest(this.dependent()) };
+      await this.store.setRefused(d.uuid, refused);
+      this.d.log.warn(
+        `Dependent device ${d.uuid} not registered: ${refused.message}; not tried again until the gateway app updates it or a new target gives its app`,
+      );
+      throw new Refused();
+    }
     if (answer.status !== 200 && answer.status !== 201) throw new Error(describe(answer));
     const created = JSON.parse(answer.body) as DependentProvisioned;
     await this.store.setSynced(d.uuid, created.id, created.name);
   }
 }
 
+/** The control plane refused a registration for good (recorded on the device). */
+class Refused extends Error {}
+
 const definedOnly = (u: DeviceUpdate): DependentDeviceReport =>
   Object.fromEntries(Object.entries(u).filter(([, v]) => v !== undefined)) as DependentDeviceReport;
 
-function detail(v: DependentDeviceView): DependentDeviceDetail {
+function detail(v: DependentDeviceView, refused: RegisterRefusal | null): DependentDeviceDetail {
   const { environment, targetEnvironment, config: _config, targetConfig: _targetConfig, ...rest } = v;
-  return { ...rest, env: environment, targetEnv: targetEnvironment };
+  const error = refused ? `the control plane refused to register it: ${refused.message}` : null;
+  return { ...rest, env: environment, targetEnv: targetEnvironment, error };
 }

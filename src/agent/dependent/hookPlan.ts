@@ -51,8 +51,10 @@ export function effectiveTarget(d: Pick<DeviceRecord, 'uuid' | 'appId' | 'synced
 export function targetChanges(stored: readonly DeviceRecord[], target: DependentTarget): TargetChanges {
   const byUuid = new Map(stored.map((d) => [d.uuid, d]));
   const added = Object.keys(target.devices).filter((uuid) => !byUuid.has(uuid));
-  // never a device provisioned here and not yet synced (it is in no target), nor one not seen yet
-  const deleted = stored.filter((d) => d.seen && !target.devices[d.uuid]).map((d) => d.uuid);
+  // never a device provisioned here and not yet synced (it is in no target), nor one not seen yet,
+  // unless the target says it was deleted (it was, before any target listed it)
+  const tombstones = new Set(target.deleted);
+  const deleted = stored.filter((d) => !target.devices[d.uuid] && (d.seen || tombstones.has(d.uuid))).map((d) => d.uuid);
   const gone = new Set(deleted);
   const updates: TargetChanges['updates'] = [];
   const candidates: DeviceRecord[] = [
@@ -148,4 +150,12 @@ export function changedReports(
     if (Object.keys(changed).length) patch[uuid] = changed as DependentDeviceReport;
   }
   return { patch, sent: next };
+}
+
+/** A short digest of a dependent target (FNV-1a of its JSON): tells a new target from the one a refusal saw. */
+export function targetDigest(target: DependentTarget): string {
+  const json = JSON.stringify(target);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < json.length; i++) h = Math.imul(h ^ json.charCodeAt(i), 0x01000193);
+  return `${json.length.toString(16)}-${(h >>> 0).toString(16)}`;
 }

@@ -35,8 +35,8 @@ export class HookRunner {
   private again = false;
   private stopped = false;
   private readonly sends = new Set<Promise<void>>();
-  /** hooks whose last attempt failed before its retry was recorded (the database): not before this time */
-  private readonly holdOff = new Map<string, number>();
+  /** hooks whose last attempt failed before its retry was recorded (the database): not before `until`, unless queued anew since */
+  private readonly holdOff = new Map<string, { until: number; dueAt: number }>();
 
   constructor(private readonly d: HookRunnerDeps) {}
 
@@ -72,7 +72,9 @@ export class HookRunner {
     for (const h of hooks) {
       const key = `${h.uuid}/${h.kind}`;
       if (this.inFlight.has(key)) continue;
-      const due = Math.max(h.dueAt, this.holdOff.get(key) ?? 0);
+      // a hook queued anew (a new target) since its attempt failed goes at once: its row's due time moved
+      const held = this.holdOff.get(key);
+      const due = Math.max(h.dueAt, held?.dueAt === h.dueAt ? held.until : 0);
       if (due > now) {
         next = Math.min(next, due);
         continue;
@@ -82,7 +84,7 @@ export class HookRunner {
       this.inFlight.add(key);
       const send = this.send(h)
         .catch((err: Error) => {
-          this.holdOff.set(key, Date.now() + (this.d.backoff ?? HOOK_BACKOFF).maxMs);
+          this.holdOff.set(key, { until: Date.now() + (this.d.backoff ?? HOOK_BACKOFF).maxMs, dueAt: h.dueAt });
           this.d.log.logger.warn({ err }, `Dependent device hook of ${key} not sent`);
         })
         .finally(() => {

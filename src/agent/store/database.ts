@@ -30,6 +30,8 @@ export interface AgentTables {
     state: string;
     target: string | null;
     hooked: string | null;
+    reported: string | null;
+    refused: string | null;
   };
   dependent_hook: { uuid: string; kind: string; body: string | null; attempts: number; due_at: number };
   dependent_release: { app_id: number; commit: string; image: string; seen_at: string };

@@ -147,6 +147,16 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // A dependent device's state as the control plane last accepted it (a restart reports only what
+  // changed since), and why the control plane refused to register it (not retried until it may work).
+  '0006_dependent_reported': {
+    async up(db: Kysely<unknown>) {
+      /** JSON of {field: JSON of its value} the control plane acknowledged */
+      await db.schema.alterTable('dependent_device').addColumn('reported', 'text').execute();
+      /** JSON of RegisterRefusal, null unless the control plane refused it */
+      await db.schema.alterTable('dependent_device').addColumn('refused', 'text').execute();
+    },
+  },
 };
 
 export const migrationNames: readonly string[] = Object.keys(migrations);

@@ -140,6 +140,7 @@ export interface ServerTables {
     last_seen: string | null;
     created_at: string;
   };
+  dependent_tombstone: { uuid: string; gateway_id: string; deleted_at: string };
   device_log_state: {
     device_id: string;
     queue_id: string;

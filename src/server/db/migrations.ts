@@ -327,4 +327,18 @@ export const serverMigrations = (dialect: SqlDialect): Record<string, Migration>
       await db.schema.createIndex('device_log_dependent').on('device_log').columns(['dependent_uuid', 'id']).execute();
     },
   },
+  // A dependent device deleted on the control plane leaves a tombstone in its gateway's target
+  // (`dependent.deleted`): a gateway that never saw it in a target (provisioned and deleted at once)
+  // still learns that it is gone. The newest MAX_DEPENDENT_DEVICES of a gateway are kept.
+  '0007_dependent_tombstones': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('dependent_tombstone')
+        .addColumn('uuid', 'text', (c) => c.primaryKey())
+        .addColumn('gateway_id', 'text', (c) => c.notNull().references('device.id').onDelete('cascade'))
+        .addColumn('deleted_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('dependent_tombstone_by_gateway').on('dependent_tombstone').columns(['gateway_id', 'deleted_at']).execute();
+    },
+  },
 });

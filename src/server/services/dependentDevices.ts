@@ -116,14 +116,40 @@ export class DependentDevices {
     return this.get(uuid);
   }
 
-  /** Leaves its gateway's target (which tells the gateway app); its gateway's id, for its logs. */
+  /**
+   * Leaves its gateway's target (which tells the gateway app), a tombstone in its place (the target's
+   * `deleted`: a gateway that never saw it listed learns it too); its gateway's id, for its logs.
+   */
   async remove(uuid: string): Promise<string> {
     const row = await this.row(uuid);
+    const gateway_id = row.gateway_id;
     await this.writes.commit(
-      (tx) => tx.deleteFrom('dependent_device').where('id', '=', row.id).execute(),
-      () => [row.gateway_id],
+      async (tx) => {
+        await tx.deleteFrom('dependent_device').where('id', '=', row.id).execute();
+        await tx.insertInto('dependent_tombstone').values({ uuid, gateway_id, deleted_at: nowIso() }).execute();
+        // bounded as the devices are: the newest of the gateway stay
+        const old = await tx
+          .selectFrom('dependent_tombstone')
+          .select('uuid')
+          .where('gateway_id', '=', gateway_id)
+          .orderBy('deleted_at', 'desc')
+          .orderBy('uuid')
+          .limit(MAX_DEPENDENT_DEVICES)
+          .offset(MAX_DEPENDENT_DEVICES)
+          .execute();
+        if (old.length)
+          await tx
+            .deleteFrom('dependent_tombstone')
+            .where(
+              'uuid',
+              'in',
+              old.map((o) => o.uuid),
+            )
+            .execute();
+      },
+      () => [gateway_id],
     );
-    return row.gateway_id;
+    return gateway_id;
   }
 
   /**
@@ -137,6 +163,9 @@ export class DependentDevices {
     const uuid = body.uuid ?? randomBytes(16).toString('hex');
     const known = await this.repeat(gatewayId, body.app_id, uuid);
     if (known) return { created: false, device: known };
+    // a deleted device is not brought back by its gateway registering it late (provisioned offline, or an answer lost)
+    if (await this.db.selectFrom('dependent_tombstone').select('uuid').where('uuid', '=', uuid).executeTakeFirst())
+      throw new ConflictError(`dependent device ${uuid} was deleted`);
     // a gateway's target holds at most so many (dependents.ts)
     const { n } = await this.db
       .selectFrom('dependent_device')

@@ -1,7 +1,8 @@
 // The `dependent` part of a gateway's target (src/shared/dependents.ts): the dependent apps of the
 // projects it runs, each with its newest release (image and commit), and the targets of its own
 // dependent devices (their app's newest commit, or the commit they are pinned to: that release is in
-// its app's `pinned_releases`, so that the gateway can fetch its assets too). Only devices of
+// its app's `pinned_releases`, so that the gateway can fetch its assets too), and the uuids of its
+// devices deleted (tombstones: a gateway that never saw one listed learns it too). Only devices of
 // apps the gateway is given are in it. Omitted when there is neither. A release's image goes through
 // the same conversion as a container of a normal release (releaseTarget.ts): its registry, or the
 // project's default one, prefixes it and its credentials join the target's registries (sealed, as
@@ -87,6 +88,9 @@ export async function dependentTargets(
         .orderBy('id')
         .execute()),
     );
+  const tombstones: { uuid: string; gateway_id: string }[] = [];
+  for (const part of inChunks(gateways))
+    tombstones.push(...(await db.selectFrom('dependent_tombstone').select(['uuid', 'gateway_id']).where('gateway_id', 'in', part).orderBy('uuid').execute()));
   const pins = [...new Set(devices.flatMap((d) => (d.pinned_commit ? [d.pinned_commit] : [])))];
   const releaseColumns = ['id', 'app_id', 'image', 'tag', 'registry_id', 'commit'] as const;
   const [newest, pinned] = await Promise.all([
@@ -127,6 +131,7 @@ export async function dependentTargets(
       const built = gatewayDependents(
         apps.filter((a) => projects.includes(a.project_id)),
         devices.filter((d) => d.gateway_id === gateway),
+        tombstones.filter((t) => t.gateway_id === gateway).map((t) => t.uuid),
         newestOf,
         releases,
       );
@@ -155,11 +160,12 @@ interface DeviceRow {
 function gatewayDependents(
   apps: { id: number; project_id: number; name: string; device_type: string; config: string }[],
   devices: DeviceRow[],
+  deleted: string[],
   newestOf: ReadonlyMap<number, BuiltRelease>,
   releases: ReadonlyMap<string, BuiltRelease>,
 ): { json: string; registries: Record<string, SealedRegistry> } | undefined {
   if (!apps.length) return undefined;
-  const dependent: DependentTarget = { apps: {}, devices: {} };
+  const dependent: DependentTarget = { apps: {}, devices: {}, ...(deleted.length ? { deleted } : {}) };
   let used: Record<string, SealedRegistry> = {};
   const release = (built: BuiltRelease | undefined): DependentReleaseTarget | null => {
     if (!built) return null;
