@@ -38,12 +38,12 @@ test('dashboard at phone width: keyboard login, admin resources, shown-once secr
 
   // the keyboard alone: Tab to the token field, type, Enter; a wrong token first
   await page.goto(url);
-  await page.getByLabel('API token').waitFor();
+  await page.getByLabel('API token', { exact: true }).waitFor();
   await page.keyboard.press('Tab');
   await page.keyboard.type('bsn_wrong');
   await page.keyboard.press('Enter');
   await page.getByRole('alert').getByText('This token is not valid').waitFor();
-  await page.getByLabel('API token').fill('');
+  await page.getByLabel('API token', { exact: true }).fill('');
   await page.keyboard.type(server.firstAdminToken!);
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
@@ -117,13 +117,13 @@ test('dashboard at phone width: keyboard login, admin resources, shown-once secr
 
   // the new token logs in; revoked, the next call sends the page back to the login form
   await page.getByRole('button', { name: 'Log out' }).click();
-  await page.getByLabel('API token').fill(token);
+  await page.getByLabel('API token', { exact: true }).fill(token);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
   const id = (await server.tokens.list()).find((x) => x.name === 'ci')!.id;
   await server.tokens.revoke(id);
   await page.getByRole('link', { name: 'Admin' }).click();
-  await page.getByLabel('API token').waitFor();
+  await page.getByLabel('API token', { exact: true }).waitFor();
 
   // Chromium logs every answer >= 400 as "Failed to load resource": only those the flow provoked
   const provoked = /Failed to load resource: the server responded with a status of (401 \(Unauthorized\)|400 \(Bad Request\))/;

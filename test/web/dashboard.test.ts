@@ -22,7 +22,7 @@ test('dashboard: login, a release from a compose file deployed live, its log lin
 
   // login: the token is checked before it is kept
   await page.goto(cp.url);
-  await page.getByLabel('API token').fill(cp.server.firstAdminToken!);
+  await page.getByLabel('API token', { exact: true }).fill(cp.server.firstAdminToken!);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
   const row = page.locator(`[data-device="${deviceId}"]`);
