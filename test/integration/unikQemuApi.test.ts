@@ -56,7 +56,7 @@ test('UniK API, qemu provider: the whole life of images, instances and volumes a
   assert.equal(empty.SizeMb, 4);
   const port = await freePort();
   const inst = await c.run(`vm${suffix}`, name, { '/data': empty.Name }, { BOSUN_PORTS: `${port}:8080` });
-  assert.equal(inst.State, 'running');
+  assert.ok(['pending', 'running'].includes(inst.State), inst.State);
   assert.equal(inst.Infrastructure, 'qemu');
   assert.equal((await get(port, '/hello.txt')).status, 404, 'httpd answers from inside the VM; the empty volume has no file');
   assert.match(await c.logs(inst.Name), /bosun-init: mounted \/data/);
@@ -74,15 +74,15 @@ test('UniK API, qemu provider: the whole life of images, instances and volumes a
   await c.stop(inst.Name);
   assert.equal((await c.instance(inst.Name)).State, 'stopped');
   await c.start(inst.Name);
-  assert.equal((await c.instance(inst.Name)).State, 'running');
+  assert.ok(['pending', 'running'].includes((await c.instance(inst.Name)).State));
 
   // a volume from a tar (gzip), attached in place of the empty one: the VM restarts with it and serves its file
   const data = await c.createVolume(`data${suffix}`, zlib.gzipSync(await tarOf([{ name: 'hello.txt', body: 'hello from the volume\n' }])), 'qemu', 0);
   assert.equal(await c.detach(empty.Name), empty.Name);
   assert.equal(await c.attach(data.Name, inst.Id, '/data'), data.Name);
   assert.equal((await c.volume(data.Name)).Attachment, inst.Id);
-  assert.equal((await c.instance(inst.Id)).State, 'running');
   assert.deepEqual(await get(port, '/hello.txt'), { status: 200, body: 'hello from the volume\n' });
+  assert.equal((await c.instance(inst.Id)).State, 'running');
 
   // an agent restart: the VM runs on and is found again
   await agent.stop();

@@ -5,9 +5,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import type Docker from 'dockerode';
 import { elfKind } from '../../src/agent/unik/docker/dockerBuild.js';
 import { hubRef } from '../../src/agent/unik/docker/dockerHub.js';
-import { UnikError } from '../../src/agent/unik/provider.js';
+import { toInstance, UNIK } from '../../src/agent/unik/docker/dockerLabels.js';
+import { INSTANCE_STATES, UnikError } from '../../src/agent/unik/provider.js';
 
 const hub = (url: string) => ({ url, username: 'u', password: 'p' });
 
@@ -31,4 +33,14 @@ test('static-binary: a static ELF executable passes; a dynamic one and other fil
   const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'unik-elf-')), 'script.sh');
   fs.writeFileSync(text, '#!/bin/sh\necho hi\n'.repeat(10));
   assert.equal(await elfKind(text), 'not-elf');
+});
+
+test("instance state: only UniK's values; a container the provider is still creating or starting is pending", () => {
+  const container = (State: string) => ({ State, Labels: { [UNIK.id]: 'i1', [UNIK.name]: 'one' }, Created: 0 }) as unknown as Docker.ContainerInfo;
+  for (const engineState of ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead', 'something-new']) {
+    assert.ok(INSTANCE_STATES.includes(toInstance(container(engineState)).State), engineState);
+    assert.equal(toInstance(container(engineState), true).State, 'pending', engineState);
+  }
+  assert.equal(toInstance(container('created')).State, 'stopped', 'created and never started by a run: stopped');
+  assert.equal(toInstance(container('something-new')).State, 'unknown');
 });

@@ -14,7 +14,7 @@ import { cpioNewc, S_IFDIR, S_IFREG } from '../../src/agent/unik/qemu/cpio.js';
 import { loadOrder, moduleDepends, settingsScript, shellQuote, VIRTIO_MODULES } from '../../src/agent/unik/qemu/guest.js';
 import { qemuArgs } from '../../src/agent/unik/qemu/qemuArgs.js';
 import { checkEnv, checkMounts, checkName, parsePorts, staticElfProblem } from '../../src/agent/unik/qemu/validate.js';
-import { volumeSizeMb } from '../../src/agent/unik/qemu/volumes.js';
+import { copyRawDisk, volumeSizeMb } from '../../src/agent/unik/qemu/volumes.js';
 
 const BUSYBOX = '/bin/busybox';
 const HOSTILE = ["it's", '$(touch /tmp/bosun-pwned)', '`id`', 'a\nb', '; rm -rf /', '"', '\\', "'", '', ' spaced  out ', '$HOME', '*'];
@@ -193,5 +193,28 @@ test('the console is bounded: past its limit its tail moves aside and it starts 
   assert.equal(await consoleTail(file, 50), `${'c'.repeat(44)}after\n`);
   assert.equal((await consoleTail(file, 1000)).length, 106, 'at most what was kept, then the new');
   fs.closeSync(writer);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('a raw disk image: whole sectors within the size asked, copied and grown to it; the upload untouched', async () => {
+  const dir = tmp();
+  const raw = (name: string, bytes: number) => {
+    fs.writeFileSync(path.join(dir, name), Buffer.alloc(bytes, 7));
+    return path.join(dir, name);
+  };
+  const disk = path.join(dir, 'disk');
+  assert.equal(await copyRawDisk(raw('ok', 1024 * 1024 + 512), disk, 4), 4);
+  assert.equal(fs.statSync(disk).size, 4 * 1024 * 1024);
+  assert.deepEqual(fs.readFileSync(disk).subarray(0, 1024 * 1024 + 512), Buffer.alloc(1024 * 1024 + 512, 7));
+  assert.equal(fs.statSync(path.join(dir, 'ok')).size, 1024 * 1024 + 512);
+  fs.rmSync(disk);
+  assert.equal(await copyRawDisk(raw('own', 1536), disk, 0), 1, 'no size: its own, in whole MB');
+  fs.rmSync(disk);
+  await assert.rejects(copyRawDisk(raw('odd', 1000), disk, 0), badRequest(/whole 512-byte sectors/));
+  await assert.rejects(copyRawDisk(raw('empty', 0), disk, 0), badRequest(/empty/));
+  await assert.rejects(copyRawDisk(raw('big', 2 * 1024 * 1024 + 512), disk, 2), badRequest(/does not fit a volume of 2 MB/));
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
+  await assert.rejects(copyRawDisk(path.join(dir, 'link'), disk, 0), badRequest(/not a regular file/));
+  assert.equal(fs.existsSync(disk), false, 'nothing made for a refusal');
   fs.rmSync(dir, { recursive: true });
 });

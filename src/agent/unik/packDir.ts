@@ -54,3 +54,16 @@ function fileEntry(pack: tarStream.Pack, name: string, full: string, st: fs.Stat
     source.pipe(sink);
   });
 }
+
+/** One file as a tar stream holding just it, under `name` (a raw volume's data for the engine). */
+export function packFile(file: string, name: string): Readable {
+  const pack = tarStream.pack();
+  fsp
+    .lstat(file)
+    .then((st) => fileEntry(pack, name, file, st))
+    .then(
+      () => pack.finalize(),
+      (err: Error) => pack.destroy(err),
+    );
+  return pack;
+}

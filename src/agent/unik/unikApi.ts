@@ -74,6 +74,7 @@ export async function buildUnikApi(options: UnikApiOptions, listenAddress: strin
   imageRoutes(app, ctx);
   instanceRoutes(app, ctx);
   volumeRoutes(app, ctx);
+  await ctx.pruneKept();
   await app.ready();
   return app as unknown as Api;
 }

@@ -1,6 +1,7 @@
 // What runs inside a qemu instance: the init (a busybox shell script, PID 1 of the VM) and the
 // per-start settings it sources. Everything the API's caller chose (args, env, mount points) reaches
 // the guest only as single-quoted shell words, so nothing of it is ever interpreted by the init.
+import { APP_STARTED } from './console.js';
 
 /** Debian builds virtio as modules; these are what the VM needs for its network and disks. */
 export const VIRTIO_MODULES = [
@@ -71,7 +72,8 @@ bosun_mount() {
   for try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     for b in /sys/block/vd*; do
       if [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ]; then
-        mount -t ext2 "/dev/\${b##*/}" "$2" && mounted="$2 $mounted" && echo "bosun-init: mounted $2"
+        # ext2 made here; a raw disk image may hold another filesystem: the kernel's guess then
+        { mount -t ext2 "/dev/\${b##*/}" "$2" 2>/dev/null || mount "/dev/\${b##*/}" "$2"; } && mounted="$2 $mounted" && echo "bosun-init: mounted $2"
         return
       fi
     done
@@ -81,7 +83,7 @@ bosun_mount() {
 }
 . /bosun/config
 cd /
-echo "bosun-init: starting the app"
+echo "${APP_STARTED}"
 bosun_run &
 app=$!
 # a line on the second serial port is the host asking for a graceful stop

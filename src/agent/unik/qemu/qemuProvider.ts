@@ -18,14 +18,14 @@ import {
 } from '../provider.js';
 import { launchVm } from './accel.js';
 import { type GuestAssets, guestAssets } from './assets.js';
-import { consoleTail, follow, rotateConsole } from './console.js';
+import { appStarted, consoleTail, follow, rotateConsole } from './console.js';
 import { diskSerial, settingsScript } from './guest.js';
 import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
 import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
 import { checkArgs, checkEnv, checkMounts, checkName, PORTS_ENV, parsePorts } from './validate.js';
 import { isInstanceVm, stopVm } from './vm.js';
-import { folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
+import { copyRawDisk, folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
 
 const NAME = 'qemu';
 const DEFAULT_MEMORY_MB = 128;
@@ -69,6 +69,8 @@ class QemuProvider implements UnikProvider {
   /** names being built or made, refused to a second request until done */
   private readonly making = new Set<string>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** instance id → the pid of the VM whose app was seen started (one entry per instance) */
+  private readonly started = new Map<string, number>();
   private assets: Promise<GuestAssets> | undefined;
 
   constructor(
@@ -156,7 +158,7 @@ class QemuProvider implements UnikProvider {
   // ---- instances
 
   async listInstances(): Promise<UnikInstance[]> {
-    return Promise.all([...this.instances.values()].map(async (r) => this.toInstance(r, (await this.running(r)) ? 'running' : 'stopped')));
+    return Promise.all([...this.instances.values()].map(async (r) => this.toInstance(r, await this.state(r))));
   }
 
   async runInstance(req: RunRequest): Promise<UnikInstance> {
@@ -206,7 +208,7 @@ class QemuProvider implements UnikProvider {
           throw err;
         }
         this.log.info(`UniK qemu: instance ${req.name} running (${rec.accel})`);
-        return this.toInstance(rec, 'running');
+        return this.toInstance(rec, await this.state(rec));
       },
     );
   }
@@ -225,6 +227,7 @@ class QemuProvider implements UnikProvider {
       if ((await this.running(rec)) && !force) throw conflict(`instance ${rec.Name} is running (stop it, or force)`);
       await this.halt(rec);
       this.instances.delete(rec.Id);
+      this.started.delete(rec.Id);
       await this.store.remove('instances', rec.Id);
     });
   }
@@ -246,7 +249,7 @@ class QemuProvider implements UnikProvider {
   async createVolume(req: VolumeRequest): Promise<UnikVolume> {
     checkName('volume', req.name);
     const usage = req.dataDir ? await folderUsage(req.dataDir) : undefined;
-    const sizeMb = volumeSizeMb(req.sizeMb, usage);
+    const sizeMb = req.rawFile ? 0 : volumeSizeMb(req.sizeMb, usage);
     return this.claimName(
       req.name,
       [...this.volumes.values()].map((v) => v.Name),
@@ -254,8 +257,10 @@ class QemuProvider implements UnikProvider {
         const id = await randomHex(8);
         const dir = await this.store.staging('volumes', id);
         try {
-          await makeExt2(path.join(dir, 'disk.ext2'), sizeMb, usage?.entries ?? 0, req.dataDir);
+          const disk = path.join(dir, 'disk.ext2');
           const rec: VolumeRecord = { Id: id, Name: req.name, SizeMb: sizeMb, Created: new Date().toISOString() };
+          if (req.rawFile) rec.SizeMb = await copyRawDisk(req.rawFile, disk, req.sizeMb);
+          else await makeExt2(disk, sizeMb, usage?.entries ?? 0, req.dataDir);
           await this.store.commit('volumes', id, rec);
           this.volumes.set(id, rec);
           return this.toVolume(rec);
@@ -351,6 +356,15 @@ class QemuProvider implements UnikProvider {
       throw err;
     });
     return this.assets;
+  }
+
+  /** `pending` from the launch until the console shows the init starting the app (the VM boots meanwhile). */
+  private async state(rec: InstanceRecord): Promise<UnikInstance['State']> {
+    if (!(await this.running(rec))) return 'stopped';
+    if (this.started.get(rec.Id) === rec.pid) return 'running';
+    if (!(await appStarted(consoleFile(this.store.dir('instances', rec.Id))))) return 'pending';
+    this.started.set(rec.Id, rec.pid!);
+    return 'running';
   }
 
   private running(rec: InstanceRecord): Promise<boolean> {
