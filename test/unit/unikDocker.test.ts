@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
+import tarStream from 'tar-stream';
+import { RAW_FILE } from '../../src/agent/unik/docker/dockerVolumes.js';
+import { packFile } from '../../src/agent/unik/packDir.js';
 import type Docker from 'dockerode';
 import { elfKind } from '../../src/agent/unik/docker/dockerBuild.js';
 import { hubRef } from '../../src/agent/unik/docker/dockerHub.js';
@@ -43,4 +47,18 @@ test("instance state: only UniK's values; a container the provider is still crea
   }
   assert.equal(toInstance(container('created')).State, 'stopped', 'created and never started by a run: stopped');
   assert.equal(toInstance(container('something-new')).State, 'unknown');
+});
+
+test('raw volume data: one file `data`, its bytes as they came, readable by any user', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'unik-raw-')), 'raw-upload');
+  fs.writeFileSync(file, Buffer.from([0, 1, 2, 0xff]), { mode: 0o600 });
+  const entries: { name: string; mode?: number; body: Buffer }[] = [];
+  const extract = tarStream.extract();
+  extract.on('entry', (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => (entries.push({ name: header.name, mode: header.mode, body: Buffer.concat(chunks) }), next()));
+  });
+  await pipeline(packFile(file, RAW_FILE), extract);
+  assert.deepEqual(entries, [{ name: 'data', mode: 0o644, body: Buffer.from([0, 1, 2, 0xff]) }]);
 });
