@@ -97,7 +97,8 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
     name: 'web',
     compiler,
     sourceDir: src,
-    args: ['httpd', '-f', '-vv', '-p', '8080', '-h', '/www'],
+    // httpd serves from / (its home is its cwd: a mount on it would stay unseen, and keep it busy)
+    args: ['httpd', '-f', '-vv', '-p', '8080', '-h', '/'],
     mounts: ['/www'],
     signal: new AbortController().signal,
   });
@@ -127,7 +128,7 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
   assert.equal((await p.listVolumes())[0]!.Attachment, inst.Id);
 
   // HTTP through 127.0.0.1:port reaches httpd in the VM, which serves the volume's file
-  const res = await httpGet(port, '/index.html');
+  const res = await httpGet(port, '/www/index.html');
   assert.deepEqual(res, { status: 200, body: 'hello from a volume\n' });
 
   // the console is the log: the init's lines and httpd's request log (-vv)
@@ -164,14 +165,19 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
 
   await p.startInstance(found);
   await runningSoon(p, 'web-1');
-  assert.deepEqual(await httpGet(port, '/index.html'), { status: 200, body: 'hello from a volume\n' });
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a volume\n' });
 
-  // detach: the running VM restarts without the disk (an empty /www: httpd answers 404)
+  // detach and attach on the running VM: hot-plugged, the VM runs on (a restart would start its console afresh)
+  await httpGet(port, '/before-hotplug');
   await p.detachVolume((await p.listVolumes())[0]!);
   assert.equal((await p.listVolumes())[0]!.Attachment, '');
-  assert.equal((await httpGet(port, '/index.html')).status, 404);
+  assert.equal((await httpGet(port, '/www/index.html')).status, 404, 'an empty /www once unplugged');
   await p.attachVolume((await p.listVolumes())[0]!, found, '/www');
-  assert.deepEqual(await httpGet(port, '/index.html'), { status: 200, body: 'hello from a volume\n' });
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a volume\n' });
+  const hotLogs = await p.logs(found);
+  assert.match(hotLogs, /before-hotplug/, 'no restart: the console goes on');
+  assert.match(hotLogs, /bosun-init: unmounted \/www[\s\S]*bosun-init: mounted \/www/);
+  assert.equal((await byName(p, 'web-1')).State, 'running');
 
   // raw=true: a disk image made elsewhere (here by mke2fs on the test's side) is the volume's disk as it is
   const rawData = await folder({ 'index.html': 'hello from a raw disk\n' });
@@ -182,10 +188,11 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
   assert.equal(rawVol.SizeMb, 3);
   await p.detachVolume((await p.listVolumes()).find((v) => v.Name === 'site')!);
   await p.attachVolume(rawVol, found, '/www');
-  assert.deepEqual(await httpGet(port, '/index.html'), { status: 200, body: 'hello from a raw disk\n' });
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a raw disk\n' });
   assert.equal((await fs.lstat(rawImg)).size, 3 * 1024 * 1024, 'the upload is read, never taken');
   await p.detachVolume((await p.listVolumes()).find((v) => v.Name === 'raw')!);
   await p.deleteVolume((await p.listVolumes()).find((v) => v.Name === 'raw')!, false);
+  assert.match(await p.logs(found), /before-hotplug/, 'still no restart');
 
   // delete everything: forced while running; nothing is left on disk
   await p.deleteImage(image, true);

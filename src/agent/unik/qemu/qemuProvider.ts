@@ -19,7 +19,8 @@ import {
 import { launchVm } from './accel.js';
 import { type GuestAssets, guestAssets } from './assets.js';
 import { appStarted, consoleTail, follow, rotateConsole } from './console.js';
-import { diskSerial, settingsScript } from './guest.js';
+import { diskDevice, diskSerial, settingsScript } from './guest.js';
+import { hotAttach, hotDetach } from './hotplug.js';
 import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
 import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
@@ -280,7 +281,7 @@ class QemuProvider implements UnikProvider {
     await this.store.remove('volumes', volume.Id);
   }
 
-  /** A disk is given to the VM at boot: a running instance is restarted with it (a stopped one gets it at its next start). */
+  /** A running instance gets the disk hot-plugged (a stopped one gets it at its next start). */
   attachVolume(volume: UnikVolume, instance: UnikInstance, mountPoint: string): Promise<void> {
     return this.queued(instance.Id, async () => {
       const rec = this.record(instance);
@@ -302,12 +303,31 @@ class QemuProvider implements UnikProvider {
 
   // ---- internals
 
+  /** A running VM gets the change hot-plugged; where that fails (an image built before, a busy mount), it restarts with it. */
   private async remount(rec: InstanceRecord, mounts: Record<string, string>): Promise<void> {
+    const before = rec.mounts;
     rec.mounts = mounts; // at once, so that no other request sees the volume free meanwhile
-    const wasRunning = await this.running(rec);
-    if (wasRunning) await this.halt(rec);
     await this.store.save('instances', rec.Id, rec);
-    if (wasRunning) await this.boot(rec);
+    if (!(await this.running(rec))) return;
+    try {
+      await this.hotplug(rec, before, mounts);
+    } catch (err) {
+      this.log.warn(`UniK qemu: ${rec.Name} restarts for its new volumes (hot-plugging failed: ${(err as Error).message})`);
+      await this.halt(rec);
+      await this.boot(rec);
+    }
+  }
+
+  private async hotplug(rec: InstanceRecord, before: Record<string, string>, after: Record<string, string>): Promise<void> {
+    const points = this.images.get(rec.ImageId)?.mounts ?? [];
+    const dir = this.store.dir('instances', rec.Id);
+    const disk = (point: string, volumeId: string) => ({ index: points.indexOf(point), volumeId, file: this.diskFile(volumeId) });
+    for (const [point, volumeId] of Object.entries(before)) if (after[point] !== volumeId) await hotDetach(dir, disk(point, volumeId));
+    for (const [point, volumeId] of Object.entries(after)) if (before[point] !== volumeId) await hotAttach(dir, disk(point, volumeId));
+  }
+
+  private diskFile(volumeId: string): string {
+    return path.join(this.store.dir('volumes', volumeId), 'disk.ext2');
   }
 
   private async boot(rec: InstanceRecord): Promise<void> {
@@ -315,13 +335,16 @@ class QemuProvider implements UnikProvider {
     const image = this.images.get(rec.ImageId);
     if (!image) throw notFound('image', rec.ImageId);
     const dir = this.store.dir('instances', rec.Id);
+    // a disk's serial and device id follow its mount point's place among the image's (hot-plugging names them so)
     const attached = image.mounts.filter((m) => rec.mounts[m]);
-    const disks = attached.map((m, i) => ({ file: path.join(this.store.dir('volumes', rec.mounts[m]!), 'disk.ext2'), serial: diskSerial(i) }));
+    const index = (m: string) => image.mounts.indexOf(m);
+    const disks = attached.map((m) => ({ file: this.diskFile(rec.mounts[m]!), serial: diskSerial(index(m)), device: diskDevice(index(m)) }));
     const settings = settingsScript({
       app: image.app,
       args: image.args,
       env: rec.env,
-      mounts: attached.map((mountPoint, i) => ({ mountPoint, serial: diskSerial(i) })),
+      points: image.mounts,
+      mounts: attached.map((mountPoint) => ({ mountPoint, serial: diskSerial(index(mountPoint)) })),
       emptyMounts: image.mounts.filter((m) => !rec.mounts[m]),
     });
     await writeInstanceInitrd(path.join(this.store.dir('images', rec.ImageId), 'initrd.img'), settings, path.join(dir, 'initrd.img')).catch((err) =>
