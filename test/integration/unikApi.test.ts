@@ -16,6 +16,20 @@ const suffix = `${process.pid}`;
 const logsContain = (c: UnikGoClient, id: string, text: string) =>
   waitFor(`"${text}" in the logs of ${id}`, async () => ((await c.logs(id)).includes(text) ? true : undefined));
 
+/** The states `c` lists for the instance `name` while `during` runs (as often as it can ask); a repeated id fails. */
+async function statesDuring(c: UnikGoClient, name: string, during: Promise<unknown>): Promise<Set<string>> {
+  const states = new Set<string>();
+  let done = false;
+  const finished = during.finally(() => (done = true));
+  while (!done) {
+    const list = await c.instances();
+    assert.equal(new Set(list.map((i) => i.Id)).size, list.length, 'one entry per instance');
+    for (const i of list) if (i.Name === name) states.add(i.State);
+  }
+  await finished;
+  return states;
+}
+
 test('UniK API, docker provider: the whole life of images, instances and volumes as the unik CLI drives it', async (t) => {
   const appId = freshAppId();
   const { agent, dataDir } = await startAgent(t, [appId], { unikPort: 0 });
@@ -28,7 +42,7 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
 
   // build: one static executable, FROM scratch + it; a mount point it declares
   const bb = `bb${suffix}`;
-  const script = 'echo started; cat /data/hello.txt 2>/dev/null || echo no-data; while true; do sleep 1; done';
+  const script = 'echo started; cat /data/hello.txt /data/data 2>/dev/null || echo no-data; while true; do sleep 1; done';
   const image = await c.build(bb, await tarOf([{ name: 'busybox', body: BUSYBOX, mode: 0o755 }]), 'static', 'binary', 'docker', `sh -c '${script}'`, ['/data']);
   assert.equal(image.Name, bb);
   assert.equal(image.Infrastructure, 'docker');
@@ -44,7 +58,10 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
   // an empty volume for the declared mount, then run
   const empty = await c.createVolume(`empty${suffix}`, undefined, 'docker', 10);
   assert.equal(empty.SizeMb, 10);
-  const inst = await c.run(`i${suffix}`, bb, { '/data': empty.Name }, { GREETING: 'hi' });
+  const running = c.run(`i${suffix}`, bb, { '/data': empty.Name }, { GREETING: 'hi' });
+  // while its container is created and started: pending, never the engine's `created` (stopped)
+  for (const state of await statesDuring(c, `i${suffix}`, running)) assert.ok(state === 'pending' || state === 'running', state);
+  const inst = await running;
   assert.equal(inst.State, 'running');
   assert.equal(inst.ImageId, image.Id);
   assert.equal((await c.volume(empty.Name)).Attachment, inst.Id);
@@ -89,12 +106,26 @@ test('UniK API, docker provider: the whole life of images, instances and volumes
   assert.equal(data.Attachment, '');
   assert.equal(await c.detach(empty.Name), empty.Name);
   assert.equal((await c.volume(empty.Name)).Attachment, '');
-  assert.equal(await c.attach(data.Name, inst.Id, '/data'), data.Name);
+  const attaching = c.attach(data.Name, inst.Id, '/data');
+  for (const state of await statesDuring(c, inst.Name, attaching)) assert.ok(state === 'pending' || state === 'running', state);
+  assert.equal(await attaching, data.Name);
   assert.equal((await c.volume(data.Name)).Attachment, inst.Id);
   assert.equal((await c.instance(inst.Id)).State, 'running', 'a running instance runs on after an attach');
   await logsContain(c, inst.Id, 'hello from the volume');
   assert.equal(await c.detach(data.Name), data.Name);
   assert.equal((await c.volume(data.Name)).Attachment, '');
+
+  // raw=true: the bytes as they came, one file `data` at the volume's top; no larger than the size asked
+  const rawBytes = Buffer.from('raw bytes for unik\n');
+  const raw = await c.createVolume(`raw${suffix}`, rawBytes, 'docker', 1, { raw: true });
+  assert.equal(raw.SizeMb, 1);
+  assert.equal(await c.attach(raw.Name, inst.Id, '/data'), raw.Name);
+  await logsContain(c, inst.Id, 'raw bytes for unik');
+  assert.equal(await c.detach(raw.Name), raw.Name);
+  await c.deleteVolume(raw.Name);
+  await refusedWith(400, c.createVolume(`rawbig${suffix}`, Buffer.alloc(1024 * 1024 + 1), 'docker', 1, { raw: true }), /does not fit a volume of 1 MB/);
+  await refusedWith(400, c.createVolume(`tarbig${suffix}`, await tarOf([{ name: 'big', body: Buffer.alloc(2 * 1024 * 1024) }]), 'docker', 1), /does not fit/);
+  assert.equal((await c.volumes()).filter((v) => v.Name.includes('big')).length, 0, 'nothing half-made');
 
   // UniK's objects survive an agent restart (found again through their labels)
   await agent.stop();

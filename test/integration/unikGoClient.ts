@@ -232,8 +232,16 @@ export class UnikGoClient {
   async deleteVolume(id: string, force = false): Promise<void> {
     this.expect(await this.delete(`/volumes/${id}${query({ force })}`), 204);
   }
-  async createVolume(name: string, dataTar: Buffer | undefined, provider: string, size: number): Promise<Volume> {
-    const q = query({ size, provider });
+  /** `raw` and `noCleanup`, when given, go in the query as Go's %v writes them. */
+  async createVolume(
+    name: string,
+    dataTar: Buffer | undefined,
+    provider: string,
+    size: number,
+    opts: { raw?: boolean; noCleanup?: boolean } = {},
+  ): Promise<Volume> {
+    const extra = { ...(opts.raw === undefined ? {} : { raw: opts.raw }), ...(opts.noCleanup === undefined ? {} : { no_cleanup: opts.noCleanup }) };
+    const q = query({ size, provider, ...extra });
     const a = dataTar ? await this.postFile(`/volumes/${name}${q}`, 'tarfile', 'data.tar', dataTar) : await this.post(`/volumes/${name}${q}`);
     return this.json(a, 201, 'volume');
   }

@@ -3,6 +3,7 @@
 // folder is mounted inside (the web root); stop/start; a new provider (an agent restart) finds the
 // running VM again; refusals; everything deleted leaves nothing behind.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { EventLog } from '../../src/agent/eventLog.js';
 import { type UnikImage, type UnikInstance, type UnikProvider, UnikError } from '../../src/agent/unik/provider.js';
+import { APP_STARTED } from '../../src/agent/unik/qemu/console.js';
 import { createQemuProvider } from '../../src/agent/unik/qemu/qemuProvider.js';
 import { freePort } from './harness.js';
 
@@ -53,6 +55,20 @@ async function provider(dataDir: string): Promise<UnikProvider> {
 
 const byName = async (p: UnikProvider, name: string): Promise<UnikInstance> => (await p.listInstances()).find((i) => i.Name === name)!;
 
+/** The instance is `pending` while the VM boots, then `running` once the init started the app (the console shows it). */
+async function runningSoon(p: UnikProvider, name: string): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    const { State } = await byName(p, name);
+    if (State === 'running') {
+      assert.ok((await p.logs(await byName(p, name))).includes(APP_STARTED), 'running only once the app started');
+      return;
+    }
+    assert.equal(State, 'pending');
+    await sleep(100);
+  }
+  assert.fail(`${name} never ran`);
+}
+
 async function rejectsWith(promise: Promise<unknown>, kind: UnikError['kind'], pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => err instanceof UnikError && err.kind === kind && pattern.test(err.message));
 }
@@ -74,7 +90,8 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
     name: 'web',
     compiler,
     sourceDir: src,
-    args: ['httpd', '-f', '-vv', '-p', '8080', '-h', '/www'],
+    // httpd serves from / (its home is its cwd: a mount on it would stay unseen, and keep it busy)
+    args: ['httpd', '-f', '-vv', '-p', '8080', '-h', '/'],
     mounts: ['/www'],
     signal: new AbortController().signal,
   });
@@ -97,12 +114,14 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
     memoryMb: 0,
     debugMode: false,
   });
-  assert.equal(inst.State, 'running');
+  // the VM boots: pending until the init starts the app (the logs are read after the state)
+  assert.ok(inst.State === 'pending' || (await p.logs(inst)).includes(APP_STARTED), `${inst.State} before the app started`);
+  await runningSoon(p, 'web-1');
   assert.equal(inst.ImageId, image.Id);
   assert.equal((await p.listVolumes())[0]!.Attachment, inst.Id);
 
   // HTTP through 127.0.0.1:port reaches httpd in the VM, which serves the volume's file
-  const res = await httpGet(port, '/index.html');
+  const res = await httpGet(port, '/www/index.html');
   assert.deepEqual(res, { status: 200, body: 'hello from a volume\n' });
 
   // the console is the log: the init's lines and httpd's request log (-vv)
@@ -138,15 +157,35 @@ test('qemu: build, run, logs, HTTP through the forwarded port, a volume mounted 
   assert.match(await p.logs(found), /bosun-init: stop requested/, 'the graceful path: the init was asked to stop the app');
 
   await p.startInstance(found);
-  assert.equal((await byName(p, 'web-1')).State, 'running');
-  assert.deepEqual(await httpGet(port, '/index.html'), { status: 200, body: 'hello from a volume\n' });
+  await runningSoon(p, 'web-1');
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a volume\n' });
 
-  // detach: the running VM restarts without the disk (an empty /www: httpd answers 404)
+  // detach and attach on the running VM: hot-plugged, the VM runs on (a restart would start its console afresh)
+  await httpGet(port, '/before-hotplug');
   await p.detachVolume((await p.listVolumes())[0]!);
   assert.equal((await p.listVolumes())[0]!.Attachment, '');
-  assert.equal((await httpGet(port, '/index.html')).status, 404);
+  assert.equal((await httpGet(port, '/www/index.html')).status, 404, 'an empty /www once unplugged');
   await p.attachVolume((await p.listVolumes())[0]!, found, '/www');
-  assert.deepEqual(await httpGet(port, '/index.html'), { status: 200, body: 'hello from a volume\n' });
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a volume\n' });
+  const hotLogs = await p.logs(found);
+  assert.match(hotLogs, /before-hotplug/, 'no restart: the console goes on');
+  assert.match(hotLogs, /bosun-init: unmounted \/www[\s\S]*bosun-init: mounted \/www/);
+  assert.equal((await byName(p, 'web-1')).State, 'running');
+
+  // raw=true: a disk image made elsewhere (here by mke2fs on the test's side) is the volume's disk as it is
+  const rawData = await folder({ 'index.html': 'hello from a raw disk\n' });
+  const rawImg = path.join(rawData, '..', `${path.basename(rawData)}.img`);
+  t.after(() => Promise.all([rawData, rawImg].map((f) => fs.rm(f, { recursive: true, force: true }))));
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext2', '-d', rawData, rawImg, '3M'], { stdio: 'pipe' });
+  const rawVol = await p.createVolume({ name: 'raw', sizeMb: 0, rawFile: rawImg });
+  assert.equal(rawVol.SizeMb, 3);
+  await p.detachVolume((await p.listVolumes()).find((v) => v.Name === 'site')!);
+  await p.attachVolume(rawVol, found, '/www');
+  assert.deepEqual(await httpGet(port, '/www/index.html'), { status: 200, body: 'hello from a raw disk\n' });
+  assert.equal((await fs.lstat(rawImg)).size, 3 * 1024 * 1024, 'the upload is read, never taken');
+  await p.detachVolume((await p.listVolumes()).find((v) => v.Name === 'raw')!);
+  await p.deleteVolume((await p.listVolumes()).find((v) => v.Name === 'raw')!, false);
+  assert.match(await p.logs(found), /before-hotplug/, 'still no restart');
 
   // delete everything: forced while running; nothing is left on disk
   await p.deleteImage(image, true);
@@ -180,7 +219,7 @@ test('qemu: hostile env and args reach the app verbatim; the app exiting stops t
   await rejectsWith(p.buildImage({ name: 'echo', compiler, sourceDir: src, args: [], mounts: [], signal }), 'conflict', /taken/);
 
   const inst = await p.runInstance({ name: 'echo-1', image, mounts: new Map(), env: { GREETING: hostile }, memoryMb: 96, debugMode: false });
-  for (let i = 0; i < 600 && (await byName(p, 'echo-1')).State === 'running'; i++) await sleep(100);
+  for (let i = 0; i < 600 && (await byName(p, 'echo-1')).State !== 'stopped'; i++) await sleep(100);
   assert.equal((await byName(p, 'echo-1')).State, 'stopped', 'the VM powers off when the app exits');
   const logs = await p.logs(inst);
   assert.ok(logs.includes(`arg=[${hostile}]\r\narg=[]\r\n`), logs);

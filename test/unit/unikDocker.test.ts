@@ -4,10 +4,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
+import tarStream from 'tar-stream';
+import { RAW_FILE } from '../../src/agent/unik/docker/dockerVolumes.js';
+import { packFile } from '../../src/agent/unik/packDir.js';
+import type Docker from 'dockerode';
 import { elfKind } from '../../src/agent/unik/docker/dockerBuild.js';
 import { hubRef } from '../../src/agent/unik/docker/dockerHub.js';
-import { UnikError } from '../../src/agent/unik/provider.js';
+import { toInstance, UNIK } from '../../src/agent/unik/docker/dockerLabels.js';
+import { INSTANCE_STATES, UnikError } from '../../src/agent/unik/provider.js';
 
 const hub = (url: string) => ({ url, username: 'u', password: 'p' });
 
@@ -31,4 +37,28 @@ test('static-binary: a static ELF executable passes; a dynamic one and other fil
   const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'unik-elf-')), 'script.sh');
   fs.writeFileSync(text, '#!/bin/sh\necho hi\n'.repeat(10));
   assert.equal(await elfKind(text), 'not-elf');
+});
+
+test("instance state: only UniK's values; a container the provider is still creating or starting is pending", () => {
+  const container = (State: string) => ({ State, Labels: { [UNIK.id]: 'i1', [UNIK.name]: 'one' }, Created: 0 }) as unknown as Docker.ContainerInfo;
+  for (const engineState of ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead', 'something-new']) {
+    assert.ok(INSTANCE_STATES.includes(toInstance(container(engineState)).State), engineState);
+    assert.equal(toInstance(container(engineState), true).State, 'pending', engineState);
+  }
+  assert.equal(toInstance(container('created')).State, 'stopped', 'created and never started by a run: stopped');
+  assert.equal(toInstance(container('something-new')).State, 'unknown');
+});
+
+test('raw volume data: one file `data`, its bytes as they came, readable by any user', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'unik-raw-')), 'raw-upload');
+  fs.writeFileSync(file, Buffer.from([0, 1, 2, 0xff]), { mode: 0o600 });
+  const entries: { name: string; mode?: number; body: Buffer }[] = [];
+  const extract = tarStream.extract();
+  extract.on('entry', (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => (entries.push({ name: header.name, mode: header.mode, body: Buffer.concat(chunks) }), next()));
+  });
+  await pipeline(packFile(file, RAW_FILE), extract);
+  assert.deepEqual(entries, [{ name: 'data', mode: 0o644, body: Buffer.from([0, 1, 2, 0xff]) }]);
 });

@@ -11,10 +11,10 @@ import { UnikError } from '../../src/agent/unik/provider.js';
 import { kernelPackageOf } from '../../src/agent/unik/qemu/assets.js';
 import { consoleTail, rotateConsole } from '../../src/agent/unik/qemu/console.js';
 import { cpioNewc, S_IFDIR, S_IFREG } from '../../src/agent/unik/qemu/cpio.js';
-import { loadOrder, moduleDepends, settingsScript, shellQuote, VIRTIO_MODULES } from '../../src/agent/unik/qemu/guest.js';
+import { HOT_REPLY, initScript, loadOrder, moduleDepends, settingsScript, shellQuote, VIRTIO_MODULES } from '../../src/agent/unik/qemu/guest.js';
 import { qemuArgs } from '../../src/agent/unik/qemu/qemuArgs.js';
 import { checkEnv, checkMounts, checkName, parsePorts, staticElfProblem } from '../../src/agent/unik/qemu/validate.js';
-import { volumeSizeMb } from '../../src/agent/unik/qemu/volumes.js';
+import { copyRawDisk, volumeSizeMb } from '../../src/agent/unik/qemu/volumes.js';
 
 const BUSYBOX = '/bin/busybox';
 const HOSTILE = ["it's", '$(touch /tmp/bosun-pwned)', '`id`', 'a\nb', '; rm -rf /', '"', '\\', "'", '', ' spaced  out ', '$HOME', '*'];
@@ -56,7 +56,14 @@ test("the init's settings: a real busybox sh runs the app with exactly the env a
   fs.writeFileSync(app, `#!${BUSYBOX} sh\nfor a; do printf 'arg:%s\\0' "$a"; done\nprintf 'env:%s\\0' ${names}\nprintf 'leak:%s\\0' "$LEAK"\n`, {
     mode: 0o755,
   });
-  const script = settingsScript({ app: 'server', args: HOSTILE, env, mounts: [{ mountPoint: "/da'ta", serial: 'bosun0' }], emptyMounts: [] });
+  const script = settingsScript({
+    app: 'server',
+    args: HOSTILE,
+    env,
+    points: ["/da'ta"],
+    mounts: [{ mountPoint: "/da'ta", serial: 'bosun0' }],
+    emptyMounts: [],
+  });
   assert.ok(script.includes("'/app/server'"));
   fs.writeFileSync(config, script.replace("'/app/server'", shellQuote(app)));
   const out = execFileSync(BUSYBOX, ['sh', '-c', 'bosun_mount() { printf "mount:%s:%s\\0" "$1" "$2"; }; . "$0"; bosun_run', config], {
@@ -71,7 +78,7 @@ test("the init's settings: a real busybox sh runs the app with exactly the env a
     'leak:', // env -i: nothing of the init's own environment
   ]);
   assert.equal(fs.existsSync('/tmp/bosun-pwned'), false);
-  assert.match(settingsScript({ app: 'a', args: [], env: {}, mounts: [], emptyMounts: ['/data'] }), /^mkdir -p '\/data'$/m);
+  assert.match(settingsScript({ app: 'a', args: [], env: {}, points: ['/data'], mounts: [], emptyMounts: ['/data'] }), /^mkdir -p '\/data'$/m);
   assert.throws(() => shellQuote('a\0b'), /NUL/);
   fs.rmSync(dir, { recursive: true });
 });
@@ -124,7 +131,7 @@ test("qemu's command line: ports on 127.0.0.1 only, disks by serial, commas in p
       { host: 18080, guest: 8080 },
       { host: 2222, guest: 22 },
     ],
-    disks: [{ file: '/v/1/disk.ext2', serial: 'bosun0' }],
+    disks: [{ file: '/v/1/disk.ext2', serial: 'bosun0', device: 'vd0' }],
     debug: false,
   });
   const after = (flag: string) => args.filter((_, i) => args[i - 1] === flag);
@@ -132,7 +139,7 @@ test("qemu's command line: ports on 127.0.0.1 only, disks by serial, commas in p
   assert.deepEqual(after('-accel'), ['tcg']);
   assert.deepEqual(after('-netdev'), ['user,id=n0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22']);
   assert.deepEqual(after('-drive'), ['file=/v/1/disk.ext2,if=none,id=d0,format=raw']);
-  assert.deepEqual(after('-device'), ['virtio-net-pci,netdev=n0', 'virtio-blk-pci,drive=d0,serial=bosun0']);
+  assert.deepEqual(after('-device'), ['virtio-net-pci,netdev=n0', 'virtio-blk-pci,drive=d0,serial=bosun0,id=vd0']);
   assert.ok(after('-chardev').includes('file,id=con,path=/data/odd,,dir/console.log,append=on'));
   assert.deepEqual(after('-qmp'), ['unix:/data/odd,,dir/qmp.sock,server=on,wait=off']);
   assert.deepEqual(after('-initrd'), ['/data/odd,dir/initrd.img'], '-initrd takes a plain path');
@@ -193,5 +200,58 @@ test('the console is bounded: past its limit its tail moves aside and it starts 
   assert.equal(await consoleTail(file, 50), `${'c'.repeat(44)}after\n`);
   assert.equal((await consoleTail(file, 1000)).length, 106, 'at most what was kept, then the new');
   fs.closeSync(writer);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('a raw disk image: whole sectors within the size asked, copied and grown to it; the upload untouched', async () => {
+  const dir = tmp();
+  const raw = (name: string, bytes: number) => {
+    fs.writeFileSync(path.join(dir, name), Buffer.alloc(bytes, 7));
+    return path.join(dir, name);
+  };
+  const disk = path.join(dir, 'disk');
+  assert.equal(await copyRawDisk(raw('ok', 1024 * 1024 + 512), disk, 4), 4);
+  assert.equal(fs.statSync(disk).size, 4 * 1024 * 1024);
+  assert.deepEqual(fs.readFileSync(disk).subarray(0, 1024 * 1024 + 512), Buffer.alloc(1024 * 1024 + 512, 7));
+  assert.equal(fs.statSync(path.join(dir, 'ok')).size, 1024 * 1024 + 512);
+  fs.rmSync(disk);
+  assert.equal(await copyRawDisk(raw('own', 1536), disk, 0), 1, 'no size: its own, in whole MB');
+  fs.rmSync(disk);
+  await assert.rejects(copyRawDisk(raw('odd', 1000), disk, 0), badRequest(/whole 512-byte sectors/));
+  await assert.rejects(copyRawDisk(raw('empty', 0), disk, 0), badRequest(/empty/));
+  await assert.rejects(copyRawDisk(raw('big', 2 * 1024 * 1024 + 512), disk, 2), badRequest(/does not fit a volume of 2 MB/));
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
+  await assert.rejects(copyRawDisk(path.join(dir, 'link'), disk, 0), badRequest(/not a regular file/));
+  assert.equal(fs.existsSync(disk), false, 'nothing made for a refusal');
+  fs.rmSync(dir, { recursive: true });
+});
+
+test("the init's control port: mount N and umount N by the image's N-th mount point, answered; anything else ignored", () => {
+  const dir = tmp();
+  const init = initScript([]);
+  const serve = init.slice(init.indexOf('bosun_serve() {'), init.indexOf('\n}\n', init.indexOf('bosun_serve() {')) + 3);
+  const [input, answers] = [path.join(dir, 'in'), path.join(dir, 'answers')];
+  fs.writeFileSync(input, ['mount 1', 'mount 0; reboot', 'mount $(reboot)', 'umount 0', 'mount 7', 'bogus 0', 'stop', ''].join('\n'));
+  const config = settingsScript({ app: 'a', args: [], env: {}, points: ['/data', "/it's"], mounts: [], emptyMounts: [] });
+  const script = [
+    'bosun_mount() { printf "mount:%s:%s\\n" "$1" "$2"; }',
+    'umount() { printf "umount:%s\\n" "$1"; }',
+    'kill() { printf "kill:%s\\n" "$*"; }',
+    config,
+    'app=42',
+    serve.replaceAll('/dev/ttyS1', '"$BOSUN_TTY"'),
+    'bosun_serve < /dev/null',
+  ].join('\n');
+  const out = execFileSync(BUSYBOX, ['sh', '-c', script.replace('done < "$BOSUN_TTY"', 'done < "$BOSUN_IN"')], {
+    env: { BOSUN_TTY: answers, BOSUN_IN: input, PATH: '/usr/bin:/bin' },
+  }).toString();
+  assert.deepEqual(out.trim().split('\n'), [
+    "mount:bosun1:/it's",
+    'umount:/data',
+    'bosun-init: unmounted /data',
+    'bosun-init: stop requested',
+    'kill:-TERM 42',
+  ]);
+  assert.equal(fs.readFileSync(answers, 'utf8'), `${HOT_REPLY} umounted 0\n`, 'answers go to the control port');
   fs.rmSync(dir, { recursive: true });
 });

@@ -81,8 +81,10 @@ class FakeProvider implements UnikProvider {
   async listVolumes() {
     return this.volumes;
   }
+  rawData: Buffer[] = [];
   async createVolume(r: VolumeRequest) {
     this.volumeRequests.push(r);
+    if (r.rawFile) this.rawData.push(fs.readFileSync(r.rawFile));
     const v: UnikVolume = { Id: `vol-${r.name}`, Name: r.name, SizeMb: r.sizeMb, Attachment: '', Infrastructure: 'fake', Created: created };
     this.volumes.push(v);
     return v;
@@ -99,15 +101,24 @@ class FakeProvider implements UnikProvider {
   async remoteDeleteImage() {}
 }
 
-async function api(t: { after(fn: () => void): void }) {
+async function api(t: { after(fn: () => void): void }, keptLimitBytes = 1024 * 1024, root = fs.mkdtempSync(path.join(os.tmpdir(), 'unik-routes-'))) {
   const provider = new FakeProvider();
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'unik-routes-'));
-  t.after(() => fs.rmSync(workDir, { recursive: true, force: true }));
+  const [workDir, keptDir] = [path.join(root, 'work'), path.join(root, 'kept')];
+  fs.mkdirSync(workDir, { recursive: true });
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
   const app = await buildUnikApi(
-    { providers: [provider], workDir, log: new EventLog('error'), uploadLimitBytes: 1024 * 1024, extractLimits: DEFAULT_EXTRACT_LIMITS },
+    {
+      providers: [provider],
+      workDir,
+      keptDir,
+      keptLimitBytes,
+      log: new EventLog('error'),
+      uploadLimitBytes: 1024 * 1024,
+      extractLimits: DEFAULT_EXTRACT_LIMITS,
+    },
     '127.0.0.1',
   );
-  return { app, provider, workDir };
+  return { app, provider, workDir, keptDir };
 }
 
 const upload = async (name = 'app') => multipartFile('tarfile', 'sources.tar', await tarOf([{ name, body: 'x' }]));
@@ -246,4 +257,61 @@ test('logs: plain text; followed, the existing lines and then the new ones until
   for (let i = 0; i < 50 && provider.instances.length; i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(provider.instances, [], 'delete=true removes the instance once the client left');
   assert.ok(fs.existsSync(workDir));
+});
+
+const post = (app: Awaited<ReturnType<typeof api>>['app'], url: string, part: { body: Buffer; contentType: string }) =>
+  app.inject({ method: 'POST', url, headers: { 'content-type': part.contentType }, payload: part.body });
+
+test('no_cleanup=true: the sources and volume data are kept under kept/, removed with their image or volume; bounded in total', async (t) => {
+  // what belongs to no image any more (deleted while the agent was down) goes when the API loads
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'unik-routes-'));
+  fs.mkdirSync(path.join(root, 'kept', 'images', 'ghost'), { recursive: true });
+  const { app, provider, workDir, keptDir } = await api(t, 8 * 1024, root);
+  assert.deepEqual(fs.readdirSync(path.join(keptDir, 'images')), []);
+
+  const build = await post(app, '/images/a/create?base=static&lang=binary&provider=fake&no_cleanup=true', await upload('server'));
+  assert.equal(build.statusCode, 201, build.body);
+  const image = JSON.parse(build.body) as UnikImage;
+  assert.equal(fs.readFileSync(path.join(keptDir, 'images', image.Id, 'server'), 'utf8'), 'x');
+  assert.deepEqual(fs.readdirSync(workDir), [], 'moved out of the work folder');
+
+  const vol = await post(app, '/volumes/v?provider=fake&no_cleanup=true', multipartFile('tarfile', 'd.tar', await tarOf([{ name: 'f', body: 'data' }])));
+  assert.equal(vol.statusCode, 201, vol.body);
+  const volume = JSON.parse(vol.body) as UnikVolume;
+  assert.equal(fs.readFileSync(path.join(keptDir, 'volumes', volume.Id, 'f'), 'utf8'), 'data');
+
+  // past the limit (8 KiB in all): a 507 naming it, and nothing built or left
+  const big = multipartFile('tarfile', 'big.tar', await tarOf([{ name: 'big', body: 'y'.repeat(9000) }]));
+  const refused = await post(app, '/images/b/create?base=static&lang=binary&provider=fake&no_cleanup=true', big);
+  assert.equal(refused.statusCode, 507, refused.body);
+  assert.match(refused.body, /no_cleanup.*8192 bytes/);
+  assert.equal(provider.builds.length, 1);
+  assert.deepEqual(fs.readdirSync(workDir), []);
+  assert.equal((await post(app, '/images/b/create?base=static&lang=binary&provider=fake', big)).statusCode, 201, 'without no_cleanup it fits');
+
+  assert.equal((await app.inject({ method: 'DELETE', url: '/images/a' })).statusCode, 204);
+  assert.equal((await app.inject({ method: 'DELETE', url: '/volumes/v' })).statusCode, 204);
+  assert.deepEqual(fs.readdirSync(path.join(keptDir, 'images')), []);
+  assert.deepEqual(fs.readdirSync(path.join(keptDir, 'volumes')), []);
+});
+
+test('raw=true: the tarfile part is the volume data as it came (never extracted), in the query or as a form field', async (t) => {
+  const { app, provider, workDir } = await api(t);
+  const bytes = Buffer.from([0x1f, 0x8b, 0, 1, 2, 3, 0xff]); // gzip's magic, yet not unpacked
+  const q = await post(app, '/volumes/r1?provider=fake&raw=true&size=1', multipartFile('tarfile', 'disk.img', bytes));
+  assert.equal(q.statusCode, 201, q.body);
+  const boundary = 'rawform';
+  const form = Buffer.concat([
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="raw"\r\n\r\ntrue\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="tarfile"; filename="d"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
+    bytes,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const f = await post(app, '/volumes/r2?provider=fake', { body: form, contentType: `multipart/form-data; boundary=${boundary}` });
+  assert.equal(f.statusCode, 201, f.body);
+  assert.deepEqual(provider.rawData, [bytes, bytes]);
+  assert.equal(provider.volumeRequests[0]!.dataDir, undefined);
+  assert.deepEqual(fs.readdirSync(workDir), [], 'the raw upload is removed once the volume is made');
 });

@@ -46,11 +46,25 @@ function entry(pack: tarStream.Pack, header: tarStream.Headers, body?: Buffer): 
   return new Promise((resolve, reject) => pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
 }
 
-function fileEntry(pack: tarStream.Pack, name: string, full: string, st: fs.Stats): Promise<void> {
+function fileEntry(pack: tarStream.Pack, name: string, full: string, st: fs.Stats, mode = st.mode & 0o755): Promise<void> {
   return new Promise((resolve, reject) => {
-    const sink = pack.entry({ name, size: st.size, mode: st.mode & 0o755 }, (err) => (err ? reject(err) : resolve()));
+    const sink = pack.entry({ name, size: st.size, mode }, (err) => (err ? reject(err) : resolve()));
     const source = fs.createReadStream(full);
     source.on('error', reject);
     source.pipe(sink);
   });
+}
+
+/** One file as a tar stream holding just it, under `name` (a raw volume's data for the engine). */
+export function packFile(file: string, name: string): Readable {
+  const pack = tarStream.pack();
+  fsp
+    .lstat(file)
+    // readable by an app of any user, as a file from a tar would usually be
+    .then((st) => fileEntry(pack, name, file, st, 0o644))
+    .then(
+      () => pack.finalize(),
+      (err: Error) => pack.destroy(err),
+    );
+  return pack;
 }

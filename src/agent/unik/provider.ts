@@ -86,6 +86,8 @@ export interface VolumeRequest {
   sizeMb: number;
   /** a folder (extracted safely) whose contents fill the volume; absent: an empty volume */
   dataDir?: string;
+  /** UniK's raw data (raw=true): the uploaded bytes, read by the provider, never moved or changed (no_cleanup may keep them) */
+  rawFile?: string;
 }
 
 export interface UnikProvider {

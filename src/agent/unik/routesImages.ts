@@ -4,6 +4,7 @@ import { parse as shellParse } from 'shell-quote';
 import fsp from '../../shared/fsAsync.js';
 import type { Api } from '../api/apiRequest.js';
 import { UnikError, type HubConfig, type UnikCompiler, type UnikImage, type UnikProvider } from './provider.js';
+import { usage } from './kept.js';
 import { readUpload } from './uploads.js';
 import { assertNewName, flag, type UnikContext } from './unikContext.js';
 
@@ -21,6 +22,7 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
     // a client that leaves before the answer cancels the build
     reply.raw.on('close', () => reply.raw.writableFinished || abort.abort());
     let sourceDir: string | undefined;
+    let release = () => {};
     let image: UnikImage;
     try {
       if (!req.headers['content-type']?.startsWith('multipart/form-data'))
@@ -34,6 +36,8 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
       const existing = (await ctx.images()).filter((f) => f.item.Name === name);
       if (existing.length && !flag(params.force)) throw new UnikError('conflict', `image ${name} exists (build with force to replace it)`);
       for (const old of existing) await assertUnused(ctx, old.item.Id, name);
+      const keep = flag(params.no_cleanup);
+      if (keep) release = await ctx.kept.reserve(await usage(sourceDir));
       image = await provider.buildImage({
         name,
         compiler,
@@ -42,8 +46,13 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
         mounts: parseMounts(params.mounts),
         signal: abort.signal,
       });
-      for (const old of existing) await old.provider.deleteImage(old.item, false);
+      if (keep) {
+        await ctx.kept.keep('images', image.Id, sourceDir);
+        sourceDir = undefined;
+      }
+      for (const old of existing) await ctx.deleteImage(old, false);
     } finally {
+      release();
       ctx.building.delete(name);
       if (sourceDir) await fsp.rm(sourceDir, { recursive: true, force: true });
     }
@@ -52,8 +61,7 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
   });
 
   app.delete<{ Params: { name: string }; Querystring: Query }>('/images/:name', async (req, reply) => {
-    const { item, provider } = await ctx.image(req.params.name);
-    await provider.deleteImage(item, flag(req.query.force));
+    await ctx.deleteImage(await ctx.image(req.params.name), flag(req.query.force));
     ctx.changed();
     return reply.code(204).send();
   });
@@ -74,7 +82,7 @@ export function imageRoutes(app: Api, ctx: UnikContext): void {
     if (existing.length && !flag(req.query.force)) throw new UnikError('conflict', `image ${name} exists (pull with force to replace it)`);
     for (const old of existing) {
       await assertUnused(ctx, old.item.Id, name);
-      await old.provider.deleteImage(old.item, false);
+      await ctx.deleteImage(old, false);
     }
     const image = await provider.pullImage!(name, hub);
     ctx.changed();

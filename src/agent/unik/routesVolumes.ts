@@ -1,8 +1,9 @@
 // UniK's volume routes: list, describe, create (empty with ?size=, or filled from a multipart
-// tarfile), delete, attach (?mount=, one of the instance's image's mount points) and detach.
+// tarfile: a tar, or with raw=true the volume's bytes as they are), delete, attach (?mount=, one of the instance's image's mount points) and detach.
 import fsp from '../../shared/fsAsync.js';
 import type { Api } from '../api/apiRequest.js';
 import { UnikError, type UnikVolume } from './provider.js';
+import { usage } from './kept.js';
 import { readUpload } from './uploads.js';
 import { assertNewName, flag, TEXT, type UnikContext } from './unikContext.js';
 
@@ -17,33 +18,43 @@ export function volumeRoutes(app: Api, ctx: UnikContext): void {
 
   app.post<{ Params: { name: string }; Querystring: Query }>('/volumes/:name', async (req, reply) => {
     const name = assertNewName('volume', req.params.name);
-    let dataDir: string | undefined;
+    // the extracted tar, or with raw=true the bytes as they came
+    let data: string | undefined;
+    let raw = false;
+    let release = () => {};
     let volume: UnikVolume;
     try {
       let params: Query = { ...(formBody(req.body) ?? {}), ...req.query };
       if (req.headers['content-type']?.startsWith('multipart/form-data')) {
-        const upload = await readUpload(req.raw, ctx.o.workDir, ctx.o.uploadLimitBytes, ctx.o.extractLimits);
-        dataDir = upload.dir;
+        const isRaw = (fields: Query) => flag({ ...fields, ...req.query }.raw);
+        const upload = await readUpload(req.raw, ctx.o.workDir, ctx.o.uploadLimitBytes, ctx.o.extractLimits, isRaw);
+        data = upload.dir ?? upload.file;
+        raw = upload.file !== undefined;
         params = { ...upload.fields, ...req.query };
       }
-      if (flag(params.raw)) throw new UnikError('bad-request', 'raw volume data is not supported: send a tar as tarfile');
       const sizeMb = params.size === undefined || params.size === '' ? 0 : Number(params.size);
       if (!Number.isInteger(sizeMb) || sizeMb < 0 || sizeMb > MAX_SIZE_MB)
         throw new UnikError('bad-request', `size must be a whole number of MB (0 to ${MAX_SIZE_MB})`);
-      if (!dataDir && sizeMb === 0) throw new UnikError('bad-request', 'an empty volume needs a size (?size=<MB>)');
+      if (!data && sizeMb === 0) throw new UnikError('bad-request', 'an empty volume needs a size (?size=<MB>)');
       const provider = ctx.provider(params.provider);
       if ((await ctx.volumes()).some((f) => f.item.Name === name)) throw new UnikError('conflict', `a volume named ${name} exists`);
-      volume = await provider.createVolume({ name, sizeMb, ...(dataDir ? { dataDir } : {}) });
+      const keep = data !== undefined && flag(params.no_cleanup);
+      if (keep) release = await ctx.kept.reserve(await usage(data!));
+      volume = await provider.createVolume({ name, sizeMb, ...(data ? (raw ? { rawFile: data } : { dataDir: data }) : {}) });
+      if (keep) {
+        await ctx.kept.keep('volumes', volume.Id, data!);
+        data = undefined;
+      }
     } finally {
-      if (dataDir) await fsp.rm(dataDir, { recursive: true, force: true });
+      release();
+      if (data) await fsp.rm(data, { recursive: true, force: true });
     }
     ctx.changed();
     return reply.code(201).send(volume);
   });
 
   app.delete<{ Params: { name: string }; Querystring: Query }>('/volumes/:name', async (req, reply) => {
-    const { item, provider } = await ctx.volume(req.params.name);
-    await provider.deleteVolume(item, flag(req.query.force));
+    await ctx.deleteVolume(await ctx.volume(req.params.name), flag(req.query.force));
     ctx.changed();
     return reply.code(204).send();
   });

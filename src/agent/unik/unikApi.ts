@@ -74,6 +74,8 @@ export async function buildUnikApi(options: UnikApiOptions, listenAddress: strin
   imageRoutes(app, ctx);
   instanceRoutes(app, ctx);
   volumeRoutes(app, ctx);
+  // a provider that cannot list now (the engine restarting) leaves the pruning to the next load
+  await ctx.pruneKept().catch((err: Error) => options.log.warn(`UniK API: kept files not pruned: ${err.message}`));
   await app.ready();
   return app as unknown as Api;
 }

@@ -1,6 +1,7 @@
 // What the UniK routes share: the providers, the names being built, and lookups across providers
 // by name, id or a unique prefix of either (as UniK's GetUnikInstanceByPrefixOrName).
 import type { EventLog } from '../eventLog.js';
+import { Kept } from './kept.js';
 import type { ExtractLimits } from './safeExtract.js';
 import { UnikError, type UnikCompiler, type UnikImage, type UnikInstance, type UnikProvider, type UnikVolume } from './provider.js';
 
@@ -9,6 +10,9 @@ export interface UnikApiOptions {
   /** the API's own folder: uploads and extracted sources while they are used */
   workDir: string;
   log: EventLog;
+  /** what no_cleanup keeps (<data-dir>/unik/kept), and how much of it at most (bytes) */
+  keptDir: string;
+  keptLimitBytes: number;
   /** the largest upload accepted (bytes) */
   uploadLimitBytes: number;
   extractLimits: ExtractLimits;
@@ -27,7 +31,28 @@ export class UnikContext {
   /** names of images being built, with what cancels the build */
   readonly building = new Map<string, AbortController>();
 
-  constructor(readonly o: UnikApiOptions) {}
+  readonly kept: Kept;
+
+  constructor(readonly o: UnikApiOptions) {
+    this.kept = new Kept(o.keptDir, o.keptLimitBytes);
+  }
+
+  /** An image goes, and what no_cleanup kept of its sources with it. */
+  async deleteImage({ item, provider }: Found<UnikImage>, force: boolean): Promise<void> {
+    await provider.deleteImage(item, force);
+    await this.kept.drop('images', item.Id);
+  }
+
+  async deleteVolume({ item, provider }: Found<UnikVolume>, force: boolean): Promise<void> {
+    await provider.deleteVolume(item, force);
+    await this.kept.drop('volumes', item.Id);
+  }
+
+  /** Kept files of images and volumes that are gone (deleted while the agent was down, or a crash in between). */
+  async pruneKept(): Promise<void> {
+    await this.kept.prune('images', new Set((await this.images()).map((f) => f.item.Id)));
+    await this.kept.prune('volumes', new Set((await this.volumes()).map((f) => f.item.Id)));
+  }
 
   changed(): void {
     this.o.onChange?.();

@@ -22,6 +22,8 @@ export interface UnikSettings {
 
 export const DEFAULT_UNIK_PORT = 3000;
 const UPLOAD_LIMIT_BYTES = 1024 * 1024 * 1024;
+/** what no_cleanup keeps, all images and volumes together */
+const KEPT_LIMIT_BYTES = 2 * 1024 * 1024 * 1024;
 /** MAX_REPORT_UNIK of shared/deviceLink.ts (a value import there would load TypeBox into the agent) */
 const REPORT_LIMIT = 500;
 
@@ -77,7 +79,16 @@ export class Unik {
     for (const entry of await fsp.readdir(workDir)) await fsp.rm(path.join(workDir, entry), { recursive: true, force: true });
     const { DEFAULT_EXTRACT_LIMITS } = await import('./safeExtract.js');
     return buildUnikApi(
-      { providers, workDir, log: this.s.log, uploadLimitBytes: UPLOAD_LIMIT_BYTES, extractLimits: DEFAULT_EXTRACT_LIMITS, onChange: this.s.onChange },
+      {
+        providers,
+        workDir,
+        keptDir: path.join(this.s.dataDir, 'unik', 'kept'),
+        keptLimitBytes: KEPT_LIMIT_BYTES,
+        log: this.s.log,
+        uploadLimitBytes: UPLOAD_LIMIT_BYTES,
+        extractLimits: DEFAULT_EXTRACT_LIMITS,
+        onChange: this.s.onChange,
+      },
       address,
     );
   }

@@ -15,13 +15,24 @@ export interface Upload {
   fields: Record<string, string>;
   /** the extracted `tarfile`, when one came */
   dir?: string;
+  /** the `tarfile` part as it came, unread, when `raw` said so */
+  file?: string;
 }
 
 const MAX_FIELDS = 32;
 const MAX_FIELD_BYTES = 64 * 1024;
 
-/** Reads a multipart body: its fields, and its `tarfile` extracted into a new folder under `workDir`. */
-export async function readUpload(req: IncomingMessage, workDir: string, limitBytes: number, extractLimits: ExtractLimits): Promise<Upload> {
+/**
+ * Reads a multipart body: its fields, and its `tarfile` extracted into a new folder under `workDir`,
+ * or, when `raw(fields)` says so (UniK's raw volume data), kept as the file it is.
+ */
+export async function readUpload(
+  req: IncomingMessage,
+  workDir: string,
+  limitBytes: number,
+  extractLimits: ExtractLimits,
+  raw: (fields: Record<string, string>) => boolean = () => false,
+): Promise<Upload> {
   await fsp.mkdir(workDir, { recursive: true, mode: 0o700 });
   const id = await randomHex(12);
   const tarPath = path.join(workDir, `upload-${id}.tar`);
@@ -29,6 +40,11 @@ export async function readUpload(req: IncomingMessage, workDir: string, limitByt
   try {
     const fields = await parse(req, tarPath, limitBytes, () => (wroteTar = true));
     if (!wroteTar) return { fields };
+    if (raw(fields)) {
+      const file = path.join(workDir, `raw-${id}`);
+      await fsp.rename(tarPath, file);
+      return { fields, file };
+    }
     const dir = path.join(workDir, `src-${id}`);
     await safeExtract(tarPath, dir, extractLimits);
     return { fields, dir };

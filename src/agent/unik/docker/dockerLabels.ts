@@ -83,13 +83,14 @@ const STATES: Record<string, InstanceState> = {
   dead: 'error',
 };
 
-export function toInstance(c: Docker.ContainerInfo): UnikInstance {
+/** `creating`: the provider is still making or starting this container (UniK's `pending`; the engine says `created`). */
+export function toInstance(c: Docker.ContainerInfo, creating = false): UnikInstance {
   const l = c.Labels ?? {};
   const ip = Object.values(c.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? '';
   return {
     Id: l[UNIK.id]!,
     Name: l[UNIK.name]!,
-    State: STATES[c.State] ?? 'unknown',
+    State: creating ? 'pending' : (STATES[c.State] ?? 'unknown'),
     IpAddress: c.State === 'running' ? ip : '',
     ImageId: l[UNIK.imageId] ?? '',
     Infrastructure: PROVIDER,

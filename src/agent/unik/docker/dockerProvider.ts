@@ -46,6 +46,9 @@ class DockerProvider implements UnikProvider {
     { base: 'static', lang: 'binary', description: 'The tar holds one statically linked executable; the image is FROM scratch with it as its entrypoint.' },
   ];
 
+  /** UniK ids of the instances whose container is being created, started or recreated: `pending` meanwhile */
+  private readonly creating = new Set<string>();
+
   constructor(
     private readonly docker: Docker,
     private readonly scope: string | undefined,
@@ -72,13 +75,27 @@ class DockerProvider implements UnikProvider {
   }
 
   async listInstances(): Promise<UnikInstance[]> {
-    return (await this.containers()).map(toInstance);
+    const byId = new Map<string, UnikInstance>();
+    // while a recreate runs, the old container and its replacement share the UniK id: one instance
+    for (const c of await this.containers()) byId.set(c.Labels[UNIK.id]!, toInstance(c, this.creating.has(c.Labels[UNIK.id]!)));
+    return [...byId.values()];
   }
 
   async runInstance(request: RunRequest): Promise<UnikInstance> {
     const engine = (await this.engineImages()).find((i) => i.Labels?.[UNIK.id] === request.image.Id);
     if (!engine) throw new UnikError('not-found', `image ${request.image.Name} is gone`);
     const id = await randomHex(16);
+    this.creating.add(id);
+    try {
+      await this.createAndStart(id, engine, request);
+    } finally {
+      this.creating.delete(id);
+    }
+    this.log.info(`UniK: instance ${request.name} runs image ${request.image.Name}`);
+    return this.instance(id);
+  }
+
+  private async createAndStart(id: string, engine: Docker.ImageInfo, request: RunRequest): Promise<void> {
     const mounts = Object.fromEntries([...request.mounts].map(([point, volume]) => [point, volume.Id]));
     const args = imageArgs(engine);
     const container = await withDeadline((d) =>
@@ -102,8 +119,6 @@ class DockerProvider implements UnikProvider {
       await container.remove({ force: true }).catch(() => undefined);
       throw new UnikError('failed', `instance ${request.name} could not start: ${(err as Error).message}`);
     }
-    this.log.info(`UniK: instance ${request.name} runs image ${request.image.Name}`);
-    return this.instance(id);
   }
 
   async startInstance(instance: UnikInstance): Promise<void> {
@@ -203,6 +218,16 @@ class DockerProvider implements UnikProvider {
    * old one ran.
    */
   private async recreate(old: Docker.ContainerInfo, mounts: Record<string, string>): Promise<void> {
+    const id = old.Labels[UNIK.id]!;
+    this.creating.add(id);
+    try {
+      await this.replace(old, mounts);
+    } finally {
+      this.creating.delete(id);
+    }
+  }
+
+  private async replace(old: Docker.ContainerInfo, mounts: Record<string, string>): Promise<void> {
     const info = await withDeadline((d) => this.docker.getContainer(old.Id).inspect({ ...d }));
     const created = await withDeadline((d) =>
       this.docker.createContainer({

@@ -2,19 +2,25 @@
 // identity and size. A volume from a tar is filled through a container that never runs, made from a
 // helper image with nothing in it, by the engine's archive upload (the safely extracted data packed
 // again); any failure removes the half-filled volume. Attachments are read from the instances'
-// labels. The local driver enforces no quota: the size is what the volume's data may be at creation.
+// labels. Raw data (UniK's raw=true) becomes one file, `data`, at the volume's top. The local driver
+// enforces no quota: the size is checked against the data at creation only, and an instance may
+// write past it afterwards (a size-limited tmpfs would lose the data at a reboot; a loop-mounted
+// ext image needs the engine to mount devices as root).
+import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tarStream from 'tar-stream';
 import { withDeadline } from '../../engine/deadline.js';
 import { scopeLabel } from '../../engine/labels.js';
 import { randomHex } from '../../randomHex.js';
 import fsp from '../../../shared/fsAsync.js';
-import { packDir } from '../packDir.js';
+import { packDir, packFile } from '../packDir.js';
 import { UnikError, type UnikVolume, type VolumeRequest } from '../provider.js';
 import { HELPER, instanceMounts, mine, MiB, objectLabels, UNIK, unikFilter, volumeEngineName, toVolume } from './dockerLabels.js';
 
 const HELPER_IMAGE = 'bosun-unik/volume-helper:1';
 const DATA_POINT = '/unik-volume-data';
+/** where raw data lands in a docker volume */
+export const RAW_FILE = 'data';
 
 export async function volumesWithAttachments(docker: Docker, scope: string | undefined, containers: Docker.ContainerInfo[]): Promise<UnikVolume[]> {
   const { Volumes } = await withDeadline((d) => docker.listVolumes({ filters: unikFilter(scope), ...d }));
@@ -24,7 +30,7 @@ export async function volumesWithAttachments(docker: Docker, scope: string | und
 }
 
 export async function createVolume(docker: Docker, scope: string | undefined, req: VolumeRequest): Promise<UnikVolume> {
-  const dataBytes = req.dataDir ? await folderBytes(req.dataDir) : 0;
+  const dataBytes = req.rawFile ? (await fsp.lstat(req.rawFile)).size : req.dataDir ? await folderBytes(req.dataDir) : 0;
   const needMb = Math.max(1, Math.ceil(dataBytes / MiB));
   if (req.sizeMb > 0 && needMb > req.sizeMb) throw new UnikError('bad-request', `the data (${needMb} MB) does not fit a volume of ${req.sizeMb} MB`);
   const sizeMb = req.sizeMb > 0 ? req.sizeMb : needMb;
@@ -33,7 +39,8 @@ export async function createVolume(docker: Docker, scope: string | undefined, re
   const name = volumeEngineName(id);
   await withDeadline((d) => docker.createVolume({ Name: name, Labels: objectLabels(scope, id, req.name, created, { [UNIK.sizeMb]: String(sizeMb) }), ...d }));
   try {
-    if (req.dataDir) await fill(docker, scope, name, req.dataDir);
+    if (req.rawFile) await fill(docker, scope, name, packFile(req.rawFile, RAW_FILE));
+    else if (req.dataDir) await fill(docker, scope, name, packDir(req.dataDir));
   } catch (err) {
     await removeVolume(docker, id).catch(() => undefined);
     throw err;
@@ -45,7 +52,7 @@ export async function removeVolume(docker: Docker, id: string): Promise<void> {
   await withDeadline((d) => docker.getVolume(volumeEngineName(id)).remove({ ...d }));
 }
 
-async function fill(docker: Docker, scope: string | undefined, volume: string, dataDir: string): Promise<void> {
+async function fill(docker: Docker, scope: string | undefined, volume: string, data: Readable): Promise<void> {
   await helperImage(docker);
   const container = await withDeadline((d) =>
     docker.createContainer({
@@ -57,7 +64,7 @@ async function fill(docker: Docker, scope: string | undefined, volume: string, d
     }),
   );
   try {
-    await withDeadline((d) => container.putArchive(packDir(dataDir), { path: DATA_POINT, ...d }), 10 * 60_000);
+    await withDeadline((d) => container.putArchive(data, { path: DATA_POINT, ...d }), 10 * 60_000);
   } catch (err) {
     const message = (err as Error).message;
     if (/no space left/i.test(message)) throw new UnikError('insufficient-storage', `no space left for the volume's data: ${message}`);

@@ -12,6 +12,32 @@ export const KEEP_BYTES = 1024 * 1024;
 
 const previous = (file: string) => path.join(path.dirname(file), 'console.prev.log');
 
+/** What the init prints just before it runs the app: the instance is `pending` until the console shows it. */
+export const APP_STARTED = 'bosun-init: starting the app';
+/** the init prints it within its first lines; kernel messages before it (debug mode) stay well under this */
+const STARTED_WITHIN = 1024 * 1024;
+
+/** Whether the console of the current boot shows the app started (a rotated console did, long ago). */
+export async function appStarted(file: string): Promise<boolean> {
+  if ((await size(previous(file))) > 0) return true;
+  return (await headRaw(file, STARTED_WITHIN)).includes(APP_STARTED);
+}
+
+async function headRaw(file: string, bytes: number): Promise<string> {
+  try {
+    const f = await fd.open(file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(bytes, (await fd.fstat(f)).size));
+      const { bytesRead } = await fd.read(f, buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead).toString('latin1');
+    } finally {
+      await fd.close(f);
+    }
+  } catch {
+    return '';
+  }
+}
+
 export async function size(file: string): Promise<number> {
   return fs.lstat(file).then(
     (s) => s.size,

@@ -1,6 +1,7 @@
 // What runs inside a qemu instance: the init (a busybox shell script, PID 1 of the VM) and the
 // per-start settings it sources. Everything the API's caller chose (args, env, mount points) reaches
 // the guest only as single-quoted shell words, so nothing of it is ever interpreted by the init.
+import { APP_STARTED } from './console.js';
 
 /** Debian builds virtio as modules; these are what the VM needs for its network and disks. */
 export const VIRTIO_MODULES = [
@@ -15,8 +16,12 @@ export const VIRTIO_MODULES = [
   'virtio_blk',
 ];
 
-/** The serial of the virtio disk that carries the i-th mount of an instance (what the init mounts it by). */
+/** The serial of the virtio disk at the image's i-th mount point (what the init mounts it by). */
 export const diskSerial = (i: number) => `bosun${i}`;
+/** Its device id in qemu (what QMP's device_del names). */
+export const diskDevice = (i: number) => `vd${i}`;
+/** How the init answers a hot mount or umount on the control port: `<this> mounted|umounted <i>`. */
+export const HOT_REPLY = 'bosun-init: hot';
 
 /** A POSIX shell word that stands for exactly `s` (which must hold no NUL). */
 export function shellQuote(s: string): string {
@@ -64,31 +69,46 @@ for m in ${modules.join(' ')}; do insmod "/lib/modules/$m.ko" || echo "bosun-ini
 ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 echo "nameserver 10.0.2.3" > /etc/resolv.conf
-mounted=""
-# bosun_mount SERIAL DIR: the virtio disk with that serial, at DIR (disks may take a moment to appear)
+# bosun_mount SERIAL DIR: the virtio disk with that serial, at DIR (disks may take a moment to appear,
+# a hot-plugged one longer); fails when there is none
 bosun_mount() {
   mkdir -p "$2"
-  for try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  for try in $(seq 50); do
     for b in /sys/block/vd*; do
       if [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ]; then
-        mount -t ext2 "/dev/\${b##*/}" "$2" && mounted="$2 $mounted" && echo "bosun-init: mounted $2"
+        # ext2 made here; a raw disk image may hold another filesystem: the kernel's guess then
+        { mount -t ext2 "/dev/\${b##*/}" "$2" 2>/dev/null || mount "/dev/\${b##*/}" "$2"; } && echo "bosun-init: mounted $2"
         return
       fi
     done
     sleep 0.1
   done
   echo "bosun-init: no disk for $2"
+  return 1
+}
+# the host's requests, a line each on the second serial port: stop (the app, gracefully); mount N and
+# umount N (the disk of the image's N-th mount point, hot-plugged or about to be unplugged), answered there
+bosun_serve() {
+  while read -r cmd n; do
+    case "$n" in *[!0-9]*) continue ;; esac
+    p=""
+    [ -n "$n" ] && eval "p=\\$bosun_point_$n"
+    case "$cmd" in
+      stop) echo "bosun-init: stop requested"; kill -TERM $app ;;
+      mount) [ -n "$p" ] && bosun_mount "bosun$n" "$p" && echo "${HOT_REPLY} mounted $n" > /dev/ttyS1 ;;
+      umount) [ -n "$p" ] && umount "$p" && echo "bosun-init: unmounted $p" && echo "${HOT_REPLY} umounted $n" > /dev/ttyS1 ;;
+    esac
+  done < /dev/ttyS1
 }
 . /bosun/config
 cd /
-echo "bosun-init: starting the app"
+echo "${APP_STARTED}"
 bosun_run &
 app=$!
-# a line on the second serial port is the host asking for a graceful stop
-(read -r line < /dev/ttyS1; echo "bosun-init: stop requested"; kill -TERM $app) &
+bosun_serve &
 wait $app
 echo "bosun-init: the app exited with status $?"
-for d in $mounted; do umount "$d"; done
+for n in $bosun_points; do eval "p=\\$bosun_point_$n"; umount "$p" 2>/dev/null; done
 sync
 poweroff -f
 `;
@@ -99,6 +119,8 @@ export interface GuestSettings {
   app: string;
   args: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** every mount point the image declares, in order (the i-th is `mount i` on the control port) */
+  points: readonly string[];
   /** mount point → the serial of its disk, for the mounts that have a volume */
   mounts: ReadonlyArray<{ mountPoint: string; serial: string }>;
   /** mount points the image declares that have no volume now: created empty */
@@ -107,7 +129,9 @@ export interface GuestSettings {
 
 /** /bosun/config, sourced by the init: the mounts, and bosun_run, which runs the app with exactly this env and args. */
 export function settingsScript(s: GuestSettings): string {
-  const lines = s.mounts.map((m) => `bosun_mount ${shellQuote(m.serial)} ${shellQuote(m.mountPoint)}`);
+  const lines = s.points.map((p, i) => `bosun_point_${i}=${shellQuote(p)}`);
+  lines.push(`bosun_points='${s.points.map((_, i) => i).join(' ')}'`);
+  lines.push(...s.mounts.map((m) => `bosun_mount ${shellQuote(m.serial)} ${shellQuote(m.mountPoint)}`));
   lines.push(...s.emptyMounts.map((m) => `mkdir -p ${shellQuote(m)}`));
   const env = ['PATH=/bin', 'HOME=/', ...Object.entries(s.env).map(([k, v]) => `${k}=${v}`)].map(shellQuote);
   const argv = [`/app/${s.app}`, ...s.args].map(shellQuote);

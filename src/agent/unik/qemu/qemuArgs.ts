@@ -15,8 +15,8 @@ export interface VmSpec {
   memoryMb: number;
   accel: Accel;
   ports: readonly PortForward[];
-  /** ext2 images, attached in this order as virtio disks with these serials */
-  disks: ReadonlyArray<{ file: string; serial: string }>;
+  /** ext2 images, attached in this order as virtio disks with these serials and device ids (QMP's device_del names them) */
+  disks: ReadonlyArray<{ file: string; serial: string; device: string }>;
   debug: boolean;
 }
 
@@ -73,7 +73,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     'virtio-net-pci,netdev=n0',
   ];
   spec.disks.forEach((d, i) => {
-    args.push('-drive', `file=${opt(d.file)},if=none,id=d${i},format=raw`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial}`);
+    args.push('-drive', `file=${opt(d.file)},if=none,id=d${i},format=raw`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial},id=${d.device}`);
   });
   return args;
 }

@@ -18,14 +18,15 @@ import {
 } from '../provider.js';
 import { launchVm } from './accel.js';
 import { type GuestAssets, guestAssets } from './assets.js';
-import { consoleTail, follow, rotateConsole } from './console.js';
-import { diskSerial, settingsScript } from './guest.js';
+import { appStarted, consoleTail, follow, rotateConsole } from './console.js';
+import { diskDevice, diskSerial, settingsScript } from './guest.js';
+import { hotAttach, hotDetach } from './hotplug.js';
 import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
 import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
 import { checkArgs, checkEnv, checkMounts, checkName, PORTS_ENV, parsePorts } from './validate.js';
 import { isInstanceVm, stopVm } from './vm.js';
-import { folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
+import { copyRawDisk, folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
 
 const NAME = 'qemu';
 const DEFAULT_MEMORY_MB = 128;
@@ -69,6 +70,8 @@ class QemuProvider implements UnikProvider {
   /** names being built or made, refused to a second request until done */
   private readonly making = new Set<string>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** instance id → the pid of the VM whose app was seen started (one entry per instance) */
+  private readonly started = new Map<string, number>();
   private assets: Promise<GuestAssets> | undefined;
 
   constructor(
@@ -156,7 +159,7 @@ class QemuProvider implements UnikProvider {
   // ---- instances
 
   async listInstances(): Promise<UnikInstance[]> {
-    return Promise.all([...this.instances.values()].map(async (r) => this.toInstance(r, (await this.running(r)) ? 'running' : 'stopped')));
+    return Promise.all([...this.instances.values()].map(async (r) => this.toInstance(r, await this.state(r))));
   }
 
   async runInstance(req: RunRequest): Promise<UnikInstance> {
@@ -206,7 +209,7 @@ class QemuProvider implements UnikProvider {
           throw err;
         }
         this.log.info(`UniK qemu: instance ${req.name} running (${rec.accel})`);
-        return this.toInstance(rec, 'running');
+        return this.toInstance(rec, await this.state(rec));
       },
     );
   }
@@ -225,6 +228,7 @@ class QemuProvider implements UnikProvider {
       if ((await this.running(rec)) && !force) throw conflict(`instance ${rec.Name} is running (stop it, or force)`);
       await this.halt(rec);
       this.instances.delete(rec.Id);
+      this.started.delete(rec.Id);
       await this.store.remove('instances', rec.Id);
     });
   }
@@ -246,7 +250,7 @@ class QemuProvider implements UnikProvider {
   async createVolume(req: VolumeRequest): Promise<UnikVolume> {
     checkName('volume', req.name);
     const usage = req.dataDir ? await folderUsage(req.dataDir) : undefined;
-    const sizeMb = volumeSizeMb(req.sizeMb, usage);
+    const sizeMb = req.rawFile ? 0 : volumeSizeMb(req.sizeMb, usage);
     return this.claimName(
       req.name,
       [...this.volumes.values()].map((v) => v.Name),
@@ -254,8 +258,10 @@ class QemuProvider implements UnikProvider {
         const id = await randomHex(8);
         const dir = await this.store.staging('volumes', id);
         try {
-          await makeExt2(path.join(dir, 'disk.ext2'), sizeMb, usage?.entries ?? 0, req.dataDir);
+          const disk = path.join(dir, 'disk.ext2');
           const rec: VolumeRecord = { Id: id, Name: req.name, SizeMb: sizeMb, Created: new Date().toISOString() };
+          if (req.rawFile) rec.SizeMb = await copyRawDisk(req.rawFile, disk, req.sizeMb);
+          else await makeExt2(disk, sizeMb, usage?.entries ?? 0, req.dataDir);
           await this.store.commit('volumes', id, rec);
           this.volumes.set(id, rec);
           return this.toVolume(rec);
@@ -275,7 +281,7 @@ class QemuProvider implements UnikProvider {
     await this.store.remove('volumes', volume.Id);
   }
 
-  /** A disk is given to the VM at boot: a running instance is restarted with it (a stopped one gets it at its next start). */
+  /** A running instance gets the disk hot-plugged (a stopped one gets it at its next start). */
   attachVolume(volume: UnikVolume, instance: UnikInstance, mountPoint: string): Promise<void> {
     return this.queued(instance.Id, async () => {
       const rec = this.record(instance);
@@ -297,12 +303,31 @@ class QemuProvider implements UnikProvider {
 
   // ---- internals
 
+  /** A running VM gets the change hot-plugged; where that fails (an image built before, a busy mount), it restarts with it. */
   private async remount(rec: InstanceRecord, mounts: Record<string, string>): Promise<void> {
+    const before = rec.mounts;
     rec.mounts = mounts; // at once, so that no other request sees the volume free meanwhile
-    const wasRunning = await this.running(rec);
-    if (wasRunning) await this.halt(rec);
     await this.store.save('instances', rec.Id, rec);
-    if (wasRunning) await this.boot(rec);
+    if (!(await this.running(rec))) return;
+    try {
+      await this.hotplug(rec, before, mounts);
+    } catch (err) {
+      this.log.warn(`UniK qemu: ${rec.Name} restarts for its new volumes (hot-plugging failed: ${(err as Error).message})`);
+      await this.halt(rec);
+      await this.boot(rec);
+    }
+  }
+
+  private async hotplug(rec: InstanceRecord, before: Record<string, string>, after: Record<string, string>): Promise<void> {
+    const points = this.images.get(rec.ImageId)?.mounts ?? [];
+    const dir = this.store.dir('instances', rec.Id);
+    const disk = (point: string, volumeId: string) => ({ index: points.indexOf(point), volumeId, file: this.diskFile(volumeId) });
+    for (const [point, volumeId] of Object.entries(before)) if (after[point] !== volumeId) await hotDetach(dir, disk(point, volumeId));
+    for (const [point, volumeId] of Object.entries(after)) if (before[point] !== volumeId) await hotAttach(dir, disk(point, volumeId));
+  }
+
+  private diskFile(volumeId: string): string {
+    return path.join(this.store.dir('volumes', volumeId), 'disk.ext2');
   }
 
   private async boot(rec: InstanceRecord): Promise<void> {
@@ -310,13 +335,16 @@ class QemuProvider implements UnikProvider {
     const image = this.images.get(rec.ImageId);
     if (!image) throw notFound('image', rec.ImageId);
     const dir = this.store.dir('instances', rec.Id);
+    // a disk's serial and device id follow its mount point's place among the image's (hot-plugging names them so)
     const attached = image.mounts.filter((m) => rec.mounts[m]);
-    const disks = attached.map((m, i) => ({ file: path.join(this.store.dir('volumes', rec.mounts[m]!), 'disk.ext2'), serial: diskSerial(i) }));
+    const index = (m: string) => image.mounts.indexOf(m);
+    const disks = attached.map((m) => ({ file: this.diskFile(rec.mounts[m]!), serial: diskSerial(index(m)), device: diskDevice(index(m)) }));
     const settings = settingsScript({
       app: image.app,
       args: image.args,
       env: rec.env,
-      mounts: attached.map((mountPoint, i) => ({ mountPoint, serial: diskSerial(i) })),
+      points: image.mounts,
+      mounts: attached.map((mountPoint) => ({ mountPoint, serial: diskSerial(index(mountPoint)) })),
       emptyMounts: image.mounts.filter((m) => !rec.mounts[m]),
     });
     await writeInstanceInitrd(path.join(this.store.dir('images', rec.ImageId), 'initrd.img'), settings, path.join(dir, 'initrd.img')).catch((err) =>
@@ -351,6 +379,15 @@ class QemuProvider implements UnikProvider {
       throw err;
     });
     return this.assets;
+  }
+
+  /** `pending` from the launch until the console shows the init starting the app (the VM boots meanwhile). */
+  private async state(rec: InstanceRecord): Promise<UnikInstance['State']> {
+    if (!(await this.running(rec))) return 'stopped';
+    if (this.started.get(rec.Id) === rec.pid) return 'running';
+    if (!(await appStarted(consoleFile(this.store.dir('instances', rec.Id))))) return 'pending';
+    this.started.set(rec.Id, rec.pid!);
+    return 'running';
   }
 
   private running(rec: InstanceRecord): Promise<boolean> {

@@ -4,7 +4,7 @@ import net from 'node:net';
 
 const MAX_BUFFER = 256 * 1024;
 
-export function qmpCommand(socket: string, execute: string, timeoutMs = 5000): Promise<unknown> {
+export function qmpCommand(socket: string, execute: string, timeoutMs = 5000, args?: object): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const conn = net.connect(socket);
     let buffer = '';
@@ -27,7 +27,7 @@ export function qmpCommand(socket: string, execute: string, timeoutMs = 5000): P
         if (msg.QMP) {
           conn.write('{"execute":"qmp_capabilities"}\n');
         } else if (sent++ === 0) {
-          conn.write(`${JSON.stringify({ execute })}\n`);
+          conn.write(`${JSON.stringify(args ? { execute, arguments: args } : { execute })}\n`);
         } else {
           conn.end();
           return resolve(msg.return);
