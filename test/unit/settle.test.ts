@@ -28,7 +28,7 @@ const run = (over: Partial<ContainerRun> = {}): ContainerRun => ({
 
 describe('serviceSettle', () => {
   test('running: settling until it ran the settle period, then settled', () => {
-    assert.deepEqual(serviceSettle(run(), now, SETTLE), { state: 'settling', recheckAt: now - 5000 + SETTLE, periodEndOnly: true });
+    assert.deepEqual(serviceSettle(run(), now, SETTLE), { state: 'settling', recheckAt: now - 5000 + SETTLE });
     assert.deepEqual(serviceSettle(run({ startedAt: now - SETTLE }), now, SETTLE), { state: 'settled' });
   });
 
@@ -74,7 +74,6 @@ describe('serviceSettle', () => {
     assert.deepEqual(serviceSettle(run({ startedAt: long, health: 'healthy' }), now, SETTLE), { state: 'settled' });
     assert.deepEqual(serviceSettle(run({ startedAt: long, health: 'starting' }), now, SETTLE), { state: 'settling', recheckAt: now + HEALTH_RECHECK_MS });
     assert.equal(serviceSettle(run({ health: 'healthy' }), now, SETTLE).state, 'settling', 'healthy, but not for the settle period yet');
-    assert.ok(!('periodEndOnly' in serviceSettle(run({ health: 'healthy' }), now, SETTLE)), 'a healthcheck may fail before the period ends');
     const sick = serviceSettle(run({ startedAt: long, health: 'unhealthy', healthOutput: ' connection refused\n' }), now, SETTLE);
     assert.equal(sick.state, 'failed');
     assert.equal((sick as { reason: string }).reason, 'unhealthy (healthcheck: connection refused)');
@@ -113,19 +112,6 @@ describe('appSettle', () => {
       ]),
     );
     assert.deepEqual(failed, { state: 'failed', failures: new Map([['a', 'exited with code 1']]), recheckAt: 7 });
-  });
-
-  test('services that only their settle period ends can change are rechecked once, at the last end; others at their own time', () => {
-    const quiet = (at: number): ServiceSettle => ({ state: 'settling', recheckAt: at, periodEndOnly: true });
-    const three = new Map([
-      ['a', quiet(31)],
-      ['b', quiet(33)],
-      ['c', quiet(35)],
-    ]);
-    assert.equal(appSettle(three).recheckAt, 35, 'the app settles at the last period end, not before');
-    assert.equal(appSettle(new Map([...three, ['d', { state: 'settling', recheckAt: 32 }]])).recheckAt, 32, 'a healthcheck is looked at on its own time');
-    const crashed = appSettle(new Map([...three, ['d', { state: 'failed', reason: 'restarted 1 time', recheckAt: 40 }]]));
-    assert.deepEqual(crashed, { state: 'failed', failures: new Map([['d', 'restarted 1 time']]), recheckAt: 35 });
   });
 });
 

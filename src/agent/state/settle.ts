@@ -21,15 +21,7 @@ export interface ContainerRun {
   healthOutput: string | undefined;
 }
 
-export type ServiceSettle =
-  | { state: 'settled' }
-  | {
-      state: 'settling' | 'failed';
-      reason?: string;
-      recheckAt: number | undefined;
-      /** only the end of its settle period can change this without an engine event (no healthcheck, no failure) */
-      periodEndOnly?: true;
-    };
+export type ServiceSettle = { state: 'settled' } | { state: 'settling' | 'failed'; reason?: string; recheckAt: number | undefined };
 
 /** Health changes come with no engine event the agent follows: they are looked at this often. */
 export const HEALTH_RECHECK_MS = 2000;
@@ -50,7 +42,7 @@ export function serviceSettle(c: ContainerRun, now: number, settleMs: number): S
       // a restart within the period is a crash; running on for the whole period still settles it
       // (the engine's start time may lie a moment after the agent's `now`, read before it)
       if (c.restartCount > 0) return failed([restarts, `running again for ${Math.max(0, Math.round((now - c.startedAt) / 1000))} s`], settlesAt);
-      return { state: 'settling', recheckAt: settlesAt, ...(c.health === undefined ? { periodEndOnly: true as const } : {}) };
+      return { state: 'settling', recheckAt: settlesAt };
     }
     case 'restarting':
       // each exit is an engine event, which wakes the agent
@@ -73,26 +65,17 @@ export interface AppSettle {
   recheckAt: number | undefined;
 }
 
-/**
- * The app's verdict: failed if a service failed, settled once all settled. Rechecked at the earliest
- * time a service's verdict may change, except that services whose verdict only their settle period's
- * end changes count with the last of those ends: the app's verdict does not change before it (each
- * recheck is a state report that inspects every container, BENCHMARKS.md §3).
- */
+/** The app's verdict: failed if a service failed, settled once all settled. */
 export function appSettle(services: Map<string, ServiceSettle>): AppSettle {
   const failures = new Map<string, string>();
   let state: SettleState = 'settled';
   let recheckAt: number | undefined;
-  let lastPeriodEnd: number | undefined;
   for (const [name, s] of services) {
     if (s.state === 'settled') continue;
     if (s.state === 'failed') failures.set(name, s.reason ?? 'failed');
     if (state !== 'failed') state = s.state;
-    if (s.recheckAt === undefined) continue;
-    if (s.periodEndOnly) lastPeriodEnd = Math.max(lastPeriodEnd ?? -Infinity, s.recheckAt);
-    else recheckAt = Math.min(recheckAt ?? Infinity, s.recheckAt);
+    if (s.recheckAt !== undefined) recheckAt = Math.min(recheckAt ?? Infinity, s.recheckAt);
   }
-  if (lastPeriodEnd !== undefined) recheckAt = Math.min(recheckAt ?? Infinity, lastPeriodEnd);
   return { state, failures, recheckAt };
 }
 
