@@ -18,9 +18,9 @@ interface Shipped {
   exited: Promise<number | null>;
 }
 
-async function runShipped(t: TestContext, args: string[]): Promise<Shipped> {
+async function runShipped(t: TestContext, args: string[], env: Record<string, string> = {}): Promise<Shipped> {
   await fs.access(LAUNCHER).catch(() => assert.fail(`${LAUNCHER} is missing: scripts/test.sh bundles the agent (node scripts/bundle-agent.mjs)`));
-  const child = spawn(LAUNCHER, ['--engine-scope', ENGINE_SCOPE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(LAUNCHER, ['--engine-scope', ENGINE_SCOPE, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const output: string[] = [];
   for (const s of [child.stdout!, child.stderr!]) s.on('data', (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -32,7 +32,12 @@ async function runShipped(t: TestContext, args: string[]): Promise<Shipped> {
 }
 
 const withOutput = (agent: Shipped) => (err: Error) => {
-  throw new Error(`${err.message}\n${agent.output.slice(-20).join('\n')}`);
+  throw new Error(
+    `${err.message}\n${agent.output
+      .filter((l) => !l.startsWith('MODULE '))
+      .slice(-20)
+      .join('\n')}`,
+  );
 };
 
 // (under its launcher settings)
@@ -116,7 +121,8 @@ test('the shipped agent in cloud mode registers, deploys a release and ships wha
   t.after(() => fs.rm(dataDir, { recursive: true, force: true }));
   const configFile = path.join(dataDir, 'config.json');
   await fs.writeFile(configFile, JSON.stringify({ apiEndpoint: cp.url, apiKey: key.body.key, deviceType: 'generic-amd64', appUpdatePollInterval: 5000 }));
-  const agent = await runShipped(t, ['--data-dir', dataDir, '--api-port', String(await freePort()), '--settle-time', '1']);
+  // NODE_DEBUG=module: node says which file each require() loads (which chunks the bundle evaluated)
+  const agent = await runShipped(t, ['--data-dir', dataDir, '--api-port', String(await freePort()), '--settle-time', '1'], { NODE_DEBUG: 'module' });
 
   const deviceId = await waitFor(
     'registration',
@@ -148,4 +154,15 @@ test('the shipped agent in cloud mode registers, deploys a release and ships wha
     },
     60_000,
   ).catch(withOutput(agent));
+  // its state reports (the deployment succeeded through them) list UniK's images and instances
+  // without loading a provider while there are none (BENCHMARKS.md §3)
+  const loaded = agent.output.filter((l) => /^MODULE \d+: load ".*\/dist\/chunks\//.test(l));
+  assert.ok(
+    loaded.some((l) => /\/cloud-\w+\.cjs"/.test(l)),
+    `the cloud link's chunk is among the loaded ones:\n${loaded.join('\n')}`,
+  );
+  assert.deepEqual(
+    loaded.filter((l) => /\/(dockerProvider|qemuProvider|unikApi)-\w+\.cjs"/.test(l)),
+    [],
+  );
 });

@@ -1,6 +1,8 @@
 // The UniK API's place in the agent: the port is bound at start, the providers and the API (fastify,
 // busboy, tar) loaded on the first request, as the device API is. The providers are also what the
-// state report lists (cloud mode): loaded then, without the API.
+// state report lists (cloud mode): loaded then, without the API, once there is anything to list
+// (until then the report asks the engine and the qemu records folder, so an agent whose UniK API
+// was never used loads no provider: BENCHMARKS.md §3).
 import path from 'node:path';
 import type Docker from 'dockerode';
 import fsp from '../../shared/fsAsync.js';
@@ -9,7 +11,9 @@ import { lazyApi, startApiServer } from '../api/apiServer.js';
 import type { Agent } from '../agent.js';
 import type { EventLog } from '../eventLog.js';
 import type { UnikReport } from '../../shared/deviceLink.js';
+import { unikContainers, unikImages } from './docker/dockerLabels.js';
 import type { UnikProvider } from './provider.js';
+import { qemuStoreRoot, Store } from './qemu/store.js';
 
 export interface UnikSettings {
   docker: Docker;
@@ -56,6 +60,7 @@ export class Unik {
 
   /** What the operator sees of UniK in the device's state report. */
   async report(): Promise<UnikReport> {
+    if (!this.providers && !(await unikInUse(this.s))) return { images: [], instances: [] };
     const providers = await this.loadProviders();
     const [images, instances] = await Promise.all([Promise.all(providers.map((p) => p.listImages())), Promise.all(providers.map((p) => p.listInstances()))]);
     return {
@@ -98,6 +103,18 @@ export class Unik {
     this.providers.catch(() => (this.providers = undefined));
     return this.providers;
   }
+}
+
+/** Whether any provider has an image or an instance, asked without loading one. */
+async function unikInUse(s: UnikSettings): Promise<boolean> {
+  const qemu = new Store(qemuStoreRoot(s.dataDir));
+  const [images, containers, qemuImages, qemuInstances] = await Promise.all([
+    unikImages(s.docker, s.scope),
+    unikContainers(s.docker, s.scope),
+    qemu.any('images'),
+    qemu.any('instances'),
+  ]);
+  return images.length > 0 || containers.length > 0 || qemuImages || qemuInstances;
 }
 
 /** Each provider, or undefined where it cannot run on this machine. Adding one is one line here. */

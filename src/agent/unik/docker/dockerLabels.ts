@@ -3,6 +3,7 @@
 // restart. `io.bosun.unik=docker` marks them and no `io.balena.supervised`, so the reconciler
 // leaves them alone (engine/readState.ts), and the engine scope (tests sharing one engine) applies.
 import type Docker from 'dockerode';
+import { withDeadline } from '../../engine/deadline.js';
 import { LABEL, ownedBy, scopeLabel } from '../../engine/labels.js';
 import type { InstanceState, UnikImage, UnikInstance, UnikVolume } from '../provider.js';
 
@@ -33,6 +34,18 @@ export interface Scoped {
 export const unikFilter = (scope: string | undefined) => ({ label: [`${UNIK.kind}=${PROVIDER}`, ...(scope ? [`${LABEL.scope}=${scope}`] : [])] });
 
 export const mine = (labels: Record<string, string> | undefined, scope: string | undefined) => labels?.[UNIK.kind] === PROVIDER && ownedBy(labels, scope);
+
+/** The engine images that are UniK images (the helper image has no UniK id). */
+export async function unikImages(docker: Docker, scope: string | undefined): Promise<Docker.ImageInfo[]> {
+  const list = await withDeadline((d) => docker.listImages({ filters: unikFilter(scope), ...d }));
+  return list.filter((i) => mine(i.Labels, scope) && i.Labels?.[UNIK.id]);
+}
+
+/** The containers that are UniK instances. */
+export async function unikContainers(docker: Docker, scope: string | undefined): Promise<Docker.ContainerInfo[]> {
+  const list = await withDeadline((d) => docker.listContainers({ all: true, filters: unikFilter(scope), ...d }));
+  return list.filter((c) => mine(c.Labels, scope) && c.Labels?.[UNIK.id]);
+}
 
 export function objectLabels(scope: string | undefined, id: string, name: string, created: string, extra: Record<string, string> = {}): Record<string, string> {
   return { [UNIK.kind]: PROVIDER, [UNIK.id]: id, [UNIK.name]: name, [UNIK.created]: created, ...scopeLabel(scope), ...extra };

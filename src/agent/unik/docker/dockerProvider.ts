@@ -21,7 +21,19 @@ import {
 } from '../provider.js';
 import { buildImage } from './dockerBuild.js';
 import { pullImage, pushImage, remoteDeleteImage } from './dockerHub.js';
-import { imageArgs, instanceMounts, mine, MiB, objectLabels, PROVIDER, toImage, toInstance, UNIK, unikFilter, volumeEngineName } from './dockerLabels.js';
+import {
+  imageArgs,
+  instanceMounts,
+  MiB,
+  objectLabels,
+  PROVIDER,
+  toImage,
+  toInstance,
+  UNIK,
+  unikContainers,
+  unikImages,
+  volumeEngineName,
+} from './dockerLabels.js';
 import { createVolume, removeVolume, volumesWithAttachments } from './dockerVolumes.js';
 
 export interface DockerProviderOptions {
@@ -243,14 +255,12 @@ class DockerProvider implements UnikProvider {
     if (info.State.Running) await withDeadline((d) => created.start({ ...d }));
   }
 
-  private async engineImages(): Promise<Docker.ImageInfo[]> {
-    const list = await withDeadline((d) => this.docker.listImages({ filters: unikFilter(this.scope), ...d }));
-    return list.filter((i) => mine(i.Labels, this.scope) && i.Labels?.[UNIK.id]);
+  private engineImages(): Promise<Docker.ImageInfo[]> {
+    return unikImages(this.docker, this.scope);
   }
 
-  private async containers(): Promise<Docker.ContainerInfo[]> {
-    const list = await withDeadline((d) => this.docker.listContainers({ all: true, filters: unikFilter(this.scope), ...d }));
-    return list.filter((c) => mine(c.Labels, this.scope) && c.Labels?.[UNIK.id]);
+  private containers(): Promise<Docker.ContainerInfo[]> {
+    return unikContainers(this.docker, this.scope);
   }
 
   private async container(id: string): Promise<Docker.ContainerInfo> {

@@ -23,7 +23,7 @@ import { diskDevice, diskSerial, settingsScript } from './guest.js';
 import { hotAttach, hotDetach } from './hotplug.js';
 import { findApp, imageInitramfs, writeInstanceInitrd } from './initramfs.js';
 import { type Accel, consoleFile, QEMU, type VmSpec } from './qemuArgs.js';
-import { type ImageRecord, type InstanceRecord, Store, type VolumeRecord } from './store.js';
+import { type ImageRecord, type InstanceRecord, qemuStoreRoot, Store, type VolumeRecord } from './store.js';
 import { checkArgs, checkEnv, checkMounts, checkName, PORTS_ENV, parsePorts } from './validate.js';
 import { isInstanceVm, stopVm } from './vm.js';
 import { copyRawDisk, folderUsage, makeExt2, volumeSizeMb } from './volumes.js';
@@ -37,7 +37,7 @@ const MiB = 1024 * 1024;
 
 export async function createQemuProvider(options: { dataDir: string; cacheDir: string; log: EventLog }): Promise<UnikProvider | undefined> {
   if (!(await onPath(QEMU))) return undefined;
-  const provider = new QemuProvider(new Store(path.join(options.dataDir, 'unik', NAME)), options.cacheDir, options.log);
+  const provider = new QemuProvider(new Store(qemuStoreRoot(options.dataDir)), options.cacheDir, options.log);
   await provider.load();
   return provider;
 }

@@ -42,6 +42,9 @@ export interface VolumeRecord {
 export type Kind = 'images' | 'instances' | 'volumes';
 const FILE: Record<Kind, string> = { images: 'image.json', instances: 'instance.json', volumes: 'volume.json' };
 
+/** Where the qemu provider keeps its records. */
+export const qemuStoreRoot = (dataDir: string) => path.join(dataDir, 'unik', 'qemu');
+
 export class Store {
   constructor(readonly root: string) {}
 
@@ -71,6 +74,15 @@ export class Store {
     const dir = this.dir(kind, id);
     await fs.rename(dir, `${dir}.tmp`).catch(() => undefined);
     await fs.rm(`${dir}.tmp`, { recursive: true, force: true });
+  }
+
+  /** Whether a record of a kind may exist, without reading any (an unreadable folder may hold some). */
+  async any(kind: Kind): Promise<boolean> {
+    try {
+      return (await fs.readdir(path.join(this.root, kind))).some((name) => !name.endsWith('.tmp'));
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+    }
   }
 
   /** Every complete record of a kind; leftovers of interrupted work are removed. */
