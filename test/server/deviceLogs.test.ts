@@ -10,6 +10,7 @@ import type { Server } from '../../src/server/server.js';
 import type { StoredLogLine } from '../../src/server/logs/deviceLogs.js';
 import { backends, nodes } from './backends.js';
 import { listen, newDevice, until, user } from './helpers.js';
+import { readSse } from './sseReader.js';
 
 const QUEUE = 'queue-0001';
 const T0 = Date.parse('2024-05-01T10:00:00Z');
@@ -69,45 +70,13 @@ async function logsOf(server: Server, deviceId: string, query = ''): Promise<Sto
 const messages = (lines: { message: string }[]) => lines.map((l) => l.message);
 
 /** A live tail read as an EventSource would: every event's id and parsed data, as they come. */
-async function tail(t: TestContext, base: string, token: string, deviceId: string, query = '', headers: Record<string, string> = {}) {
-  const stop = new AbortController();
-  const res = await fetch(`${base}/dongle/devices/${deviceId}/logs/tail/${query}`, {
-    headers: { authorization: `APIToken ${token}`, ...headers },
-    signal: stop.signal,
-  });
-  const events: { id: string; data: Stored }[] = [];
-  let ended = false;
-  const reading = (async () => {
-    if (!res.body) return;
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk as Uint8Array, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const fields = Object.fromEntries(
-            buf
-              .slice(0, i)
-              .split('\n')
-              .filter((l) => !l.startsWith(':'))
-              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
-          );
-          buf = buf.slice(i + 2);
-          if (fields.data) events.push({ id: fields.id!, data: JSON.parse(fields.data) as Stored });
-        }
-      }
-    } catch {
-      // aborted
-    }
-    ended = true;
-  })();
-  const close = async () => {
-    stop.abort();
-    await reading;
-  };
-  t.after(close);
-  return { status: res.status, type: res.headers.get('content-type'), events, close, ended: () => ended };
+function tail(t: TestContext, base: string, token: string, deviceId: string, query = '', headers: Record<string, string> = {}) {
+  return readSse<{ id: string; data: Stored }>(
+    t,
+    `${base}/dongle/devices/${deviceId}/logs/tail/${query}`,
+    { authorization: `APIToken ${token}`, ...headers },
+    (f) => (f.data ? { id: f.id!, data: JSON.parse(f.data) as Stored } : undefined),
+  );
 }
 
 for (const backend of backends()) {

@@ -12,41 +12,17 @@ import type { FastifyReply } from 'fastify';
 import { FleetFeed } from '../../src/server/devices/fleetFeed.js';
 import { backends } from './backends.js';
 import { device, listen, newDevice, newProject, until, user } from './helpers.js';
+import { readSse } from './sseReader.js';
 
 interface Event {
   event: string;
   data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-async function stream(t: TestContext, base: string, token: string) {
-  const stop = new AbortController();
-  const res = await fetch(`${base}/dongle/devices/events/`, { headers: { authorization: `APIToken ${token}` }, signal: stop.signal });
-  const events: Event[] = [];
-  let ended = false;
-  const reading = (async () => {
-    let buf = '';
-    try {
-      for await (const chunk of res.body ?? []) {
-        buf += Buffer.from(chunk as Uint8Array).toString();
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const lines = buf.slice(0, i).split('\n');
-          buf = buf.slice(i + 2);
-          const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
-          if (field('data') !== undefined) events.push({ event: field('event')!, data: JSON.parse(field('data')!) });
-        }
-      }
-    } catch {
-      // aborted
-    }
-    ended = true;
-  })();
-  const close = async () => {
-    stop.abort();
-    await reading;
-  };
-  t.after(close);
-  return { status: res.status, type: res.headers.get('content-type'), events, ended: () => ended, close };
+function stream(t: TestContext, base: string, token: string) {
+  return readSse<Event>(t, `${base}/dongle/devices/events/`, { authorization: `APIToken ${token}` }, (f) =>
+    f.data !== undefined ? { event: f.event!, data: JSON.parse(f.data) } : undefined,
+  );
 }
 
 for (const backend of backends()) {

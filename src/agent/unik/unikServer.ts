@@ -1,8 +1,8 @@
 // The UniK API's place in the agent: the port is bound at start, the providers and the API (fastify,
 // busboy, tar) loaded on the first request, as the device API is. The providers are also what the
 // state report lists (cloud mode): loaded then, without the API, once there is anything to list
-// (until then the report asks the engine and the qemu records folder, so an agent whose UniK API
-// was never used loads no provider: BENCHMARKS.md §3).
+// (the report asks the engine and the qemu records folder once whether an earlier run left any, so
+// an agent whose UniK API was never used loads no provider: BENCHMARKS.md §3).
 import path from 'node:path';
 import type Docker from 'dockerode';
 import fsp from '../../shared/fsAsync.js';
@@ -33,6 +33,8 @@ const REPORT_LIMIT = 500;
 
 export class Unik {
   private providers: Promise<UnikProvider[]> | undefined;
+  /** asked once: a UniK object appears later only through this API, which loads the providers */
+  private leftByEarlierRun: Promise<boolean> | undefined;
   private server: ApiServer | undefined;
 
   constructor(private readonly s: UnikSettings) {}
@@ -60,7 +62,9 @@ export class Unik {
 
   /** What the operator sees of UniK in the device's state report. */
   async report(): Promise<UnikReport> {
-    if (!this.providers && !(await unikInUse(this.s))) return { images: [], instances: [] };
+    this.leftByEarlierRun ??= unikInUse(this.s);
+    this.leftByEarlierRun.catch(() => (this.leftByEarlierRun = undefined));
+    if (!this.providers && !(await this.leftByEarlierRun)) return { images: [], instances: [] };
     const providers = await this.loadProviders();
     const [images, instances] = await Promise.all([Promise.all(providers.map((p) => p.listImages())), Promise.all(providers.map((p) => p.listInstances()))]);
     return {

@@ -6,7 +6,8 @@
 // An app that still has devices is not deleted (409): delete them first, so that no device in the
 // field is dropped by accident.
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
-import { nowIso, type ServerDb } from '../db/database.js';
+import type { Selectable } from 'kysely';
+import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import { dependentImage } from '../targets/dependentTarget.js';
 import type { RegistryRecord } from '../targets/releaseTarget.js';
 import type { ImageDigests } from './imageDigests.js';
@@ -209,16 +210,7 @@ export class DependentApps {
   }
 }
 
-const releaseOf = (r: {
-  id: number;
-  app_id: number;
-  image: string;
-  tag: string;
-  registry_id: number | null;
-  commit: string;
-  version_hash: string;
-  created_at: string;
-}): DependentRelease => ({
+const releaseOf = (r: Selectable<ServerTables['dependent_release']>): DependentRelease => ({
   id: r.id,
   app: r.app_id,
   image: r.image,
