@@ -31,6 +31,8 @@ import {
 const SERVICES = 10;
 const IDLE_S = intEnv('BENCH_RSS_IDLE_S', 20);
 const GOAL_MB = 50;
+/** BENCH_RSS_TRACE=1: log each run's samples (when the idle RSS moves, not just where it ends) */
+const TRACE = !!process.env.BENCH_RSS_TRACE;
 const BUNDLE = 'dist/agent.cjs';
 /** whether this build of the agent has the device API (and so `--api-port`) */
 const API_PORT_OPTION = fs.existsSync(BUNDLE) && execFileSync(process.execPath, [BUNDLE, '--help'], { encoding: 'utf8' }).includes('--api-port');
@@ -158,6 +160,8 @@ interface Measured {
   finalAnonMb: number;
   finalFileMb: number;
   samples: number;
+  /** BENCH_RSS_TRACE=1: every sample, `seconds:MB` */
+  trace?: string;
 }
 
 async function stopChild(child: ChildProcess): Promise<number | null> {
@@ -279,6 +283,7 @@ async function measure(v: Variant, root: string): Promise<Measured> {
       finalAnonMb: last!.anonMb,
       finalFileMb: last!.fileMb,
       samples: samples.length,
+      ...(TRACE ? { trace: samples.map((s) => `${Math.round(s.t)}:${s.mb}`).join(' ') } : {}),
     };
   } catch (err) {
     const tail = (await fsp.readFile(path.join(dir, 'agent.log'), 'utf8').catch(() => '')).split('\n').slice(-5).join('\n');
@@ -322,7 +327,8 @@ await runBench('agentRss', async () => {
         r.ok
           ? `  ${r.variant}: max ${r.maxMb} MB, idle max ${r.idleMaxMb} MB, final ${r.finalMb} MB ` +
               `(anon ${r.finalAnonMb} + file ${r.finalFileMb}), VmHWM ${r.hwmMb} MB` +
-              (r.convergedS !== undefined ? ` (10 containers running after ${r.convergedS} s)` : '')
+              (r.convergedS !== undefined ? ` (10 containers running after ${r.convergedS} s)` : '') +
+              (r.trace ? `\n    samples: ${r.trace}` : '')
           : `  ${r.variant}: FAILED: ${r.error}`,
       );
     }

@@ -21,8 +21,8 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { inChunks, openServerDb } from '../src/server/db/database.js';
 import { openServer } from '../src/server/server.js';
-import { freshPostgres } from '../test/server/backends.js';
 import { intEnv, log, onCleanup, percentile, round, runBench, tempDir } from './lib.js';
+import { type Backend, freshDatabaseUrl, wantedBackends } from './serverBackends.js';
 
 const POINTS = intEnv('BENCH_LB_POINTS', 1_000_000);
 const BATCH = intEnv('BENCH_LB_BATCH', 5000);
@@ -32,18 +32,6 @@ const FIELD = 'obd.bat.voltage';
 /** the first point: 2020-07-09T00:00:00Z; one per second after it */
 const START_MS = Date.UTC(2020, 6, 9);
 const value = (i: number) => 12 + Math.round(Math.sin(i / 997) * 1000) / 1000;
-
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  adminUrl?: string;
-}
-
-async function database(backend: Backend): Promise<string | undefined> {
-  if (!backend.adminUrl) return undefined;
-  const db = await freshPostgres(backend.adminUrl);
-  onCleanup(() => db.drop());
-  return db.url;
-}
 
 /** The upload bodies, serialised up front. */
 function uploadBodies(): Buffer[] {
@@ -98,7 +86,7 @@ async function ingest(port: number, key: string, bodies: Buffer[]): Promise<numb
 /** The baseline: the same rows through a batched kysely INSERT, nothing else. */
 async function baselineInsert(backend: Backend): Promise<number> {
   const dataDir = await tempDir('bosun-bench-logbook-base-');
-  const url = await database(backend);
+  const url = await freshDatabaseUrl(backend);
   const db = await openServerDb({ ...(url ? { url } : {}), sqliteFile: `${dataDir}/baseline.sqlite` });
   onCleanup(() => db.destroy());
   await db
@@ -183,7 +171,7 @@ async function runBackend(backend: Backend) {
   log(`  baseline (batched kysely INSERT): ${round(baselineMs / 1000, 2)} s, ${baselineRate} points/s`);
 
   const dataDir = await tempDir('bosun-bench-logbook-');
-  const url = await database(backend);
+  const url = await freshDatabaseUrl(backend);
   const server = await openServer({ dataDir, ...(url ? { databaseUrl: url } : {}), logger: false });
   onCleanup(() => server.close());
   await server.app.listen({ host: '127.0.0.1', port: 0 });
@@ -221,14 +209,7 @@ async function runBackend(backend: Backend) {
 }
 
 async function main(): Promise<Record<string, unknown>> {
-  const wanted = (process.env.BENCH_LB_BACKENDS ?? 'sqlite,postgres').split(',');
-  const backends: Backend[] = [];
-  if (wanted.includes('sqlite')) backends.push({ name: 'sqlite' });
-  const pgUrl = process.env.BENCH_DATABASE_URL;
-  if (wanted.includes('postgres')) {
-    if (pgUrl && /^postgres(ql)?:\/\//.test(pgUrl)) backends.push({ name: 'postgres', adminUrl: pgUrl });
-    else log('logbook: no PostgreSQL ($BENCH_DATABASE_URL unset): SQLite only');
-  }
+  const backends = wantedBackends('BENCH_LB_BACKENDS', 'logbook');
   const results = [];
   for (const b of backends) results.push(await runBackend(b));
   const summary = results.map(

@@ -20,11 +20,12 @@ import type { TargetState } from '../shared/targetState.js';
 import { validateTargetState } from '../shared/validateTarget.js';
 import type { ConfigJson } from './config/configJson.js';
 import { createDocker } from './engine/docker.js';
+import { EngineEvents } from './engine/engineEvents.js';
 import { EventLog } from './eventLog.js';
 import { healthProblems } from './health.js';
 import { LocalMode } from './localMode.js';
 import { buildController } from './controller.js';
-import { deviceIdentity, EngineEvents, loadConfig, openLocks, startCommandApi, startUnik } from './startup.js';
+import { deviceIdentity, loadConfig, openLocks, startCommandApi, startUnik } from './startup.js';
 import type { Unik } from './unik/unikServer.js';
 import type { UnikReport } from '../shared/deviceLink.js';
 import { followTargetFile } from './targets/fileTarget.js';
@@ -96,7 +97,7 @@ export class Agent {
     this.docker = createDocker(opts.dockerHost);
     this.lockRoot = path.join(opts.dataDir, 'locks');
     this.local = new LocalMode({ docker: this.docker, log: this.log, engineTcp: opts.engineTcp });
-    this.events = new EngineEvents(this.docker, () => this.reconciler.trigger('engine event'));
+    this.events = new EngineEvents(this.docker, opts.engineScope, () => this.reconciler.trigger('engine event'));
     this.gateway = new DependentsLoader(this, {
       endpoint: () => this.cloudEndpoint(),
       shipLog: async (line) => (await this.logShipper?.ship(line)) ?? false,
@@ -136,6 +137,7 @@ export class Agent {
         this.cloud?.scheduleReport();
       },
       onRecheck: () => this.cloud?.scheduleReport(),
+      engineGeneration: () => this.events.generation,
     }));
     this.device = await deviceIdentity(config);
     this.host = createHost(this.opts.host ?? { kind: 'sandbox', root: path.join(dataDir, 'host') }, this.device.uuid.slice(0, 7), this.log);
@@ -334,9 +336,9 @@ export class Agent {
     return outcome;
   }
 
-  /** Per app and service: status, release, progress, errors, waits, settle (state/stateReport.ts). */
-  currentState(): Promise<Record<string, AppReport>> {
-    return this.stateReport!.read();
+  /** Per app and service: status, release, progress, errors, waits, settle (state/stateReport.ts: `sinceLastApply`). */
+  currentState(sinceLastApply = false): Promise<Record<string, AppReport>> {
+    return this.stateReport!.read(sinceLastApply);
   }
 
   /** Chooses the target to apply (local or managed), makes sure its apps have API keys, builds the desired state. */

@@ -27,6 +27,8 @@ export interface ControllerDeps {
   onApplied(outcome: ApplyOutcome, reconciler: Reconciler): void;
   /** the state report should go out again (a settle verdict is due) */
   onRecheck(): void;
+  /** the engine events' generation (engine/engineEvents.ts): what was read before it changed may be stale */
+  engineGeneration(): number | undefined;
 }
 
 export interface Controller {
@@ -57,6 +59,7 @@ export async function buildController(d: ControllerDeps): Promise<Controller> {
     desired: d.desired,
     keepImages: d.keepImages,
     intervalMs: opts.intervalMs ?? 60_000,
+    engineGeneration: d.engineGeneration,
     onApplied: (outcome) => d.onApplied(outcome, reconciler!),
   });
   const stateReport = new StateReport({
@@ -69,6 +72,7 @@ export async function buildController(d: ControllerDeps): Promise<Controller> {
     desired: d.desired,
     settleMs: opts.settleMs ?? DEFAULT_SETTLE_MS,
     onRecheck: d.onRecheck,
+    engineGeneration: d.engineGeneration,
   });
   return { puller, executor, reconciler, stateReport };
 }

@@ -1,12 +1,11 @@
 // Start-up facts and wiring of the agent: its config.json and update locks, the device's
-// identity, the engine's data root, the local command API, and the engine events that wake the loop.
+// identity, the engine's data root, and the local command API.
 import type Docker from 'dockerode';
 import fsp from '../shared/fsAsync.js';
 import type { Agent } from './agent.js';
 import { lazyApi, startApiServer, type ApiServer } from './api/apiServer.js';
 import { newUuid, readConfigJson, writeConfigJson, type ConfigJson } from './config/configJson.js';
 import { engineErrorMessage, withDeadline } from './engine/deadline.js';
-import { SUPERVISED_FILTER } from './engine/labels.js';
 import type { EventLog } from './eventLog.js';
 import { UpdateLocks } from './locks/updateLock.js';
 import type { DeviceIdentity } from './reconciler/serviceEnvironment.js';
@@ -81,39 +80,5 @@ export async function engineDataRoot(docker: Docker, log: EventLog): Promise<str
   } catch (err) {
     log.warn(`Engine not reachable yet: ${engineErrorMessage(err)}`);
     return undefined;
-  }
-}
-
-/** Engine events wake the loop at once: a container that died or was removed by hand. Reconnects until stopped. */
-export class EngineEvents {
-  private events: NodeJS.ReadableStream | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly docker: Docker,
-    private readonly onEvent: () => void,
-  ) {}
-
-  watch(): void {
-    if (this.stopped) return;
-    const retry = () => {
-      this.events = undefined;
-      if (!this.stopped) setTimeout(() => this.watch(), 1000).unref();
-    };
-    this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], ...SUPERVISED_FILTER } }).then((stream) => {
-      if (this.stopped) {
-        (stream as unknown as { destroy(): void }).destroy();
-        return;
-      }
-      this.events = stream;
-      stream.on('data', this.onEvent);
-      stream.on('error', retry);
-      stream.on('end', retry);
-    }, retry);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    (this.events as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }

@@ -11,7 +11,8 @@ export default {
   link: promisify(fs.link),
   lstat: promisify(fs.lstat),
   mkdir: promisify(fs.mkdir),
-  opendir: promisify(fs.opendir),
+  // (reading `fs.opendir` loads fs's directory internals: only when a folder is walked)
+  opendir: (dir: string, options?: fs.OpenDirOptions) => promisify(fs.opendir)(dir, options ?? {}),
   readdir: promisify(fs.readdir),
   readFile: promisify(fs.readFile),
   readlink: promisify(fs.readlink),

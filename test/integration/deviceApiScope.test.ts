@@ -1,7 +1,8 @@
 // The key-scope table of the device API (README, security), row by row, on a real agent and engine:
 // what an app's key (BALENA_SUPERVISOR_API_KEY) may see and do to the device and to another app,
-// and what needs the device key. Rows about service actions on another app, regenerating keys and
-// reboot/update with force are in deviceApi.test.ts; local mode's rows in balenaLocalMode.test.ts.
+// and what needs the device key. Rows about service actions on another app and regenerating keys are
+// in deviceApiAuth.test.ts, reboot/update with force in deviceApiLocks.test.ts; local mode's rows in
+// balenaLocalMode.test.ts.
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import http from 'node:http';

@@ -34,6 +34,7 @@ test('a busy port stops npm start before it starts anything, naming the variable
     const data = path.join(dir, name);
     const s = await npmStart(t, data, { [name]: String(busy) });
     const { code } = await s.exited;
+    await s.closed;
     assert.equal(code, 1, s.output());
     assert.match(s.output(), new RegExp(`npm start: nothing was started, because\\n  port ${busy} \\(.*: ${name}=<port> npm start\\) is in use`));
     await assert.rejects(fs.access(data), 'no data dir: nothing started');
@@ -85,6 +86,7 @@ test('npm start runs the shipped agent; SIGTERM or SIGINT to npm (or Ctrl-C) end
     assertGone(started, signal);
     assert.ok(await portFree(Number(new URL(s.url).port), '127.0.0.1'), 'the server port is free');
     assert.ok(await portFree(s.apiPort), 'the device API port is free');
+    await s.closed;
     assert.match(s.output(), /Stopped the server and the agent/);
   }
 });
@@ -100,5 +102,6 @@ test('when the server dies, npm start stops the agent too and says so', async (t
   assert.notEqual(code, 0);
   await waitFor('everything stopped', async () => started.every((p) => commandOf(p) === undefined), 30_000).catch(() => undefined);
   assertGone(started, 'the server killed');
+  await s.closed;
   assert.match(s.output(), /The server stopped: see .*server\.log/);
 });

@@ -12,6 +12,9 @@ export interface Started {
   child: ChildProcess;
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** npm has exited and its output is closed: whatever its children wrote last has been read. Read the
+   * output after this, not after `exited` (the exit can be seen before the last lines arrive). */
+  closed: Promise<void>;
   url: string;
   apiPort: number;
   env: Record<string, string>;
@@ -35,6 +38,7 @@ export async function npmStart(t: TestContext, dataDir: string, env: Record<stri
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   t.after(async () => {
     const left = descendants(child.pid!);
     if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
@@ -42,7 +46,7 @@ export async function npmStart(t: TestContext, dataDir: string, env: Record<stri
     await exited;
     await removeApps([1]); // the project "hello" npm start creates on a fresh server: app 1, in this run's scope
   });
-  return { child, output: () => text, exited, url: `http://127.0.0.1:${port}`, apiPort, env: all };
+  return { child, output: () => text, exited, closed, url: `http://127.0.0.1:${port}`, apiPort, env: all };
 }
 
 /** Waits for the agent's start line, after "Bosun is up". */

@@ -1,6 +1,7 @@
 // Deployments as the device's reports move them, on each storage backend: an applied release is a
 // success only once its services settled (a crash loop is a failure with its reason, and drops out
-// of successful_deployments and docker_releases); a release the device moved on from is superseded.
+// of successful_deployments and docker_releases); a release the device moved on from is superseded,
+// and so is one a newer release replaced in its target while it was offline.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backends } from './backends.js';
@@ -123,6 +124,40 @@ for (const backend of backends()) {
       assert.equal((await deploymentOf(r2))?.error, 'web: manifest unknown');
       assert.equal((await deploymentOf(r3))?.state, 'succeeded');
       assert.equal((await deploymentOf(r1))?.state, 'superseded');
+    });
+
+    test('an offline device: a newer release in its target supersedes the older one at once; the older one in its target again is pending again', async (t) => {
+      const { server, dev, project, call, release, deploymentOf, report } = await setup(t);
+      const r1 = await release('1');
+      assert.equal((await deploymentOf(r1))?.state, 'pending');
+      const r2 = await release('2');
+      const superseded = await deploymentOf(r1);
+      assert.equal(superseded?.state, 'superseded', 'the device will never run release 1: its target is release 2');
+      assert.ok(superseded?.finished_at);
+      assert.equal((await deploymentOf(r2))?.state, 'pending');
+
+      // release 2 no longer lists the device: its target is release 1 again
+      assert.equal((await call('PATCH', `/docker/projects/${project}/releases/${r2}/`, { devices: [] })).status, 200);
+      assert.deepEqual(await deploymentOf(r1), { ...(await deploymentOf(r1))!, state: 'pending', error: null, finished_at: null });
+      // a deployment just made of a release older than the target's: superseded, though no target changed
+      assert.equal((await call('PATCH', `/docker/projects/${project}/releases/${r2}/`, { devices: [dev.id] })).status, 200);
+      assert.equal((await deploymentOf(r1))?.state, 'superseded');
+      assert.equal((await call('PATCH', `/docker/projects/${project}/releases/${r1}/`, { devices: [dev.id] })).status, 200);
+      assert.equal((await deploymentOf(r1))?.state, 'superseded', 'only its target release is pending');
+      assert.equal((await deploymentOf(r2))?.state, 'pending');
+
+      // a finished deployment stays as it was; a device that reports on a superseded release moves it on
+      await report({ releaseId: r2, targetReleaseId: r2, updateStatus: 'done', settle: 'settled', services: {} });
+      await release('3');
+      assert.equal((await deploymentOf(r2))?.state, 'succeeded');
+      await report({ releaseId: r2, targetReleaseId: r1, updateStatus: 'downloading', services: {} });
+      assert.equal((await deploymentOf(r1))?.state, 'downloading');
+      // the superseding is per device and project: another project's deployment on the device is not touched
+      const other = await newProject(server, [dev.id], 'other-app');
+      const o1 = await call('POST', `/docker/projects/${other}/releases/`, { version: '1', containers: [web('1')] });
+      const otherState = () => server.db.selectFrom('deployment').select('state').where('release_id', '=', Number(o1.body.id)).executeTakeFirst();
+      await release('4');
+      assert.equal((await otherState())?.state, 'pending');
     });
   });
 }

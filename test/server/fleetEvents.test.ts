@@ -54,8 +54,10 @@ for (const backend of backends()) {
         services: { web: { status: 'Downloading', downloadProgress: 40 } },
       };
       assert.equal((await device(base, dev.key).report({ agent_version: '9.9.9', apps: { [String(project)]: downloading } })).status, 204);
-      await until('the report as an event', () => live.events.some((e) => e.event === 'device' && e.data.state?.status === 'updating'));
-      const changed = live.events.find((e) => e.event === 'device')!.data;
+      // (the device's request may first show as its own event: last_seen, written as it was authenticated)
+      const reported = (e: Event) => e.event === 'device' && e.data.state?.status === 'updating';
+      await until('the report as an event', () => live.events.some(reported));
+      const changed = live.events.find(reported)!.data;
       assert.equal(changed.agent_version, '9.9.9');
       assert.deepEqual(changed.state.apps[String(project)].services.web, { status: 'Downloading', download_progress: 40, error: null });
 

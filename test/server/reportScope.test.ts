@@ -57,13 +57,13 @@ for (const backend of backends()) {
       assert.deepEqual((await call('GET', `/docker/projects/${mine}/releases/${rB}/`)).body.successful_deployments, []);
       assert.equal((await shownApps(server, a.id))[String(mine)]!.release, null, 'a running release that is not its own is unknown to the server');
 
-      // its own release moves as before
+      // its own release moves as before (B's was superseded when rB became B's target, not by A)
       await linkA.report({ apps: { [String(mine)]: { releaseId: rA, targetReleaseId: rA, updateStatus: 'done', services: { web: { status: 'Running' } } } } });
       assert.deepEqual(
         await deployments(server, rA),
         [
           { device_id: a.id, state: 'succeeded' },
-          { device_id: b.id, state: 'pending' },
+          { device_id: b.id, state: 'superseded' },
         ].sort((x, y) => x.device_id.localeCompare(y.device_id)),
       );
       assert.deepEqual((await call('GET', `/dongle/devices/${a.id}/`)).body.docker_releases, [rA]);

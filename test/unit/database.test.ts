@@ -88,3 +88,21 @@ test('it holds keys and passwords: the file and its WAL and shared-memory files 
   for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(await mode(f), 0o600, f);
   await again.destroy();
 });
+
+test("0007: a container's log cursor of before becomes both streams' cursor (nothing is sent twice)", async (t) => {
+  const file = await tempDb(t);
+  await (await openAgentDb(file)).destroy();
+  // the file as 0006 left it, with one cursor
+  const sqlite = new SQLite(file);
+  sqlite.exec(`drop table log_stream_cursor; create table log_cursor (container_id text primary key, ts text not null);
+    insert into log_cursor values ('c1', '2024-05-01T10:00:03.000000000Z');
+    delete from kysely_migration where name = '0007_log_stream_cursor'`);
+  sqlite.close();
+  const db = await openAgentDb(file);
+  t.after(() => db.destroy());
+  assert.deepEqual(await db.selectFrom('log_stream_cursor').selectAll().orderBy('stream').execute(), [
+    { container_id: 'c1', stream: 'stderr', ts: '2024-05-01T10:00:03.000000000Z' },
+    { container_id: 'c1', stream: 'stdout', ts: '2024-05-01T10:00:03.000000000Z' },
+  ]);
+  assert.deepEqual(executed(file), [...migrationNames].sort());
+});

@@ -1,7 +1,7 @@
 // The device API's routes against a fake device (helpers/fakeDevice.ts) with fastify's inject():
 // authentication, the key-scope table of the README (Security, "Device API keys") row by row, and
 // the status codes of errors. The same rows on a real agent and engine: deviceApiScope.test.ts,
-// deviceApi.test.ts, balenaLocalMode.test.ts.
+// deviceApiAuth.test.ts, deviceApiLocks.test.ts, balenaLocalMode.test.ts.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, beforeEach, describe, test } from 'node:test';

@@ -156,15 +156,21 @@ test("the queue, its id and the containers' cursors survive a reopen; cursors of
   await q.append(
     lines(1, 3),
     new Map([
-      ['c1', '2024-05-01T10:00:03.000000000Z'],
-      ['c2', '2024-05-01T10:00:02.000000000Z'],
+      ['c1', { stdout: '2024-05-01T10:00:03.000000000Z' }],
+      ['c2', { stdout: '2024-05-01T10:00:02.000000000Z', stderr: '2024-05-01T10:00:01.000000000Z' }],
     ]),
   );
-  await q.append([], new Map([['c2', '2024-05-01T10:00:09.000000000Z']]));
+  // one stream's cursor moves, the other's stays
+  await q.append([], new Map([['c2', { stdout: '2024-05-01T10:00:09.000000000Z' }]]));
+  const cursors = {
+    c1: { stdout: '2024-05-01T10:00:03.000000000Z' },
+    c2: { stdout: '2024-05-01T10:00:09.000000000Z', stderr: '2024-05-01T10:00:01.000000000Z' },
+  };
+  assert.deepEqual(Object.fromEntries(q.cursors), cursors);
   const again = await LogQueue.open(await reopen(), '2030-01-01T00:00:00.000000000Z');
   assert.equal(again.id, q.id);
   assert.equal(again.startedAt, START, 'following starts where shipping first began, not at this start');
-  assert.deepEqual(Object.fromEntries(again.cursors), { c1: '2024-05-01T10:00:03.000000000Z', c2: '2024-05-01T10:00:09.000000000Z' });
+  assert.deepEqual(Object.fromEntries(again.cursors), cursors);
   assert.deepEqual(again.size, q.size);
   assert.deepEqual(
     (await drain(again)).map((l) => l.message),

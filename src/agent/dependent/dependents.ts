@@ -219,7 +219,7 @@ export class Dependents implements DependentsApi {
 
   async log(scope: KeyScope, uuid: string, message: string, ts: Date): Promise<void> {
     await this.reachable(scope, uuid);
-    const shipped = await this.d.shipLog({ ts: ts.toISOString(), stream: 'stdout', message, dependent_uuid: uuid });
+    const shipped = await this.d.shipLog({ ts: isoTime(ts.getTime()), stream: 'stdout', message, dependent_uuid: uuid });
     if (!shipped) this.d.log.logger.info({ dependent_uuid: uuid }, message);
   }
 

@@ -6,6 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { LABEL, ownedBy, SUPERVISED_FILTER } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 export interface LogLine {
   message: string;
@@ -25,18 +26,31 @@ export interface LineOrigin {
   time?: string;
 }
 
+/** Per stream, the `engineTime` of the last line taken from a container. */
+export interface StreamCursors {
+  stdout?: string;
+  stderr?: string;
+}
+
 export interface FollowOptions {
   /**
-   * Where a container's log starts: an `engineTime` (inclusive: the engine sends a line stamped
-   * exactly then again). Default: now.
+   * Where a container's log resumes: each stream after its cursor (a line stamped at or before it
+   * was taken). Default: from now.
    */
-  since?(containerId: string): string | undefined;
+  since?(containerId: string): StreamCursors | undefined;
 }
 
 /** Longer lines are cut: a service printing without newlines must not grow a buffer for ever. */
 const MAX_LINE = 64 * 1024;
 /** Following the engine's events again after it went away: from 1 s, doubling, at most this. */
 const MAX_RETRY_MS = 30_000;
+/**
+ * The engine stamps stdout and stderr apart and writes them to one log, so a line of one stream can
+ * come after a later line of the other, by far less than this. A resumed log reads this much before
+ * the later cursor, and no more: a stream quiet for months must not make every restart read months
+ * of the other again.
+ */
+const STREAMS_APART_S = 5;
 
 export function followLogs(
   docker: Docker,
@@ -56,7 +70,8 @@ export function followLogs(
     const meta = { serviceName: labels[LABEL.serviceName]!, appId: Number(labels[LABEL.appId]) };
     const releaseId = Number(labels[LABEL.releaseId]) || undefined;
     const from = opts.since?.(id);
-    const since = from ? unixSince(from) : Math.floor(Date.now() / 1000);
+    const resume = from && resumeAt(from);
+    const since = resume ? unixSince(resume) : Math.floor(Date.now() / 1000);
     const raw = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
     if (stopped || streams.has(id)) return raw.destroy();
     streams.set(id, raw);
@@ -65,6 +80,9 @@ export function followLogs(
     docker.modem.demuxStream(raw, out, err);
     const emit = (l: string, stderr: boolean) => {
       const { message, time } = parseTimestamped(l);
+      // a resumed log sends again what came up to each stream's cursor: that was taken before
+      const cursor = from?.[stderr ? 'stderr' : 'stdout'];
+      if (cursor && time && time <= cursor) return;
       const line: LogLine = { message, timestamp: time ? Date.parse(time) : Date.now(), isSystem: false, ...(stderr ? { isStdErr: true } : {}), ...meta };
       onLine(line, { containerId: id, ...(releaseId ? { releaseId } : {}), ...(time ? { time } : {}) });
     };
@@ -177,7 +195,15 @@ export function engineTime(text: string): string | undefined {
   const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(text);
   if (m) return `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}Z`;
   const ms = Date.parse(text);
-  return /^\d{4}-/.test(text) && !Number.isNaN(ms) ? new Date(ms).toISOString().replace('Z', '000000Z') : undefined;
+  return /^\d{4}-/.test(text) && !Number.isNaN(ms) ? isoTime(ms).replace('Z', '000000Z') : undefined;
+}
+
+/** Where a resumed log starts: at the earlier cursor, but no further back than STREAMS_APART_S before the later. */
+export function resumeAt({ stdout, stderr }: StreamCursors): string | undefined {
+  const [early, late] = [stdout, stderr].filter((c): c is string => !!c).sort();
+  if (!late) return early;
+  const floor = `${isoTime(Date.parse(`${late.slice(0, 19)}Z`) - STREAMS_APART_S * 1000).slice(0, 19)}${late.slice(19)}`;
+  return early! < floor ? floor : early;
 }
 
 /** The engine's `since` for an engineTime: unix seconds with the nanoseconds as fraction. */

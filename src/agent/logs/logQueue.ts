@@ -6,13 +6,15 @@
 // leave the queue only once the server acknowledged them.
 //
 // Each line is stored as the JSON of a ShippedLogLine without its `seq`, which is added as it is sent.
-// The queue also keeps, per container, the engine time of its last line queued: following resumes
-// there after a restart, in the same transaction as the lines, so a line is either queued and past
-// its container's cursor or neither.
+// The queue also keeps, per container and stream, the engine time of its last line queued: following
+// resumes there after a restart, in the same transaction as the lines, so a line is either queued and
+// past its stream's cursor or neither.
 import { randomHex } from '../randomHex.js';
 import type { Transaction } from 'kysely';
 import type { ShippedLogLine } from '../../shared/deviceLogs.js';
 import type { AgentDb, AgentTables } from '../store/database.js';
+import type { StreamCursors } from './logFollower.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 export interface LogQueueLimits {
   /** default 10,000 */
@@ -29,6 +31,7 @@ export interface LogBatch {
 }
 
 const META_KEY = 'log_queue';
+const STREAMS = ['stdout', 'stderr'] as const;
 const CHUNK = 200;
 
 /** The line standing for `count` lines that were dropped before it. */
@@ -50,8 +53,8 @@ export class LogQueue {
     readonly id: string,
     /** when shipping began: where following starts for a container not seen before */
     readonly startedAt: string,
-    /** container id → engine time of its last line queued */
-    readonly cursors: Map<string, string>,
+    /** container id → per stream, the engine time of its last line queued */
+    readonly cursors: Map<string, StreamCursors>,
     private lines: number,
     private bytes: number,
     limits: LogQueueLimits,
@@ -69,12 +72,14 @@ export class LogQueue {
         .insertInto('config')
         .values({ key: META_KEY, value: JSON.stringify(meta) })
         .execute();
-    const cursors = await db.selectFrom('log_cursor').selectAll().execute();
+    const cursors = new Map<string, StreamCursors>();
+    for (const c of await db.selectFrom('log_stream_cursor').selectAll().execute())
+      cursors.set(c.container_id, { ...cursors.get(c.container_id), [c.stream]: c.ts });
     const totals = await db
       .selectFrom('log_queue')
       .select((eb) => [eb.fn.countAll<number>().as('lines'), eb.fn.coalesce(eb.fn.sum<number>('bytes'), eb.lit(0)).as('bytes')])
       .executeTakeFirstOrThrow();
-    return new LogQueue(db, meta.id, meta.since, new Map(cursors.map((c) => [c.container_id, c.ts])), Number(totals.lines), Number(totals.bytes), limits);
+    return new LogQueue(db, meta.id, meta.since, cursors, Number(totals.lines), Number(totals.bytes), limits);
   }
 
   get size(): { lines: number; bytes: number } {
@@ -82,7 +87,7 @@ export class LogQueue {
   }
 
   /** Queues lines (JSON without `seq`, oldest first) and the containers' new cursors, in one transaction. */
-  async append(lines: readonly string[], cursors: ReadonlyMap<string, string> = new Map()): Promise<void> {
+  async append(lines: readonly string[], cursors: ReadonlyMap<string, StreamCursors> = new Map()): Promise<void> {
     if (!lines.length && !cursors.size) return;
     const totals = await this.db.transaction().execute(async (tx) => {
       let added = 0;
@@ -91,18 +96,21 @@ export class LogQueue {
         await tx.insertInto('log_queue').values(rows).execute();
         added += rows.reduce((n, r) => n + r.bytes, 0);
       }
-      for (const [container_id, ts] of cursors) {
-        await tx
-          .insertInto('log_cursor')
-          .values({ container_id, ts })
-          .onConflict((oc) => oc.column('container_id').doUpdateSet({ ts }))
-          .execute();
-      }
+      for (const [container_id, streams] of cursors)
+        for (const stream of STREAMS) {
+          const ts = streams[stream];
+          if (!ts) continue;
+          await tx
+            .insertInto('log_stream_cursor')
+            .values({ container_id, stream, ts })
+            .onConflict((oc) => oc.columns(['container_id', 'stream']).doUpdateSet({ ts }))
+            .execute();
+        }
       return this.dropExcess(tx, this.lines + lines.length, this.bytes + added);
     });
     this.lines = totals.lines;
     this.bytes = totals.bytes;
-    for (const [id, ts] of cursors) this.cursors.set(id, ts);
+    for (const [id, streams] of cursors) this.cursors.set(id, { ...this.cursors.get(id), ...streams });
   }
 
   /**
@@ -147,7 +155,7 @@ export class LogQueue {
     const gone = [...this.cursors.keys()].filter((id) => !existing.has(id));
     for (let i = 0; i < gone.length; i += CHUNK)
       await this.db
-        .deleteFrom('log_cursor')
+        .deleteFrom('log_stream_cursor')
         .where('container_id', 'in', gone.slice(i, i + CHUNK))
         .execute();
     for (const id of gone) this.cursors.delete(id);
@@ -159,7 +167,7 @@ export class LogQueue {
    */
   private async dropExcess(tx: Transaction<AgentTables>, lines: number, bytes: number): Promise<{ lines: number; bytes: number }> {
     if (lines <= this.maxLines && bytes <= this.maxBytes) return { lines, bytes };
-    const markerBytes = Buffer.byteLength(droppedMarker(this.maxLines, new Date().toISOString())) + 16;
+    const markerBytes = Buffer.byteLength(droppedMarker(this.maxLines, isoTime())) + 16;
     const fits = (l: number, b: number) => l + 1 <= this.maxLines && b + markerBytes <= this.maxBytes;
     let dropped = 0;
     let cut = 0;

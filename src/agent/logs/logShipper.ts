@@ -13,8 +13,9 @@ import { request } from '../cloud/httpClient.js';
 import { SUPERVISED_FILTER } from '../engine/labels.js';
 import type { EventLog } from '../eventLog.js';
 import type { AgentDb } from '../store/database.js';
-import { engineTime, followLogs, type LineOrigin, type LogLine } from './logFollower.js';
+import { engineTime, followLogs, type LineOrigin, type LogLine, type StreamCursors } from './logFollower.js';
 import { droppedMarker, LogQueue, type LogQueueLimits } from './logQueue.js';
+import { isoTime } from '../../shared/isoTime.js';
 
 export interface LogShipperOptions {
   endpoint: string;
@@ -53,16 +54,16 @@ async function encoded(ndjson: string): Promise<{ body: Buffer; encoding?: strin
   const { gzip } = await import('node:zlib');
   return { body: await promisify(gzip)(raw), encoding: 'gzip' };
 }
-const nowTime = () => engineTime(new Date().toISOString())!;
+const nowTime = () => engineTime(isoTime())!;
 
 export class LogShipper {
   private pending: string[] = [];
   private pendingBytes = 0;
   /** lines not taken because memory was full: a marker says how many, where they would have been */
   private overflow = { count: 0, ts: '' };
-  /** per container, the engine time of its last line taken (ahead of the queue's cursors until flushed) */
-  private readonly taken: Map<string, string>;
-  private dirty = new Map<string, string>();
+  /** per container and stream, the engine time of its last line taken (ahead of the queue's cursors until flushed) */
+  private readonly taken: Map<string, StreamCursors>;
+  private dirty = new Map<string, StreamCursors>();
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private readonly batchLines: number;
@@ -90,9 +91,9 @@ export class LogShipper {
     this.batchBytes = o.batchBytes ?? 256 * 1024;
     this.flushMs = o.flushMs ?? 500;
     this.taken = new Map(queue.cursors);
-    this.stopFollowing = followLogs(o.docker, o.scope, o.log, (line, origin) => this.take(line, origin), {
-      since: (id) => this.taken.get(id) ?? queue.startedAt,
-    });
+    // a stream with no line taken yet starts where shipping began
+    const since = (id: string) => ({ stdout: queue.startedAt, stderr: queue.startedAt, ...this.taken.get(id) });
+    this.stopFollowing = followLogs(o.docker, o.scope, o.log, (line, origin) => this.take(line, origin), { since });
     this.sending = this.sendLoop();
     this.forgetting = this.forgetGone();
     this.forgetTimer = setInterval(() => (this.forgetting = this.forgetGone()), FORGET_EVERY_MS);
@@ -112,13 +113,15 @@ export class LogShipper {
 
   private take(line: LogLine, origin?: LineOrigin): void {
     if (this.stopped) return;
-    let ts = new Date(line.timestamp).toISOString();
+    let ts = isoTime(line.timestamp);
     if (origin?.time) {
-      // a resumed log starts again with the line stamped at its cursor
-      const last = this.taken.get(origin.containerId);
-      if (last && origin.time <= last) return;
-      this.taken.set(origin.containerId, origin.time);
-      this.dirty.set(origin.containerId, origin.time);
+      // a stream's cursor is its latest line taken (the follower drops what a resumed log sends again)
+      const stream = line.isStdErr ? 'stderr' : 'stdout';
+      const taken = this.taken.get(origin.containerId) ?? {};
+      if (!taken[stream] || origin.time > taken[stream]) {
+        this.taken.set(origin.containerId, { ...taken, [stream]: origin.time });
+        this.dirty.set(origin.containerId, { ...this.dirty.get(origin.containerId), [stream]: origin.time });
+      }
       ts = origin.time;
     }
     const shipped: Omit<ShippedLogLine, 'seq'> = {
@@ -179,7 +182,7 @@ export class LogShipper {
         this.wake?.();
       } catch (err) {
         // the disk failed: these lines are lost, and a marker in their place says so
-        this.pending.unshift(droppedMarker(lines.length, new Date().toISOString()));
+        this.pending.unshift(droppedMarker(lines.length, isoTime()));
         this.o.log.logger.warn({ err }, 'Device logs could not be queued');
       }
     });
@@ -252,7 +255,7 @@ export class LogShipper {
       const all = await this.o.docker.listContainers({ all: true, filters: SUPERVISED_FILTER });
       const existing = new Set(all.map((c) => c.Id));
       // a container whose line came after the listing exists, listed or not
-      for (const [id, ts] of this.taken) if (ts >= listedAt) existing.add(id);
+      for (const [id, { stdout = '', stderr = '' }] of this.taken) if (stdout >= listedAt || stderr >= listedAt) existing.add(id);
       await this.queue.forgetContainers(existing);
       for (const id of [...this.taken.keys()]) if (!existing.has(id)) this.taken.delete(id);
     } catch (err) {

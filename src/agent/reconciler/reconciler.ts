@@ -30,6 +30,16 @@ export interface ReconcilerDeps {
   intervalMs: number;
   /** told after every apply of the loop */
   onApplied?: (outcome: ApplyOutcome) => void;
+  /** the engine events' generation: the last apply's read stays current until it changes (undefined: never) */
+  engineGeneration?: () => number | undefined;
+}
+
+/** What the last apply read from the engine and planned, when it ended with nothing left to do now. */
+export interface LastRead {
+  desired: DesiredState;
+  current: CurrentState;
+  steps: Step[];
+  generation: number;
 }
 
 export type ApplyOutcome = 'converged' | 'waiting';
@@ -55,6 +65,7 @@ export class Reconciler {
   /** the last apply's waits (empty when it converged) */
   private waits: Requeue[] = [];
   private loggedWaits = new Set<string>();
+  private lastRead: LastRead | undefined;
   /** for health checks and the device API */
   readonly status = {
     applying: false,
@@ -82,6 +93,7 @@ export class Reconciler {
 
   trigger(reason: string): void {
     this.d.log.logger.debug({ reason }, 'apply triggered');
+    this.lastRead = undefined; // something changed: the next read is fresh
     this.pending = true;
     this.wake?.();
   }
@@ -93,7 +105,10 @@ export class Reconciler {
 
   /** Runs `fn` between applies (device API actions): no apply starts until it is done. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.applying.then(fn);
+    const run = this.applying.then(() => {
+      this.lastRead = undefined; // whatever runs now may change the engine
+      return fn();
+    });
     this.applying = run.catch(() => undefined);
     return run;
   }
@@ -112,6 +127,7 @@ export class Reconciler {
     this.status.lastApplyStart = Date.now();
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
+        const generation = this.d.engineGeneration?.();
         const current = await readCurrentState(this.d.docker, this.d.scope);
         this.status.engineReachable = true;
         // Only an apply prunes the record of handover starts: no step runs between its read of the engine and this.
@@ -121,7 +137,10 @@ export class Reconciler {
         const actionable = steps.filter((s) => s.action !== 'noop' && !this.d.executor.backedOff(s));
         this.reportWaits(steps);
         this.waits = this.requeues(steps);
-        if (actionable.length === 0) return steps.length === 0 ? 'converged' : 'waiting';
+        if (actionable.length === 0) {
+          if (generation !== undefined) this.lastRead = { desired, current, steps, generation };
+          return steps.length === 0 ? 'converged' : 'waiting';
+        }
         this.d.log.logger.debug({ steps: actionable.map(describeStep) }, 'executing');
         await this.d.executor.run(actionable, current);
       }
@@ -207,6 +226,15 @@ export class Reconciler {
       }
       this.wake = done;
     });
+  }
+
+  /**
+   * The last apply's read of the engine and its plan, while they are still what a read and a plan
+   * made now would give: the same target, no apply or action since, and no engine event.
+   */
+  currentRead(): LastRead | undefined {
+    const r = this.lastRead;
+    return r && r.generation === this.d.engineGeneration?.() && r.desired === this.d.desired() ? r : undefined;
   }
 
   /**

@@ -1,7 +1,9 @@
 // Watches each target release until it settles (settle.ts): inspects the containers of apps whose
 // release has not settled yet, reads the last lines of those that failed, and asks to be looked at
 // again when a verdict can change without an engine event (a settle period ends, a healthcheck
-// runs). An applied release seen settled is not inspected again. Loaded with the first target.
+// runs). An applied release seen settled is not inspected again, nor is a running container
+// without a healthcheck while no engine event came (what changes its run, a crash or a restart,
+// is one). Loaded with the first target.
 import type Docker from 'dockerode';
 import { readLogs } from '../engine/containerLogs.js';
 import { withDeadline } from '../engine/deadline.js';
@@ -24,6 +26,8 @@ export interface SettleWatchDeps {
   settleMs: number;
   /** a verdict may have changed: report the state again */
   onRecheck: () => void;
+  /** the engine events' generation (engine/engineEvents.ts): an inspect holds until it changes */
+  engineGeneration: () => number | undefined;
 }
 
 const INSPECT_TIMEOUT_MS = 10_000;
@@ -40,6 +44,8 @@ export class SettleWatch {
   private readonly settled = new Map<number, number>();
   /** `appId/service` → the last lines of a failed run */
   private readonly lines = new Map<string, { runKey: string; text: string }>();
+  /** container → its last inspect, with the engine events' generation it was made in */
+  private readonly runs = new Map<string, { info: Inspected; generation: number }>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
 
@@ -56,7 +62,7 @@ export class SettleWatch {
     applied: ReadonlyMap<number, { releaseId: number }>,
     downloading: (appId: number) => boolean,
   ): Promise<Map<number, AppSettle>> {
-    this.forgetGone(desired);
+    this.forgetGone(desired, current);
     const verdicts = new Map<number, AppSettle>();
     for (const [appId, app] of desired?.apps ?? []) {
       const isApplied = applied.get(appId)?.releaseId === app.releaseId;
@@ -88,7 +94,7 @@ export class SettleWatch {
     for (const [name, spec] of app.services) {
       if (!spec.running) continue;
       const container = current.containers.find((c) => c.appId === appId && c.serviceName === name && c.configHash === spec.hash);
-      const info = container && (await this.inspect(container.id, deadline - Date.now()));
+      const info = container && (this.stillCurrent(container) ?? (await this.inspect(container.id, deadline - Date.now())));
       if (container && info) inspected.set(name, { id: container.id, info });
       services.set(name, info ? serviceSettle(info.run, now, this.d.settleMs) : { state: 'settling', recheckAt: undefined });
     }
@@ -101,13 +107,21 @@ export class SettleWatch {
     return verdict;
   }
 
+  /** The last inspect of a running container without a healthcheck, when no engine event came since. */
+  private stillCurrent(container: { id: string; state: string }): Inspected | undefined {
+    const known = this.runs.get(container.id);
+    const stable = known && container.state === 'running' && known.info.run.status === 'running' && known.info.run.health === undefined;
+    return stable && known.generation === this.d.engineGeneration() ? known.info : undefined;
+  }
+
   private async inspect(id: string, timeoutMs: number): Promise<Inspected | undefined> {
     if (timeoutMs <= 0) return undefined; // the engine is slow: the next look decides
+    const generation = this.d.engineGeneration();
     try {
       const c = await withDeadline((d) => this.d.docker.getContainer(id).inspect({ ...d }), timeoutMs);
       const s = c.State;
       const health = s.Health;
-      return {
+      const info: Inspected = {
         run: {
           status: s.Status,
           exitCode: s.ExitCode,
@@ -120,6 +134,8 @@ export class SettleWatch {
         tty: c.Config.Tty,
         runKey: `${c.RestartCount}/${s.StartedAt}/${s.FinishedAt}`,
       };
+      if (generation !== undefined) this.runs.set(id, { info, generation });
+      return info;
     } catch {
       return undefined; // gone meanwhile, or the engine is slow: the next look decides
     }
@@ -165,8 +181,10 @@ export class SettleWatch {
     this.timer.unref();
   }
 
-  /** Apps and services no longer in the target are forgotten (the maps stay as small as the target). */
-  private forgetGone(desired: DesiredState | undefined): void {
+  /** Apps, services and containers no longer there are forgotten (the maps stay as small as the target). */
+  private forgetGone(desired: DesiredState | undefined, current: CurrentState): void {
+    const ids = new Set(current.containers.map((c) => c.id));
+    for (const id of this.runs.keys()) if (!ids.has(id)) this.runs.delete(id);
     for (const appId of this.settled.keys()) if (!desired?.apps.has(appId)) this.settled.delete(appId);
     for (const key of this.lines.keys()) {
       const [appId, service] = key.split('/');

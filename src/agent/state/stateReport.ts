@@ -22,6 +22,8 @@ export interface StateReportDeps {
   settleMs: number;
   /** a settle verdict may have changed: report the state again */
   onRecheck: () => void;
+  /** the engine events' generation (engine/engineEvents.ts) */
+  engineGeneration: () => number | undefined;
 }
 
 export class StateReport {
@@ -29,12 +31,18 @@ export class StateReport {
 
   constructor(private readonly d: StateReportDeps) {}
 
-  async read(): Promise<Record<string, AppReport>> {
+  /**
+   * `sinceLastApply`: the reconciler's last read and plan are used while still current (no apply,
+   * action, trigger or engine event since), sparing the engine a read and the agent a plan; the
+   * control plane's reports, which follow every apply, take it. The device API reads afresh.
+   */
+  async read(sinceLastApply = false): Promise<Record<string, AppReport>> {
     const { docker, scope, store, puller, executor, reconciler } = this.d;
-    const current = await readCurrentState(docker, scope);
+    const last = sinceLastApply ? reconciler.currentRead() : undefined;
+    const current = last?.current ?? (await readCurrentState(docker, scope));
     const desired = this.d.desired();
     const applied = store.appliedReleases();
-    const planned = await reconciler.pendingSteps(current);
+    const planned = last?.steps ?? (await reconciler.pendingSteps(current));
     const downloading = (appId: number) => [...(desired?.apps.get(appId)?.services.keys() ?? [])].some((s) => puller.progress(appId, s) !== null);
     const settle = desired?.apps.size ? await (await this.settleWatcher()).check(current, desired, applied, downloading) : undefined;
     return reportCurrentState(current, desired, {
@@ -53,7 +61,13 @@ export class StateReport {
 
   private settleWatcher(): Promise<SettleWatch> {
     this.settleWatch ??= import('./settleWatch.js').then(
-      ({ SettleWatch }) => new SettleWatch({ docker: this.d.docker, settleMs: this.d.settleMs, onRecheck: this.d.onRecheck }),
+      ({ SettleWatch }) =>
+        new SettleWatch({
+          docker: this.d.docker,
+          settleMs: this.d.settleMs,
+          onRecheck: this.d.onRecheck,
+          engineGeneration: this.d.engineGeneration,
+        }),
     );
     return this.settleWatch;
   }

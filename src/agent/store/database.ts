@@ -16,7 +16,7 @@ export interface AgentTables {
   purged_data: { app_id: number; service_name: string; release_id: number };
   telemetry_point: { id: Generated<number>; batch: string | null; size: number; point: string };
   log_queue: { seq: Generated<number>; line: string; bytes: number; dropped: number };
-  log_cursor: { container_id: string; ts: string };
+  log_stream_cursor: { container_id: string; stream: 'stdout' | 'stderr'; ts: string };
   dependent_device: {
     id: Generated<number>;
     uuid: string;

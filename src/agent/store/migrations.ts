@@ -157,6 +157,22 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('dependent_device').addColumn('refused', 'text').execute();
     },
   },
+  // Log cursors per stream (src/agent/logs/logQueue.ts): the engine stamps stdout and stderr apart, so
+  // one cursor per container skipped a line of one stream stamped before the other's last line taken.
+  // The old cursor, the later of the two, stands for both: nothing is sent twice.
+  '0007_log_stream_cursor': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('log_stream_cursor')
+        .addColumn('container_id', 'text', (c) => c.notNull())
+        .addColumn('stream', 'text', (c) => c.notNull())
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('log_stream_cursor_pk', ['container_id', 'stream'])
+        .execute();
+      for (const stream of ['stdout', 'stderr']) await sql`insert into log_stream_cursor select container_id, ${stream}, ts from log_cursor`.execute(db);
+      await db.schema.dropTable('log_cursor').execute();
+    },
+  },
 };
 
 export const migrationNames: readonly string[] = Object.keys(migrations);

@@ -26,7 +26,8 @@ export function startCloudLink(agent: Agent, endpoint: string): CloudLink {
     setTarget: async (target) => {
       await agent.setTarget(target, 'cloud');
     },
-    currentState: () => agent.currentState(),
+    // reports follow applies and settle rechecks: between engine events the last apply's read is current
+    currentState: () => agent.currentState(true),
     unikState: () => agent.unikReport(),
     dependentReport: () => agent.dependentsReport(),
     deviceApiCall: (call) => agent.deviceApiCall(call),

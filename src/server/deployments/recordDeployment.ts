@@ -1,10 +1,22 @@
 // Writes what a device's report says of its deployments (stateMachine.ts), in the report's transaction.
 import type { Transaction } from 'kysely';
 import type { TargetState } from '../../shared/targetState.js';
-import { nowIso, type ServerTables } from '../db/database.js';
+import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import { blockedFrom, deploymentUpdate, IN_PROGRESS, nextDeployment, supersedingRelease, type AppDeploymentReport } from './stateMachine.js';
 
 type Tx = Transaction<ServerTables>;
+
+/** The devices' deployments of the project's releases older than `newest` that are still under way are superseded. */
+export async function supersedeOlder(db: ServerDb | Tx, devices: readonly string[], projectId: number, newest: number, now: string): Promise<void> {
+  await db
+    .updateTable('deployment')
+    .set({ state: 'superseded', updated_at: now, finished_at: now })
+    .where('device_id', 'in', devices)
+    .where('state', 'in', IN_PROGRESS)
+    .where('release_id', '<', newest)
+    .where('release_id', 'in', (eb) => eb.selectFrom('release').select('id').where('project_id', '=', projectId))
+    .execute();
+}
 
 /**
  * The deployment of the release the app's report is about moves on; the device's deployments of
@@ -15,16 +27,7 @@ export async function recordDeployment(tx: Tx, deviceId: string, appId: number, 
   const serverTarget = target?.apps[String(appId)]?.release.id;
   const now = nowIso();
   const newest = supersedingRelease(app, serverTarget);
-  if (newest) {
-    await tx
-      .updateTable('deployment')
-      .set({ state: 'superseded', updated_at: now, finished_at: now })
-      .where('device_id', '=', deviceId)
-      .where('state', 'in', IN_PROGRESS)
-      .where('release_id', '<', newest)
-      .where('release_id', 'in', (eb) => eb.selectFrom('release').select('id').where('project_id', '=', appId))
-      .execute();
-  }
+  if (newest) await supersedeOlder(tx, [deviceId], appId, newest, now);
   const update = deploymentUpdate(app, serverTarget);
   if (!update) return;
   const release = await tx.selectFrom('release').select('project_id').where('id', '=', update.releaseId).executeTakeFirst();

@@ -3,11 +3,12 @@
 //   pending ─→ downloading ─→ applying ─→ succeeded   (the release runs and its services settled)
 //      └───────────┴────────────┴──────→ failed      (a pull, create or start failed, or a service
 //      │                                              crashed, restarted or is unhealthy: `error` says why)
-//      └──────────── (the device moved on to a newer release) ─→ superseded
+//      └──────────── (a newer release is the device's target, or the device moved on to one) ─→ superseded
 //
 // succeeded is final. failed moves only to succeeded (the agent keeps retrying, and a service that
-// crashed may settle after all) or to failed with another error. superseded moves again only when
-// the device reports on that release once more (it became its target again, or finished it after all).
+// crashed may settle after all) or to failed with another error. superseded moves again when the
+// device reports on that release once more (it finished it after all), or back to pending when it is
+// the device's target again (followTargets.ts).
 import type { SettleState } from '../../shared/deployments.js';
 
 export const DEPLOYMENT_STATES = ['pending', 'downloading', 'applying', 'succeeded', 'failed', 'superseded'] as const;

@@ -6,7 +6,7 @@ import { COMPOSE_MAX_BYTES } from '../releases/compose.js';
 import { CONTAINER_NAME_MAX, CONTAINER_NAME_PATTERN, StartupParametersSchema, TAG_PATTERN } from '../targets/releaseSchema.js';
 import type { ServerApp, ServerContext } from '../app.js';
 
-export { versionHashes } from '../services/releases.js';
+export { versionHashes } from '../services/releaseWrites.js';
 
 /** What AutoPi clients send back after a GET: accepted and ignored. */
 const ReadOnly = (description: string) => Type.Optional(Type.Unknown({ readOnly: true, description: `read-only (${description}): ignored when sent` }));
@@ -150,7 +150,8 @@ const Deployment = Type.Object(
         description:
           'succeeded: every service ran the settle period without a restart (healthy where it has a healthcheck); ' +
           'failed: `error` says why (a pull, create or start, ' +
-          'or a service that exited, restarted or is unhealthy: exit code, restarts, last lines); superseded: the device moved on to a newer release first',
+          'or a service that exited, restarted or is unhealthy: exit code, restarts, last lines); ' +
+          "superseded: a newer release became the device's target first",
       },
     ),
     error: Type.Union([Type.String(), Type.Null()]),

@@ -11,7 +11,7 @@ import { nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import { dependentImage } from '../targets/dependentTarget.js';
 import type { RegistryRecord } from '../targets/releaseTarget.js';
 import type { ImageDigests } from './imageDigests.js';
-import { versionHashes } from './releases.js';
+import { versionHashes } from './releaseWrites.js';
 import type { TargetWrites, Tx } from './targetWrites.js';
 
 export interface DependentApp {

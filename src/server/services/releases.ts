@@ -2,38 +2,28 @@
 // creating or changing a release records a pending deployment for each device new to it, and every
 // write refreshes the affected device targets (targetWrites.ts). A version names one release of its
 // project (409 for a second); a release without containers (which stops every service of the
-// project on its devices) needs `allow_empty`.
-import { randomBytes } from 'node:crypto';
+// project on its devices) needs `allow_empty`. What a request gives: releaseInput.ts; the SQL of a
+// write: releaseWrites.ts.
 import stringify from 'safe-stable-stringify';
-import { PostgresAdapter } from 'kysely';
-import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { DeploymentState } from '../deployments/stateMachine.js';
-import { inChunks, nowIso, type ServerDb } from '../db/database.js';
+import { nowIso, type ServerDb } from '../db/database.js';
 import { releaseContainerOf } from '../targets/deviceTargets.js';
-import { composeContainers, composePath } from '../releases/compose.js';
 import { fullyQualifiedName } from '../targets/releaseSchema.js';
 import { validateReleaseApp, type RegistryRecord, type ReleaseContainer } from '../targets/releaseTarget.js';
 import { refuseUnknownDevices } from './devices.js';
-import type { TargetWrites, Tx } from './targetWrites.js';
-
-/** A container as a caller gives it: defaults for what it leaves out. */
-export type ContainerInput = Pick<ReleaseContainer, 'name' | 'image'> &
-  Partial<Omit<ReleaseContainer, 'name' | 'image' | 'registry'>> & { registry?: number | null };
-export interface ReleaseInput {
-  version: string;
-  /** default: the project's devices */
-  devices?: string[];
-  /** the containers, or `compose` */
-  containers?: ContainerInput[];
-  /** a docker-compose.yml, converted into the containers (releases/compose.ts) */
-  compose?: string;
-  /** the contents of the env_file files the compose file names, by the path it names */
-  env_files?: Record<string, string>;
-  remove_containers?: string[];
-  /** not stored: says that an empty `containers` is meant */
-  allow_empty?: boolean;
-}
-export type ReleasePatch = Partial<ReleaseInput>;
+import {
+  type ContainerInput,
+  composePaths,
+  containerOf,
+  containersIn,
+  type ReleaseInput,
+  type ReleasePatch,
+  requiredContainers,
+  type StoredInput,
+} from './releaseInput.js';
+import { freeVersionHash, refuseTakenVersion, setDevices, withFreshHash, writeContainers } from './releaseWrites.js';
+import type { TargetWrites } from './targetWrites.js';
 
 export interface Release {
   id: number;
@@ -60,17 +50,7 @@ interface ProjectRow {
   name: string;
   default_registry: number | null;
 }
-/** A release as stored, defaults applied. */
-interface StoredInput {
-  version: string;
-  devices: string[];
-  containers: ReleaseContainer[];
-  remove_containers: string[];
-}
 type ReleaseRow = { id: number; version: string; version_hash: string; remove_containers: string; created_at: string };
-
-/** Where version hashes come from (tests replace it to force a collision). */
-export const versionHashes = { next: (): string => randomBytes(4).toString('hex') };
 
 export class Releases {
   private readonly db: ServerDb;
@@ -100,7 +80,7 @@ export class Releases {
 
   async create(projectId: number, body: ReleaseInput): Promise<Release> {
     const project = await this.project(projectId);
-    const containers = containersIn(body) ?? fail('/containers', 'required: give containers or compose');
+    const containers = requiredContainers(body);
     const input = await this.stored(body.version, body, containers, projectId);
     await composePaths(body, () => this.check(project, input, 0));
     const id = await withFreshHash(() =>
@@ -130,7 +110,7 @@ export class Releases {
 
   /** PUT: the release becomes `body` (defaults for what it leaves out). */
   async replace(projectId: number, id: number, body: ReleaseInput): Promise<Release> {
-    const containers = containersIn(body) ?? fail('/containers', 'required: give containers or compose');
+    const containers = requiredContainers(body);
     return this.update(projectId, id, body, () => this.stored(body.version, body, containers, projectId));
   }
 
@@ -256,154 +236,5 @@ export class Releases {
     });
     await refuseUnknownDevices(this.db, input.devices, 'release');
     validateReleaseApp({ id: releaseId, version_hash: '00000000', project }, input.containers, registries);
-  }
-}
-
-const containerOf = (c: ContainerInput): ReleaseContainer => ({
-  name: c.name,
-  image: c.image,
-  tag: c.tag ?? 'latest',
-  required_tags: c.required_tags ?? [],
-  startup_parameters: c.startup_parameters ?? {},
-  purge_data: c.purge_data ?? false,
-  registry: c.registry ?? null,
-});
-
-/** The containers a request gives, from its list or its compose file (never both); empty ones refused unless meant. */
-function containersIn(body: ReleasePatch): ContainerInput[] | undefined {
-  if (body.compose !== undefined && body.containers !== undefined) fail('/compose', 'give containers or compose, not both');
-  if (body.env_files !== undefined && body.compose === undefined) fail('/env_files', 'env_files go with compose');
-  const containers = body.compose !== undefined ? composeContainers(body.compose, body.env_files) : body.containers;
-  if (body.compose !== undefined && containers?.length === 0 && body.allow_empty !== true) {
-    throw new ValidationError(
-      'services',
-      'no services: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant',
-      'compose file',
-    );
-  }
-  refuseEmpty(containers, body.allow_empty);
-  return containers;
-}
-
-/** The release's checks, their errors named by the compose file's paths when it came as one. */
-async function composePaths(body: ReleasePatch, check: () => Promise<void>): Promise<void> {
-  try {
-    await check();
-  } catch (err) {
-    if (body.compose === undefined || !(err instanceof ValidationError) || !err.field.startsWith('/containers')) throw err;
-    throw new ValidationError(composePath(err.field, composeContainers(body.compose, body.env_files)), err.reason, 'compose file');
-  }
-}
-
-function fail(field: string, reason: string): never {
-  throw new ValidationError(field, reason, 'release');
-}
-
-/** A release without containers stops and removes every service of the project on its devices: only when the request says it means that. */
-function refuseEmpty(containers: unknown[] | undefined, allowEmpty: boolean | undefined): void {
-  if (containers?.length === 0 && allowEmpty !== true) {
-    throw new ValidationError(
-      '/containers',
-      'no containers: this release would stop and remove every service of the project on its devices; send "allow_empty": true if that is meant',
-      'release',
-    );
-  }
-}
-
-/**
- * Versions are unique in a project (a release is changed with PUT or PATCH, never shadowed by a
- * namesake). On PostgreSQL the project's row is locked, so that two server nodes cannot both
- * create a version; SQLite runs one transaction at a time.
- */
-async function refuseTakenVersion(tx: Tx, projectId: number, version: string, releaseId: number): Promise<void> {
-  if (tx.getExecutor().adapter instanceof PostgresAdapter) await tx.selectFrom('project').select('id').where('id', '=', projectId).forUpdate().execute();
-  const taken = await tx
-    .selectFrom('release')
-    .select('id')
-    .where('project_id', '=', projectId)
-    .where('version', '=', version)
-    .where('id', '!=', releaseId)
-    .executeTakeFirst();
-  if (taken) {
-    throw new ConflictError(
-      `version: release ${taken.id} of project ${projectId} is version "${version}" already (versions are unique in a project): ` +
-        `use another version, or change release ${taken.id} with PUT or PATCH`,
-    );
-  }
-}
-
-async function writeContainers(tx: Tx, releaseId: number, containers: ReleaseContainer[]): Promise<void> {
-  await tx.deleteFrom('release_container').where('release_id', '=', releaseId).execute();
-  if (!containers.length) return;
-  await tx
-    .insertInto('release_container')
-    .values(
-      containers.map((c, position) => ({
-        release_id: releaseId,
-        position,
-        name: c.name,
-        image: c.image,
-        tag: c.tag,
-        required_tags: JSON.stringify(c.required_tags),
-        startup_parameters: JSON.stringify(c.startup_parameters),
-        purge_data: c.purge_data ? 1 : 0,
-        registry_id: c.registry,
-      })),
-    )
-    .execute();
-}
-
-/**
- * The release's devices become `devices`: a device new to it gets a pending deployment, a device
- * taken off it loses its deployment record; when the release's content changed, the devices that
- * stay must deploy it again (pending).
- */
-async function setDevices(tx: Tx, releaseId: number, devices: string[], contentChanged: boolean): Promise<void> {
-  const before = new Set((await tx.selectFrom('release_device').select('device_id').where('release_id', '=', releaseId).execute()).map((d) => d.device_id));
-  const wanted = new Set(devices);
-  const added = devices.filter((d) => !before.has(d));
-  const removed = [...before].filter((d) => !wanted.has(d));
-  const kept = devices.filter((d) => before.has(d));
-  const now = nowIso();
-  for (const part of inChunks(removed)) {
-    await tx.deleteFrom('release_device').where('release_id', '=', releaseId).where('device_id', 'in', part).execute();
-    await tx.deleteFrom('deployment').where('release_id', '=', releaseId).where('device_id', 'in', part).execute();
-  }
-  const pending = { state: 'pending' as const, error: null, updated_at: now, finished_at: null };
-  for (const part of inChunks(added)) {
-    await tx
-      .insertInto('release_device')
-      .values(part.map((device_id) => ({ release_id: releaseId, device_id })))
-      .execute();
-    await tx
-      .insertInto('deployment')
-      .values(part.map((device_id) => ({ release_id: releaseId, device_id, ...pending, created_at: now })))
-      .onConflict((oc) => oc.columns(['release_id', 'device_id']).doUpdateSet(pending))
-      .execute();
-  }
-  for (const part of contentChanged ? inChunks(kept) : []) {
-    const stale = tx.updateTable('deployment').set(pending).where('release_id', '=', releaseId).where('device_id', 'in', part);
-    await stale.where('state', '!=', 'pending').execute();
-  }
-}
-
-/** A version hash no release has; the unique constraint settles a race with another server node. */
-async function freeVersionHash(tx: Tx): Promise<string> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const hash = versionHashes.next();
-    const taken = await tx.selectFrom('release').select('id').where('version_hash', '=', hash).executeTakeFirst();
-    if (!taken) return hash;
-  }
-  throw new Error('no free version hash after 20 attempts');
-}
-
-async function withFreshHash<T>(insert: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await insert();
-    } catch (err) {
-      const msg = String((err as Error).message);
-      if (attempt >= 3 || !/version_hash/.test(msg) || !/unique|duplicate/i.test(msg)) throw err;
-    }
   }
 }

@@ -2,7 +2,8 @@
 // changes (a release, a registry's credentials, a device's name), so that a device's poll is one
 // indexed read and its ETag a stored digest. A device gets, per project, the newest release that
 // lists it, or (when it joined the project after its releases were made) the project's active one;
-// registry credentials only for the registries those releases use.
+// registry credentials only for the registries those releases use. The devices' deployment records
+// follow their targets (deployments/followTargets.ts).
 //
 // Registry passwords stay sealed at rest: a stored target names each registry's password in the
 // form the registry table keeps it (`password_sealed`), and `served()` opens it only as the target
@@ -16,6 +17,7 @@ import stringify from 'safe-stable-stringify';
 import type { AppTarget, RegistryCredentials, TargetState } from '../../shared/targetState.js';
 import { validateTargetState } from '../../shared/validateTarget.js';
 import type { SecretBox } from '../auth/secretBox.js';
+import { followTargets } from '../deployments/followTargets.js';
 import { inChunks, nowIso, type ServerDb, type ServerTables } from '../db/database.js';
 import type { DeviceNotifier } from '../wakeups/notifier.js';
 import { dependentTargets, withDependentRegistries } from './dependentTarget.js';
@@ -49,6 +51,8 @@ const BATCH = 500;
 interface BuiltTarget {
   json: string;
   etag: string;
+  /** project id → the release the target runs of it */
+  releases: ReadonlyMap<number, number>;
 }
 /** Why a device's target could not be built. */
 interface BuildFailure {
@@ -129,6 +133,7 @@ export class DeviceTargets {
   async refresh(deviceIds?: readonly string[]): Promise<string[]> {
     const ids = deviceIds ?? (await this.db.selectFrom('device').select('id').execute()).map((d) => d.id);
     const changed: string[] = [];
+    const releases = new Map<string, ReadonlyMap<number, number>>();
     const builder = new TargetBuilder(this.db, await this.registries());
     for (const batch of inChunks(ids, BATCH)) {
       const [targets, etags] = await Promise.all([builder.build(batch), this.etags(batch)]);
@@ -140,22 +145,30 @@ export class DeviceTargets {
       const rows = built
         .filter(([id, t]) => etags.get(id) !== t.etag)
         .map(([id, t]) => ({ device_id: id, etag: t.etag, target_json: t.json, updated_at: nowIso() }));
-      if (!rows.length) continue;
-      await this.db
-        .insertInto('device_target')
-        .values(rows)
-        .onConflict((oc) =>
-          oc
-            .column('device_id')
-            .doUpdateSet((eb) => ({ etag: eb.ref('excluded.etag'), target_json: eb.ref('excluded.target_json'), updated_at: eb.ref('excluded.updated_at') })),
-        )
-        .execute();
-      const woken = rows.map((r) => r.device_id);
-      await this.notifier.notify(woken);
-      changed.push(...woken);
-      await new Promise((resolve) => setImmediate(resolve));
+      if (rows.length) {
+        await this.store(rows);
+        const woken = rows.map((r) => r.device_id);
+        await this.notifier.notify(woken);
+        changed.push(...woken);
+      }
+      for (const [id, t] of built) releases.set(id, t.releases);
+      if (rows.length) await new Promise((resolve) => setImmediate(resolve));
     }
+    // once every device was woken; also for targets unchanged (a deployment just made of a release older than its target's)
+    await followTargets(this.db, releases);
     return changed;
+  }
+
+  private async store(rows: { device_id: string; etag: string; target_json: string; updated_at: string }[]): Promise<void> {
+    await this.db
+      .insertInto('device_target')
+      .values(rows)
+      .onConflict((oc) =>
+        oc
+          .column('device_id')
+          .doUpdateSet((eb) => ({ etag: eb.ref('excluded.etag'), target_json: eb.ref('excluded.target_json'), updated_at: eb.ref('excluded.updated_at') })),
+      )
+      .execute();
   }
 
   /** The device's target from the database, as it would be stored; undefined for an unknown device. */
@@ -253,7 +266,7 @@ class TargetBuilder {
       // safe-stable-stringify's key order: apps, dependent, name, registries
       const registries = dep ? withDependentRegistries(set.registries, dep.registries) : set.registries;
       const json = `{"apps":${set.apps},${dep ? `"dependent":${dep.json},` : ''}"name":${JSON.stringify(device.name)},"registries":${registries}}`;
-      out.set(device.id, { json, etag: digest(json) });
+      out.set(device.id, { json, etag: digest(json), releases: releasesOf.get(device.id) ?? new Map() });
     }
     return out;
   }

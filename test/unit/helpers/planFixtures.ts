@@ -24,6 +24,9 @@ export function target(apps: Record<number, AppTarget>, extra: Omit<Partial<Targ
   return { ...extra, apps: Object.fromEntries(Object.entries(apps)) };
 }
 
+/** App 1 with the given services and nothing else. */
+export const single = (services: Record<string, ServiceTarget>, release = {}) => target({ 1: app(services, release) });
+
 /** App 1: `db` (with volume `data`), `api` (depends on db, from a private registry) and `web`. */
 export function stack(edit: (services: Record<string, ServiceTarget>) => void = () => {}): TargetState {
   const services: Record<string, ServiceTarget> = {
@@ -109,6 +112,9 @@ export function convergedState(d: DesiredState, over: Partial<CurrentState> = {}
   return state({ images: imagesOf(d), networks: networksOf(d), volumes: volumesOf(d), containers: containersOf(d), ...over });
 }
 
+/** The same engine state without some of the app's containers. */
+export const without = (cur: CurrentState, ...ids: string[]) => state({ ...cur, containers: cur.containers.filter((c) => !ids.includes(c.id)) });
+
 export function context(over: Partial<PlanContext> = {}): PlanContext {
   return {
     now: NOW,
@@ -129,6 +135,10 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
     ...over,
   };
 }
+
+/** Context parts: app 1 holds its update lock; app 1 runs release `releaseId`. */
+export const held = () => ({ locksHeld: new Set([1]) });
+export const applied = (releaseId = 1) => ({ appliedReleases: new Map([[1, releaseId]]) });
 
 // ---------- reading plans ----------
 

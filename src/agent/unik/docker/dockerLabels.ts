@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import { withDeadline } from '../../engine/deadline.js';
 import { LABEL, ownedBy, scopeLabel } from '../../engine/labels.js';
 import type { InstanceState, UnikImage, UnikInstance, UnikVolume } from '../provider.js';
+import { isoTime } from '../../../shared/isoTime.js';
 
 export const PROVIDER = 'docker';
 
@@ -62,7 +63,7 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
   }
 }
 
-const iso = (label: string | undefined, unixSeconds: number) => label ?? new Date(unixSeconds * 1000).toISOString();
+const iso = (label: string | undefined, unixSeconds: number) => label ?? isoTime(unixSeconds * 1000);
 
 export function toImage(i: Docker.ImageInfo): UnikImage {
   const l = i.Labels ?? {};
@@ -123,6 +124,6 @@ export function toVolume(v: Docker.VolumeInspectInfo, attachment: string): UnikV
     SizeMb: Number(l[UNIK.sizeMb] ?? 1),
     Attachment: attachment,
     Infrastructure: PROVIDER,
-    Created: l[UNIK.created] ?? (created ? new Date(created).toISOString() : ''),
+    Created: l[UNIK.created] ?? (created ? isoTime(Date.parse(created)) : ''),
   };
 }

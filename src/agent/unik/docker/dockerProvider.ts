@@ -35,6 +35,7 @@ import {
   volumeEngineName,
 } from './dockerLabels.js';
 import { createVolume, removeVolume, volumesWithAttachments } from './dockerVolumes.js';
+import { isoTime } from '../../../shared/isoTime.js';
 
 export interface DockerProviderOptions {
   docker: Docker;
@@ -73,7 +74,7 @@ class DockerProvider implements UnikProvider {
 
   async buildImage(request: BuildRequest): Promise<UnikImage> {
     const id = await randomHex(16);
-    await buildImage(this.docker, this.scope, id, new Date().toISOString(), request);
+    await buildImage(this.docker, this.scope, id, isoTime(), request);
     this.log.info(`UniK: built image ${request.name} (${PROVIDER})`);
     return this.image(id);
   }
@@ -115,7 +116,7 @@ class DockerProvider implements UnikProvider {
         Image: engine.Id,
         ...(args.length ? { Cmd: args } : {}),
         Env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
-        Labels: objectLabels(this.scope, id, request.name, new Date().toISOString(), {
+        Labels: objectLabels(this.scope, id, request.name, isoTime(), {
           [UNIK.imageId]: request.image.Id,
           [UNIK.mounts]: JSON.stringify(mounts),
         }),

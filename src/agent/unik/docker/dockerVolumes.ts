@@ -16,6 +16,7 @@ import fsp from '../../../shared/fsAsync.js';
 import { packDir, packFile } from '../packDir.js';
 import { UnikError, type UnikVolume, type VolumeRequest } from '../provider.js';
 import { HELPER, instanceMounts, mine, MiB, objectLabels, UNIK, unikFilter, volumeEngineName, toVolume } from './dockerLabels.js';
+import { isoTime } from '../../../shared/isoTime.js';
 
 const HELPER_IMAGE = 'bosun-unik/volume-helper:1';
 const DATA_POINT = '/unik-volume-data';
@@ -35,7 +36,7 @@ export async function createVolume(docker: Docker, scope: string | undefined, re
   if (req.sizeMb > 0 && needMb > req.sizeMb) throw new UnikError('bad-request', `the data (${needMb} MB) does not fit a volume of ${req.sizeMb} MB`);
   const sizeMb = req.sizeMb > 0 ? req.sizeMb : needMb;
   const id = await randomHex(16);
-  const created = new Date().toISOString();
+  const created = isoTime();
   const name = volumeEngineName(id);
   await withDeadline((d) => docker.createVolume({ Name: name, Labels: objectLabels(scope, id, req.name, created, { [UNIK.sizeMb]: String(sizeMb) }), ...d }));
   try {

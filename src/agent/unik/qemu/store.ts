@@ -39,6 +39,9 @@ export interface VolumeRecord {
   Created: string;
 }
 
+/** The provider's name, which each object it gives carries (`Infrastructure`). */
+export const INFRASTRUCTURE = 'qemu';
+
 export type Kind = 'images' | 'instances' | 'volumes';
 const FILE: Record<Kind, string> = { images: 'image.json', instances: 'instance.json', volumes: 'volume.json' };
 
